@@ -1,0 +1,60 @@
+# dualstack: a managed Docker plugin serving docker.networkdriver/1.0 and
+# docker.ipamdriver/1.0 on one unix socket.
+#
+# The plugin rootfs (packaging/mkrootfs.sh) holds the static binary and
+# iptables/ip6tables in both flavours (nft and legacy, taken from Debian's
+# packages); building it needs root and a Debian machine. The plugin runs
+# with CAP_NET_ADMIN (links, addresses, routes, nftables), CAP_SYS_ADMIN
+# (entering container network namespaces, mounts) and CAP_NET_RAW: legacy
+# iptables (libiptc) programs the kernel through a SOCK_RAW socket.
+
+GO              ?= go
+PLUGIN          ?= dualstack:latest
+# Settings applied with `docker plugin set` before enabling, e.g.
+#   make install PLUGIN_SETTINGS="state.source=/tmp/x LOG_LEVEL=debug"
+PLUGIN_SETTINGS ?=
+BUILD           := build
+BINARY          := $(BUILD)/dualstack
+PLUGIN_DIR      := $(BUILD)/plugin
+# Cache of the Debian packages the rootfs is made from.
+DEBS_DIR        ?= $(BUILD)/debs
+
+.DEFAULT_GOAL := help
+
+.PHONY: help build plugin install demo test integration test-all bench clean
+
+help: ## List the targets
+	@echo 'Targets:'
+	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@echo 'Variables: PLUGIN=$(PLUGIN) PLUGIN_SETTINGS="$(PLUGIN_SETTINGS)" DOCKER_HOST=$(DOCKER_HOST)'
+
+build: ## Build the static binary build/dualstack
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BINARY) ./cmd/dualstack
+
+plugin: build ## Build the plugin (config.json + rootfs) in build/plugin (needs root)
+	DEBS_DIR=$(DEBS_DIR) packaging/mkrootfs.sh $(PLUGIN_DIR)/rootfs $(BINARY)
+	cp config.json $(PLUGIN_DIR)/config.json
+
+install: plugin ## Create and enable the plugin PLUGIN in the local Docker (DOCKER_HOST, PLUGIN_SETTINGS)
+	packaging/install.sh '$(PLUGIN)' $(PLUGIN_DIR) $(PLUGIN_SETTINGS)
+
+demo: install ## Install the plugin and show it at work on a throwaway network
+	packaging/demo.sh '$(PLUGIN)'
+
+test: ## Run the unit tests with the race detector (kernel tests need root)
+	@[ "$$($(GO) env CGO_ENABLED)" = 1 ] || { \
+		echo 'make test: go test -race needs cgo and a C compiler (apt-get install gcc)' >&2; exit 1; }
+	$(GO) test -race ./...
+
+integration: plugin ## Run the end-to-end tests against a private dockerd (root)
+	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
+
+test-all: ## Run every test: unit tests, then the end-to-end tests
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory integration
+
+bench: ## Run the benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean: ## Remove build/
+	rm -rf $(BUILD)

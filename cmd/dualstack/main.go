@@ -1,0 +1,78 @@
+// Command dualstack is the dualstack Docker plugin: a network driver and an
+// IPAM driver served on one unix socket.
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/dualstack-net/dualstack/driver"
+	"github.com/dualstack-net/dualstack/ipamdriver"
+	"github.com/dualstack-net/dualstack/plugin"
+	"github.com/dualstack-net/dualstack/settings"
+	"github.com/dualstack-net/dualstack/state"
+)
+
+func main() {
+	log := logrus.StandardLogger()
+	// dockerd logs a managed plugin's stdout at info and its stderr at
+	// error, each line with its own timestamp and the plugin's ID.
+	log.SetOutput(os.Stdout)
+	log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true, DisableColors: true})
+	if err := run(log); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(log *logrus.Logger) error {
+	cfg, err := settings.FromEnv(nil)
+	if err != nil {
+		return err
+	}
+	log.SetLevel(cfg.LogLevel)
+
+	db, err := state.Open(cfg.StateDir, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	machineID, err := os.ReadFile(cfg.MachineIDFile)
+	if err != nil {
+		log.Warnf("cannot read %s (%v): the IPv6 ULA prefix is derived from a random ID kept in the state file instead", cfg.MachineIDFile, err)
+	}
+	ipamDriver, err := ipamdriver.New(ipamdriver.Config{
+		DB:             db,
+		DefaultPoolsV4: cfg.DefaultPoolsV4,
+		MachineID:      strings.TrimSpace(string(machineID)),
+		HostPrefixes:   ipamdriver.HostPrefixes,
+		Log:            log.WithField("driver", "ipam"),
+	})
+	if err != nil {
+		return err
+	}
+
+	l, err := plugin.ListenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		log.Info("shutting down")
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).Info("dualstack serving")
+	return plugin.New(driver.New(), ipamDriver, log).Serve(srv, l)
+}

@@ -1,0 +1,185 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// docker runs the docker CLI and fails the test if it fails.
+func docker(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := dockerCmd(args...)
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+// dockerFails runs the docker CLI, fails the test if it succeeds, and
+// returns what it printed.
+func dockerFails(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := dockerCmd(args...)
+	if err == nil {
+		t.Fatalf("docker %s succeeded, want an error; it printed:\n%s", strings.Join(args, " "), out)
+	}
+	return out
+}
+
+func dockerCmd(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	return string(out), err
+}
+
+// createNetwork creates a labelled network and removes it when the test
+// ends (after its containers, which were registered later).
+func createNetwork(t testing.TB, name string, args ...string) {
+	t.Helper()
+	docker(t, append([]string{"network", "create", "--label", testLabel}, append(args, name)...)...)
+	t.Cleanup(func() { _, _ = dockerCmd("network", "rm", name) })
+}
+
+// runContainer starts a long-running labelled container on network and
+// removes it when the test ends.
+func runContainer(t testing.TB, name, network string, args ...string) {
+	t.Helper()
+	full := []string{"run", "-d", "--label", testLabel, "--name", name, "--network", network}
+	full = append(full, args...)
+	full = append(full, image, "sleep", "3600")
+	t.Cleanup(func() { _, _ = dockerCmd("rm", "-f", name) })
+	docker(t, full...)
+}
+
+// inspectAddrs returns the addresses Docker reports for container on network.
+func inspectAddrs(t testing.TB, container, network string) (v4, v6 netip.Addr) {
+	t.Helper()
+	out := docker(t, "inspect", "-f",
+		fmt.Sprintf(`{{with index .NetworkSettings.Networks %q}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}`, network), container)
+	f := strings.Fields(out)
+	if len(f) >= 1 {
+		v4, _ = netip.ParseAddr(f[0])
+	}
+	if len(f) >= 2 {
+		v6, _ = netip.ParseAddr(f[1])
+	}
+	return v4, v6
+}
+
+// containerAddrs returns the global addresses the container itself sees on
+// its interface dev, as `ip -o addr` prints them.
+func containerAddrs(t testing.TB, container, dev string) []netip.Prefix {
+	t.Helper()
+	out := docker(t, "exec", container, "ip", "-o", "addr", "show", "dev", dev)
+	var addrs []netip.Prefix
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] != "inet" && f[i] != "inet6" {
+				continue
+			}
+			p, err := netip.ParsePrefix(f[i+1])
+			if err == nil && !p.Addr().IsLinkLocalUnicast() {
+				addrs = append(addrs, p)
+			}
+		}
+	}
+	return addrs
+}
+
+// pluginPIDs lists the running plugin processes of the engine: those whose
+// command line is the plugin's entrypoint, in the engine's network namespace
+// when the engine is private.
+func pluginPIDs() []int {
+	var pids []int
+	candidates := netnsPIDs(eng.netns)
+	if eng.external {
+		candidates = allPIDs()
+	}
+	for _, pid := range candidates {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && strings.TrimRight(string(b), "\x00") == "/dualstack" {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// pluginSocket is the plugin's socket, reached through the plugin process's
+// root: the path Docker uses (<exec-root>/plugins/<64-hex id>/…) can be
+// longer than a unix socket address allows.
+func pluginSocket() (string, error) {
+	pids := pluginPIDs()
+	if len(pids) != 1 {
+		return "", fmt.Errorf("want one plugin process, found %v", pids)
+	}
+	return fmt.Sprintf("/proc/%d/root/run/docker/plugins/dualstack.sock", pids[0]), nil
+}
+
+// waitPlugin waits until the plugin answers on its socket.
+func waitPlugin(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		sock, err := pluginSocket()
+		if lastErr = err; err == nil {
+			if lastErr = activate(sock); lastErr == nil {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("plugin did not answer within 60s: %v", lastErr)
+}
+
+func activate(sock string) error {
+	c := http.Client{
+		Timeout: 2 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}},
+	}
+	resp, err := c.Post("http://plugin/Plugin.Activate", "application/json", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	return nil
+}
+
+// killPlugin SIGKILLs the plugin process and waits for Docker to restart it.
+func killPlugin(t testing.TB) {
+	t.Helper()
+	pids := pluginPIDs()
+	if len(pids) != 1 {
+		t.Fatalf("want one plugin process, found %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if now := pluginPIDs(); len(now) == 1 && now[0] != pids[0] {
+			waitPlugin(t)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("Docker did not restart the plugin within 60s after SIGKILL of pid %d", pids[0])
+}

@@ -1,0 +1,292 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// engine is the dockerd the suite runs against: the one at DOCKER_HOST when
+// it answers, or a private one started in its own network namespace, with
+// its own data-root, exec-root and socket, so that nothing the tests create
+// reaches the host's network.
+type engine struct {
+	external bool
+	netns    string // network namespace of a private engine
+	dir      string // data-root, exec-root, socket, log and plugin state live here
+	host     string // DOCKER_HOST value
+	args     []string
+	cmd      *exec.Cmd
+	logFile  *os.File
+}
+
+const netnsPrefix = "dsit-"
+
+// startEngine returns the engine to test against.
+func startEngine(repo string) (*engine, error) {
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		if err := exec.Command("docker", "version").Run(); err == nil {
+			dir, err := os.MkdirTemp("", "dualstack-it-")
+			if err != nil {
+				return nil, err
+			}
+			return &engine{external: true, host: h, dir: dir}, nil
+		}
+		return nil, fmt.Errorf("DOCKER_HOST=%s does not answer `docker version`: unset it to use a private engine", h)
+	}
+	cleanStale()
+	dir, err := os.MkdirTemp("", "dualstack-it-")
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{
+		netns: fmt.Sprintf("%s%d", netnsPrefix, os.Getpid()),
+		dir:   dir,
+		host:  "unix://" + filepath.Join(dir, "docker.sock"),
+	}
+	e.args = []string{
+		filepath.Join(repo, "integration/engines/in-netns.sh"), e.netns,
+		"dockerd",
+		"--data-root", filepath.Join(dir, "data"),
+		"--exec-root", filepath.Join(dir, "exec"),
+		"--pidfile", filepath.Join(dir, "docker.pid"),
+		"-H", e.host,
+		"--live-restore",
+	}
+	if e.logFile, err = os.Create(filepath.Join(dir, "dockerd.log")); err != nil {
+		return nil, err
+	}
+	return e, e.start()
+}
+
+// netnsDir is the directory holding the engine's container network
+// namespaces, which the plugin must see.
+func (e *engine) netnsDir() string {
+	if e.external {
+		if d := os.Getenv("DUALSTACK_NETNS_DIR"); d != "" {
+			return d
+		}
+		return "/var/run/docker/netns"
+	}
+	return filepath.Join(e.dir, "exec", "netns")
+}
+
+func (e *engine) start() error {
+	if e.external {
+		return nil
+	}
+	e.cmd = exec.Command(e.args[0], e.args[1:]...)
+	e.cmd.Stdout, e.cmd.Stderr = e.logFile, e.logFile
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := e.cmd.Start(); err != nil {
+		return fmt.Errorf("start dockerd: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- e.cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("dockerd exited during start (%v); its log:\n%s", err, e.logTail(40))
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := exec.CommandContext(ctx, "docker", "-H", e.host, "info").Run()
+		cancel()
+		if err == nil {
+			go func() { <-exited }()
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("dockerd did not answer within 60s; its log:\n%s", e.logTail(40))
+}
+
+// stop stops dockerd with SIGTERM (SIGKILL after 60s) and waits for it.
+func (e *engine) stop() error {
+	if e.external || e.cmd == nil || e.cmd.Process == nil {
+		return nil
+	}
+	pid := e.pid()
+	if pid == 0 {
+		return nil
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 600 && processAlive(pid); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if processAlive(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		return fmt.Errorf("dockerd (pid %d) ignored SIGTERM for 60s and was killed", pid)
+	}
+	return nil
+}
+
+func (e *engine) restart() error {
+	if e.external {
+		return fmt.Errorf("cannot restart an external engine")
+	}
+	if err := e.stop(); err != nil {
+		return err
+	}
+	return e.start()
+}
+
+// pid is dockerd's process ID, from its pidfile.
+func (e *engine) pid() int {
+	b, err := os.ReadFile(filepath.Join(e.dir, "docker.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// close stops a private engine and removes everything it left: its
+// processes, network namespace and directory.
+func (e *engine) close() {
+	if e.external {
+		os.RemoveAll(e.dir)
+		return
+	}
+	_ = e.stop()
+	// containerd and shims started by dockerd live in the same netns.
+	killNetns(e.netns)
+	deleteNetns(e.netns)
+	if e.logFile != nil {
+		e.logFile.Close()
+	}
+	unmountBelow(e.dir)
+	os.RemoveAll(e.dir)
+}
+
+func (e *engine) logTail(n int) string {
+	b, _ := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// keepLog copies the dockerd log (the plugin's output included) out of the
+// directory that close removes, and says where.
+func (e *engine) keepLog() {
+	b, err := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
+	if err != nil {
+		return
+	}
+	dst := filepath.Join(os.TempDir(), "dualstack-it-dockerd.log")
+	if os.WriteFile(dst, b, 0o644) == nil {
+		fmt.Printf("dockerd log kept in %s\n", dst)
+	}
+}
+
+// pluginLog returns the plugin's lines from the dockerd log.
+func (e *engine) pluginLog() string {
+	b, _ := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "plugin=") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func processAlive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !bytes.Contains(b, []byte(") Z "))
+}
+
+// allPIDs lists every process.
+func allPIDs() []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		if pid, err := strconv.Atoi(ent.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// netnsPIDs lists the processes whose network namespace is the named one.
+func netnsPIDs(ns string) []int {
+	target, err := os.Readlink("/run/netns/" + ns)
+	if err != nil {
+		fi, err := os.Stat("/run/netns/" + ns)
+		if err != nil {
+			return nil
+		}
+		target = fmt.Sprintf("net:[%d]", fi.Sys().(*syscall.Stat_t).Ino)
+	}
+	var pids []int
+	for _, pid := range allPIDs() {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && l == target {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func killNetns(ns string) {
+	for i := 0; i < 50; i++ {
+		pids := netnsPIDs(ns)
+		if len(pids) == 0 {
+			return
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// deleteNetns removes a private engine's network and mount namespaces.
+func deleteNetns(ns string) {
+	_ = exec.Command(filepath.Join(repo, "integration/engines/in-netns.sh"), "--delete", ns).Run()
+}
+
+// unmountBelow lazily unmounts whatever is still mounted under dir in this
+// mount namespace.
+func unmountBelow(dir string) {
+	b, _ := os.ReadFile("/proc/self/mounts")
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		f := strings.Fields(lines[i])
+		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			_ = syscall.Unmount(f[1], syscall.MNT_DETACH)
+		}
+	}
+}
+
+// cleanStale removes private engines left by earlier runs that were killed
+// before they could clean up (a `go test -timeout` panic, say).
+func cleanStale() {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || !strings.HasPrefix(f[0], netnsPrefix) {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimPrefix(f[0], netnsPrefix))
+		if err == nil && processAlive(pid) && pid != os.Getpid() {
+			continue // another live test run
+		}
+		killNetns(f[0])
+		deleteNetns(f[0])
+	}
+}

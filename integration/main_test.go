@@ -1,0 +1,163 @@
+//go:build integration
+
+// Package integration runs dualstack end to end against a real dockerd:
+// `go test -tags integration ./integration/...` (or `make integration`), as
+// root. See startEngine for which dockerd it uses.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	// pluginName is what networks name as driver and IPAM driver. Docker
+	// registers a managed plugin's drivers under its full name, tag
+	// included: "dualstack" alone finds the plugin but not its driver.
+	pluginName = "dualstack:latest"
+	// image is the busybox image the suite imports.
+	image = "dualstack-busybox:latest"
+	// testLabel marks every network and container the suite makes, so that
+	// the final sweep removes them even when a test forgot to.
+	testLabel = "dualstack.test=1"
+)
+
+var (
+	eng  *engine
+	repo string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "integration tests need root (they start a dockerd and install a plugin)")
+		return 1
+	}
+	_, file, _, _ := runtime.Caller(0)
+	repo = filepath.Dir(filepath.Dir(file))
+
+	var err error
+	if eng, err = startEngine(repo); err != nil {
+		fmt.Fprintln(os.Stderr, "engine:", err)
+		if eng != nil {
+			eng.close()
+		}
+		return 1
+	}
+	os.Setenv("DOCKER_HOST", eng.host)
+	defer eng.close()
+	out, _ := exec.Command("docker", "version", "--format", "client {{.Client.Version}}, engine {{.Server.Version}} (API {{.Server.APIVersion}})").CombinedOutput()
+	fmt.Printf("engine: %s at %s (private: %v)\n", strings.TrimSpace(string(out)), eng.host, !eng.external)
+
+	if err := importBusybox(); err != nil {
+		fmt.Fprintln(os.Stderr, "image:", err)
+		return 1
+	}
+	if err := installPlugin(); err != nil {
+		fmt.Fprintln(os.Stderr, "plugin:", err)
+		return 1
+	}
+	defer removePlugin()
+	defer sweep()
+
+	code := m.Run()
+	if code != 0 {
+		fmt.Printf("--- plugin log (last lines) ---\n%s\n", lastLines(eng.pluginLog(), 80))
+		eng.keepLog()
+	}
+	return code
+}
+
+// importBusybox makes the test image from Debian's busybox-static.
+func importBusybox() error {
+	if exec.Command("docker", "image", "inspect", image).Run() == nil {
+		return nil
+	}
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		return fmt.Errorf("busybox not found: apt-get install busybox-static")
+	}
+	root, err := os.MkdirTemp("", "dualstack-busybox-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), data, 0o755); err != nil {
+		return err
+	}
+	list, err := exec.Command(bb, "--list").Output()
+	if err != nil {
+		return fmt.Errorf("busybox --list: %w", err)
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet != "busybox" {
+			_ = os.Symlink("busybox", filepath.Join(root, "bin", applet))
+		}
+	}
+	cmd := exec.Command("sh", "-c", fmt.Sprintf("tar -C %s -c . | docker import -c 'CMD [\"/bin/sh\"]' - %s", root, image))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("docker import: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// installPlugin builds the managed plugin and enables it with its state in
+// the engine's private directory.
+func installPlugin() error {
+	settings := fmt.Sprintf("state.source=%s netns.source=%s LOG_LEVEL=debug",
+		filepath.Join(eng.dir, "plugin-state"), eng.netnsDir())
+	cmd := exec.Command("make", "-C", repo, "install", "PLUGIN="+pluginName, "PLUGIN_SETTINGS="+settings)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("make install: %v\n%s", err, out)
+	}
+	return nil
+}
+
+func removePlugin() {
+	_ = exec.Command("docker", "plugin", "disable", "-f", pluginName).Run()
+	_ = exec.Command("docker", "plugin", "rm", "-f", pluginName).Run()
+}
+
+// sweep removes every container and network the suite made.
+func sweep() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "docker", "ps", "-aq", "--filter", "label="+testLabel).Output(); err == nil {
+		if ids := strings.Fields(string(out)); len(ids) > 0 {
+			_ = exec.CommandContext(ctx, "docker", append([]string{"rm", "-f"}, ids...)...).Run()
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "docker", "network", "ls", "-q", "--filter", "label="+testLabel).Output(); err == nil {
+		for _, id := range strings.Fields(string(out)) {
+			_ = exec.CommandContext(ctx, "docker", "network", "rm", id).Run()
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,290 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+
+	"github.com/dualstack-net/dualstack/driver"
+	"github.com/dualstack-net/dualstack/ipamdriver"
+)
+
+// fakeIPAM records the requests it gets and answers from fields.
+type fakeIPAM struct {
+	calls []string
+	err   error
+	panic bool
+}
+
+func (f *fakeIPAM) record(name string, req any) error {
+	b, _ := json.Marshal(req)
+	f.calls = append(f.calls, name+" "+string(b))
+	if f.panic {
+		panic("boom")
+	}
+	return f.err
+}
+
+func (f *fakeIPAM) GetCapabilities() (*ipamdriver.Capabilities, error) {
+	return &ipamdriver.Capabilities{CapabilitiesResponse: ipam.CapabilitiesResponse{RequiresMACAddress: true}}, f.record("caps", nil)
+}
+func (f *fakeIPAM) GetDefaultAddressSpaces() (*ipam.AddressSpacesResponse, error) {
+	return &ipam.AddressSpacesResponse{LocalDefaultAddressSpace: "local", GlobalDefaultAddressSpace: "global"}, f.record("spaces", nil)
+}
+func (f *fakeIPAM) RequestPool(r *ipam.RequestPoolRequest) (*ipam.RequestPoolResponse, error) {
+	if err := f.record("RequestPool", r); err != nil {
+		return nil, err
+	}
+	return &ipam.RequestPoolResponse{PoolID: "local/" + r.Pool, Pool: r.Pool}, nil
+}
+func (f *fakeIPAM) ReleasePool(r *ipam.ReleasePoolRequest) error { return f.record("ReleasePool", r) }
+func (f *fakeIPAM) RequestAddress(r *ipam.RequestAddressRequest) (*ipam.RequestAddressResponse, error) {
+	if err := f.record("RequestAddress", r); err != nil {
+		return nil, err
+	}
+	return &ipam.RequestAddressResponse{Address: "192.0.2.2/24"}, nil
+}
+func (f *fakeIPAM) ReleaseAddress(r *ipam.ReleaseAddressRequest) error {
+	return f.record("ReleaseAddress", r)
+}
+
+func newTestServer(t *testing.T, id IPAM) *httptest.Server {
+	t.Helper()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	ts := httptest.NewServer(New(driver.New(), id, log))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func post(t *testing.T, ts *httptest.Server, path, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(ts.URL+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	data, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatalf("%s: reply is not a JSON object: %q", path, data)
+	}
+	return resp.StatusCode, out
+}
+
+func TestActivateAnnouncesBothAPIs(t *testing.T) {
+	ts := newTestServer(t, &fakeIPAM{})
+	status, out := post(t, ts, "/Plugin.Activate", "")
+	if status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	got, _ := json.Marshal(out["Implements"])
+	if string(got) != `["NetworkDriver","IpamDriver"]` {
+		t.Fatalf("Implements = %s", got)
+	}
+}
+
+func TestRoutesEveryIPAMPath(t *testing.T) {
+	f := &fakeIPAM{}
+	ts := newTestServer(t, f)
+	cases := []struct {
+		path, body, wantCall string
+		wantKey, wantVal     string
+	}{
+		{"/IpamDriver.GetCapabilities", "null", "caps", "RequiresMACAddress", "true"},
+		{"/IpamDriver.GetDefaultAddressSpaces", "", "spaces", "LocalDefaultAddressSpace", `"local"`},
+		{"/IpamDriver.RequestPool", `{"AddressSpace":"local","Pool":"2001:db8::/64","V6":true}`,
+			`RequestPool {"AddressSpace":"local","Pool":"2001:db8::/64","SubPool":"","Options":null,"V6":true}`, "PoolID", `"local/2001:db8::/64"`},
+		{"/IpamDriver.ReleasePool", `{"PoolID":"p"}`, `ReleasePool {"PoolID":"p"}`, "", ""},
+		{"/IpamDriver.RequestAddress", `{"PoolID":"p","Address":"","Options":{"RequestAddressType":"com.docker.network.gateway"}}`,
+			`RequestAddress {"PoolID":"p","Address":"","Options":{"RequestAddressType":"com.docker.network.gateway"}}`, "Address", `"192.0.2.2/24"`},
+		{"/IpamDriver.ReleaseAddress", `{"PoolID":"p","Address":"192.0.2.2"}`, `ReleaseAddress {"PoolID":"p","Address":"192.0.2.2"}`, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.path, func(t *testing.T) {
+			f.calls = nil
+			status, out := post(t, ts, c.path, c.body)
+			if status != http.StatusOK {
+				t.Fatalf("status %d: %v", status, out)
+			}
+			if len(f.calls) != 1 || !strings.HasPrefix(f.calls[0], c.wantCall) {
+				t.Fatalf("driver calls %q, want %q", f.calls, c.wantCall)
+			}
+			if _, hasErr := out["Err"]; hasErr {
+				t.Fatalf("success carries Err: %v", out)
+			}
+			if c.wantKey != "" {
+				got, _ := json.Marshal(out[c.wantKey])
+				if string(got) != c.wantVal {
+					t.Fatalf("%s = %s, want %s", c.wantKey, got, c.wantVal)
+				}
+			}
+		})
+	}
+}
+
+func TestIPAMCapabilitiesDeclareReplay(t *testing.T) {
+	ts := newTestServer(t, &fakeIPAM{})
+	_, out := post(t, ts, "/IpamDriver.GetCapabilities", "")
+	if v, ok := out["RequiresRequestReplay"]; !ok || v != false {
+		t.Fatalf("RequiresRequestReplay must be sent explicitly as false, got %v", out)
+	}
+}
+
+func TestNetworkDriverPaths(t *testing.T) {
+	ts := newTestServer(t, &fakeIPAM{})
+	cases := []struct {
+		path    string
+		status  int
+		wantErr bool
+	}{
+		{"/NetworkDriver.GetCapabilities", 200, false},
+		{"/NetworkDriver.CreateNetwork", 500, true},
+		{"/NetworkDriver.AllocateNetwork", 500, true},
+		{"/NetworkDriver.DeleteNetwork", 200, false},
+		{"/NetworkDriver.FreeNetwork", 200, false},
+		{"/NetworkDriver.CreateEndpoint", 500, true},
+		{"/NetworkDriver.DeleteEndpoint", 200, false},
+		{"/NetworkDriver.EndpointOperInfo", 200, false},
+		{"/NetworkDriver.Join", 500, true},
+		{"/NetworkDriver.Leave", 200, false},
+		{"/NetworkDriver.DiscoverNew", 200, false},
+		{"/NetworkDriver.DiscoverDelete", 200, false},
+		{"/NetworkDriver.ProgramExternalConnectivity", 200, false},
+		{"/NetworkDriver.RevokeExternalConnectivity", 200, false},
+	}
+	for _, c := range cases {
+		status, out := post(t, ts, c.path, `{"NetworkID":"n1"}`)
+		if status != c.status {
+			t.Errorf("%s: status %d, want %d (%v)", c.path, status, c.status, out)
+		}
+		if msg, _ := out["Err"].(string); c.wantErr != (msg != "") {
+			t.Errorf("%s: Err = %q", c.path, msg)
+		}
+	}
+	_, out := post(t, ts, "/NetworkDriver.CreateNetwork", `{"NetworkID":"n1"}`)
+	if msg := out["Err"].(string); !strings.Contains(msg, "not supported yet") || !strings.Contains(msg, "--ipam-driver dualstack") {
+		t.Fatalf("CreateNetwork error should say it is not supported yet and what to use: %q", msg)
+	}
+	_, caps := post(t, ts, "/NetworkDriver.GetCapabilities", "")
+	if caps["Scope"] != network.LocalScope {
+		t.Fatalf("scope = %v", caps["Scope"])
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	f := &fakeIPAM{}
+	ts := newTestServer(t, f)
+	cases := []struct {
+		name, path, body string
+		status           int
+		want             string
+	}{
+		{"unknown path", "/IpamDriver.Nope", "{}", 404, "does not implement /IpamDriver.Nope"},
+		{"malformed", "/IpamDriver.RequestPool", "{nope", 400, "malformed request body for /IpamDriver.RequestPool"},
+		{"truncated", "/IpamDriver.RequestAddress", `{"PoolID":"p","Addr`, 400, "truncated JSON"},
+		{"wrong type", "/IpamDriver.RequestPool", `{"V6":"yes"}`, 400, "malformed"},
+		{"trailing data", "/IpamDriver.ReleasePool", `{"PoolID":"p"} {}`, 400, "trailing data"},
+		{"array", "/NetworkDriver.Join", `[1,2]`, 400, "malformed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, out := post(t, ts, c.path, c.body)
+			if status != c.status {
+				t.Fatalf("status %d, want %d", status, c.status)
+			}
+			if msg, _ := out["Err"].(string); !strings.Contains(msg, c.want) {
+				t.Fatalf("Err = %q, want it to contain %q", msg, c.want)
+			}
+		})
+	}
+	if len(f.calls) != 0 {
+		t.Fatalf("bad requests reached the driver: %q", f.calls)
+	}
+}
+
+func TestDriverErrorsAndPanics(t *testing.T) {
+	f := &fakeIPAM{err: errors.New("address 192.0.2.9 is already in use in pool 192.0.2.0/24")}
+	ts := newTestServer(t, f)
+	status, out := post(t, ts, "/IpamDriver.RequestAddress", `{"PoolID":"p","Address":"192.0.2.9"}`)
+	if status != http.StatusInternalServerError || out["Err"] != f.err.Error() {
+		t.Fatalf("status %d, reply %v: want 500 and the driver's message verbatim", status, out)
+	}
+	f.err, f.panic = nil, true
+	status, out = post(t, ts, "/IpamDriver.ReleasePool", `{"PoolID":"p"}`)
+	if status != http.StatusInternalServerError || !strings.Contains(out["Err"].(string), "internal error") {
+		t.Fatalf("panic: status %d, reply %v", status, out)
+	}
+	f.panic = false
+	if status, _ := post(t, ts, "/IpamDriver.ReleasePool", `{"PoolID":"p"}`); status != http.StatusOK {
+		t.Fatalf("server did not survive a panic: status %d", status)
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	ts := newTestServer(t, &fakeIPAM{})
+	resp, err := http.Get(ts.URL + "/IpamDriver.GetCapabilities")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: status %d", resp.StatusCode)
+	}
+}
+
+// TestUnixSocket serves on a real unix socket, as Docker talks to the
+// plugin, and replaces a stale socket file left by a killed process.
+func TestUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "plugins", "dualstack.sock")
+	stale, err := ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closing a unix listener removes its file; simulate a SIGKILL, which
+	// leaves the file behind.
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+
+	l, err := ListenUnix(sock)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	if _, err := ListenUnix(sock); err == nil || !strings.Contains(err.Error(), "another process") {
+		t.Fatalf("second listener on a live socket: err = %v", err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	srv := &http.Server{}
+	done := make(chan error, 1)
+	go func() { done <- New(driver.New(), &fakeIPAM{}, log).Serve(srv, l) }()
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Post("http://plugin/Plugin.Activate", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "IpamDriver") {
+		t.Fatalf("activate over the socket: %s", body)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve after shutdown: %v", err)
+	}
+}

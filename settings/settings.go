@@ -1,0 +1,73 @@
+// Package settings reads the plugin's settings. A managed plugin receives
+// them as environment variables declared in config.json and changed with
+// `docker plugin set dualstack NAME=value`.
+package settings
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/dualstack-net/dualstack/ipamdriver"
+)
+
+// Settings are the plugin's settings, parsed and checked.
+type Settings struct {
+	// LogLevel is LOG_LEVEL: panic, fatal, error, warn, info, debug or trace.
+	LogLevel logrus.Level
+	// DefaultPoolsV4 is DEFAULT_POOLS_V4.
+	DefaultPoolsV4 []ipamdriver.DefaultPool
+	// UplinkAcceptRA is UPLINK_ACCEPT_RA: whether dualstack may set
+	// accept_ra=2 on host interfaces when it turns on IPv6 forwarding.
+	UplinkAcceptRA bool
+	// StateDir is STATE_DIR, where the state file lives.
+	StateDir string
+	// Socket is SOCKET, the path of the plugin's unix socket.
+	Socket string
+	// MachineIDFile is MACHINE_ID_FILE, read to derive the host's ULA prefix.
+	MachineIDFile string
+}
+
+// Defaults for settings that config.json does not expose.
+const (
+	DefaultStateDir      = "/var/lib/dualstack"
+	DefaultSocket        = "/run/docker/plugins/dualstack.sock"
+	DefaultMachineIDFile = "/etc/machine-id"
+)
+
+// FromEnv reads the settings from the environment via getenv (os.Getenv when
+// nil). Every bad value is reported, by name.
+func FromEnv(getenv func(string) string) (*Settings, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []string
+	s := &Settings{
+		StateDir:      get("STATE_DIR", DefaultStateDir),
+		Socket:        get("SOCKET", DefaultSocket),
+		MachineIDFile: get("MACHINE_ID_FILE", DefaultMachineIDFile),
+	}
+	var err error
+	if s.LogLevel, err = logrus.ParseLevel(get("LOG_LEVEL", "info")); err != nil {
+		errs = append(errs, fmt.Sprintf("LOG_LEVEL=%q: want one of panic, fatal, error, warn, info, debug, trace", getenv("LOG_LEVEL")))
+	}
+	if s.DefaultPoolsV4, err = ipamdriver.ParseDefaultPools(get("DEFAULT_POOLS_V4", ipamdriver.DefaultPoolsV4)); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if s.UplinkAcceptRA, err = strconv.ParseBool(get("UPLINK_ACCEPT_RA", "true")); err != nil {
+		errs = append(errs, fmt.Sprintf("UPLINK_ACCEPT_RA=%q: want true or false", getenv("UPLINK_ACCEPT_RA")))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("bad plugin settings (fix with `docker plugin set dualstack NAME=value`): %s", strings.Join(errs, "; "))
+	}
+	return s, nil
+}

@@ -1,0 +1,43 @@
+package settings
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	s, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LogLevel != logrus.InfoLevel || !s.UplinkAcceptRA || s.StateDir != DefaultStateDir ||
+		s.Socket != DefaultSocket || s.MachineIDFile != DefaultMachineIDFile || len(s.DefaultPoolsV4) != 2 {
+		t.Fatalf("defaults: %+v", s)
+	}
+}
+
+func TestValues(t *testing.T) {
+	s, err := FromEnv(env(map[string]string{"LOG_LEVEL": "debug", "UPLINK_ACCEPT_RA": "false", "DEFAULT_POOLS_V4": "10.9.0.0/16:26", "STATE_DIR": "/tmp/x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LogLevel != logrus.DebugLevel || s.UplinkAcceptRA || s.DefaultPoolsV4[0].Size != 26 || s.StateDir != "/tmp/x" {
+		t.Fatalf("got %+v", s)
+	}
+}
+
+func TestBadValuesAreAllNamed(t *testing.T) {
+	_, err := FromEnv(env(map[string]string{"LOG_LEVEL": "loud", "UPLINK_ACCEPT_RA": "maybe", "DEFAULT_POOLS_V4": "10.0.0.0/8:99"}))
+	if err == nil {
+		t.Fatal("bad settings accepted")
+	}
+	for _, want := range []string{`LOG_LEVEL="loud"`, `UPLINK_ACCEPT_RA="maybe"`, "DEFAULT_POOLS_V4", "docker plugin set"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+}
