@@ -53,8 +53,8 @@ test-all: ## Run every test: unit tests, then the end-to-end tests
 	@$(MAKE) --no-print-directory test
 	@$(MAKE) --no-print-directory integration
 
-bench: ## Run the benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: ## Run the benchmarks behind the README's figures (bench/run.sh)
+	bench/run.sh
 
 clean: ## Remove build/
 	rm -rf $(BUILD)
