@@ -3,11 +3,15 @@
 package integration
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dualstack-net/dualstack/ipamdriver"
 )
@@ -258,4 +262,84 @@ func noNetwork(t *testing.T, name string) {
 	if out, err := dockerCmd("network", "inspect", name); err == nil {
 		t.Fatalf("network %s exists after a failed create:\n%s", name, out)
 	}
+}
+
+// Acceptance 2, `docker plugin upgrade`: state lives in the host's state
+// directory, not in the plugin's rootfs, so it survives an upgrade. The new
+// version comes from a registry the test runs inside the engine's network
+// namespace (Debian's docker-registry).
+func TestAllocationsSurvivePluginUpgrade(t *testing.T) {
+	if eng.external {
+		t.Skip("needs a private engine to run a registry beside")
+	}
+	registry, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Skip("docker-registry not installed (apt-get install docker-registry)")
+	}
+	const addr = "127.0.0.1:5999"
+	dir := t.TempDir()
+	config := filepath.Join(dir, "registry.yml")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(
+		"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := exec.Command(filepath.Join(repo, "integration/engines/in-netns.sh"), eng.netns, registry, "serve", config)
+	if err := reg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Process.Kill(); _ = reg.Wait() })
+
+	// The next version: the same plugin with its own config and rootfs
+	// digests (Docker refuses to create a plugin whose content it has).
+	next := filepath.Join(dir, "plugin")
+	if out, err := exec.Command("cp", "-a", filepath.Join(repo, "build/plugin"), next).CombinedOutput(); err != nil {
+		t.Fatalf("copy the plugin: %v: %s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(next, "rootfs/etc/dualstack-release"), []byte("upgrade test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(next, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = []byte(strings.Replace(string(cfg), `"description": "`, `"description": "(next) `, 1))
+	if err := os.WriteFile(filepath.Join(next, "config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	remote := addr + "/dualstack:next"
+	docker(t, "plugin", "create", remote, next)
+	t.Cleanup(func() { _, _ = dockerCmd("plugin", "rm", "-f", remote) })
+	var pushErr error
+	for i := 0; i < 50; i++ { // the registry may still be starting
+		var out string
+		if out, pushErr = dockerCmd("plugin", "push", remote); pushErr == nil {
+			break
+		} else {
+			pushErr = fmt.Errorf("%v: %s", pushErr, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if pushErr != nil {
+		t.Fatalf("docker plugin push: %v", pushErr)
+	}
+	docker(t, "plugin", "rm", "-f", remote)
+
+	ipamNet(t, "ds-up", "--ipv6", "--subnet", "198.51.100.0/24", "--subnet", "2001:db8:4::/64")
+	runContainer(t, "ds-up-0", "ds-up")
+	wantAddrs(t, "ds-up-0", "ds-up", "198.51.100.2", "2001:db8:4::2")
+
+	docker(t, "plugin", "disable", "-f", pluginName)
+	docker(t, "plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", pluginName, remote)
+	// An upgrade takes the new version's settings: set ours again.
+	docker(t, append([]string{"plugin", "set", pluginName}, pluginSettings()...)...)
+	docker(t, "plugin", "enable", pluginName)
+	waitPlugin(t)
+	if ref := docker(t, "plugin", "inspect", "-f", "{{.PluginReference}}", pluginName); !strings.Contains(ref, remote) {
+		t.Fatalf("plugin reference after upgrade is %q, want %s", ref, remote)
+	}
+
+	runContainer(t, "ds-up-1", "ds-up")
+	wantAddrs(t, "ds-up-1", "ds-up", "198.51.100.3", "2001:db8:4::3")
+	out := dockerFails(t, "run", "--rm", "--label", testLabel, "--network", "ds-up", "--ip", "198.51.100.2", image, "true")
+	wantMessage(t, out, "198.51.100.2", "already in use")
 }

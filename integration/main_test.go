@@ -123,14 +123,22 @@ func importBusybox() error {
 // installPlugin builds the managed plugin and enables it with its state in
 // the engine's private directory.
 func installPlugin() error {
-	settings := fmt.Sprintf("state.source=%s netns.source=%s LOG_LEVEL=debug",
-		filepath.Join(eng.dir, "plugin-state"), eng.netnsDir())
-	cmd := exec.Command("make", "-C", repo, "install", "PLUGIN="+pluginName, "PLUGIN_SETTINGS="+settings)
+	cmd := exec.Command("make", "-C", repo, "install", "PLUGIN="+pluginName, "PLUGIN_SETTINGS="+strings.Join(pluginSettings(), " "))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("make install: %v\n%s", err, out)
 	}
 	return nil
+}
+
+// pluginSettings are the `docker plugin set` arguments of the suite's
+// plugin: its state and Docker's netns directory are the engine's own.
+func pluginSettings() []string {
+	return []string{
+		"state.source=" + filepath.Join(eng.dir, "plugin-state"),
+		"netns.source=" + eng.netnsDir(),
+		"LOG_LEVEL=debug",
+	}
 }
 
 func removePlugin() {
