@@ -1,80 +1,499 @@
 // Package driver is dualstack's network driver (docker.networkdriver/1.0).
 //
-// This release serves dualstack's IPAM driver to Docker's own network
-// drivers; the dualstack bridge and macvlan data planes are not built yet, so
-// CreateNetwork refuses with an error that says what to use instead. Calls
-// that tear down are idempotent successes, so Docker can always clean up.
+// A network is a Linux bridge holding the IPv4 gateway and the gateway of
+// every IPv6 subnet; an endpoint is a veth pair whose container side gets
+// Docker's addresses plus, from dualstack's IPAM, one address from every
+// other IPv6 subnet of the network, all without duplicate address
+// detection. Every network and endpoint is committed to the state file
+// before the driver answers, and the kernel is reconciled with that state
+// when the plugin starts.
+//
+// The data plane sits behind the dataplane interface: bridge today, macvlan
+// next.
 package driver
 
 import (
+	"crypto/rand"
 	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 
-	"github.com/docker/go-plugins-helpers/network"
+	api "github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+	bolt "go.etcd.io/bbolt"
 )
 
-// ErrNotSupported is the answer to calls that need a dualstack network.
-var ErrNotSupported = errors.New("the dualstack network driver is not supported yet: " +
-	"use dualstack's IPAM with one of Docker's drivers instead, e.g. " +
-	"`docker network create -d bridge --ipam-driver dualstack --ipv6 --subnet ...`")
+// Addresses is the part of dualstack's IPAM the network driver uses for the
+// extra IPv6 addresses.
+type Addresses interface {
+	PoolFor(space string, prefix netip.Prefix) (string, bool)
+	AllocateFor(poolID, owner string) (netip.Prefix, error)
+	Release(poolID string, addr netip.Addr) error
+}
 
-// Driver implements network.Driver.
-type Driver struct{}
+// Config configures a Driver.
+type Config struct {
+	DB   *bolt.DB
+	IPAM Addresses
+	Log  logrus.FieldLogger
+	// UplinkAcceptRA lets the driver set accept_ra=2 on host interfaces
+	// whose accept_ra is 1 when it turns IPv6 forwarding on.
+	UplinkAcceptRA bool
+	// NetnsDir is where Docker's container network namespaces are mounted
+	// in the plugin. A SandboxKey that does not exist as given is looked up
+	// there by its base name (dockerd may use another exec-root).
+	NetnsDir string
+}
 
-// New returns the network driver.
-func New() *Driver { return &Driver{} }
+// Driver implements api.Driver. It is safe for concurrent use.
+type Driver struct {
+	cfg       Config
+	log       logrus.FieldLogger
+	plane     dataplane
+	mu        sync.Mutex
+	networks  map[string]*network
+	endpoints map[string]*endpoint
+	joins     *joins
+}
 
-var _ network.Driver = (*Driver)(nil)
+var _ api.Driver = (*Driver)(nil)
+
+// New loads the driver's state, reconciles the kernel with it and returns
+// the driver, ready to serve.
+func New(cfg Config) (*Driver, error) {
+	d := &Driver{
+		cfg:       cfg,
+		log:       cfg.Log,
+		plane:     bridgePlane{},
+		networks:  map[string]*network{},
+		endpoints: map[string]*endpoint{},
+		joins:     newJoins(),
+	}
+	if d.log == nil {
+		d.log = logrus.StandardLogger()
+	}
+	if err := load(cfg.DB, bucketNetworks, d.log, func(id string, n *network) {
+		if n.ID != id {
+			d.log.WithField("network", id).Warn("skipping network record with a mismatched ID")
+			return
+		}
+		d.networks[id] = n
+	}); err != nil {
+		return nil, fmt.Errorf("load networks: %w", err)
+	}
+	if err := load(cfg.DB, bucketEndpoints, d.log, func(id string, ep *endpoint) {
+		if ep.ID != id || d.networks[ep.NetworkID] == nil {
+			d.log.WithField("endpoint", id).Warn("skipping endpoint record of an unknown network")
+			return
+		}
+		d.endpoints[id] = ep
+	}); err != nil {
+		return nil, fmt.Errorf("load endpoints: %w", err)
+	}
+	d.reconcile()
+	return d, nil
+}
 
 // GetCapabilities reports a local-scope driver.
-func (*Driver) GetCapabilities() (*network.CapabilitiesResponse, error) {
-	return &network.CapabilitiesResponse{Scope: network.LocalScope, ConnectivityScope: network.LocalScope}, nil
+func (d *Driver) GetCapabilities() (*api.CapabilitiesResponse, error) {
+	return &api.CapabilitiesResponse{Scope: api.LocalScope, ConnectivityScope: api.LocalScope}, nil
 }
 
-// CreateNetwork refuses: no data plane yet.
-func (*Driver) CreateNetwork(*network.CreateNetworkRequest) error { return ErrNotSupported }
+// CreateNetwork creates the bridge with its gateways and records the
+// network; on any failure nothing is left behind.
+func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
+	if req.NetworkID == "" {
+		return errors.New("CreateNetwork without a network ID")
+	}
+	opts, err := parseOptions(req.NetworkID, req.Options)
+	if err != nil {
+		return err
+	}
+	n := &network{ID: req.NetworkID, Options: opts}
+	if opts.IPv4 {
+		if n.V4, err = parsePools(req.IPv4Data, true); err != nil {
+			return err
+		}
+	}
+	if opts.IPv6 {
+		if n.V6, err = parsePools(req.IPv6Data, false); err != nil {
+			return err
+		}
+	}
+	if len(n.V4) == 0 && len(n.V6) == 0 {
+		return errors.New("dualstack: the network has no subnet: give it an IPv4 or an IPv6 subnet")
+	}
+	if len(n.V4) > 1 {
+		return fmt.Errorf("dualstack: the network has %d IPv4 subnets: a bridge network takes one (and any number of IPv6 subnets)", len(n.V4))
+	}
+	var foreign []string
+	for i := range n.V6 {
+		if id, ok := d.cfg.IPAM.PoolFor(n.V6[i].Space, n.V6[i].Prefix); ok {
+			n.V6[i].PoolID = id
+		} else {
+			foreign = append(foreign, n.V6[i].Prefix.String())
+		}
+	}
 
-// AllocateNetwork is a swarm call; dualstack is local-scope.
-func (*Driver) AllocateNetwork(*network.AllocateNetworkRequest) (*network.AllocateNetworkResponse, error) {
-	return nil, ErrNotSupported
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.networks[n.ID]; ok {
+		return fmt.Errorf("dualstack: network %s exists already", n.ID)
+	}
+	for _, other := range d.networks {
+		if other.Options.Bridge == opts.Bridge {
+			return fmt.Errorf("dualstack: bridge %s is already used by network %.12s: choose another name with -o bridge=NAME", opts.Bridge, other.ID)
+		}
+	}
+	if err := d.plane.checkFree(n); err != nil {
+		return err
+	}
+	if !opts.Internal {
+		if err := d.enableForwarding(len(n.V4) > 0, len(n.V6) > 0); err != nil {
+			return err
+		}
+	}
+	undo, err := d.plane.createNetwork(n)
+	if err != nil {
+		return err
+	}
+	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
+		undo()
+		return err
+	}
+	d.networks[n.ID] = n
+	log := d.log.WithField("network", short(n.ID)).WithField("bridge", opts.Bridge).WithField("subnets", n.subnets())
+	if len(foreign) > 0 {
+		log = log.WithField("extra-subnets-without-addresses", strings.Join(foreign, ","))
+		log.Warn("network created; another IPAM driver holds some IPv6 subnets, so containers get no address of their own in them (use --ipam-driver dualstack:latest)")
+	} else {
+		log.Info("network created")
+	}
+	return nil
 }
 
-// DeleteNetwork succeeds: there is nothing to delete.
-func (*Driver) DeleteNetwork(*network.DeleteNetworkRequest) error { return nil }
-
-// FreeNetwork succeeds: there is nothing to free.
-func (*Driver) FreeNetwork(*network.FreeNetworkRequest) error { return nil }
-
-// CreateEndpoint refuses: no network can exist yet.
-func (*Driver) CreateEndpoint(*network.CreateEndpointRequest) (*network.CreateEndpointResponse, error) {
-	return nil, ErrNotSupported
+// parsePools reads Docker's IPAM data of one family, sorted by subnet:
+// Docker builds the list from a map, so its order means nothing.
+func parsePools(data []*api.IPAMData, v4 bool) ([]pool, error) {
+	var out []pool
+	for _, d := range data {
+		if d == nil {
+			continue
+		}
+		p, err := netip.ParsePrefix(d.Pool)
+		if err != nil || p.Addr().Is4() != v4 {
+			return nil, fmt.Errorf("dualstack: bad pool %q from Docker", d.Pool)
+		}
+		pl := pool{Space: d.AddressSpace, Prefix: p.Masked()}
+		if d.Gateway != "" {
+			g, err := parseAddrOrPrefix(d.Gateway, p.Bits())
+			if err != nil || !p.Contains(g.Addr()) {
+				return nil, fmt.Errorf("dualstack: bad gateway %q for pool %s", d.Gateway, p)
+			}
+			pl.Gateway = g
+		}
+		out = append(out, pl)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Prefix.Addr().Less(out[j].Prefix.Addr()) })
+	return out, nil
 }
 
-// DeleteEndpoint succeeds: there is nothing to delete.
-func (*Driver) DeleteEndpoint(*network.DeleteEndpointRequest) error { return nil }
-
-// EndpointInfo reports nothing.
-func (*Driver) EndpointInfo(*network.InfoRequest) (*network.InfoResponse, error) {
-	return &network.InfoResponse{Value: map[string]string{}}, nil
+func parseAddrOrPrefix(s string, bits int) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, bits), nil
 }
 
-// Join refuses: no endpoint can exist yet.
-func (*Driver) Join(*network.JoinRequest) (*network.JoinResponse, error) { return nil, ErrNotSupported }
+func (n *network) subnets() string {
+	var s []string
+	for _, p := range append(append([]pool{}, n.V4...), n.V6...) {
+		s = append(s, p.Prefix.String())
+	}
+	return strings.Join(s, ",")
+}
 
-// Leave succeeds: there is nothing to leave.
-func (*Driver) Leave(*network.LeaveRequest) error { return nil }
+// DeleteNetwork removes the bridge and the record. A network that is not
+// known, or a bridge that is gone, is success.
+func (d *Driver) DeleteNetwork(req *api.DeleteNetworkRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.networks[req.NetworkID]
+	if !ok {
+		return nil
+	}
+	for _, ep := range d.endpoints {
+		if ep.NetworkID == n.ID {
+			if err := d.deleteEndpoint(ep); err != nil {
+				return err
+			}
+		}
+	}
+	if err := d.plane.deleteNetwork(n); err != nil {
+		return err
+	}
+	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return del(tx, bucketNetworks, n.ID) }); err != nil {
+		return err
+	}
+	delete(d.networks, n.ID)
+	d.log.WithField("network", short(n.ID)).Info("network deleted")
+	return nil
+}
+
+// AllocateNetwork is a swarm call; dualstack networks are local.
+func (d *Driver) AllocateNetwork(*api.AllocateNetworkRequest) (*api.AllocateNetworkResponse, error) {
+	return nil, errors.New("dualstack networks are local: swarm-scoped networks are not supported")
+}
+
+// FreeNetwork succeeds: nothing is allocated by AllocateNetwork.
+func (d *Driver) FreeNetwork(*api.FreeNetworkRequest) error { return nil }
+
+// CreateEndpoint creates the veth pair, fills the interface fields Docker
+// left empty, allocates the extra IPv6 addresses and records the endpoint.
+func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndpointResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.networks[req.NetworkID]
+	if !ok {
+		return nil, fmt.Errorf("dualstack: network %s is unknown to the plugin (was its state file removed?): recreate the network", short(req.NetworkID))
+	}
+	if old, ok := d.endpoints[req.EndpointID]; ok {
+		// A retry after a crash lost the answer: start again cleanly.
+		if err := d.deleteEndpoint(old); err != nil {
+			return nil, err
+		}
+	}
+	in := req.Interface
+	if in == nil {
+		in = &api.EndpointInterface{}
+	}
+	ep := &endpoint{
+		ID:        req.EndpointID,
+		NetworkID: n.ID,
+		HostVeth:  hostVethPrefix + short(req.EndpointID),
+		PeerVeth:  peerVethPrefix + short(req.EndpointID),
+		MAC:       in.MacAddress,
+	}
+	resp := &api.CreateEndpointResponse{Interface: &api.EndpointInterface{}}
+	if ep.MAC == "" {
+		ep.MAC = randomMAC().String()
+		resp.Interface.MacAddress = ep.MAC
+	}
+	var err error
+	if ep.IPv4, err = optionalPrefix(in.Address); err != nil {
+		return nil, fmt.Errorf("dualstack: bad IPv4 address %q from Docker", in.Address)
+	}
+	if ep.IPv6, err = optionalPrefix(in.AddressIPv6); err != nil {
+		return nil, fmt.Errorf("dualstack: bad IPv6 address %q from Docker", in.AddressIPv6)
+	}
+	owner := "endpoint:" + ep.ID
+	rollback := func() { d.releaseAll(ep) }
+	// The address Docker gave none of, when dualstack's IPAM holds the pool.
+	if !ep.IPv4.IsValid() && len(n.V4) > 0 && n.V4[0].PoolID != "" {
+		if ep.IPv4, err = d.cfg.IPAM.AllocateFor(n.V4[0].PoolID, owner); err != nil {
+			return nil, err
+		}
+		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V4[0].PoolID, Addr: ep.IPv4})
+		resp.Interface.Address = ep.IPv4.String()
+	}
+	if !ep.IPv6.IsValid() && len(n.V6) > 0 && n.V6[0].PoolID != "" {
+		if ep.IPv6, err = d.cfg.IPAM.AllocateFor(n.V6[0].PoolID, owner); err != nil {
+			rollback()
+			return nil, err
+		}
+		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V6[0].PoolID, Addr: ep.IPv6})
+		resp.Interface.AddressIPv6 = ep.IPv6.String()
+	}
+	// One address from every other IPv6 pool.
+	for _, p := range n.V6 {
+		if p.PoolID == "" || (ep.IPv6.IsValid() && p.Prefix.Contains(ep.IPv6.Addr())) {
+			continue
+		}
+		a, err := d.cfg.IPAM.AllocateFor(p.PoolID, owner)
+		if err != nil {
+			rollback()
+			return nil, fmt.Errorf("dualstack: address for endpoint %s in subnet %s: %w", short(ep.ID), p.Prefix, err)
+		}
+		ep.Extra = append(ep.Extra, extraAddr{PoolID: p.PoolID, Addr: a})
+	}
+	if err := d.plane.createEndpoint(n, ep); err != nil {
+		rollback()
+		return nil, err
+	}
+	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
+		_ = d.plane.deleteEndpoint(ep)
+		rollback()
+		return nil, err
+	}
+	d.endpoints[ep.ID] = ep
+	d.log.WithField("endpoint", short(ep.ID)).WithField("network", short(n.ID)).WithField("addresses", prefixes(ep.addresses())).Info("endpoint created")
+	return resp, nil
+}
+
+func optionalPrefix(s string) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, nil
+	}
+	return netip.ParsePrefix(s)
+}
+
+// releaseAll gives back every address dualstack allocated for ep.
+func (d *Driver) releaseAll(ep *endpoint) {
+	for _, x := range append(append([]extraAddr{}, ep.Allocated...), ep.Extra...) {
+		if err := d.cfg.IPAM.Release(x.PoolID, x.Addr.Addr()); err != nil {
+			d.log.WithField("endpoint", short(ep.ID)).Warnf("release %s: %v", x.Addr, err)
+		}
+	}
+}
+
+// DeleteEndpoint removes the veth pair, releases the extra addresses and
+// forgets the endpoint. An unknown endpoint or a missing link is success.
+func (d *Driver) DeleteEndpoint(req *api.DeleteEndpointRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ep, ok := d.endpoints[req.EndpointID]
+	if !ok {
+		return nil
+	}
+	return d.deleteEndpoint(ep)
+}
+
+func (d *Driver) deleteEndpoint(ep *endpoint) error {
+	d.joins.cancel(ep.ID)
+	if err := d.plane.deleteEndpoint(ep); err != nil {
+		return err
+	}
+	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return del(tx, bucketEndpoints, ep.ID) }); err != nil {
+		return err
+	}
+	d.releaseAll(ep)
+	delete(d.endpoints, ep.ID)
+	d.log.WithField("endpoint", short(ep.ID)).Info("endpoint deleted")
+	return nil
+}
+
+// EndpointInfo reports the veth names, the MAC and every address.
+func (d *Driver) EndpointInfo(req *api.InfoRequest) (*api.InfoResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ep, ok := d.endpoints[req.EndpointID]
+	if !ok {
+		return &api.InfoResponse{Value: map[string]string{}}, nil
+	}
+	return &api.InfoResponse{Value: map[string]string{
+		"host_veth":      ep.HostVeth,
+		"container_veth": ep.PeerVeth,
+		"mac_address":    ep.MAC,
+		"addresses":      prefixes(ep.addresses()),
+	}}, nil
+}
+
+// Join answers with the interface to move into the container and the
+// gateways, and arranges the container-side work (see joins).
+func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
+	d.mu.Lock()
+	ep, ok := d.endpoints[req.EndpointID]
+	var n *network
+	if ok {
+		n = d.networks[ep.NetworkID]
+	}
+	d.mu.Unlock()
+	if !ok || n == nil {
+		return nil, fmt.Errorf("dualstack: endpoint %s is unknown to the plugin: remove and recreate the container's connection", short(req.EndpointID))
+	}
+	nsPath, err := d.sandboxPath(req.SandboxKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.joins.start(d.log, nsPath, n, ep); err != nil {
+		return nil, err
+	}
+	resp := &api.JoinResponse{InterfaceName: api.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth"}}
+	if !n.Options.Internal {
+		if len(n.V4) > 0 && n.V4[0].Gateway.IsValid() && ep.IPv4.IsValid() {
+			resp.Gateway = n.V4[0].Gateway.Addr().String()
+		}
+		for _, p := range n.V6 {
+			if ep.IPv6.IsValid() && p.Prefix.Contains(ep.IPv6.Addr()) && p.Gateway.IsValid() {
+				resp.GatewayIPv6 = p.Gateway.Addr().String()
+			}
+		}
+	}
+	return resp, nil
+}
+
+// sandboxPath maps Docker's SandboxKey to the path of the same namespace
+// file inside the plugin.
+func (d *Driver) sandboxPath(key string) (string, error) {
+	if key == "" {
+		return "", errors.New("dualstack: Join without a sandbox key")
+	}
+	if _, err := os.Stat(key); err == nil {
+		return key, nil
+	}
+	if d.cfg.NetnsDir != "" {
+		p := filepath.Join(d.cfg.NetnsDir, filepath.Base(key))
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("dualstack: the container's network namespace %s is not visible to the plugin: point the plugin's netns mount at dockerd's <exec-root>/netns (docker plugin set dualstack:latest netns.source=DIR)", key)
+}
+
+// Leave stops the container-side work of a join that has not finished.
+func (d *Driver) Leave(req *api.LeaveRequest) error {
+	d.joins.cancel(req.EndpointID)
+	return nil
+}
 
 // DiscoverNew ignores discovery events.
-func (*Driver) DiscoverNew(*network.DiscoveryNotification) error { return nil }
+func (d *Driver) DiscoverNew(*api.DiscoveryNotification) error { return nil }
 
 // DiscoverDelete ignores discovery events.
-func (*Driver) DiscoverDelete(*network.DiscoveryNotification) error { return nil }
+func (d *Driver) DiscoverDelete(*api.DiscoveryNotification) error { return nil }
 
-// ProgramExternalConnectivity has nothing to program.
-func (*Driver) ProgramExternalConnectivity(*network.ProgramExternalConnectivityRequest) error {
+// ProgramExternalConnectivity is the first call Docker makes after it moved
+// the gateway endpoint's interface into the container, and it makes it
+// before the container's process starts: it returns once the container
+// side of every pending join of that container is complete.
+func (d *Driver) ProgramExternalConnectivity(req *api.ProgramExternalConnectivityRequest) error {
+	return d.joins.wait(req.EndpointID)
+}
+
+// RevokeExternalConnectivity has nothing to revoke yet.
+func (d *Driver) RevokeExternalConnectivity(*api.RevokeExternalConnectivityRequest) error {
 	return nil
 }
 
-// RevokeExternalConnectivity has nothing to revoke.
-func (*Driver) RevokeExternalConnectivity(*network.RevokeExternalConnectivityRequest) error {
-	return nil
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func prefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// randomMAC returns a random, locally administered unicast MAC address.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(mac)
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
 }

@@ -557,3 +557,35 @@ func TestStateFileIsLocked(t *testing.T) {
 		t.Fatalf("second open of %s: err = %v", filepath.Join(e.dir, state.FileName), err)
 	}
 }
+
+func TestInternalAllocation(t *testing.T) {
+	e := newEnv(t)
+	id := e.pool("2001:db8:2::/64", "", true)
+	e.mustAddr(id, "", gw)
+	got, ok := e.d.PoolFor("", netip.MustParsePrefix("2001:db8:2::/64"))
+	if !ok || got != id {
+		t.Fatalf("PoolFor = %q, %v", got, ok)
+	}
+	if _, ok := e.d.PoolFor(LocalAddressSpace, netip.MustParsePrefix("2001:db8:3::/64")); ok {
+		t.Fatal("PoolFor found a pool that is not held")
+	}
+	a, err := e.d.AllocateFor(id, "ep:1")
+	if err != nil || a.String() != "2001:db8:2::2/64" {
+		t.Fatalf("AllocateFor = %s, %v", a, err)
+	}
+	if again, _ := e.d.AllocateFor(id, "ep:1"); again != a {
+		t.Fatalf("second AllocateFor for the same owner = %s, want %s", again, a)
+	}
+	if b, _ := e.d.AllocateFor(id, "ep:2"); b.String() != "2001:db8:2::3/64" {
+		t.Fatalf("next owner got %s", b)
+	}
+	if _, err := e.d.AllocateFor(id, ""); err == nil {
+		t.Fatal("allocation without owner accepted")
+	}
+	if err := e.d.Release(id, a.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := e.d.AllocateFor(id, "ep:1"); c.String() != "2001:db8:2::4/64" {
+		t.Fatalf("after release, owner got %s, want the next address", c)
+	}
+}

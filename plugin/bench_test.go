@@ -16,7 +16,6 @@ import (
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
-	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -44,7 +43,7 @@ func BenchmarkDurableRequestAddress(b *testing.B) {
 		b.Fatal(err)
 	}
 	srv := &http.Server{}
-	go New(driver.New(), id, log).Serve(srv, l)
+	go New(fakeNetwork{}, id, log).Serve(srv, l)
 	defer srv.Shutdown(context.Background())
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)

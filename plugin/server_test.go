@@ -16,7 +16,6 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
-	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 )
 
@@ -59,11 +58,44 @@ func (f *fakeIPAM) ReleaseAddress(r *ipam.ReleaseAddressRequest) error {
 	return f.record("ReleaseAddress", r)
 }
 
+// fakeNetwork answers every network call: errors for the calls that create
+// something, success for the rest.
+type fakeNetwork struct{}
+
+var errCreate = errors.New("cannot create: no such network")
+
+func (fakeNetwork) GetCapabilities() (*network.CapabilitiesResponse, error) {
+	return &network.CapabilitiesResponse{Scope: network.LocalScope, ConnectivityScope: network.LocalScope}, nil
+}
+func (fakeNetwork) CreateNetwork(*network.CreateNetworkRequest) error { return errCreate }
+func (fakeNetwork) AllocateNetwork(*network.AllocateNetworkRequest) (*network.AllocateNetworkResponse, error) {
+	return nil, errCreate
+}
+func (fakeNetwork) DeleteNetwork(*network.DeleteNetworkRequest) error { return nil }
+func (fakeNetwork) FreeNetwork(*network.FreeNetworkRequest) error     { return nil }
+func (fakeNetwork) CreateEndpoint(*network.CreateEndpointRequest) (*network.CreateEndpointResponse, error) {
+	return nil, errCreate
+}
+func (fakeNetwork) DeleteEndpoint(*network.DeleteEndpointRequest) error { return nil }
+func (fakeNetwork) EndpointInfo(*network.InfoRequest) (*network.InfoResponse, error) {
+	return &network.InfoResponse{Value: map[string]string{}}, nil
+}
+func (fakeNetwork) Join(*network.JoinRequest) (*network.JoinResponse, error) { return nil, errCreate }
+func (fakeNetwork) Leave(*network.LeaveRequest) error                      { return nil }
+func (fakeNetwork) DiscoverNew(*network.DiscoveryNotification) error       { return nil }
+func (fakeNetwork) DiscoverDelete(*network.DiscoveryNotification) error    { return nil }
+func (fakeNetwork) ProgramExternalConnectivity(*network.ProgramExternalConnectivityRequest) error {
+	return nil
+}
+func (fakeNetwork) RevokeExternalConnectivity(*network.RevokeExternalConnectivityRequest) error {
+	return nil
+}
+
 func newTestServer(t *testing.T, id IPAM) *httptest.Server {
 	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	ts := httptest.NewServer(New(driver.New(), id, log))
+	ts := httptest.NewServer(New(fakeNetwork{}, id, log))
 	t.Cleanup(ts.Close)
 	return ts
 }
@@ -174,8 +206,8 @@ func TestNetworkDriverPaths(t *testing.T) {
 		}
 	}
 	_, out := post(t, ts, "/NetworkDriver.CreateNetwork", `{"NetworkID":"n1"}`)
-	if msg := out["Err"].(string); !strings.Contains(msg, "not supported yet") || !strings.Contains(msg, "--ipam-driver dualstack") {
-		t.Fatalf("CreateNetwork error should say it is not supported yet and what to use: %q", msg)
+	if msg := out["Err"].(string); msg != errCreate.Error() {
+		t.Fatalf("CreateNetwork error should reach Docker verbatim: %q", msg)
 	}
 	_, caps := post(t, ts, "/NetworkDriver.GetCapabilities", "")
 	if caps["Scope"] != network.LocalScope {
@@ -268,7 +300,7 @@ func TestUnixSocket(t *testing.T) {
 	log.SetOutput(io.Discard)
 	srv := &http.Server{}
 	done := make(chan error, 1)
-	go func() { done <- New(driver.New(), &fakeIPAM{}, log).Serve(srv, l) }()
+	go func() { done <- New(fakeNetwork{}, &fakeIPAM{}, log).Serve(srv, l) }()
 	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}

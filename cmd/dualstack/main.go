@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/driver"
+	"github.com/dualstack-net/dualstack/driver/sysctl"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/plugin"
 	"github.com/dualstack-net/dualstack/settings"
@@ -59,6 +60,22 @@ func run(log *logrus.Logger) error {
 		return err
 	}
 
+	// Docker mounts /proc/sys read-only in a managed plugin; forwarding and
+	// the IPv6 settings of bridges and containers need it writable.
+	if err := sysctl.EnsureWritable(); err != nil {
+		log.Warnf("%v: networks that need forwarding or IPv6 settings will fail", err)
+	}
+	netDriver, err := driver.New(driver.Config{
+		DB:             db,
+		IPAM:           ipamDriver,
+		Log:            log.WithField("driver", "network"),
+		UplinkAcceptRA: cfg.UplinkAcceptRA,
+		NetnsDir:       cfg.NetnsDir,
+	})
+	if err != nil {
+		return err
+	}
+
 	l, err := plugin.ListenUnix(cfg.Socket)
 	if err != nil {
 		return err
@@ -74,5 +91,5 @@ func run(log *logrus.Logger) error {
 		_ = srv.Shutdown(shutdown)
 	}()
 	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).Info("dualstack serving")
-	return plugin.New(driver.New(), ipamDriver, log).Serve(srv, l)
+	return plugin.New(netDriver, ipamDriver, log).Serve(srv, l)
 }

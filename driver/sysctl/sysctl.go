@@ -53,7 +53,7 @@ func Get(name string) (string, error) {
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return "", fmt.Errorf("sysctl: read %s: %w%s", p, err, hint(err))
+		return "", fmt.Errorf("sysctl: get %s: %w%s", name, err, hint(err))
 	}
 	return strings.TrimRight(string(b), "\n"), nil
 }
@@ -67,14 +67,14 @@ func Set(name, value string) error {
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
-		return fmt.Errorf("sysctl: set %s to %q: %w%s", p, value, err, hint(err))
+		return fmt.Errorf("sysctl: set %s=%s: %w%s", name, value, err, hint(err))
 	}
 	if _, err := f.WriteString(value); err != nil {
 		f.Close()
-		return fmt.Errorf("sysctl: set %s to %q: %w%s", p, value, err, hint(err))
+		return fmt.Errorf("sysctl: set %s=%s: %w%s", name, value, err, hint(err))
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("sysctl: set %s to %q: %w", p, value, err)
+		return fmt.Errorf("sysctl: set %s=%s: close %s: %w", name, value, p, err)
 	}
 	return nil
 }

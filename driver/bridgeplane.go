@@ -1,0 +1,133 @@
+package driver
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+
+	"github.com/dualstack-net/dualstack/driver/bridge"
+)
+
+// dataplane is what a network mode does in the kernel.
+type dataplane interface {
+	// checkFree fails if the network's links are taken by something else.
+	checkFree(n *network) error
+	// createNetwork builds the network; undo removes what it built.
+	createNetwork(n *network) (undo func(), err error)
+	deleteNetwork(n *network) error
+	// restoreNetwork recreates what is missing of a recorded network.
+	restoreNetwork(n *network) error
+	createEndpoint(n *network, ep *endpoint) error
+	deleteEndpoint(ep *endpoint) error
+	// removeOrphans deletes links the mode named that no record claims.
+	removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, log logrus.FieldLogger)
+}
+
+// bridgePlane is the bridge mode: a Linux bridge per network, a veth pair
+// per endpoint.
+type bridgePlane struct{}
+
+// Link name prefixes of the bridge mode: default bridge names, and the host
+// and container sides of endpoint veth pairs.
+const (
+	bridgePrefix   = "ds-"
+	hostVethPrefix = "dsv"
+	peerVethPrefix = "dsc"
+)
+
+func (bridgePlane) checkFree(n *network) error {
+	if _, err := netlink.LinkByName(n.Options.Bridge); err == nil {
+		return fmt.Errorf("dualstack: a link named %s already exists on the host: choose another bridge name with -o bridge=NAME", n.Options.Bridge)
+	}
+	return nil
+}
+
+func (bridgePlane) createNetwork(n *network) (func(), error) {
+	created, err := bridge.Ensure(bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways()})
+	undo := func() {
+		if created {
+			_ = bridge.Delete(n.Options.Bridge)
+		}
+	}
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("dualstack: %w", err)
+	}
+	return undo, nil
+}
+
+func (bridgePlane) deleteNetwork(n *network) error {
+	if err := bridge.Delete(n.Options.Bridge); err != nil {
+		return fmt.Errorf("dualstack: %w", err)
+	}
+	return nil
+}
+
+func (bridgePlane) restoreNetwork(n *network) error {
+	_, err := bridge.Ensure(bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways()})
+	return err
+}
+
+func (bridgePlane) createEndpoint(n *network, ep *endpoint) error {
+	mac, err := net.ParseMAC(ep.MAC)
+	if err != nil {
+		return fmt.Errorf("dualstack: bad MAC address %q for endpoint %s", ep.MAC, short(ep.ID))
+	}
+	err = bridge.CreateVeth(bridge.VethConfig{
+		HostName: ep.HostVeth,
+		PeerName: ep.PeerVeth,
+		Bridge:   n.Options.Bridge,
+		MTU:      n.Options.MTU,
+		Hairpin:  n.Options.Hairpin,
+		MAC:      mac,
+	})
+	if err != nil {
+		return fmt.Errorf("dualstack: %w", err)
+	}
+	return nil
+}
+
+func (bridgePlane) deleteEndpoint(ep *endpoint) error {
+	if err := bridge.DeleteVeth(ep.HostVeth); err != nil {
+		return fmt.Errorf("dualstack: %w", err)
+	}
+	return nil
+}
+
+func (bridgePlane) removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, log logrus.FieldLogger) {
+	claimed := map[string]bool{}
+	for _, n := range networks {
+		claimed[n.Options.Bridge] = true
+	}
+	for _, ep := range endpoints {
+		claimed[ep.HostVeth], claimed[ep.PeerVeth] = true, true
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		log.Warnf("list links to remove orphans: %v", err)
+		return
+	}
+	for _, l := range links {
+		name := l.Attrs().Name
+		if claimed[name] {
+			continue
+		}
+		var err error
+		switch {
+		case strings.HasPrefix(name, bridgePrefix) && l.Type() == "bridge":
+			err = bridge.Delete(name)
+		case (strings.HasPrefix(name, hostVethPrefix) || strings.HasPrefix(name, peerVethPrefix)) && l.Type() == "veth":
+			err = bridge.DeleteVeth(name)
+		default:
+			continue
+		}
+		if err != nil {
+			log.WithField("link", name).Warnf("remove orphan: %v", err)
+		} else {
+			log.WithField("link", name).Info("removed a link no network or endpoint claims")
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package driver
+
+import (
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/dualstack-net/dualstack/driver/sysctl"
+)
+
+// enableForwarding turns on forwarding for the families a network routes.
+//
+// With IPv6 forwarding on, the kernel ignores router advertisements on
+// interfaces whose accept_ra is 1, so a host that learns its default route
+// from them would lose it (moby#43466). So first, unless UPLINK_ACCEPT_RA is
+// false, every host interface whose accept_ra is 1 is set to 2, which keeps
+// accepting advertisements with forwarding on.
+func (d *Driver) enableForwarding(v4, v6 bool) error {
+	if v6 && d.cfg.UplinkAcceptRA {
+		links, err := netlink.LinkList()
+		if err != nil {
+			return fmt.Errorf("dualstack: list host interfaces: %w", err)
+		}
+		for _, l := range links {
+			name := l.Attrs().Name
+			key := "net/ipv6/conf/" + name + "/accept_ra"
+			if v, err := sysctl.Get(key); err != nil || v != "1" {
+				continue
+			}
+			if err := sysctl.Set(key, "2"); err != nil {
+				return fmt.Errorf("dualstack: keep router advertisements on %s with forwarding on: %w (or set UPLINK_ACCEPT_RA=false)", name, err)
+			}
+			d.log.WithField("interface", name).Info("accept_ra 1 -> 2, so the interface keeps its router-advertised routes with IPv6 forwarding on")
+		}
+	}
+	for _, f := range []struct {
+		on  bool
+		key string
+	}{{v4, "net/ipv4/ip_forward"}, {v6, "net/ipv6/conf/all/forwarding"}} {
+		if !f.on {
+			continue
+		}
+		if v, err := sysctl.Get(f.key); err == nil && v == "1" {
+			continue
+		}
+		if err := sysctl.Set(f.key, "1"); err != nil {
+			return fmt.Errorf("dualstack: enable forwarding: %w", err)
+		}
+		d.log.WithField("sysctl", f.key).Info("forwarding enabled")
+	}
+	return nil
+}

@@ -1,0 +1,62 @@
+package driver
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseOptions(t *testing.T) {
+	const id = "0123456789abcdef0123"
+	generic := func(kv ...string) map[string]interface{} {
+		g := map[string]interface{}{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			g[kv[i]] = kv[i+1]
+		}
+		return map[string]interface{}{optGeneric: g, optEnableIPv6: true}
+	}
+	good := []struct {
+		name string
+		raw  map[string]interface{}
+		want netOptions
+	}{
+		{"defaults", generic(), netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true}},
+		{"short names", generic("bridge", "br-test", "mtu", "1400", "hairpin", "true", "accept_ra", "1"),
+			netOptions{Mode: "bridge", Bridge: "br-test", MTU: 1400, Hairpin: true, AcceptRA: 1, IPv4: true, IPv6: true}},
+		{"docker names", generic("com.docker.network.bridge.name", "br-x", "com.docker.network.driver.mtu", "9000", "mode", "bridge"),
+			netOptions{Mode: "bridge", Bridge: "br-x", MTU: 9000, IPv4: true, IPv6: true}},
+		{"internal, ipv6-only", map[string]interface{}{optEnableIPv6: true, optEnableIPv4: false, optInternal: true},
+			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", Internal: true, IPv6: true}},
+	}
+	for _, c := range good {
+		got, err := parseOptions(id, c.raw)
+		if err != nil || got != c.want {
+			t.Errorf("%s: got %+v, %v\nwant %+v", c.name, got, err, c.want)
+		}
+	}
+	bad := []struct {
+		name string
+		raw  map[string]interface{}
+		want []string
+	}{
+		{"16-character bridge name", generic("bridge", "abcdefghijklmnop"), []string{`bridge="abcdefghijklmnop"`, "at most 15"}},
+		{"MTU 10", generic("mtu", "10"), []string{`mtu="10"`, "between 68 and 65535"}},
+		{"MTU 70000", generic("com.docker.network.driver.mtu", "70000"), []string{`com.docker.network.driver.mtu="70000"`}},
+		{"IPv6 MTU below 1280", generic("mtu", "1000"), []string{"IPv6 needs an MTU of at least 1280"}},
+		{"unknown options", generic("colour", "blue", "speed", "fast"), []string{"unknown option(s) colour, speed"}},
+		{"bad accept_ra", generic("accept_ra", "maybe"), []string{`accept_ra="maybe"`}},
+		{"macvlan not yet", generic("mode", "macvlan"), []string{`mode="macvlan"`}},
+		{"several at once", generic("mtu", "x", "hairpin", "perhaps"), []string{`mtu="x"`, `hairpin="perhaps"`}},
+	}
+	for _, c := range bad {
+		_, err := parseOptions(id, c.raw)
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not name %q", c.name, err, w)
+			}
+		}
+	}
+}

@@ -1,0 +1,21 @@
+package driver
+
+// reconcile brings the kernel in line with the persisted state before the
+// plugin serves: missing bridges and their gateways are created again (after
+// a reboot, say), forwarding is enabled where networks need it, and links
+// named by dualstack that no record claims are deleted.
+func (d *Driver) reconcile() {
+	for _, n := range d.networks {
+		log := d.log.WithField("network", short(n.ID))
+		if err := d.plane.restoreNetwork(n); err != nil {
+			log.Warnf("restore: %v", err)
+			continue
+		}
+		if !n.Options.Internal {
+			if err := d.enableForwarding(len(n.V4) > 0, len(n.V6) > 0); err != nil {
+				log.Warnf("restore forwarding: %v", err)
+			}
+		}
+	}
+	d.plane.removeOrphans(d.networks, d.endpoints, d.log)
+}

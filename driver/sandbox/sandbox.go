@@ -1,0 +1,247 @@
+// Package sandbox configures a container's end of a dualstack endpoint
+// inside the container's network namespace (Docker's SandboxKey).
+//
+// Each function takes the namespace's path and works through netns.Do; the
+// caller's thread never changes namespace. Writing the namespace's sysctls
+// needs a writable /proc/sys: inside a Docker managed plugin, call
+// sysctl.EnsureWritable once at start-up.
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/dualstack-net/dualstack/driver/netns"
+	"github.com/dualstack-net/dualstack/driver/sysctl"
+)
+
+// InterfaceMatch names the container's interface. Docker renames the
+// interface after moving it into the container (to eth0, eth1, ...), so the
+// MAC address, which the driver chose, is the reliable key. Every field that
+// is set must match; at least one must be set.
+type InterfaceMatch struct {
+	// MAC, if set, is the interface's MAC address.
+	MAC net.HardwareAddr
+	// Name, if set, is the interface's name.
+	Name string
+}
+
+func (m InterfaceMatch) String() string {
+	var parts []string
+	if m.MAC != nil {
+		parts = append(parts, "MAC "+m.MAC.String())
+	}
+	if m.Name != "" {
+		parts = append(parts, "name "+m.Name)
+	}
+	if len(parts) == 0 {
+		return "interface (no MAC or name given)"
+	}
+	return "interface with " + strings.Join(parts, " and ")
+}
+
+func (m InterfaceMatch) validate() error {
+	if m.MAC == nil && m.Name == "" {
+		return errors.New("sandbox: no interface to look for: set the MAC address or the name in InterfaceMatch")
+	}
+	return nil
+}
+
+// matches reports whether link is the interface m describes.
+func (m InterfaceMatch) matches(link netlink.Link) bool {
+	a := link.Attrs()
+	if m.MAC != nil && !bytes.Equal(a.HardwareAddr, m.MAC) {
+		return false
+	}
+	return m.Name == "" || a.Name == m.Name
+}
+
+// errNoInterface is wrapped when no link in the namespace matches.
+var errNoInterface = errors.New("no such interface")
+
+// find returns the link that m matches in the calling thread's namespace.
+func find(m InterfaceMatch) (netlink.Link, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	var found []netlink.Link
+	for _, l := range links {
+		if m.matches(l) {
+			found = append(found, l)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%s: %w", m, errNoInterface)
+	case 1:
+		return found[0], nil
+	}
+	names := make([]string, len(found))
+	for i, l := range found {
+		names[i] = l.Attrs().Name
+	}
+	return nil, fmt.Errorf("%s is ambiguous: it matches %s; match by name as well",
+		m, strings.Join(names, ", "))
+}
+
+func checkAcceptRA(v int) error {
+	if v < 0 || v > 2 {
+		return fmt.Errorf("sandbox: accept_ra %d is not 0 (ignore router advertisements), "+
+			"1 (accept them unless forwarding) or 2 (accept them even when forwarding)", v)
+	}
+	return nil
+}
+
+// PrepareNamespace sets, in the namespace at nsPath,
+// net.ipv6.conf.{default,all}.accept_dad=0 and
+// net.ipv6.conf.{default,all}.accept_ra=acceptRA (0, 1 or 2).
+//
+// An interface moved into the namespace afterwards gets a fresh IPv6
+// configuration copied from "default", so it starts with DAD off (its
+// link-local address is never tentative) and with the wanted handling of
+// router advertisements, before anyone brings it up. "all" is set as well
+// because the kernel skips DAD only when both "all" and the interface say so.
+func PrepareNamespace(nsPath string, acceptRA int) error {
+	if err := checkAcceptRA(acceptRA); err != nil {
+		return err
+	}
+	ra := strconv.Itoa(acceptRA)
+	err := netns.Do(nsPath, func() error {
+		for _, kv := range [][2]string{
+			{"net/ipv6/conf/default/accept_dad", "0"},
+			{"net/ipv6/conf/all/accept_dad", "0"},
+			{"net/ipv6/conf/default/accept_ra", ra},
+			{"net/ipv6/conf/all/accept_ra", ra},
+		} {
+			if err := sysctl.Set(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox %s: prepare namespace: %w", nsPath, err)
+	}
+	return nil
+}
+
+// ConfigureInterface finds the interface match describes in the namespace at
+// nsPath, sets its accept_dad=0 and accept_ra=acceptRA, and adds every
+// address in addrs (IPv6 ones with IFA_F_NODAD, so they are never
+// tentative). An address already present is fine. It neither brings the
+// interface up nor removes anything.
+func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefix, acceptRA int) error {
+	if err := match.validate(); err != nil {
+		return err
+	}
+	if err := checkAcceptRA(acceptRA); err != nil {
+		return err
+	}
+	for _, p := range addrs {
+		if !p.IsValid() || p.Addr().Is4In6() || p.Addr().IsUnspecified() || p.Addr().Zone() != "" {
+			return fmt.Errorf("sandbox %s: address %q is not a usable address/prefix-length "+
+				"(write e.g. 192.0.2.10/24 or 2001:db8::10/64)", nsPath, p)
+		}
+	}
+	err := netns.Do(nsPath, func() error {
+		link, err := find(match)
+		if err != nil {
+			return err
+		}
+		name := link.Attrs().Name
+		dir := "net/ipv6/conf/" + name + "/"
+		for _, kv := range [][2]string{{"accept_dad", "0"}, {"accept_ra", strconv.Itoa(acceptRA)}} {
+			if err := sysctl.Set(dir+kv[0], kv[1]); err != nil {
+				return fmt.Errorf("interface %s: %w", name, err)
+			}
+		}
+		have, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+		if err != nil {
+			return fmt.Errorf("interface %s: list addresses: %w", name, err)
+		}
+	next:
+		for _, p := range addrs {
+			for _, h := range have {
+				if sameAddr(h, p) {
+					continue next
+				}
+			}
+			if err := netlink.AddrAdd(link, toAddr(p)); err != nil && !errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("interface %s: add address %s: %w", name, p, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox %s: configure %s: %w", nsPath, match, err)
+	}
+	return nil
+}
+
+// RemoveAddresses removes addrs from the interface match describes in the
+// namespace at nsPath. It is idempotent: a namespace, interface or address
+// that is already gone is success.
+func RemoveAddresses(nsPath string, match InterfaceMatch, addrs []netip.Prefix) error {
+	if err := match.validate(); err != nil {
+		return err
+	}
+	err := netns.Do(nsPath, func() error {
+		link, err := find(match)
+		if err != nil {
+			return err
+		}
+		for _, p := range addrs {
+			if !p.IsValid() {
+				continue
+			}
+			err := netlink.AddrDel(link, toAddr(p))
+			if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) &&
+				!errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("interface %s: remove address %s: %w", link.Attrs().Name, p, err)
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrNotNamespace) || errors.Is(err, errNoInterface) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox %s: remove addresses from %s: %w", nsPath, match, err)
+	}
+	return nil
+}
+
+// toAddr converts p to a netlink address; IPv6 ones get IFA_F_NODAD.
+func toAddr(p netip.Prefix) *netlink.Addr {
+	bits := 32
+	if p.Addr().Is6() {
+		bits = 128
+	}
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
+}
+
+func sameAddr(a netlink.Addr, p netip.Prefix) bool {
+	if a.IPNet == nil {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(a.IP)
+	if !ok {
+		return false
+	}
+	ones, _ := a.Mask.Size()
+	return ip.Unmap() == p.Addr() && ones == p.Bits()
+}

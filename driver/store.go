@@ -1,0 +1,149 @@
+package driver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+
+	"github.com/sirupsen/logrus"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Layout of the network driver's buckets in the state file:
+//
+//	driver/networks/<network ID>    network as JSON
+//	driver/endpoints/<endpoint ID>  endpoint as JSON
+var (
+	bucketDriver    = []byte("driver")
+	bucketNetworks  = []byte("networks")
+	bucketEndpoints = []byte("endpoints")
+)
+
+// pool is one subnet of a network.
+type pool struct {
+	Space   string       `json:"space"`
+	Prefix  netip.Prefix `json:"prefix"`
+	Gateway netip.Prefix `json:"gateway"` // gateway address with the subnet's length; invalid if none
+	// PoolID is the dualstack IPAM pool, when dualstack's IPAM holds the
+	// subnet; empty for another IPAM driver's pool.
+	PoolID string `json:"poolID,omitempty"`
+}
+
+// network is what is persisted of a network.
+type network struct {
+	ID      string     `json:"id"`
+	Options netOptions `json:"options"`
+	V4      []pool     `json:"v4,omitempty"`
+	V6      []pool     `json:"v6,omitempty"` // sorted by prefix
+}
+
+// gateways lists the addresses the bridge holds.
+func (n *network) gateways() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range append(append([]pool{}, n.V4...), n.V6...) {
+		if p.Gateway.IsValid() {
+			out = append(out, p.Gateway)
+		}
+	}
+	return out
+}
+
+// extraAddr is an address dualstack allocated for an endpoint in an IPv6
+// pool other than the one Docker's address came from.
+type extraAddr struct {
+	PoolID string       `json:"poolID"`
+	Addr   netip.Prefix `json:"addr"`
+}
+
+// endpoint is what is persisted of an endpoint.
+type endpoint struct {
+	ID        string       `json:"id"`
+	NetworkID string       `json:"networkID"`
+	HostVeth  string       `json:"hostVeth"`
+	PeerVeth  string       `json:"peerVeth"`
+	MAC       string       `json:"mac"`
+	IPv4      netip.Prefix `json:"ipv4"`
+	IPv6      netip.Prefix `json:"ipv6"`
+	// Allocated lists the primary addresses dualstack allocated itself
+	// because Docker gave none; they are released with the endpoint.
+	Allocated []extraAddr `json:"allocated,omitempty"`
+	Extra     []extraAddr `json:"extra,omitempty"`
+}
+
+// addresses lists every address of the endpoint's interface.
+func (ep *endpoint) addresses() []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+		if a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	for _, x := range ep.Extra {
+		out = append(out, x.Addr)
+	}
+	return out
+}
+
+func driverBucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
+	if !tx.Writable() {
+		root := tx.Bucket(bucketDriver)
+		if root == nil {
+			return nil, nil
+		}
+		return root.Bucket(name), nil
+	}
+	root, err := tx.CreateBucketIfNotExists(bucketDriver)
+	if err != nil {
+		return nil, err
+	}
+	return root.CreateBucketIfNotExists(name)
+}
+
+func put(tx *bolt.Tx, bucket []byte, id string, v any) error {
+	b, err := driverBucket(tx, bucket)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(id), data)
+}
+
+func del(tx *bolt.Tx, bucket []byte, id string) error {
+	b, err := driverBucket(tx, bucket)
+	if err != nil {
+		return err
+	}
+	return b.Delete([]byte(id))
+}
+
+// load reads every record of bucket into fn; unreadable records are
+// skipped with a warning, so that one bad record cannot keep Docker from
+// starting.
+func load[T any](db *bolt.DB, bucket []byte, log logrus.FieldLogger, fn func(id string, v *T)) error {
+	return db.View(func(tx *bolt.Tx) error {
+		b, err := driverBucket(tx, bucket)
+		if err != nil || b == nil {
+			return err
+		}
+		return b.ForEach(func(k, data []byte) error {
+			v := new(T)
+			if err := json.Unmarshal(data, v); err != nil {
+				log.WithField("record", string(k)).Warnf("skipping unreadable %s record: %v", bucket, err)
+				return nil
+			}
+			fn(string(k), v)
+			return nil
+		})
+	})
+}
+
+// save commits fn's changes, naming what failed.
+func save(db *bolt.DB, what string, fn func(tx *bolt.Tx) error) error {
+	if err := db.Update(fn); err != nil {
+		return fmt.Errorf("record %s in the state file: %w", what, err)
+	}
+	return nil
+}
