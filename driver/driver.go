@@ -27,6 +27,8 @@ import (
 	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/dualstack-net/dualstack/driver/firewall"
 )
 
 // Addresses is the part of dualstack's IPAM the network driver uses for the
@@ -49,6 +51,21 @@ type Config struct {
 	// in the plugin. A SandboxKey that does not exist as given is looked up
 	// there by its base name (dockerd may use another exec-root).
 	NetnsDir string
+	// Firewall accepts the networks' traffic in the packet filter; nil
+	// leaves the packet filter alone.
+	Firewall Firewall
+}
+
+// Firewall is the packet filter's part in a network (see driver/firewall).
+type Firewall interface {
+	Add(firewall.Network) error
+	Remove(firewall.Network) error
+	Reset([]firewall.Network) error
+}
+
+// fwNetwork is what the firewall needs to know of n.
+func fwNetwork(n *network) firewall.Network {
+	return firewall.Network{Bridge: n.Options.Bridge, Internal: n.Options.Internal}
 }
 
 // Driver implements api.Driver. It is safe for concurrent use.
@@ -163,6 +180,15 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 	if err != nil {
 		return err
 	}
+	if fw := d.cfg.Firewall; fw != nil {
+		if err := fw.Add(fwNetwork(n)); err != nil {
+			_ = fw.Remove(fwNetwork(n))
+			undo()
+			return fmt.Errorf("dualstack: %w", err)
+		}
+		planeUndo := undo
+		undo = func() { _ = fw.Remove(fwNetwork(n)); planeUndo() }
+	}
 	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
 		undo()
 		return err
@@ -241,6 +267,11 @@ func (d *Driver) DeleteNetwork(req *api.DeleteNetworkRequest) error {
 	}
 	if err := d.plane.deleteNetwork(n); err != nil {
 		return err
+	}
+	if fw := d.cfg.Firewall; fw != nil {
+		if err := fw.Remove(fwNetwork(n)); err != nil {
+			return fmt.Errorf("dualstack: %w", err)
+		}
 	}
 	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return del(tx, bucketNetworks, n.ID) }); err != nil {
 		return err
@@ -438,16 +469,15 @@ func (d *Driver) sandboxPath(key string) (string, error) {
 	if key == "" {
 		return "", errors.New("dualstack: Join without a sandbox key")
 	}
-	if _, err := os.Stat(key); err == nil {
+	if _, err := os.Stat(key); err == nil || d.cfg.NetnsDir == "" {
 		return key, nil
 	}
-	if d.cfg.NetnsDir != "" {
-		p := filepath.Join(d.cfg.NetnsDir, filepath.Base(key))
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
+	// Engine 20.10 creates the file only when the container starts: map the
+	// key into the plugin's netns mount even if the file is not there yet.
+	if _, err := os.Stat(d.cfg.NetnsDir); err != nil {
+		return "", fmt.Errorf("dualstack: the container's network namespace %s is not visible to the plugin (%v): point the plugin's netns mount at dockerd's <exec-root>/netns (docker plugin set dualstack:latest netns.source=DIR)", key, err)
 	}
-	return "", fmt.Errorf("dualstack: the container's network namespace %s is not visible to the plugin: point the plugin's netns mount at dockerd's <exec-root>/netns (docker plugin set dualstack:latest netns.source=DIR)", key)
+	return filepath.Join(d.cfg.NetnsDir, filepath.Base(key)), nil
 }
 
 // Leave stops the container-side work of a join that has not finished.

@@ -287,7 +287,10 @@ func TestBridgeLifecycle(t *testing.T) {
 				}
 			}
 			var info *api.InfoResponse
-			h.in(func() (err error) { info, err = h.d.EndpointInfo(&api.InfoRequest{NetworkID: nid, EndpointID: eid}); return err })
+			h.in(func() (err error) {
+				info, err = h.d.EndpointInfo(&api.InfoRequest{NetworkID: nid, EndpointID: eid})
+				return err
+			})
 			for _, want := range append([]string{primary4, primary6}, c.extra...) {
 				if !strings.Contains(info.Value["addresses"], want) {
 					t.Fatalf("EndpointOperInfo addresses %q lack %s", info.Value["addresses"], want)

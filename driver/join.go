@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
 
+	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
+	"github.com/dualstack-net/dualstack/driver/sysctl"
 )
 
 // joinTimeout bounds how long a join waits for Docker to move the interface
@@ -21,13 +24,21 @@ const joinTimeout = 2 * time.Minute
 // joins runs the container side of each join.
 //
 // Docker moves the interface into the container only after Join returns,
-// and addresses put on it before the move are lost in it. So Join sets the
-// namespace defaults (no duplicate address detection, accept_ra) before the
-// move, and a watcher, subscribed to the namespace's links before Join
-// returns, adds the extra addresses the moment the interface arrives.
-// ProgramExternalConnectivity, which Docker calls after the move and before
-// the container's process starts, waits for the watchers of that container:
-// the process never starts before its addresses exist.
+// and addresses put on it before the move are lost in it. So the namespace
+// defaults (no duplicate address detection, accept_ra) are set before the
+// move, and a watcher adds the extra addresses the moment the interface
+// arrives (it subscribes to the namespace's links, then lists them, so it
+// cannot miss the arrival).
+//
+// Current engines create the container's namespace before they join it to
+// networks, and call ProgramExternalConnectivity after the move and before
+// the container's process starts: Join sets the defaults at once, and that
+// call waits for the watchers of the container, so the process never starts
+// before its addresses exist. Engine 20.10 creates the namespace only when
+// the container is being started (runc's prestart hook) and calls no plugin
+// between the move and the start: there the watcher waits for the namespace
+// to appear, sets the defaults and configures the interface as soon as it
+// arrives, racing the hook's remaining work.
 type joins struct {
 	mu      sync.Mutex
 	pending map[string]*pendingJoin // by endpoint ID
@@ -37,9 +48,12 @@ type joins struct {
 
 type pendingJoin struct {
 	sandbox string
-	cancel  context.CancelFunc
-	done    chan struct{}
-	err     error // set before done is closed
+	// early: the namespace existed at Join, so the move happens before
+	// ProgramExternalConnectivity, which may wait for this join.
+	early  bool
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set before done is closed
 }
 
 func newJoins() *joins {
@@ -52,11 +66,14 @@ func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *end
 	if err != nil {
 		return fmt.Errorf("dualstack: endpoint %s has a bad MAC address %q", short(ep.ID), ep.MAC)
 	}
-	if err := sandbox.PrepareNamespace(nsPath, n.Options.AcceptRA); err != nil {
-		return fmt.Errorf("dualstack: prepare the container's network namespace: %w", err)
+	early := netns.Check(nsPath) == nil
+	if early {
+		if err := sandbox.PrepareNamespace(nsPath, n.Options.AcceptRA); err != nil {
+			return fmt.Errorf("dualstack: prepare the container's network namespace: %w", err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
-	p := &pendingJoin{sandbox: nsPath, cancel: cancel, done: make(chan struct{})}
+	p := &pendingJoin{sandbox: nsPath, early: early, cancel: cancel, done: make(chan struct{})}
 	j.mu.Lock()
 	if old := j.pending[ep.ID]; old != nil {
 		old.cancel()
@@ -73,7 +90,19 @@ func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *end
 	go func() {
 		defer cancel()
 		start := time.Now()
-		_, err := sandbox.WaitInterface(ctx, nsPath, match)
+		var err error
+		if !early {
+			if err = waitNamespace(ctx, nsPath); err == nil {
+				err = sandbox.PrepareNamespace(nsPath, n.Options.AcceptRA)
+			}
+		}
+		var link netlink.Link
+		if err == nil {
+			link, err = sandbox.WaitInterface(ctx, nsPath, match)
+		}
+		if err == nil && len(extra) > 0 {
+			err = enableIPv6(nsPath, link.Attrs().Index)
+		}
 		if err == nil {
 			err = j.configure(nsPath, match, extra, n.Options.AcceptRA)
 		}
@@ -89,6 +118,43 @@ func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *end
 			log.Errorf("configure the container's interface: %v", err)
 		}
 	}()
+	return nil
+}
+
+// enableIPv6 turns IPv6 on for the interface with index idx in the
+// namespace at nsPath. Docker disables IPv6 in a container's namespace by
+// default and enables it per interface just before it adds its own IPv6
+// address; the extra addresses may come first. Docker may rename the
+// interface meanwhile, so its name is looked up by index at each try.
+func enableIPv6(nsPath string, idx int) error {
+	return netns.Do(nsPath, func() error {
+		var err error
+		for try := 0; try < 50; try++ {
+			var l netlink.Link
+			if l, err = netlink.LinkByIndex(idx); err != nil {
+				return fmt.Errorf("interface %d: %w", idx, err)
+			}
+			if err = sysctl.Set("net/ipv6/conf/"+l.Attrs().Name+"/disable_ipv6", "0"); err == nil {
+				return nil
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return fmt.Errorf("enable IPv6 on the container's interface: %w", err)
+	})
+}
+
+// waitNamespace returns once the namespace file at path is mounted (Engine
+// 20.10 creates it while the container starts).
+func waitNamespace(ctx context.Context, path string) error {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for netns.Check(path) != nil {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the container's network namespace %s did not appear: %w", path, ctx.Err())
+		case <-tick.C:
+		}
+	}
 	return nil
 }
 
@@ -120,7 +186,7 @@ func (j *joins) wait(epID string) error {
 	var same []*pendingJoin
 	if p != nil {
 		for _, q := range j.pending {
-			if q.sandbox == p.sandbox {
+			if q.sandbox == p.sandbox && q.early {
 				same = append(same, q)
 			}
 		}

@@ -1,5 +1,7 @@
 package driver
 
+import "github.com/dualstack-net/dualstack/driver/firewall"
+
 // reconcile brings the kernel in line with the persisted state before the
 // plugin serves: missing bridges and their gateways are created again (after
 // a reboot, say), forwarding is enabled where networks need it, and links
@@ -18,4 +20,13 @@ func (d *Driver) reconcile() {
 		}
 	}
 	d.plane.removeOrphans(d.networks, d.endpoints, d.log)
+	if fw := d.cfg.Firewall; fw != nil {
+		var nets []firewall.Network
+		for _, n := range d.networks {
+			nets = append(nets, fwNetwork(n))
+		}
+		if err := fw.Reset(nets); err != nil {
+			d.log.Warnf("restore firewall rules: %v", err)
+		}
+	}
 }

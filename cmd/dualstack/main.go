@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/driver"
+	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/plugin"
@@ -65,7 +66,12 @@ func run(log *logrus.Logger) error {
 	if err := sysctl.EnsureWritable(); err != nil {
 		log.Warnf("%v: networks that need forwarding or IPv6 settings will fail", err)
 	}
+	rules, err := firewall.New()
+	if err != nil {
+		return err
+	}
 	netDriver, err := driver.New(driver.Config{
+		Firewall:       rules,
 		DB:             db,
 		IPAM:           ipamDriver,
 		Log:            log.WithField("driver", "network"),

@@ -35,6 +35,8 @@ type InterfaceMatch struct {
 	Name string
 }
 
+// String describes the match for error messages, e.g.
+// "interface with MAC 0a:58:c6:33:64:0a and name eth0".
 func (m InterfaceMatch) String() string {
 	var parts []string
 	if m.MAC != nil {
@@ -138,8 +140,9 @@ func PrepareNamespace(nsPath string, acceptRA int) error {
 // ConfigureInterface finds the interface match describes in the namespace at
 // nsPath, sets its accept_dad=0 and accept_ra=acceptRA, and adds every
 // address in addrs (IPv6 ones with IFA_F_NODAD, so they are never
-// tentative). An address already present is fine. It neither brings the
-// interface up nor removes anything.
+// tentative). An address already present with the same prefix length is
+// left as it is; the same address with another prefix length is an error.
+// It neither brings the interface up nor removes anything.
 func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefix, acceptRA int) error {
 	if err := match.validate(); err != nil {
 		return err
@@ -176,8 +179,12 @@ func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefi
 					continue next
 				}
 			}
-			if err := netlink.AddrAdd(link, toAddr(p)); err != nil && !errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("interface %s: add address %s: %w", name, p, err)
+			if err := netlink.AddrAdd(link, toAddr(p)); err != nil {
+				hint := ""
+				if errors.Is(err, unix.EEXIST) {
+					hint = " (the address is already on the interface with another prefix length)"
+				}
+				return fmt.Errorf("interface %s: add address %s: %w%s", name, p, err, hint)
 			}
 		}
 		return nil

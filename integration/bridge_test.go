@@ -1,0 +1,317 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dsNet creates a dualstack bridge network with dualstack's IPAM.
+func dsNet(t *testing.T, name string, args ...string) {
+	t.Helper()
+	createNetwork(t, name, append([]string{"-d", pluginName, "--ipam-driver", pluginName}, args...)...)
+}
+
+// nsAddr is an address as `ip -j addr` reports it.
+type nsAddr struct {
+	Family    string `json:"family"`
+	Local     string `json:"local"`
+	PrefixLen int    `json:"prefixlen"`
+	Scope     string `json:"scope"`
+	NoDAD     bool   `json:"nodad"`
+	Tentative bool   `json:"tentative"`
+}
+
+// ipJSON runs the host's ip(8) with -j in the network namespace of the
+// engine (container == "") or of a running container.
+func ipJSON(t testing.TB, container string, v any, args ...string) {
+	t.Helper()
+	var cmd *exec.Cmd
+	if container == "" {
+		cmd = exec.Command("ip", append([]string{"-n", eng.netns, "-j"}, args...)...)
+	} else {
+		pid := docker(t, "inspect", "-f", "{{.State.Pid}}", container)
+		cmd = exec.Command("nsenter", append([]string{"-t", pid, "-n", "ip", "-j"}, args...)...)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		t.Fatalf("%s: %v: %s", cmd, err, out)
+	}
+}
+
+// addrsOf lists the addresses of dev in the engine's (container == "") or a
+// container's namespace.
+func addrsOf(t testing.TB, container, dev string) []nsAddr {
+	t.Helper()
+	var out []struct {
+		AddrInfo []nsAddr `json:"addr_info"`
+	}
+	ipJSON(t, container, &out, "addr", "show", "dev", dev)
+	var all []nsAddr
+	for _, o := range out {
+		all = append(all, o.AddrInfo...)
+	}
+	return all
+}
+
+// wantIfaceAddrs checks that dev holds exactly the global addresses want
+// (in any order), every IPv6 address nodad and none tentative, link-local
+// included.
+func wantIfaceAddrs(t testing.TB, container, dev string, want ...string) {
+	t.Helper()
+	var global []string
+	for _, a := range addrsOf(t, container, dev) {
+		if a.Tentative {
+			t.Fatalf("%s %s: address %s is tentative", container, dev, a.Local)
+		}
+		if a.Scope != "global" {
+			continue
+		}
+		if a.Family == "inet6" && !a.NoDAD {
+			t.Fatalf("%s %s: %s is not nodad", container, dev, a.Local)
+		}
+		global = append(global, fmt.Sprintf("%s/%d", a.Local, a.PrefixLen))
+	}
+	if strings.Join(sorted(global), " ") != strings.Join(sorted(want), " ") {
+		t.Fatalf("%s %s has %v, want %v", container, dev, sorted(global), sorted(want))
+	}
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+func netID(t testing.TB, name string) string {
+	t.Helper()
+	return docker(t, "network", "inspect", "-f", "{{.Id}}", name)
+}
+
+func ping(t testing.TB, from string, addrs ...string) {
+	t.Helper()
+	for _, a := range addrs {
+		if out, err := dockerCmd("exec", from, "ping", "-c", "1", "-W", "3", a); err != nil {
+			t.Fatalf("%s cannot ping %s: %v\n%s", from, a, err, out)
+		}
+	}
+}
+
+var fourSubnets = []string{"--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:1::/64", "--subnet", "2001:db8:2::/64", "--subnet", "2001:db8:3::/64"}
+
+// addrSet is a container's expected global addresses: the n-th address of
+// each subnet.
+func addrSet(n int, subnets ...string) []string {
+	var out []string
+	for _, s := range subnets {
+		p := netip.MustParsePrefix(s)
+		a := p.Addr()
+		for i := 0; i < n; i++ {
+			a = a.Next()
+		}
+		out = append(out, netip.PrefixFrom(a, p.Bits()).String())
+	}
+	return out
+}
+
+var fourSubnetList = []string{"192.0.2.0/24", "2001:db8:1::/64", "2001:db8:2::/64", "2001:db8:3::/64"}
+
+// Issue 3, acceptance 1 and 7.
+func TestBridgeEveryIPv6Subnet(t *testing.T) {
+	dsNet(t, "ds-br", fourSubnets...)
+	br := "ds-" + netID(t, "ds-br")[:12]
+	wantIfaceAddrs(t, "", br, "192.0.2.1/24", "2001:db8:1::1/64", "2001:db8:2::1/64", "2001:db8:3::1/64")
+
+	runContainer(t, "ds-br-a", "ds-br")
+	runContainer(t, "ds-br-b", "ds-br")
+	wantIfaceAddrs(t, "ds-br-a", "eth0", addrSet(2, fourSubnetList...)...)
+	wantIfaceAddrs(t, "ds-br-b", "eth0", addrSet(3, fourSubnetList...)...)
+
+	var routes []struct {
+		Dst     string `json:"dst"`
+		Gateway string `json:"gateway"`
+	}
+	ipJSON(t, "ds-br-a", &routes, "-4", "route")
+	var v6routes []struct {
+		Dst     string `json:"dst"`
+		Gateway string `json:"gateway"`
+	}
+	ipJSON(t, "ds-br-a", &v6routes, "-6", "route")
+	hasDefault := func(rs []struct {
+		Dst     string `json:"dst"`
+		Gateway string `json:"gateway"`
+	}) bool {
+		for _, r := range rs {
+			if r.Dst == "default" && r.Gateway != "" {
+				return true
+			}
+		}
+		return false
+	}
+	if !hasDefault(routes) || !hasDefault(v6routes) {
+		t.Fatalf("default routes: IPv4 %v, IPv6 %v", routes, v6routes)
+	}
+	for _, a := range addrSet(3, fourSubnetList...) {
+		ping(t, "ds-br-a", strings.Split(a, "/")[0])
+	}
+	ping(t, "ds-br-a", "192.0.2.1", "2001:db8:1::1", "2001:db8:2::1", "2001:db8:3::1")
+
+	// Cleanup: nothing of the network is left on the host.
+	docker(t, "rm", "-f", "ds-br-a", "ds-br-b")
+	docker(t, "network", "rm", "ds-br")
+	var links []struct {
+		Name string `json:"ifname"`
+	}
+	ipJSON(t, "", &links, "link", "show")
+	for _, l := range links {
+		if strings.HasPrefix(l.Name, "ds") {
+			t.Fatalf("link %s left after docker network rm", l.Name)
+		}
+	}
+}
+
+// Issue 3, acceptance 2: the container's first command already sees every
+// address, none tentative.
+func TestFirstCommandSeesEveryAddress(t *testing.T) {
+	dsNet(t, "ds-first", fourSubnets...)
+	runs := 50
+	if testing.Short() {
+		runs = 5
+	}
+	for i := 0; i < runs; i++ {
+		out := docker(t, "run", "--rm", "--label", testLabel, "--network", "ds-first", image, "ip", "-6", "addr", "show", "eth0")
+		n := i + 2
+		for _, s := range []string{"2001:db8:1::", "2001:db8:2::", "2001:db8:3::"} {
+			if want := s + strconv.FormatInt(int64(n), 16) + "/64"; !strings.Contains(out, want) {
+				t.Fatalf("run %d: first command does not see %s:\n%s", i+1, want, out)
+			}
+		}
+		if strings.Contains(out, "tentative") {
+			t.Fatalf("run %d: tentative address:\n%s", i+1, out)
+		}
+	}
+}
+
+// Issue 3, acceptance 3: only IPv6 subnets.
+func TestBridgeIPv6Subnets(t *testing.T) {
+	dsNet(t, "ds-v6", "--ipv6", "--subnet", "fd00:a::/64", "--subnet", "fd00:b::/64")
+	runContainer(t, "ds-v6-a", "ds-v6")
+	runContainer(t, "ds-v6-b", "ds-v6")
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"ds-v6-a", 2}, {"ds-v6-b", 3}} {
+		have := map[string]bool{}
+		for _, a := range addrsOf(t, c.name, "eth0") {
+			if a.Tentative {
+				t.Fatalf("%s: tentative %s", c.name, a.Local)
+			}
+			have[fmt.Sprintf("%s/%d", a.Local, a.PrefixLen)] = true
+		}
+		for _, want := range addrSet(c.n, "fd00:a::/64", "fd00:b::/64") {
+			if !have[want] {
+				t.Fatalf("%s lacks %s: %v", c.name, want, have)
+			}
+		}
+	}
+	ping(t, "ds-v6-a", "fd00:a::3", "fd00:b::3", "fd00:a::1", "fd00:b::1")
+}
+
+// Issue 3, acceptance 4: connect gives eth1 the full set, disconnect takes
+// it away and releases the addresses.
+func TestConnectDisconnect(t *testing.T) {
+	dsNet(t, "ds-c1", "--ipv6", "--subnet", "198.51.100.0/24", "--subnet", "2001:db8:a::/64")
+	dsNet(t, "ds-c2", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:b::/64", "--subnet", "2001:db8:c::/64")
+	runContainer(t, "ds-conn", "ds-c1")
+	docker(t, "network", "connect", "ds-c2", "ds-conn")
+	want := addrSet(2, "192.0.2.0/24", "2001:db8:b::/64", "2001:db8:c::/64")
+	eventually(t, func() error {
+		have := map[string]bool{}
+		for _, a := range addrsOf(t, "ds-conn", "eth1") {
+			have[fmt.Sprintf("%s/%d", a.Local, a.PrefixLen)] = true
+		}
+		for _, w := range want {
+			if !have[w] {
+				return fmt.Errorf("eth1 lacks %s: %v", w, have)
+			}
+		}
+		return nil
+	})
+	wantIfaceAddrs(t, "ds-conn", "eth1", want...)
+	ping(t, "ds-conn", "192.0.2.1", "2001:db8:b::1", "2001:db8:c::1")
+
+	docker(t, "network", "disconnect", "ds-c2", "ds-conn")
+	var links []struct {
+		Name string `json:"ifname"`
+	}
+	ipJSON(t, "ds-conn", &links, "link", "show")
+	for _, l := range links {
+		if l.Name == "eth1" {
+			t.Fatal("eth1 still there after disconnect")
+		}
+	}
+	// Released: each address can be asked for again.
+	for _, a := range []string{"--ip6=2001:db8:b::2", "--ip6=2001:db8:c::2", "--ip=192.0.2.2"} {
+		docker(t, "run", "--rm", "--label", testLabel, "--network", "ds-c2", a, image, "true")
+	}
+}
+
+// eventually retries check for up to 10 s: for what Docker does after a
+// call returns (a connected network's second interface).
+func eventually(t testing.TB, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Issue 3, acceptance 8.
+func TestBridgeBadInput(t *testing.T) {
+	dsNet(t, "ds-named", "--subnet", "192.0.2.0/24", "-o", "bridge=br-named")
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"bridge name of 16 characters", []string{"-o", "bridge=abcdefghijklmnop"}, []string{"abcdefghijklmnop", "at most 15"}},
+		{"MTU 10", []string{"-o", "mtu=10"}, []string{`mtu="10"`}},
+		{"MTU 70000", []string{"-o", "mtu=70000"}, []string{`mtu="70000"`}},
+		{"unknown option", []string{"-o", "colour=blue"}, []string{"unknown option(s) colour"}},
+		{"bridge name of another network", []string{"-o", "bridge=br-named"}, []string{"br-named", "already used"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"network", "create", "-d", pluginName, "--ipam-driver", pluginName, "--subnet", "198.51.100.0/24"}, c.args...)
+			out := dockerFails(t, append(args, "ds-bad")...)
+			wantMessage(t, out, c.want...)
+			noNetwork(t, "ds-bad")
+			// The subnet was released: a good network can take it.
+			dsNet(t, "ds-bad-ok", "--subnet", "198.51.100.0/24")
+			docker(t, "network", "rm", "ds-bad-ok")
+		})
+	}
+}
