@@ -20,6 +20,8 @@ type dataplane interface {
 	deleteNetwork(n *network) error
 	// restoreNetwork recreates what is missing of a recorded network.
 	restoreNetwork(n *network) error
+	// restoreEndpoint reconnects a recorded endpoint whose links still exist.
+	restoreEndpoint(n *network, ep *endpoint) error
 	createEndpoint(n *network, ep *endpoint) error
 	deleteEndpoint(ep *endpoint) error
 	// removeOrphans deletes links the mode named that no record claims.
@@ -69,6 +71,29 @@ func (bridgePlane) deleteNetwork(n *network) error {
 func (bridgePlane) restoreNetwork(n *network) error {
 	_, err := bridge.Ensure(bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways()})
 	return err
+}
+
+// restoreEndpoint puts the host side of ep's veth back on the bridge, as a
+// bridge deleted and created again has no ports. A veth that is gone (after
+// a reboot) is left to Docker, which deletes the endpoint.
+func (bridgePlane) restoreEndpoint(n *network, ep *endpoint) error {
+	link, err := netlink.LinkByName(ep.HostVeth)
+	if err != nil {
+		return nil
+	}
+	br, err := netlink.LinkByName(n.Options.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", n.Options.Bridge, err)
+	}
+	if link.Attrs().MasterIndex != br.Attrs().Index {
+		if err := netlink.LinkSetMaster(link, br); err != nil {
+			return fmt.Errorf("attach %s to %s: %w", ep.HostVeth, n.Options.Bridge, err)
+		}
+		if err := netlink.LinkSetHairpin(link, n.Options.Hairpin); err != nil {
+			return fmt.Errorf("hairpin on %s: %w", ep.HostVeth, err)
+		}
+	}
+	return netlink.LinkSetUp(link)
 }
 
 func (bridgePlane) createEndpoint(n *network, ep *endpoint) error {

@@ -353,8 +353,12 @@ func TestRestartReconciles(t *testing.T) {
 			t.Fatalf("orphan %s survived the restart", name)
 		}
 	}
-	if _, ok := h.host.Link(t, "dsvdddddddddddd"); !ok {
+	veth, ok := h.host.Link(t, "dsvdddddddddddd")
+	if !ok {
 		t.Fatal("the recorded endpoint's veth was removed")
+	}
+	if veth.Master != "ds-cccccccccccc" {
+		t.Fatalf("the endpoint's veth is not back on the recreated bridge: master %q", veth.Master)
 	}
 	// The endpoint is still known, with its extra address.
 	var info *api.InfoResponse

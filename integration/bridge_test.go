@@ -315,3 +315,135 @@ func TestBridgeBadInput(t *testing.T) {
 		})
 	}
 }
+
+var liveSubnets = []string{"198.51.100.0/24", "2001:db8:5::/64", "2001:db8:6::/64"}
+
+func addrsOnly(prefixes []string) []string {
+	out := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		out[i] = strings.Split(p, "/")[0]
+	}
+	return out
+}
+
+// Issue 3, acceptance 5: the network survives plugin restarts, container
+// restarts, dockerd restarts and a simulated reboot; after each, containers
+// ping each other and a new container gets the next addresses.
+func TestBridgeSurvives(t *testing.T) {
+	dsNet(t, "ds-live", "--ipv6", "--subnet", liveSubnets[0], "--subnet", liveSubnets[1], "--subnet", liveSubnets[2])
+	runContainer(t, "ds-live-a", "ds-live")
+	runContainer(t, "ds-live-b", "ds-live")
+	wantIfaceAddrs(t, "ds-live-b", "eth0", addrSet(3, liveSubnets...)...)
+	bAddrs := addrSet(3, liveSubnets...)
+	next := 4
+	parent := t
+	newContainer := func(t *testing.T, name string) {
+		runContainer(parent, name, "ds-live")
+		wantIfaceAddrs(t, name, "eth0", addrSet(next, liveSubnets...)...)
+		ping(t, name, addrsOnly(bAddrs)...)
+		next++
+	}
+	br := "ds-" + netID(t, "ds-live")[:12]
+
+	t.Run("plugin restart with running containers", func(t *testing.T) {
+		// The containers keep pinging while the plugin is killed and back.
+		pinger := exec.Command("docker", "exec", "ds-live-a", "ping", "-c", "30", "-i", "0.1", "-W", "1", "2001:db8:6::3")
+		out := &strings.Builder{}
+		pinger.Stdout, pinger.Stderr = out, out
+		if err := pinger.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		killPlugin(t)
+		if err := pinger.Wait(); err != nil || !strings.Contains(out.String(), " 0% packet loss") {
+			t.Fatalf("pings across the plugin restart: %v\n%s", err, out)
+		}
+		ping(t, "ds-live-a", addrsOnly(bAddrs)...)
+		newContainer(t, "ds-live-p")
+	})
+	t.Run("container stop and start", func(t *testing.T) {
+		docker(t, "stop", "-t", "1", "ds-live-b")
+		docker(t, "start", "ds-live-b")
+		bAddrs = addrSet(next, liveSubnets...)
+		next++
+		wantIfaceAddrs(t, "ds-live-b", "eth0", bAddrs...)
+		ping(t, "ds-live-a", addrsOnly(bAddrs)...)
+		newContainer(t, "ds-live-s")
+	})
+	t.Run("dockerd restart", func(t *testing.T) {
+		if eng.external {
+			t.Skip("restarting dockerd needs a private engine")
+		}
+		if err := eng.restart(); err != nil {
+			t.Fatal(err)
+		}
+		waitPlugin(t)
+		ping(t, "ds-live-a", addrsOnly(bAddrs)...)
+		newContainer(t, "ds-live-d")
+	})
+	t.Run("simulated reboot", func(t *testing.T) {
+		if out, err := exec.Command("ip", "-n", eng.netns, "link", "del", br).CombinedOutput(); err != nil {
+			t.Fatalf("delete %s: %v: %s", br, err, out)
+		}
+		killPlugin(t)
+		wantIfaceAddrs(t, "", br, "198.51.100.1/24", "2001:db8:5::1/64", "2001:db8:6::1/64")
+		ping(t, "ds-live-a", addrsOnly(bAddrs)...)
+		newContainer(t, "ds-live-r")
+	})
+}
+
+// sysctlIn reads a sysctl in the engine's network namespace.
+func sysctlIn(t testing.TB, key string) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", eng.netns, "cat", "/proc/sys/"+key).Output()
+	if err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func setSysctlIn(t testing.TB, key, value string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "netns", "exec", eng.netns, "sh", "-c", "echo "+value+" > /proc/sys/"+key).CombinedOutput(); err != nil {
+		t.Fatalf("write %s: %v: %s", key, err, out)
+	}
+}
+
+func setPlugin(t testing.TB, settings ...string) {
+	t.Helper()
+	docker(t, "plugin", "disable", "-f", pluginName)
+	docker(t, append([]string{"plugin", "set", pluginName}, settings...)...)
+	docker(t, "plugin", "enable", pluginName)
+	waitPlugin(t)
+}
+
+// Issue 3, acceptance 6: an uplink with accept_ra=1 is set to 2 when a
+// network turns IPv6 forwarding on, unless UPLINK_ACCEPT_RA=false.
+func TestUplinkAcceptRA(t *testing.T) {
+	if eng.external {
+		t.Skip("needs the private engine's network namespace")
+	}
+	if out, err := exec.Command("ip", "-n", eng.netns, "link", "add", "dsup0", "type", "veth", "peer", "name", "dsup1").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "-n", eng.netns, "link", "del", "dsup0").Run() })
+	const key = "net/ipv6/conf/dsup0/accept_ra"
+
+	setSysctlIn(t, key, "1")
+	dsNet(t, "ds-fwd", "--ipv6", "--subnet", "2001:db8:f::/64")
+	if got := sysctlIn(t, key); got != "2" {
+		t.Fatalf("uplink accept_ra = %s after a network turned forwarding on, want 2", got)
+	}
+	if got := sysctlIn(t, "net/ipv6/conf/all/forwarding"); got != "1" {
+		t.Fatalf("IPv6 forwarding = %s", got)
+	}
+	docker(t, "network", "rm", "ds-fwd")
+
+	setSysctlIn(t, key, "1")
+	setPlugin(t, "UPLINK_ACCEPT_RA=false")
+	t.Cleanup(func() { setPlugin(t, "UPLINK_ACCEPT_RA=true") })
+	dsNet(t, "ds-fwd2", "--ipv6", "--subnet", "2001:db8:f::/64")
+	if got := sysctlIn(t, key); got != "1" {
+		t.Fatalf("with UPLINK_ACCEPT_RA=false the uplink's accept_ra changed to %s", got)
+	}
+}
