@@ -73,6 +73,8 @@ func run(m *testing.M) int {
 	code := m.Run()
 	if code != 0 {
 		fmt.Printf("--- plugin log (last lines) ---\n%s\n", lastLines(eng.pluginLog(), 80))
+	}
+	if code != 0 || os.Getenv("DUALSTACK_IT_KEEP_LOG") != "" {
 		eng.keepLog()
 	}
 	return code

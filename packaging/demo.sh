@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh PLUGIN
 #
-# Shows the installed plugin at work in the local Docker: a dual-stack
-# network on Docker's bridge driver with dualstack's IPAM and default pools,
-# three containers with sequential addresses, then everything removed again.
+# Shows the installed plugin at work in the local Docker: a dualstack bridge
+# network with two IPv6 subnets (unique local) and a default IPv4 pool, three
+# containers with an address in every subnet, in sequence, pinging each
+# other; then everything is removed again.
 # Needs an image with `ip` (busybox); DEMO_IMAGE overrides the default, which
 # is imported from Debian's busybox-static when missing.
 set -euo pipefail
@@ -29,10 +30,12 @@ trap cleanup EXIT
 cleanup
 
 set -x
-docker network create -d bridge --ipam-driver "$plugin" --ipv6 "$net"
+docker network create -d "$plugin" --ipam-driver "$plugin" --ipv6 \
+	--subnet fd00:d5:1::/64 --subnet fd00:d5:2::/64 "$net"
 docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}} gateway {{.Gateway}}{{"\n"}}{{end}}' "$net"
 for i in 1 2 3; do
 	docker run -d --name dualstack-demo-$i --network "$net" "$image" sleep 300 >/dev/null
 	docker exec dualstack-demo-$i ip -o addr show dev eth0 scope global
 done
-docker exec dualstack-demo-1 ping -c 1 "$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}' dualstack-demo-3)"
+docker exec dualstack-demo-1 ping -c 1 fd00:d5:1::4
+docker exec dualstack-demo-1 ping -c 1 fd00:d5:2::4

@@ -81,9 +81,9 @@ func (fakeNetwork) EndpointInfo(*network.InfoRequest) (*network.InfoResponse, er
 	return &network.InfoResponse{Value: map[string]string{}}, nil
 }
 func (fakeNetwork) Join(*network.JoinRequest) (*network.JoinResponse, error) { return nil, errCreate }
-func (fakeNetwork) Leave(*network.LeaveRequest) error                      { return nil }
-func (fakeNetwork) DiscoverNew(*network.DiscoveryNotification) error       { return nil }
-func (fakeNetwork) DiscoverDelete(*network.DiscoveryNotification) error    { return nil }
+func (fakeNetwork) Leave(*network.LeaveRequest) error                        { return nil }
+func (fakeNetwork) DiscoverNew(*network.DiscoveryNotification) error         { return nil }
+func (fakeNetwork) DiscoverDelete(*network.DiscoveryNotification) error      { return nil }
 func (fakeNetwork) ProgramExternalConnectivity(*network.ProgramExternalConnectivityRequest) error {
 	return nil
 }
