@@ -333,6 +333,12 @@ func TestRestartReconciles(t *testing.T) {
 	h.in(func() error { return h.d.CreateNetwork(req) })
 	h.endpoint(nid, "dddddddddddd4444", "02:42:c6:33:64:02", "198.51.100.0/24", "2001:db8:7::/64")
 
+	// A record that cannot be read is skipped, not fatal.
+	if err := h.db.Update(func(tx *bolt.Tx) error {
+		return put(tx, bucketEndpoints, "junk", "not an endpoint")
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// A reboot takes the bridge and the veths; a crash may leave orphans.
 	h.host.IP(t, "link", "del", "ds-cccccccccccc")
 	h.host.IP(t, "link", "add", "ds-orphan", "type", "bridge")

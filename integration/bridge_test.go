@@ -184,6 +184,37 @@ func TestBridgeEveryIPv6Subnet(t *testing.T) {
 			t.Fatalf("link %s left after docker network rm", l.Name)
 		}
 	}
+	var addrs []struct {
+		Name     string   `json:"ifname"`
+		AddrInfo []nsAddr `json:"addr_info"`
+	}
+	ipJSON(t, "", &addrs, "addr", "show")
+	for _, l := range addrs {
+		for _, a := range l.AddrInfo {
+			if strings.HasPrefix(a.Local, "192.0.2.") || strings.HasPrefix(a.Local, "2001:db8:") {
+				t.Fatalf("address %s of the removed network left on %s", a.Local, l.Name)
+			}
+		}
+	}
+}
+
+// --internal: no route out of the network.
+func TestBridgeInternal(t *testing.T) {
+	dsNet(t, "ds-int", "--internal", "--ipv6", "--subnet", "198.51.100.0/24", "--subnet", "2001:db8:9::/64", "--subnet", "2001:db8:19::/64")
+	runContainer(t, "ds-int-a", "ds-int")
+	wantIfaceAddrs(t, "ds-int-a", "eth0", addrSet(2, "198.51.100.0/24", "2001:db8:9::/64", "2001:db8:19::/64")...)
+	for _, family := range []string{"-4", "-6"} {
+		var routes []struct {
+			Dst string `json:"dst"`
+		}
+		ipJSON(t, "ds-int-a", &routes, family, "route")
+		for _, r := range routes {
+			if r.Dst == "default" {
+				t.Fatalf("internal network: the container has a default route (%s)", family)
+			}
+		}
+	}
+	ping(t, "ds-int-a", "198.51.100.1", "2001:db8:9::1", "2001:db8:19::1")
 }
 
 // Issue 3, acceptance 2: the container's first command already sees every
