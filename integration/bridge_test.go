@@ -11,22 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 )
 
 // dsNet creates a dualstack bridge network with dualstack's IPAM.
 func dsNet(t *testing.T, name string, args ...string) {
 	t.Helper()
 	createNetwork(t, name, append([]string{"-d", pluginName, "--ipam-driver", pluginName}, args...)...)
-}
-
-// nsAddr is an address as `ip -j addr` reports it.
-type nsAddr struct {
-	Family    string `json:"family"`
-	Local     string `json:"local"`
-	PrefixLen int    `json:"prefixlen"`
-	Scope     string `json:"scope"`
-	NoDAD     bool   `json:"nodad"`
-	Tentative bool   `json:"tentative"`
 }
 
 // ipJSON runs the host's ip(8) with -j in the network namespace of the
@@ -51,13 +43,13 @@ func ipJSON(t testing.TB, container string, v any, args ...string) {
 
 // addrsOf lists the addresses of dev in the engine's (container == "") or a
 // container's namespace.
-func addrsOf(t testing.TB, container, dev string) []nsAddr {
+func addrsOf(t testing.TB, container, dev string) []netnstest.Addr {
 	t.Helper()
 	var out []struct {
-		AddrInfo []nsAddr `json:"addr_info"`
+		AddrInfo []netnstest.Addr `json:"addr_info"`
 	}
 	ipJSON(t, container, &out, "addr", "show", "dev", dev)
-	var all []nsAddr
+	var all []netnstest.Addr
 	for _, o := range out {
 		all = append(all, o.AddrInfo...)
 	}
@@ -186,7 +178,7 @@ func TestBridgeEveryIPv6Subnet(t *testing.T) {
 	}
 	var addrs []struct {
 		Name     string   `json:"ifname"`
-		AddrInfo []nsAddr `json:"addr_info"`
+		AddrInfo []netnstest.Addr `json:"addr_info"`
 	}
 	ipJSON(t, "", &addrs, "addr", "show")
 	for _, l := range addrs {

@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/dualstack-net/dualstack/driver/nladdr"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 )
 
@@ -211,10 +212,10 @@ func addAddrs(link netlink.Link, c Config) error {
 		return fmt.Errorf("bridge %s: list addresses: %w", c.Name, err)
 	}
 	for _, g := range c.Gateways {
-		a := toAddr(g)
+		a := nladdr.FromPrefix(g)
 		var found *netlink.Addr
 		for i := range have {
-			if sameAddr(have[i], g) {
+			if nladdr.Equal(have[i], g) {
 				found = &have[i]
 				break
 			}
@@ -233,32 +234,6 @@ func addAddrs(link netlink.Link, c Config) error {
 		}
 	}
 	return nil
-}
-
-// toAddr converts p to a netlink address; IPv6 addresses get IFA_F_NODAD so
-// that the kernel never marks them tentative.
-func toAddr(p netip.Prefix) *netlink.Addr {
-	bits := 32
-	if p.Addr().Is6() {
-		bits = 128
-	}
-	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}}
-	if p.Addr().Is6() {
-		a.Flags = unix.IFA_F_NODAD
-	}
-	return a
-}
-
-func sameAddr(a netlink.Addr, p netip.Prefix) bool {
-	if a.IPNet == nil {
-		return false
-	}
-	ip, ok := netip.AddrFromSlice(a.IP)
-	if !ok {
-		return false
-	}
-	ones, _ := a.Mask.Size()
-	return ip.Unmap() == p.Addr() && ones == p.Bits()
 }
 
 func addrHint(err error) string {

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dualstack-net/dualstack/driver/netns"
+	"github.com/dualstack-net/dualstack/driver/nladdr"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 )
 
@@ -175,11 +176,11 @@ func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefi
 	next:
 		for _, p := range addrs {
 			for _, h := range have {
-				if sameAddr(h, p) {
+				if nladdr.Equal(h, p) {
 					continue next
 				}
 			}
-			if err := netlink.AddrAdd(link, toAddr(p)); err != nil {
+			if err := netlink.AddrAdd(link, nladdr.FromPrefix(p)); err != nil {
 				hint := ""
 				if errors.Is(err, unix.EEXIST) {
 					hint = " (the address is already on the interface with another prefix length)"
@@ -211,7 +212,7 @@ func RemoveAddresses(nsPath string, match InterfaceMatch, addrs []netip.Prefix) 
 			if !p.IsValid() {
 				continue
 			}
-			err := netlink.AddrDel(link, toAddr(p))
+			err := netlink.AddrDel(link, nladdr.FromPrefix(p))
 			if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) &&
 				!errors.Is(err, unix.ENOENT) {
 				return fmt.Errorf("interface %s: remove address %s: %w", link.Attrs().Name, p, err)
@@ -226,29 +227,4 @@ func RemoveAddresses(nsPath string, match InterfaceMatch, addrs []netip.Prefix) 
 		return fmt.Errorf("sandbox %s: remove addresses from %s: %w", nsPath, match, err)
 	}
 	return nil
-}
-
-// toAddr converts p to a netlink address; IPv6 ones get IFA_F_NODAD.
-func toAddr(p netip.Prefix) *netlink.Addr {
-	bits := 32
-	if p.Addr().Is6() {
-		bits = 128
-	}
-	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}}
-	if p.Addr().Is6() {
-		a.Flags = unix.IFA_F_NODAD
-	}
-	return a
-}
-
-func sameAddr(a netlink.Addr, p netip.Prefix) bool {
-	if a.IPNet == nil {
-		return false
-	}
-	ip, ok := netip.AddrFromSlice(a.IP)
-	if !ok {
-		return false
-	}
-	ones, _ := a.Mask.Size()
-	return ip.Unmap() == p.Addr() && ones == p.Bits()
 }

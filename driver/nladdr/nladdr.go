@@ -1,0 +1,38 @@
+// Package nladdr converts between net/netip prefixes and netlink addresses,
+// the one place where dualstack decides how an address goes on a link.
+package nladdr
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// FromPrefix converts p to a netlink address. IPv6 addresses get
+// IFA_F_NODAD, so that the kernel never marks them tentative.
+func FromPrefix(p netip.Prefix) *netlink.Addr {
+	bits := 32
+	if p.Addr().Is6() {
+		bits = 128
+	}
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
+}
+
+// Equal reports whether a is the address p, prefix length included.
+func Equal(a netlink.Addr, p netip.Prefix) bool {
+	if a.IPNet == nil {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(a.IP)
+	if !ok {
+		return false
+	}
+	ones, _ := a.Mask.Size()
+	return ip.Unmap() == p.Addr() && ones == p.Bits()
+}
