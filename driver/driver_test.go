@@ -474,3 +474,37 @@ func TestExternalConnectivityWaitsForJoin(t *testing.T) {
 		t.Fatal("ProgramExternalConnectivity returned before the extra address was on the interface")
 	}
 }
+
+// TestJoinRetriesConfiguration: a configuration step that fails (Docker
+// renamed the interface under it) is tried again.
+func TestJoinRetriesConfiguration(t *testing.T) {
+	h := newHarness(t)
+	const nid, eid, mac = "565656565656aaaa", "787878787878bbbb", "02:42:00:00:00:0a"
+	req := h.network(nid, map[string]interface{}{optEnableIPv6: true}, "2001:db8:c::/64", "2001:db8:d::/64")
+	h.in(func() error { return h.d.CreateNetwork(req) })
+	h.endpoint(nid, eid, mac, "", "2001:db8:c::/64")
+	real, failures := h.d.joins.configure, 2
+	h.d.joins.configure = func(ns string, m sandbox.InterfaceMatch, a []netip.Prefix, ra int) error {
+		if failures > 0 {
+			failures--
+			return os.ErrNotExist
+		}
+		return real(ns, m, a, ra)
+	}
+	sb := netnstest.New(t)
+	h.in(func() error {
+		_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
+		return err
+	})
+	h.moveIn(sb, "dsc787878787878", "eth0", "2001:db8:c::2/64")
+	h.in(func() error {
+		return h.d.ProgramExternalConnectivity(&api.ProgramExternalConnectivityRequest{NetworkID: nid, EndpointID: eid})
+	})
+	found := false
+	for _, a := range sb.Addrs(t, "eth0") {
+		found = found || a.Prefix().String() == "2001:db8:d::2/64"
+	}
+	if !found || failures != 0 {
+		t.Fatalf("extra address after two failed attempts: found=%v, failures left %d", found, failures)
+	}
+}

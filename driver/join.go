@@ -21,6 +21,9 @@ import (
 // into the container.
 const joinTimeout = 2 * time.Minute
 
+// configureTries bounds the attempts to configure the container's interface.
+const configureTries = 20
+
 // joins runs the container side of each join.
 //
 // Docker moves the interface into the container only after Join returns,
@@ -104,7 +107,15 @@ func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *end
 			err = enableIPv6(nsPath, link.Attrs().Index)
 		}
 		if err == nil {
-			err = j.configure(nsPath, match, extra, n.Options.AcceptRA)
+			// Docker renames the interface while it configures it; a step
+			// that named it just before the rename fails and is tried again
+			// (the interface is found by MAC each time).
+			for try := 0; try < configureTries; try++ {
+				if err = j.configure(nsPath, match, extra, n.Options.AcceptRA); err == nil || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
 		}
 		p.err = err
 		close(p.done)
