@@ -167,7 +167,7 @@ func (d *Driver) RequestPool(req *ipam.RequestPoolRequest) (*ipam.RequestPoolRes
 				return nil, err
 			}
 		}
-		if held := d.overlapping(space, prefix); held != nil {
+		if held := overlapping(d.sortedPools(), space, prefix); held != nil {
 			return nil, fmt.Errorf("subnet %s overlaps subnet %s, which dualstack already holds for another network (pool %s): choose a subnet that does not overlap, or remove that network", prefix, held.prefix, held.id)
 		}
 	case req.SubPool != "":
@@ -194,9 +194,10 @@ func (d *Driver) RequestPool(req *ipam.RequestPoolRequest) (*ipam.RequestPoolRes
 	return &ipam.RequestPoolResponse{PoolID: p.id, Pool: prefix.String(), Data: map[string]string{}}, nil
 }
 
-// overlapping returns a held pool of space that overlaps prefix, if any.
-func (d *Driver) overlapping(space string, prefix netip.Prefix) *pool {
-	for _, p := range d.sortedPools() {
+// overlapping returns the first pool of space in pools that overlaps
+// prefix, if any.
+func overlapping(pools []*pool, space string, prefix netip.Prefix) *pool {
+	for _, p := range pools {
 		if p.space == space && p.prefix.Overlaps(prefix) {
 			return p
 		}
@@ -225,11 +226,12 @@ func (d *Driver) nextDefault(space string, defaults []DefaultPool, v6 bool) (net
 			return netip.Prefix{}, fmt.Errorf("read the host's routes to pick a free default pool: %w", err)
 		}
 	}
+	held := d.sortedPools()
 	for _, def := range defaults {
 		count := uint64(1) << uint(def.Size-def.Base.Bits())
 		for n := uint64(0); n < count; n++ {
 			cand := nthSubnet(def.Base, def.Size, n)
-			if d.overlapping(space, cand) != nil || overlapsAny(cand, host) {
+			if overlapping(held, space, cand) != nil || overlapsAny(cand, host) {
 				continue
 			}
 			return cand, nil
