@@ -21,7 +21,7 @@ DEBS_DIR        ?= $(BUILD)/debs
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build plugin install demo test integration test-all bench clean
+.PHONY: help build plugin install demo test fuzz integration test-all bench clean
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -49,8 +49,19 @@ test: ## Run the unit tests with the race detector (kernel tests need root)
 integration: plugin ## Run the end-to-end tests against a private dockerd (root)
 	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
 
-test-all: ## Run every test: unit tests, then the end-to-end tests
+# The fuzz targets and their packages; FUZZTIME per target.
+FUZZ     := FuzzRequests:./plugin/ FuzzParseOptions:./driver/ FuzzParse:./ipamdriver/
+FUZZTIME ?= 10s
+
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s)
+	@set -e; for t in $(FUZZ); do \
+		echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:}; \
+	done
+
+test-all: ## Run every test: unit tests, a short fuzz run, then the end-to-end tests
 	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory integration
 
 bench: ## Run the benchmarks behind the README's figures (bench/run.sh)

@@ -589,3 +589,31 @@ func TestInternalAllocation(t *testing.T) {
 		t.Fatalf("after release, owner got %s, want the next address", c)
 	}
 }
+
+// FuzzParse feeds arbitrary strings to the parsers of pools, addresses and
+// DEFAULT_POOLS_V4: they never panic, and what they accept is valid.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"192.0.2.0/24", "2001:db8::/129", "fe80::1%eth0/64", "::ffff:1.2.3.4/120", "10.201.0.0/16:24,10.202.0.0/16", " ", "1.2.3.4/33:5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if p, err := parsePrefix("subnet", s); err == nil {
+			if !p.IsValid() || p != p.Masked() {
+				t.Fatalf("parsePrefix(%q) accepted %s", s, p)
+			}
+			if first, last := usableRange(p); first.IsValid() && last.Less(first) {
+				t.Fatalf("usableRange(%s) = %s-%s", p, first, last)
+			}
+		}
+		if a, err := parseAddr(s); err == nil && !a.IsValid() {
+			t.Fatalf("parseAddr(%q) accepted an invalid address", s)
+		}
+		if pools, err := ParseDefaultPools(s); err == nil {
+			for _, p := range pools {
+				if p.Size < p.Base.Bits() || p.Size > 30 || !p.Base.Addr().Is4() {
+					t.Fatalf("ParseDefaultPools(%q) accepted %+v", s, p)
+				}
+			}
+		}
+	})
+}
