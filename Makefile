@@ -21,7 +21,7 @@ DEBS_DIR        ?= $(BUILD)/debs
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build plugin install demo test fuzz integration test-all bench clean
+.PHONY: help build plugin install demo test fuzz integration integration-moby test-all bench clean
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -48,6 +48,10 @@ test: ## Run the unit tests with the race detector (kernel tests need root)
 
 integration: plugin ## Run the end-to-end tests against a private dockerd (root)
 	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
+
+integration-moby: plugin ## Run the end-to-end tests against the current Moby engine (builds it once; root)
+	GO=$(GO) integration/engines/build-moby.sh
+	DUALSTACK_ENGINE=moby $(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
 
 # The fuzz targets, their packages and how many inputs each runs (a count,
 # not a duration: a duration that ends while a worker is busy makes go test

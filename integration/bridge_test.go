@@ -177,7 +177,7 @@ func TestBridgeEveryIPv6Subnet(t *testing.T) {
 		}
 	}
 	var addrs []struct {
-		Name     string   `json:"ifname"`
+		Name     string           `json:"ifname"`
 		AddrInfo []netnstest.Addr `json:"addr_info"`
 	}
 	ipJSON(t, "", &addrs, "addr", "show")

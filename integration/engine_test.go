@@ -5,6 +5,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,14 +20,56 @@ import (
 // it answers, or a private one started in its own network namespace, with
 // its own data-root, exec-root and socket, so that nothing the tests create
 // reaches the host's network.
+//
+// DUALSTACK_ENGINE chooses the private engine:
+//   - docker.io (the default): Debian's dockerd (Engine 20.10), which starts
+//     its own containerd;
+//   - moby: the current Moby dockerd and its runc, built into a cache by
+//     integration/engines/build-moby.sh, with Debian's containerd started
+//     beside it in the same network namespace (restart restarts dockerd
+//     only, as on a host where containerd is a service of its own).
 type engine struct {
 	external bool
+	kind     string // DUALSTACK_ENGINE: docker.io or moby
 	netns    string // network namespace of a private engine
 	dir      string // data-root, exec-root, socket, log and plugin state live here
 	host     string // DOCKER_HOST value
 	args     []string
+	env      []string // dockerd's and containerd's environment (nil: the suite's)
 	cmd      *exec.Cmd
 	logFile  *os.File
+	ctrd     *containerd // moby: the containerd dockerd uses
+}
+
+// containerd is a containerd the harness runs for dockerd (moby engine).
+type containerd struct {
+	args    []string
+	sock    string
+	cmd     *exec.Cmd
+	exited  chan error
+	logFile *os.File
+}
+
+const (
+	engineDockerIO = "docker.io"
+	engineMoby     = "moby"
+	// mobyVersion is the Moby release build-moby.sh builds (MOBY_VERSION
+	// overrides both).
+	mobyVersion = "v2.0.0-beta.24"
+)
+
+// mobyBinDir is where build-moby.sh puts dockerd and runc.
+func mobyBinDir() string {
+	cache := os.Getenv("DUALSTACK_ENGINE_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "dualstack-engines")
+	}
+	v := os.Getenv("MOBY_VERSION")
+	if v == "" {
+		v = mobyVersion
+	}
+	return filepath.Join(cache, "moby-"+v, "bin")
 }
 
 const netnsPrefix = "dsit-"
@@ -43,29 +86,172 @@ func startEngine(repo string) (*engine, error) {
 		}
 		return nil, fmt.Errorf("DOCKER_HOST=%s does not answer `docker version`: unset it to use a private engine", h)
 	}
+	kind := os.Getenv("DUALSTACK_ENGINE")
+	if kind == "" {
+		kind = engineDockerIO
+	}
+	if kind != engineDockerIO && kind != engineMoby {
+		return nil, fmt.Errorf("DUALSTACK_ENGINE=%s: want %s or %s", kind, engineDockerIO, engineMoby)
+	}
+	dockerd := "dockerd"
+	var env []string
+	if kind == engineMoby {
+		bin := mobyBinDir()
+		for _, b := range []string{"dockerd", "runc"} {
+			if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+				return nil, fmt.Errorf("DUALSTACK_ENGINE=moby: %v: run integration/engines/build-moby.sh (or make integration-moby)", err)
+			}
+		}
+		if _, err := exec.LookPath("containerd"); err != nil {
+			return nil, fmt.Errorf("DUALSTACK_ENGINE=moby needs containerd: apt-get install containerd")
+		}
+		dockerd = filepath.Join(bin, "dockerd")
+		// The cache first, so that containerd's shims run its runc.
+		env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	}
 	cleanStale()
 	dir, err := os.MkdirTemp("", "dualstack-it-")
 	if err != nil {
 		return nil, err
 	}
 	e := &engine{
+		kind:  kind,
 		netns: fmt.Sprintf("%s%d", netnsPrefix, os.Getpid()),
 		dir:   dir,
 		host:  "unix://" + filepath.Join(dir, "docker.sock"),
+		env:   env,
 	}
+	inNetns := filepath.Join(repo, "integration/engines/in-netns.sh")
 	e.args = []string{
-		filepath.Join(repo, "integration/engines/in-netns.sh"), e.netns,
-		"dockerd",
+		inNetns, e.netns,
+		dockerd,
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"),
 		"-H", e.host,
 		"--live-restore",
 	}
+	if kind == engineMoby {
+		if e.ctrd, err = newContainerd(inNetns, e.netns, dir, env); err != nil {
+			return e, err
+		}
+		// runc from the cache is built without seccomp.
+		e.args = append(e.args, "--containerd", e.ctrd.sock, "--seccomp-profile=unconfined")
+	}
 	if e.logFile, err = os.Create(filepath.Join(dir, "dockerd.log")); err != nil {
+		return e, err
+	}
+	if e.ctrd != nil {
+		if err := e.ctrd.start(); err != nil {
+			return e, err
+		}
+	}
+	if err := e.start(); err != nil {
+		return e, err
+	}
+	e.printVersions()
+	return e, nil
+}
+
+// printVersions says which dockerd, containerd and runc a moby engine runs
+// (main prints the client's and the engine's versions for both kinds).
+func (e *engine) printVersions() {
+	if e.kind != engineMoby {
+		return
+	}
+	// `go install` leaves dockerd's own version unset ("library-import"):
+	// its module version says which release it is.
+	dv := "dockerd (version unknown)"
+	if bi, err := buildinfo.ReadFile(e.args[2]); err == nil {
+		dv = fmt.Sprintf("dockerd %s %s (%s)", bi.Main.Path, bi.Main.Version, bi.GoVersion)
+	}
+	cv, _ := exec.Command("containerd", "--version").Output()
+	rv, _ := exec.Command(filepath.Join(mobyBinDir(), "runc"), "--version").Output()
+	fmt.Printf("engine moby: %s; %s; %s\n", dv, strings.TrimSpace(string(cv)),
+		strings.TrimSpace(strings.SplitN(string(rv), "\n", 2)[0])+" (no seccomp)")
+}
+
+// newContainerd prepares a containerd with its root, state, socket and
+// config in dir/containerd, to run in netns.
+func newContainerd(inNetns, netns, dir string, env []string) (*containerd, error) {
+	cdir := filepath.Join(dir, "containerd")
+	if err := os.MkdirAll(cdir, 0o711); err != nil {
 		return nil, err
 	}
-	return e, e.start()
+	c := &containerd{sock: filepath.Join(cdir, "containerd.sock")}
+	// A config of its own: not /etc/containerd/config.toml, no CRI, no
+	// debug or metrics listeners.
+	config := filepath.Join(cdir, "config.toml")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = %q
+
+[ttrpc]
+  address = %q
+`, filepath.Join(cdir, "root"), filepath.Join(cdir, "state"), c.sock, c.sock+".ttrpc")), 0o644); err != nil {
+		return nil, err
+	}
+	c.args = []string{inNetns, netns, "containerd",
+		"--config", config,
+		"--root", filepath.Join(cdir, "root"),
+		"--state", filepath.Join(cdir, "state"),
+		"--address", c.sock,
+	}
+	var err error
+	if c.logFile, err = os.Create(filepath.Join(dir, "containerd.log")); err != nil {
+		return nil, err
+	}
+	c.cmd = exec.Command(c.args[0], c.args[1:]...)
+	c.cmd.Env = env
+	return c, nil
+}
+
+// start starts containerd and waits until it answers on its socket.
+func (c *containerd) start() error {
+	c.cmd.Stdout, c.cmd.Stderr = c.logFile, c.logFile
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.cmd.Start(); err != nil {
+		return fmt.Errorf("start containerd: %w", err)
+	}
+	c.exited = make(chan error, 1)
+	go func() { c.exited <- c.cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-c.exited:
+			c.exited <- err
+			return fmt.Errorf("containerd exited during start (%v); its log:\n%s", err, tail(c.logFile.Name(), 40))
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := exec.CommandContext(ctx, "ctr", "--address", c.sock, "version").Run()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("containerd did not answer within 60s; its log:\n%s", tail(c.logFile.Name(), 40))
+}
+
+// stop stops containerd with SIGTERM (SIGKILL after 30s). The shims, and
+// the containers they hold, keep running: close kills them with the netns.
+func (c *containerd) stop() {
+	if c.cmd == nil || c.cmd.Process == nil || c.exited == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-c.exited:
+		c.exited <- err
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+	}
+	c.logFile.Close()
 }
 
 // netnsDir is the directory holding the engine's container network
@@ -85,6 +271,7 @@ func (e *engine) start() error {
 		return nil
 	}
 	e.cmd = exec.Command(e.args[0], e.args[1:]...)
+	e.cmd.Env = e.env
 	e.cmd.Stdout, e.cmd.Stderr = e.logFile, e.logFile
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := e.cmd.Start(); err != nil {
@@ -159,6 +346,9 @@ func (e *engine) close() {
 		return
 	}
 	_ = e.stop()
+	if e.ctrd != nil {
+		e.ctrd.stop()
+	}
 	// containerd and shims started by dockerd live in the same netns.
 	killNetns(e.netns)
 	deleteNetns(e.netns)
@@ -170,7 +360,12 @@ func (e *engine) close() {
 }
 
 func (e *engine) logTail(n int) string {
-	b, _ := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
+	return tail(filepath.Join(e.dir, "dockerd.log"), n)
+}
+
+// tail returns the last n lines of a file.
+func tail(file string, n int) string {
+	b, _ := os.ReadFile(file)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -188,6 +383,12 @@ func (e *engine) keepLog() {
 	dst := filepath.Join(os.TempDir(), "dualstack-it-dockerd.log")
 	if os.WriteFile(dst, b, 0o644) == nil {
 		fmt.Printf("dockerd log kept in %s\n", dst)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.dir, "containerd.log")); err == nil {
+		dst := filepath.Join(os.TempDir(), "dualstack-it-containerd.log")
+		if os.WriteFile(dst, b, 0o644) == nil {
+			fmt.Printf("containerd log kept in %s\n", dst)
+		}
 	}
 }
 
