@@ -25,7 +25,7 @@ DEBS_DIR        ?= $(BUILD)/debs
 
 help: ## List the targets
 	@echo 'Targets:'
-	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 	@echo 'Variables: PLUGIN=$(PLUGIN) PLUGIN_SETTINGS="$(PLUGIN_SETTINGS)" DOCKER_HOST=$(DOCKER_HOST)'
 
 build: ## Build the static binary build/dualstack
@@ -66,10 +66,11 @@ fuzz: ## Run each fuzz target for a fixed number of inputs (FUZZSCALE=10 for ten
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${n}x $$pkg; \
 	done
 
-test-all: ## Run every test: unit tests, a short fuzz run, then the end-to-end tests
+test-all: ## Run every test: unit tests, a short fuzz run, end to end on Engine 20.10 and on current Moby
 	@$(MAKE) --no-print-directory test
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory integration-moby
 
 bench: ## Run the benchmarks behind the README's figures (bench/run.sh)
 	bench/run.sh

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -47,10 +46,12 @@ type Config struct {
 	// UplinkAcceptRA lets the driver set accept_ra=2 on host interfaces
 	// whose accept_ra is 1 when it turns IPv6 forwarding on.
 	UplinkAcceptRA bool
-	// NetnsDir is where Docker's container network namespaces are mounted
-	// in the plugin. A SandboxKey that does not exist as given is looked up
-	// there by its base name (dockerd may use another exec-root).
-	NetnsDir string
+	// HostRun is the host directory (normally /run) that the plugin sees at
+	// RunMount; Docker's container network namespaces (SandboxKey) live
+	// below it. A mount point rather than the netns directory itself:
+	// recent runc versions let new mounts propagate only into a bind of a
+	// shared mount point, and the netns directory is none.
+	HostRun, RunMount string
 	// Firewall accepts the networks' traffic in the packet filter; nil
 	// leaves the packet filter alone.
 	Firewall Firewall
@@ -463,21 +464,26 @@ func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
 	return resp, nil
 }
 
-// sandboxPath maps Docker's SandboxKey to the path of the same namespace
-// file inside the plugin.
+// sandboxPath maps Docker's SandboxKey (a host path) to the path of the
+// same namespace file inside the plugin. Engine 20.10 creates the file only
+// when the container starts, so the file need not exist yet.
 func (d *Driver) sandboxPath(key string) (string, error) {
 	if key == "" {
 		return "", errors.New("dualstack: Join without a sandbox key")
 	}
-	if _, err := os.Stat(key); err == nil || d.cfg.NetnsDir == "" {
-		return key, nil
+	if d.cfg.RunMount == "" {
+		return key, nil // not in a plugin rootfs: host paths are ours
 	}
-	// Engine 20.10 creates the file only when the container starts: map the
-	// key into the plugin's netns mount even if the file is not there yet.
-	if _, err := os.Stat(d.cfg.NetnsDir); err != nil {
-		return "", fmt.Errorf("dualstack: the container's network namespace %s is not visible to the plugin (%v): point the plugin's netns mount at dockerd's <exec-root>/netns (docker plugin set dualstack:latest netns.source=DIR)", key, err)
+	host := filepath.Clean(key)
+	if rest, ok := strings.CutPrefix(host, "/var/run/"); ok {
+		host = "/run/" + rest
 	}
-	return filepath.Join(d.cfg.NetnsDir, filepath.Base(key)), nil
+	hostRun := filepath.Clean(d.cfg.HostRun)
+	rest, ok := strings.CutPrefix(host, hostRun+"/")
+	if !ok {
+		return "", fmt.Errorf("dualstack: the container's network namespace %s is outside %s, the host directory the plugin sees: mount dockerd's exec-root into the plugin (docker plugin set dualstack:latest run.source=DIR HOST_RUN=DIR)", key, hostRun)
+	}
+	return filepath.Join(d.cfg.RunMount, rest), nil
 }
 
 // Leave stops the container-side work of a join that has not finished.

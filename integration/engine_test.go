@@ -32,7 +32,10 @@ type engine struct {
 	external bool
 	kind     string // DUALSTACK_ENGINE: docker.io or moby
 	netns    string // network namespace of a private engine
-	dir      string // data-root, exec-root, socket, log and plugin state live here
+	dir      string // data-root, socket, log and plugin state live here
+	// execRoot is dockerd's exec-root, below /run as on a host: the plugin
+	// sees container network namespaces through its mount of /run.
+	execRoot string
 	host     string // DOCKER_HOST value
 	args     []string
 	env      []string // dockerd's and containerd's environment (nil: the suite's)
@@ -73,6 +76,9 @@ func mobyBinDir() string {
 }
 
 const netnsPrefix = "dsit-"
+
+// runPrefix starts the exec-root of every private engine: /run/dsit/<pid>.
+const runPrefix = "/run/dsit"
 
 // startEngine returns the engine to test against.
 func startEngine(repo string) (*engine, error) {
@@ -117,8 +123,9 @@ func startEngine(repo string) (*engine, error) {
 	e := &engine{
 		kind:  kind,
 		netns: fmt.Sprintf("%s%d", netnsPrefix, os.Getpid()),
-		dir:   dir,
-		host:  "unix://" + filepath.Join(dir, "docker.sock"),
+		dir:      dir,
+		execRoot: filepath.Join(runPrefix, fmt.Sprintf("%d", os.Getpid())),
+		host:     "unix://" + filepath.Join(dir, "docker.sock"),
 		env:   env,
 	}
 	inNetns := filepath.Join(repo, "integration/engines/in-netns.sh")
@@ -126,7 +133,7 @@ func startEngine(repo string) (*engine, error) {
 		inNetns, e.netns,
 		dockerd,
 		"--data-root", filepath.Join(dir, "data"),
-		"--exec-root", filepath.Join(dir, "exec"),
+		"--exec-root", e.execRoot,
 		"--pidfile", filepath.Join(dir, "docker.pid"),
 		"-H", e.host,
 		"--live-restore",
@@ -254,18 +261,6 @@ func (c *containerd) stop() {
 	c.logFile.Close()
 }
 
-// netnsDir is the directory holding the engine's container network
-// namespaces, which the plugin must see.
-func (e *engine) netnsDir() string {
-	if e.external {
-		if d := os.Getenv("DUALSTACK_NETNS_DIR"); d != "" {
-			return d
-		}
-		return "/var/run/docker/netns"
-	}
-	return filepath.Join(e.dir, "exec", "netns")
-}
-
 func (e *engine) start() error {
 	if e.external {
 		return nil
@@ -357,6 +352,9 @@ func (e *engine) close() {
 	}
 	unmountBelow(e.dir)
 	os.RemoveAll(e.dir)
+	unmountBelow(e.execRoot)
+	os.RemoveAll(e.execRoot)
+	_ = os.Remove(runPrefix) // the last one out
 }
 
 func (e *engine) logTail(n int) string {
@@ -489,5 +487,10 @@ func cleanStale() {
 		}
 		killNetns(f[0])
 		deleteNetns(f[0])
+		if err == nil {
+			root := filepath.Join(runPrefix, strconv.Itoa(pid))
+			unmountBelow(root)
+			os.RemoveAll(root)
+		}
 	}
 }

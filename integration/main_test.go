@@ -134,11 +134,11 @@ func installPlugin() error {
 }
 
 // pluginSettings are the `docker plugin set` arguments of the suite's
-// plugin: its state and Docker's netns directory are the engine's own.
+// plugin: its state is the engine's own. (The engine's exec-root is below
+// /run, which the plugin mounts by default.)
 func pluginSettings() []string {
 	return []string{
 		"state.source=" + filepath.Join(eng.dir, "plugin-state"),
-		"netns.source=" + eng.netnsDir(),
 		"LOG_LEVEL=debug",
 	}
 }

@@ -8,8 +8,8 @@
 #   - the mount points config.json declares. Docker Lstat()s each bind-mount
 #     destination inside the rootfs before it starts the plugin, so they must
 #     exist with the right type: the directories /var/lib/dualstack and
-#     /var/run/docker/netns (/var/run a real directory, not the usual symlink
-#     to /run) and the empty regular file /etc/machine-id;
+#     /host/run (the host's /run, where container network namespaces live)
+#     and the empty regular file /etc/machine-id;
 #   - /tmp, /run and minimal /etc/{passwd,group,nsswitch.conf}, plus netbase's
 #     /etc/{protocols,services,ethertypes} (iptables resolves protocol and
 #     service names through them);
@@ -214,7 +214,7 @@ for l in "${!libs[@]}"; do
 done
 
 # Mount points, scratch directories and /etc.
-mkdir -p "$rootfs"/{var/lib/dualstack,var/run/docker/netns,tmp,run/docker/plugins,etc,proc,sys,dev}
+mkdir -p "$rootfs"/{var/lib/dualstack,host/run,tmp,run/docker/plugins,etc,proc,sys,dev}
 chmod 1777 "$rootfs/tmp"
 : >"$rootfs/etc/machine-id"
 chmod 0444 "$rootfs/etc/machine-id"

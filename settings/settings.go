@@ -29,9 +29,9 @@ type Settings struct {
 	Socket string
 	// MachineIDFile is MACHINE_ID_FILE, read to derive the host's ULA prefix.
 	MachineIDFile string
-	// NetnsDir is NETNS_DIR, where Docker's container network namespaces
-	// are mounted (config.json's netns mount).
-	NetnsDir string
+	// HostRun is HOST_RUN, the host path of config.json's run mount, below
+	// which Docker keeps container network namespaces.
+	HostRun string
 }
 
 // Defaults for settings that config.json does not expose.
@@ -39,7 +39,9 @@ const (
 	DefaultStateDir      = "/var/lib/dualstack"
 	DefaultSocket        = "/run/docker/plugins/dualstack.sock"
 	DefaultMachineIDFile = "/etc/machine-id"
-	DefaultNetnsDir      = "/var/run/docker/netns"
+	DefaultHostRun       = "/run"
+	// RunMount is where config.json mounts HostRun in the plugin.
+	RunMount = "/host/run"
 )
 
 // FromEnv reads the settings from the environment via getenv (os.Getenv when
@@ -59,7 +61,7 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 		StateDir:      get("STATE_DIR", DefaultStateDir),
 		Socket:        get("SOCKET", DefaultSocket),
 		MachineIDFile: get("MACHINE_ID_FILE", DefaultMachineIDFile),
-		NetnsDir:      get("NETNS_DIR", DefaultNetnsDir),
+		HostRun:       get("HOST_RUN", DefaultHostRun),
 	}
 	var err error
 	if s.LogLevel, err = logrus.ParseLevel(get("LOG_LEVEL", "info")); err != nil {

@@ -70,13 +70,20 @@ func run(log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
+	// In the managed plugin the host's /run is mounted at settings.RunMount;
+	// run as a plain host process (a legacy plugin) host paths are ours.
+	runMount := settings.RunMount
+	if _, err := os.Stat(runMount); err != nil {
+		runMount = ""
+	}
 	netDriver, err := driver.New(driver.Config{
 		Firewall:       rules,
 		DB:             db,
 		IPAM:           ipamDriver,
 		Log:            log.WithField("driver", "network"),
 		UplinkAcceptRA: cfg.UplinkAcceptRA,
-		NetnsDir:       cfg.NetnsDir,
+		HostRun:        cfg.HostRun,
+		RunMount:       runMount,
 	})
 	if err != nil {
 		return err

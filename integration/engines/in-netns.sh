@@ -12,9 +12,10 @@
 # mounted, as it would on a host. It is prepared once:
 #   - /sys is mounted again, so that it shows NETNS's interfaces, and the
 #     cgroup mounts below it are mounted again with the host's options;
-#   - mounts are made shared, so that the netns files dockerd creates after
-#     a managed plugin started still propagate into the plugin's own mount
-#     namespace (its netns mount is rslave).
+#   - mounts are made shared, and /run made a shared mount point as on a
+#     systemd host, so that the netns files dockerd creates (below its
+#     exec-root in /run) after a managed plugin started still propagate into
+#     the plugin's own mount namespace (its /run mount is rslave).
 # --delete removes both namespaces (stop what runs in them first).
 set -eu
 mntdir=/run/dualstack-mnt
@@ -58,6 +59,13 @@ if ! nsenter --mount="$mntdir/$ns" true 2>/dev/null; then
 			mount -t "$type" -o "$opts" "$src" "$dir"
 		done
 		mount --make-rshared /
+		# /run is a shared mount point on a systemd host, and the plugin
+		# relies on it (runc lets new mounts propagate only into a bind of
+		# a shared mount point). Make it one here too.
+		if ! awk '"'"'$2 == "/run" { found = 1 } END { exit !found }'"'"' /proc/self/mounts; then
+			mount --rbind /run /run
+			mount --make-rshared /run
+		fi
 	' in-netns "$cgroups"
 fi
 
