@@ -443,20 +443,17 @@ func TestUplinkAcceptRA(t *testing.T) {
 	}
 }
 
-// TestExternalConnectivityWaitsForJoin: Docker starts the container's
-// process after ProgramExternalConnectivity returns, so it must not return
-// before the container side of the join is done, however slow that is.
-func TestExternalConnectivityWaitsForJoin(t *testing.T) {
+// joinWithHook plays one join of a container on a network with two IPv6
+// subnets, with hook standing in for the interface configuration, and
+// reports whether the extra address was on eth0 when the call Docker waits
+// for (ProgramExternalConnectivity) returned.
+func joinWithHook(t *testing.T, hook func(real configureFunc) configureFunc) bool {
 	h := newHarness(t)
 	const nid, eid, mac = "121212121212aaaa", "343434343434bbbb", "02:42:00:00:00:09"
 	req := h.network(nid, map[string]interface{}{optEnableIPv6: true}, "2001:db8:a::/64", "2001:db8:b::/64")
 	h.in(func() error { return h.d.CreateNetwork(req) })
 	h.endpoint(nid, eid, mac, "", "2001:db8:a::/64")
-	real := h.d.joins.configure
-	h.d.joins.configure = func(ns string, m sandbox.InterfaceMatch, a []netip.Prefix, ra int) error {
-		time.Sleep(500 * time.Millisecond)
-		return real(ns, m, a, ra)
-	}
+	h.d.joins.configure = hook(h.d.joins.configure)
 	sb := netnstest.New(t)
 	h.in(func() error {
 		_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
@@ -466,11 +463,25 @@ func TestExternalConnectivityWaitsForJoin(t *testing.T) {
 	h.in(func() error {
 		return h.d.ProgramExternalConnectivity(&api.ProgramExternalConnectivityRequest{NetworkID: nid, EndpointID: eid})
 	})
-	found := false
 	for _, a := range sb.Addrs(t, "eth0") {
-		found = found || a.Prefix().String() == "2001:db8:b::2/64"
+		if a.Prefix().String() == "2001:db8:b::2/64" {
+			return true
+		}
 	}
-	if !found {
+	return false
+}
+
+// TestExternalConnectivityWaitsForJoin: Docker starts the container's
+// process after ProgramExternalConnectivity returns, so it must not return
+// before the container side of the join is done, however slow that is.
+func TestExternalConnectivityWaitsForJoin(t *testing.T) {
+	slow := func(real configureFunc) configureFunc {
+		return func(ns string, m sandbox.InterfaceMatch, a []netip.Prefix, ra int) error {
+			time.Sleep(500 * time.Millisecond)
+			return real(ns, m, a, ra)
+		}
+	}
+	if !joinWithHook(t, slow) {
 		t.Fatal("ProgramExternalConnectivity returned before the extra address was on the interface")
 	}
 }
@@ -478,33 +489,17 @@ func TestExternalConnectivityWaitsForJoin(t *testing.T) {
 // TestJoinRetriesConfiguration: a configuration step that fails (Docker
 // renamed the interface under it) is tried again.
 func TestJoinRetriesConfiguration(t *testing.T) {
-	h := newHarness(t)
-	const nid, eid, mac = "565656565656aaaa", "787878787878bbbb", "02:42:00:00:00:0a"
-	req := h.network(nid, map[string]interface{}{optEnableIPv6: true}, "2001:db8:c::/64", "2001:db8:d::/64")
-	h.in(func() error { return h.d.CreateNetwork(req) })
-	h.endpoint(nid, eid, mac, "", "2001:db8:c::/64")
-	real, failures := h.d.joins.configure, 2
-	h.d.joins.configure = func(ns string, m sandbox.InterfaceMatch, a []netip.Prefix, ra int) error {
-		if failures > 0 {
-			failures--
-			return os.ErrNotExist
+	failures := 2
+	flaky := func(real configureFunc) configureFunc {
+		return func(ns string, m sandbox.InterfaceMatch, a []netip.Prefix, ra int) error {
+			if failures > 0 {
+				failures--
+				return os.ErrNotExist
+			}
+			return real(ns, m, a, ra)
 		}
-		return real(ns, m, a, ra)
 	}
-	sb := netnstest.New(t)
-	h.in(func() error {
-		_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
-		return err
-	})
-	h.moveIn(sb, "dsc787878787878", "eth0", "2001:db8:c::2/64")
-	h.in(func() error {
-		return h.d.ProgramExternalConnectivity(&api.ProgramExternalConnectivityRequest{NetworkID: nid, EndpointID: eid})
-	})
-	found := false
-	for _, a := range sb.Addrs(t, "eth0") {
-		found = found || a.Prefix().String() == "2001:db8:d::2/64"
-	}
-	if !found || failures != 0 {
+	if found := joinWithHook(t, flaky); !found || failures != 0 {
 		t.Fatalf("extra address after two failed attempts: found=%v, failures left %d", found, failures)
 	}
 }

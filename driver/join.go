@@ -46,8 +46,12 @@ type joins struct {
 	mu      sync.Mutex
 	pending map[string]*pendingJoin // by endpoint ID
 	// configure is sandbox.ConfigureInterface; tests slow it down.
-	configure func(nsPath string, m sandbox.InterfaceMatch, addrs []netip.Prefix, acceptRA int) error
+	configure configureFunc
 }
+
+// configureFunc configures the container's interface (see
+// sandbox.ConfigureInterface).
+type configureFunc func(nsPath string, m sandbox.InterfaceMatch, addrs []netip.Prefix, acceptRA int) error
 
 type pendingJoin struct {
 	sandbox string

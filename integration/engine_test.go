@@ -121,12 +121,12 @@ func startEngine(repo string) (*engine, error) {
 		return nil, err
 	}
 	e := &engine{
-		kind:  kind,
-		netns: fmt.Sprintf("%s%d", netnsPrefix, os.Getpid()),
+		kind:     kind,
+		netns:    fmt.Sprintf("%s%d", netnsPrefix, os.Getpid()),
 		dir:      dir,
 		execRoot: filepath.Join(runPrefix, fmt.Sprintf("%d", os.Getpid())),
 		host:     "unix://" + filepath.Join(dir, "docker.sock"),
-		env:   env,
+		env:      env,
 	}
 	inNetns := filepath.Join(repo, "integration/engines/in-netns.sh")
 	e.args = []string{

@@ -20,23 +20,31 @@ import (
 	"github.com/dualstack-net/dualstack/state"
 )
 
+// realIPAM returns dualstack's IPAM driver on a state file in dir, closed
+// when tb ends, and a logger that discards.
+func realIPAM(tb testing.TB, dir string) (*ipamdriver.Driver, logrus.FieldLogger) {
+	tb.Helper()
+	db, err := state.Open(dir, time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	id, err := ipamdriver.New(ipamdriver.Config{DB: db, MachineID: "test", Log: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id, log
+}
+
 // BenchmarkDurableRequestAddress measures what Docker waits for: one
 // RequestAddress over the plugin's unix socket, answered after the
 // allocation is committed (fsynced) to the state file. It reports the
 // median and 99th percentile latency.
 func BenchmarkDurableRequestAddress(b *testing.B) {
 	dir := b.TempDir()
-	db, err := state.Open(dir, time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	id, err := ipamdriver.New(ipamdriver.Config{DB: db, MachineID: "bench", Log: log})
-	if err != nil {
-		b.Fatal(err)
-	}
+	id, log := realIPAM(b, dir)
 	sock := filepath.Join(dir, "dualstack.sock")
 	l, err := ListenUnix(sock)
 	if err != nil {

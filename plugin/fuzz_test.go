@@ -2,17 +2,10 @@ package plugin
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/sirupsen/logrus"
-
-	"github.com/dualstack-net/dualstack/ipamdriver"
-	"github.com/dualstack-net/dualstack/state"
 )
 
 // fuzzPaths are every path the server routes.
@@ -42,17 +35,7 @@ func FuzzRequests(f *testing.F) {
 	f.Add(uint8(6), `{"PoolID":"local/192.0.2.0/30","Address":"192.0.2.2/30"}`)
 	f.Add(uint8(8), `{"NetworkID":"n","Options":{"com.docker.network.generic":{"mtu":"x"}},"IPv6Data":[{"Pool":"fd00::/64"}]}`)
 
-	db, err := state.Open(f.TempDir(), time.Second)
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer db.Close()
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	id, err := ipamdriver.New(ipamdriver.Config{DB: db, MachineID: "fuzz", Log: log})
-	if err != nil {
-		f.Fatal(err)
-	}
+	id, log := realIPAM(f, f.TempDir())
 	srv := New(fakeNetwork{}, id, log)
 	f.Fuzz(func(t *testing.T, path uint8, body string) {
 		p := fuzzPaths[int(path)%len(fuzzPaths)]
