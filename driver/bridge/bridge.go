@@ -253,18 +253,28 @@ func Delete(name string) error {
 	if err := ValidateName(name); err != nil {
 		return fmt.Errorf("bridge: %w", err)
 	}
+	if err := deleteLink(name, "bridge"); err != nil {
+		return fmt.Errorf("bridge %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteLink deletes the link called name if it is of kind ("bridge",
+// "veth"). A missing link is success; a link of another kind is left alone
+// and reported.
+func deleteLink(name, kind string) error {
 	link, err := netlink.LinkByName(name)
 	if isNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("bridge %s: look up link: %w", name, err)
+		return fmt.Errorf("look up link %s: %w", name, err)
 	}
-	if link.Type() != "bridge" {
-		return fmt.Errorf("bridge %s: the link of that name is a %s, not a bridge: not deleting it", name, link.Type())
+	if link.Type() != kind {
+		return fmt.Errorf("the link named %s is a %s, not a %s: not deleting it", name, link.Type(), kind)
 	}
 	if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
-		return fmt.Errorf("bridge %s: delete: %w", name, err)
+		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	return nil
 }

@@ -70,8 +70,9 @@ func CreateVeth(c VethConfig) (err error) {
 		return err
 	}
 	for _, name := range []string{c.HostName, c.PeerName} {
-		if err := deleteStaleVeth(name); err != nil {
-			return fmt.Errorf("veth %s: %w", c.HostName, err)
+		// A veth left by an earlier crash is replaced; anything else is not.
+		if err := deleteLink(name, "veth"); err != nil {
+			return fmt.Errorf("veth %s: replace a link left by an earlier attempt: %w; choose other names", c.HostName, err)
 		}
 	}
 	veth := &netlink.Veth{
@@ -120,25 +121,6 @@ func CreateVeth(c VethConfig) (err error) {
 	return nil
 }
 
-// deleteStaleVeth deletes the veth called name, if there is one.
-func deleteStaleVeth(name string) error {
-	link, err := netlink.LinkByName(name)
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("look up existing link %s: %w", name, err)
-	}
-	if link.Type() != "veth" {
-		return fmt.Errorf("a link named %s exists and is a %s, not a veth left from an earlier attempt: "+
-			"not replacing it; choose other names", name, link.Type())
-	}
-	if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete stale veth %s: %w", name, err)
-	}
-	return nil
-}
-
 // DeleteVeth deletes the veth pair whose host end is hostName (deleting one
 // end deletes both). A missing link is success; a link of another kind with
 // that name is left alone and reported.
@@ -146,18 +128,8 @@ func DeleteVeth(hostName string) error {
 	if err := ValidateName(hostName); err != nil {
 		return fmt.Errorf("veth: %w", err)
 	}
-	link, err := netlink.LinkByName(hostName)
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("veth %s: look up: %w", hostName, err)
-	}
-	if link.Type() != "veth" {
-		return fmt.Errorf("veth %s: the link of that name is a %s, not a veth: not deleting it", hostName, link.Type())
-	}
-	if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
-		return fmt.Errorf("veth %s: delete: %w", hostName, err)
+	if err := deleteLink(hostName, "veth"); err != nil {
+		return fmt.Errorf("veth %s: %w", hostName, err)
 	}
 	return nil
 }
