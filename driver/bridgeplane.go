@@ -47,8 +47,15 @@ func (bridgePlane) checkFree(n *network) error {
 	return nil
 }
 
+// bridgeConfig is the bridge of n. Ports published on 127.0.0.1 need
+// route_localnet, on networks that publish IPv4 ports at all.
+func bridgeConfig(n *network) bridge.Config {
+	return bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways(),
+		RouteLocalnet: !n.Options.Internal && len(n.V4) > 0}
+}
+
 func (bridgePlane) createNetwork(n *network) (func(), error) {
-	created, err := bridge.Ensure(bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways()})
+	created, err := bridge.Ensure(bridgeConfig(n))
 	undo := func() {
 		if created {
 			_ = bridge.Delete(n.Options.Bridge)
@@ -69,7 +76,7 @@ func (bridgePlane) deleteNetwork(n *network) error {
 }
 
 func (bridgePlane) restoreNetwork(n *network) error {
-	_, err := bridge.Ensure(bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways()})
+	_, err := bridge.Ensure(bridgeConfig(n))
 	return err
 }
 
@@ -92,6 +99,9 @@ func (bridgePlane) restoreEndpoint(n *network, ep *endpoint) error {
 		if err := netlink.LinkSetHairpin(link, n.Options.Hairpin); err != nil {
 			return fmt.Errorf("hairpin on %s: %w", ep.HostVeth, err)
 		}
+		if err := netlink.LinkSetIsolated(link, n.Options.NoICC); err != nil {
+			return fmt.Errorf("isolation (icc) on %s: %w", ep.HostVeth, err)
+		}
 	}
 	return netlink.LinkSetUp(link)
 }
@@ -107,6 +117,7 @@ func (bridgePlane) createEndpoint(n *network, ep *endpoint) error {
 		Bridge:   n.Options.Bridge,
 		MTU:      n.Options.MTU,
 		Hairpin:  n.Options.Hairpin,
+		Isolated: n.Options.NoICC,
 		MAC:      mac,
 	})
 	if err != nil {

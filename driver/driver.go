@@ -28,6 +28,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/driver/firewall"
+	"github.com/dualstack-net/dualstack/driver/portmap"
 )
 
 // Addresses is the part of dualstack's IPAM the network driver uses for the
@@ -52,21 +53,36 @@ type Config struct {
 	// recent runc versions let new mounts propagate only into a bind of a
 	// shared mount point, and the netns directory is none.
 	HostRun, RunMount string
-	// Firewall accepts the networks' traffic in the packet filter; nil
-	// leaves the packet filter alone.
+	// Firewall programs the packet filter; nil leaves it alone.
 	Firewall Firewall
 }
 
-// Firewall is the packet filter's part in a network (see driver/firewall).
+// Firewall is the packet filter's part in networks and published ports
+// (see driver/firewall).
 type Firewall interface {
-	Add(firewall.Network) error
-	Remove(firewall.Network) error
-	Reset([]firewall.Network) error
+	AddNetwork(firewall.Network) error
+	RemoveNetwork(firewall.Network) error
+	AddPorts([]firewall.Port) error
+	// RemovePorts revokes ports; a container's ports go together.
+	RemovePorts([]firewall.Port) error
+	// Reset makes the rules those of networks and ports; with no network
+	// it removes every rule and chain of dualstack's.
+	Reset([]firewall.Network, []firewall.Port) error
 }
 
 // fwNetwork is what the firewall needs to know of n.
 func fwNetwork(n *network) firewall.Network {
-	return firewall.Network{Bridge: n.Options.Bridge, Internal: n.Options.Internal}
+	fn := firewall.Network{
+		Bridge:      n.Options.Bridge,
+		Internal:    n.Options.Internal,
+		ICC:         !n.Options.NoICC,
+		Masquerade4: !n.Options.NoMasquerade,
+		NAT6:        n.Options.IPv6Mode == IPv6ModeNAT,
+	}
+	for _, p := range append(append([]pool{}, n.V4...), n.V6...) {
+		fn.Subnets = append(fn.Subnets, p.Prefix)
+	}
+	return fn
 }
 
 // Driver implements api.Driver. It is safe for concurrent use.
@@ -78,6 +94,8 @@ type Driver struct {
 	networks  map[string]*network
 	endpoints map[string]*endpoint
 	joins     *joins
+	// reserved holds the host ports each endpoint publishes.
+	reserved map[string][]*portmap.Reservation
 }
 
 var _ api.Driver = (*Driver)(nil)
@@ -92,6 +110,7 @@ func New(cfg Config) (*Driver, error) {
 		networks:  map[string]*network{},
 		endpoints: map[string]*endpoint{},
 		joins:     newJoins(),
+		reserved:  map[string][]*portmap.Reservation{},
 	}
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
@@ -182,13 +201,13 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		return err
 	}
 	if fw := d.cfg.Firewall; fw != nil {
-		if err := fw.Add(fwNetwork(n)); err != nil {
-			_ = fw.Remove(fwNetwork(n))
+		if err := fw.AddNetwork(fwNetwork(n)); err != nil {
+			d.removeRules(n)
 			undo()
 			return fmt.Errorf("dualstack: %w", err)
 		}
 		planeUndo := undo
-		undo = func() { _ = fw.Remove(fwNetwork(n)); planeUndo() }
+		undo = func() { d.removeRules(n); planeUndo() }
 	}
 	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
 		undo()
@@ -269,10 +288,8 @@ func (d *Driver) DeleteNetwork(req *api.DeleteNetworkRequest) error {
 	if err := d.plane.deleteNetwork(n); err != nil {
 		return err
 	}
-	if fw := d.cfg.Firewall; fw != nil {
-		if err := fw.Remove(fwNetwork(n)); err != nil {
-			return fmt.Errorf("dualstack: %w", err)
-		}
+	if err := d.removeRules(n); err != nil {
+		return fmt.Errorf("dualstack: %w", err)
 	}
 	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return del(tx, bucketNetworks, n.ID) }); err != nil {
 		return err
@@ -280,6 +297,22 @@ func (d *Driver) DeleteNetwork(req *api.DeleteNetworkRequest) error {
 	delete(d.networks, n.ID)
 	d.log.WithField("network", short(n.ID)).Info("network deleted")
 	return nil
+}
+
+// removeRules removes n's firewall rules, and every chain of dualstack's
+// when no other network is left: a host without dualstack networks keeps
+// no trace of it in its packet filter.
+func (d *Driver) removeRules(n *network) error {
+	fw := d.cfg.Firewall
+	if fw == nil {
+		return nil
+	}
+	for id := range d.networks {
+		if id != n.ID {
+			return fw.RemoveNetwork(fwNetwork(n))
+		}
+	}
+	return fw.Reset(nil, nil)
 }
 
 // AllocateNetwork is a swarm call; dualstack networks are local.
@@ -327,6 +360,9 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 	}
 	if ep.IPv6, err = optionalPrefix(in.AddressIPv6); err != nil {
 		return nil, fmt.Errorf("dualstack: bad IPv6 address %q from Docker", in.AddressIPv6)
+	}
+	if ep.Ports, err = portmap.Parse(req.Options); err != nil {
+		return nil, fmt.Errorf("dualstack: endpoint %s: %w", short(ep.ID), err)
 	}
 	owner := "endpoint:" + ep.ID
 	rollback := func() { d.releaseAll(ep) }
@@ -402,6 +438,9 @@ func (d *Driver) DeleteEndpoint(req *api.DeleteEndpointRequest) error {
 
 func (d *Driver) deleteEndpoint(ep *endpoint) error {
 	d.joins.cancel(ep.ID)
+	if err := d.unpublish(ep); err != nil {
+		return err
+	}
 	if err := d.plane.deleteEndpoint(ep); err != nil {
 		return err
 	}
@@ -433,21 +472,29 @@ func (d *Driver) EndpointInfo(req *api.InfoRequest) (*api.InfoResponse, error) {
 // Join answers with the interface to move into the container and the
 // gateways, and arranges the container-side work (see joins).
 func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
+	nsPath, err := d.sandboxPath(req.SandboxKey)
+	if err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	ep, ok := d.endpoints[req.EndpointID]
 	var n *network
 	if ok {
 		n = d.networks[ep.NetworkID]
 	}
-	d.mu.Unlock()
 	if !ok || n == nil {
+		d.mu.Unlock()
 		return nil, fmt.Errorf("dualstack: endpoint %s is unknown to the plugin: remove and recreate the container's connection", short(req.EndpointID))
 	}
-	nsPath, err := d.sandboxPath(req.SandboxKey)
+	err = d.publishFor(n, ep, req.SandboxKey)
+	d.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	if err := d.joins.start(d.log, nsPath, n, ep); err != nil {
+		d.mu.Lock()
+		_ = d.unpublishAndSave(ep)
+		d.mu.Unlock()
 		return nil, err
 	}
 	resp := &api.JoinResponse{InterfaceName: api.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth"}}
@@ -486,9 +533,60 @@ func (d *Driver) sandboxPath(key string) (string, error) {
 	return filepath.Join(d.cfg.RunMount, rest), nil
 }
 
-// Leave stops the container-side work of a join that has not finished.
+// publishFor publishes ep's ports for the container of sandbox and
+// records them. A retried Join of the same container keeps what is
+// published.
+func (d *Driver) publishFor(n *network, ep *endpoint, sandbox string) error {
+	if len(ep.Published) > 0 {
+		if ep.Sandbox == sandbox {
+			return nil
+		}
+		if err := d.unpublishAndSave(ep); err != nil {
+			return err
+		}
+	}
+	if err := d.publish(n, ep, sandbox); err != nil {
+		return err
+	}
+	if len(ep.Published) == 0 {
+		return nil
+	}
+	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
+		_ = d.unpublish(ep)
+		return err
+	}
+	d.log.WithField("endpoint", short(ep.ID)).WithField("ports", publishedString(ep.Published)).Info("ports published")
+	return nil
+}
+
+// unpublishAndSave revokes ep's ports and records that.
+func (d *Driver) unpublishAndSave(ep *endpoint) error {
+	if len(ep.Published) == 0 {
+		return nil
+	}
+	if err := d.unpublish(ep); err != nil {
+		return err
+	}
+	return save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) })
+}
+
+func publishedString(ports []firewall.Port) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Leave stops the container-side work of a join that has not finished and
+// revokes the ports the endpoint published.
 func (d *Driver) Leave(req *api.LeaveRequest) error {
 	d.joins.cancel(req.EndpointID)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ep, ok := d.endpoints[req.EndpointID]; ok {
+		return d.unpublishAndSave(ep)
+	}
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
@@ -60,13 +61,18 @@ func (h *harness) open() {
 		if err != nil {
 			return err
 		}
-		h.d, err = New(Config{DB: db, IPAM: h.ipam, Log: quiet(), UplinkAcceptRA: true})
+		fw, err := firewall.New(firewall.BackendNFT)
+		if err != nil {
+			return err
+		}
+		h.d, err = New(Config{DB: db, IPAM: h.ipam, Log: quiet(), UplinkAcceptRA: true, Firewall: fw})
 		return err
 	})
 }
 
 func (h *harness) restart() {
 	h.t.Helper()
+	h.d.Close()
 	h.db.Close()
 	h.open()
 }
@@ -118,6 +124,12 @@ func (h *harness) poolID(subnet string) string {
 // from the first pool) and creates the endpoint.
 func (h *harness) endpoint(nid, eid, mac, v4subnet, v6subnet string) *api.CreateEndpointResponse {
 	h.t.Helper()
+	return h.endpointWith(nil, nid, eid, mac, v4subnet, v6subnet)
+}
+
+// endpointWith is endpoint with Docker's endpoint options.
+func (h *harness) endpointWith(opts map[string]interface{}, nid, eid, mac, v4subnet, v6subnet string) *api.CreateEndpointResponse {
+	h.t.Helper()
 	in := &api.EndpointInterface{MacAddress: mac}
 	for _, s := range []string{v4subnet, v6subnet} {
 		if s == "" {
@@ -135,7 +147,7 @@ func (h *harness) endpoint(nid, eid, mac, v4subnet, v6subnet string) *api.Create
 	}
 	var resp *api.CreateEndpointResponse
 	h.in(func() (err error) {
-		resp, err = h.d.CreateEndpoint(&api.CreateEndpointRequest{NetworkID: nid, EndpointID: eid, Interface: in})
+		resp, err = h.d.CreateEndpoint(&api.CreateEndpointRequest{NetworkID: nid, EndpointID: eid, Interface: in, Options: opts})
 		return err
 	})
 	return resp

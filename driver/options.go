@@ -26,6 +26,19 @@ const (
 	optMTUDocker    = "com.docker.network.driver.mtu"
 	optHairpin      = "hairpin"
 	optAcceptRA     = "accept_ra"
+	optIPv6Mode     = "ipv6_mode"
+	optICC          = "icc"
+	optICCDocker    = "com.docker.network.bridge.enable_icc"
+	optMasq         = "ip_masquerade"
+	optMasqDocker   = "com.docker.network.bridge.enable_ip_masquerade"
+)
+
+// IPv6 modes: routed (the default; containers' IPv6 addresses are used as
+// they are, and the firewall lets in only replies and published ports) or
+// nat (IPv6 leaving the network is masqueraded, as IPv4 is).
+const (
+	IPv6ModeRouted = "routed"
+	IPv6ModeNAT    = "nat"
 )
 
 // ModeBridge is the default mode: a Linux bridge and veth pairs.
@@ -41,12 +54,20 @@ type netOptions struct {
 	Internal bool   `json:"internal,omitempty"`
 	IPv4     bool   `json:"ipv4"`
 	IPv6     bool   `json:"ipv6"`
+	// IPv6Mode is IPv6ModeRouted or IPv6ModeNAT; records written before
+	// the option existed have "", which is routed.
+	IPv6Mode string `json:"ipv6Mode,omitempty"`
+	// NoICC (icc=false) keeps containers of the network from reaching each
+	// other; NoMasquerade (ip_masquerade=false) leaves IPv4 unmasqueraded.
+	// Negated so that the zero value is Docker's default.
+	NoICC        bool `json:"noICC,omitempty"`
+	NoMasquerade bool `json:"noMasquerade,omitempty"`
 }
 
 // parseOptions reads the options of network id. Unknown -o options are
 // refused by name; every problem is reported at once.
 func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
-	o := netOptions{Mode: ModeBridge, IPv4: true}
+	o := netOptions{Mode: ModeBridge, IPv4: true, IPv6Mode: IPv6ModeRouted}
 	if len(id) >= 12 {
 		o.Bridge = bridgePrefix + id[:12]
 	}
@@ -101,6 +122,25 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 				errs = append(errs, fmt.Sprintf("hairpin=%q: want true or false", v))
 			}
 			o.Hairpin = b
+		case optIPv6Mode:
+			switch strings.ToLower(v) {
+			case IPv6ModeRouted:
+				o.IPv6Mode = IPv6ModeRouted
+			case IPv6ModeNAT:
+				o.IPv6Mode = IPv6ModeNAT
+			default:
+				errs = append(errs, fmt.Sprintf("%s=%q: want %s (the default: no NAT, only replies and published ports come in) or %s (masquerade IPv6 as IPv4 is)", k, v, IPv6ModeRouted, IPv6ModeNAT))
+			}
+		case optICC, optICCDocker, optMasq, optMasqDocker:
+			b, err := asBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: want true or false", k, v))
+			}
+			if k == optICC || k == optICCDocker {
+				o.NoICC = !b
+			} else {
+				o.NoMasquerade = !b
+			}
 		case optAcceptRA:
 			ra, err := parseAcceptRA(v)
 			if err != nil {
@@ -126,8 +166,8 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 		}
 	}
 	if len(unknown) > 0 {
-		errs = append(errs, fmt.Sprintf("unknown option(s) %s: dualstack bridge networks take -o %s, %s, %s, %s (or %s, %s)",
-			strings.Join(unknown, ", "), optBridge, optMTU, optHairpin, optAcceptRA, optBridgeDocker, optMTUDocker))
+		errs = append(errs, fmt.Sprintf("unknown option(s) %s: dualstack bridge networks take -o %s, %s, %s, %s, %s, %s, %s (or Docker's %s, %s, %s, %s)",
+			strings.Join(unknown, ", "), optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq, optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker))
 	}
 	if o.IPv6 && o.MTU != 0 && o.MTU < 1280 {
 		errs = append(errs, fmt.Sprintf("mtu=%d: IPv6 needs an MTU of at least 1280", o.MTU))

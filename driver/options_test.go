@@ -19,13 +19,17 @@ func TestParseOptions(t *testing.T) {
 		raw  map[string]interface{}
 		want netOptions
 	}{
-		{"defaults", generic(), netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true}},
+		{"defaults", generic(), netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true, IPv6Mode: "routed"}},
 		{"short names", generic("bridge", "br-test", "mtu", "1400", "hairpin", "true", "accept_ra", "1"),
-			netOptions{Mode: "bridge", Bridge: "br-test", MTU: 1400, Hairpin: true, AcceptRA: 1, IPv4: true, IPv6: true}},
+			netOptions{Mode: "bridge", Bridge: "br-test", MTU: 1400, Hairpin: true, AcceptRA: 1, IPv4: true, IPv6: true, IPv6Mode: "routed"}},
 		{"docker names", generic("com.docker.network.bridge.name", "br-x", "com.docker.network.driver.mtu", "9000", "mode", "bridge"),
-			netOptions{Mode: "bridge", Bridge: "br-x", MTU: 9000, IPv4: true, IPv6: true}},
+			netOptions{Mode: "bridge", Bridge: "br-x", MTU: 9000, IPv4: true, IPv6: true, IPv6Mode: "routed"}},
 		{"internal, ipv6-only", map[string]interface{}{optEnableIPv6: true, optEnableIPv4: false, optInternal: true},
-			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", Internal: true, IPv6: true}},
+			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", Internal: true, IPv6: true, IPv6Mode: "routed"}},
+		{"firewall, short names", generic("ipv6_mode", "nat", "icc", "false", "ip_masquerade", "false"),
+			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true, IPv6Mode: "nat", NoICC: true, NoMasquerade: true}},
+		{"firewall, docker names", generic("com.docker.network.bridge.enable_icc", "false", "com.docker.network.bridge.enable_ip_masquerade", "true", "ipv6_mode", "Routed"),
+			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true, IPv6Mode: "routed", NoICC: true}},
 	}
 	for _, c := range good {
 		got, err := parseOptions(id, c.raw)
@@ -44,6 +48,9 @@ func TestParseOptions(t *testing.T) {
 		{"IPv6 MTU below 1280", generic("mtu", "1000"), []string{"IPv6 needs an MTU of at least 1280"}},
 		{"unknown options", generic("colour", "blue", "speed", "fast"), []string{"unknown option(s) colour, speed"}},
 		{"bad accept_ra", generic("accept_ra", "maybe"), []string{`accept_ra="maybe"`}},
+		{"ipv6_mode bogus", generic("ipv6_mode", "bogus"), []string{`ipv6_mode="bogus"`, "want routed", "or nat"}},
+		{"icc not a boolean", generic("icc", "sometimes"), []string{`icc="sometimes"`, "true or false"}},
+		{"masquerade not a boolean", generic("com.docker.network.bridge.enable_ip_masquerade", "x"), []string{`enable_ip_masquerade="x"`}},
 		{"macvlan not yet", generic("mode", "macvlan"), []string{`mode="macvlan"`}},
 		{"several at once", generic("mtu", "x", "hairpin", "perhaps"), []string{`mtu="x"`, `hairpin="perhaps"`}},
 	}

@@ -7,6 +7,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/dualstack-net/dualstack/driver/firewall"
+	"github.com/dualstack-net/dualstack/driver/portmap"
 )
 
 // Layout of the network driver's buckets in the state file:
@@ -68,6 +71,12 @@ type endpoint struct {
 	// because Docker gave none; they are released with the endpoint.
 	Allocated []extraAddr `json:"allocated,omitempty"`
 	Extra     []extraAddr `json:"extra,omitempty"`
+	// Ports are the container's port bindings Docker passed.
+	Ports []portmap.Binding `json:"ports,omitempty"`
+	// Sandbox is the container's network namespace (SandboxKey) while the
+	// endpoint publishes Ports, and Published what it publishes.
+	Sandbox   string          `json:"sandbox,omitempty"`
+	Published []firewall.Port `json:"published,omitempty"`
 }
 
 // addresses lists every address of the endpoint's interface.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 )
 
@@ -32,6 +33,8 @@ type Settings struct {
 	// HostRun is HOST_RUN, the host path of config.json's run mount, below
 	// which Docker keeps container network namespaces.
 	HostRun string
+	// FirewallBackend is FIREWALL_BACKEND: auto (""), nft or legacy.
+	FirewallBackend firewall.Backend
 }
 
 // Defaults for settings that config.json does not expose.
@@ -72,6 +75,9 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 	}
 	if s.UplinkAcceptRA, err = strconv.ParseBool(get("UPLINK_ACCEPT_RA", "true")); err != nil {
 		errs = append(errs, fmt.Sprintf("UPLINK_ACCEPT_RA=%q: want true or false", getenv("UPLINK_ACCEPT_RA")))
+	}
+	if s.FirewallBackend, err = firewall.ParseBackend(get("FIREWALL_BACKEND", "auto")); err != nil {
+		errs = append(errs, "FIREWALL_BACKEND: "+err.Error())
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("bad plugin settings (fix with `docker plugin set dualstack NAME=value`): %s", strings.Join(errs, "; "))

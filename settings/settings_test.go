@@ -31,11 +31,11 @@ func TestValues(t *testing.T) {
 }
 
 func TestBadValuesAreAllNamed(t *testing.T) {
-	_, err := FromEnv(env(map[string]string{"LOG_LEVEL": "loud", "UPLINK_ACCEPT_RA": "maybe", "DEFAULT_POOLS_V4": "10.0.0.0/8:99"}))
+	_, err := FromEnv(env(map[string]string{"LOG_LEVEL": "loud", "UPLINK_ACCEPT_RA": "maybe", "FIREWALL_BACKEND": "pf", "DEFAULT_POOLS_V4": "10.0.0.0/8:99"}))
 	if err == nil {
 		t.Fatal("bad settings accepted")
 	}
-	for _, want := range []string{`LOG_LEVEL="loud"`, `UPLINK_ACCEPT_RA="maybe"`, "DEFAULT_POOLS_V4", "docker plugin set"} {
+	for _, want := range []string{`LOG_LEVEL="loud"`, `UPLINK_ACCEPT_RA="maybe"`, `FIREWALL_BACKEND: firewall backend "pf"`, "DEFAULT_POOLS_V4", "docker plugin set"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}

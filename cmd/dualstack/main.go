@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,10 @@ import (
 	"github.com/dualstack-net/dualstack/settings"
 	"github.com/dualstack-net/dualstack/state"
 )
+
+// firewallSyncInterval is how often the plugin checks that its firewall
+// rules are still in place.
+const firewallSyncInterval = 30 * time.Second
 
 func main() {
 	log := logrus.StandardLogger()
@@ -66,16 +71,22 @@ func run(log *logrus.Logger) error {
 	if err := sysctl.EnsureWritable(); err != nil {
 		log.Warnf("%v: networks that need forwarding or IPv6 settings will fail", err)
 	}
-	rules, err := firewall.New()
-	if err != nil {
-		return err
-	}
 	// In the managed plugin the host's /run is mounted at settings.RunMount;
 	// run as a plain host process (a legacy plugin) host paths are ours.
 	runMount := settings.RunMount
 	if _, err := os.Stat(runMount); err != nil {
 		runMount = ""
+	} else if os.Getenv("XTABLES_LOCKFILE") == "" {
+		// Take the host's iptables lock, as dockerd and every other
+		// iptables user there do: with the legacy backend, changes
+		// made at the same time would otherwise overwrite each other.
+		os.Setenv("XTABLES_LOCKFILE", filepath.Join(runMount, "xtables.lock"))
 	}
+	rules, err := firewall.New(cfg.FirewallBackend)
+	if err != nil {
+		return err
+	}
+	log.WithField("backend", rules.Backend()).Info("firewall ready")
 	netDriver, err := driver.New(driver.Config{
 		Firewall:       rules,
 		DB:             db,
@@ -103,6 +114,21 @@ func run(log *logrus.Logger) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
+	go func() {
+		t := time.NewTicker(firewallSyncInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := netDriver.SyncFirewall(); err != nil {
+					log.Warnf("repair firewall rules: %v", err)
+				}
+			}
+		}
+	}()
+	defer netDriver.Close()
 	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).Info("dualstack serving")
 	return plugin.New(netDriver, ipamDriver, log).Serve(srv, l)
 }

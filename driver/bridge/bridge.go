@@ -42,6 +42,11 @@ type Config struct {
 	// Gateways are the addresses the bridge answers on, each with its
 	// subnet's prefix length: 192.0.2.1/24, 2001:db8:1::1/64, ...
 	Gateways []netip.Prefix
+	// RouteLocalnet lets the host route connections from 127.0.0.1 to the
+	// bridge (net.ipv4.conf.NAME.route_localnet), which ports published on
+	// 127.0.0.1 need: the host's connection is translated to a container
+	// address but keeps its loopback source until it is masqueraded.
+	RouteLocalnet bool
 }
 
 // ValidateName checks that name is usable as a Linux interface name: 1 to 15
@@ -163,6 +168,11 @@ func configure(link netlink.Link, c Config) error {
 	}
 	if err := ipv6Sysctls(c); err != nil {
 		return err
+	}
+	if c.RouteLocalnet {
+		if err := sysctl.Set("net/ipv4/conf/"+c.Name+"/route_localnet", "1"); err != nil {
+			return fmt.Errorf("bridge %s: %w", c.Name, err)
+		}
 	}
 	if err := addAddrs(link, c); err != nil {
 		return err

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -160,6 +161,29 @@ func TestEnsureCreateVethDelete(t *testing.T) {
 			in(t, host, func() error { return bridge.DeleteVeth(hostName) })
 			in(t, host, func() error { return bridge.Delete(brName) })
 		})
+	}
+}
+
+// TestIsolatedPortAndRouteLocalnet: icc=false makes ports isolated, and
+// loopback port publishing needs route_localnet on the bridge.
+func TestIsolatedPortAndRouteLocalnet(t *testing.T) {
+	host := netnstest.New(t)
+	in(t, host, func() error {
+		_, err := bridge.Ensure(bridge.Config{Name: brName, RouteLocalnet: true})
+		return err
+	})
+	if got := host.Sysctl(t, "net/ipv4/conf/"+brName+"/route_localnet"); got != "1" {
+		t.Errorf("route_localnet = %s, want 1", got)
+	}
+	for _, isolated := range []bool{true, false} {
+		name := fmt.Sprintf("%s%t", hostName, isolated)
+		in(t, host, func() error {
+			return bridge.CreateVeth(bridge.VethConfig{HostName: name, PeerName: name + "p", Bridge: brName, Isolated: isolated})
+		})
+		l, _ := host.Link(t, name)
+		if got := l.LinkInfo.SlaveData.Isolated; got == nil || *got != isolated {
+			t.Errorf("%s: isolated %v, want %t", name, got, isolated)
+		}
 	}
 }
 

@@ -22,6 +22,12 @@ type VethConfig struct {
 	// Hairpin lets the bridge send a frame back out of the port it came in
 	// on, so that a container can reach itself through a published port.
 	Hairpin bool
+	// Isolated makes the host end an isolated bridge port: it exchanges no
+	// frames with other isolated ports, only with the bridge itself and
+	// ports that are not isolated. That is icc=false at layer 2, which
+	// holds even where bridged traffic bypasses the packet filter (no
+	// br_netfilter).
+	Isolated bool
 	// MAC, if set, is the container end's MAC address; otherwise the kernel
 	// picks a random one.
 	MAC net.HardwareAddr
@@ -114,6 +120,11 @@ func CreateVeth(c VethConfig) (err error) {
 	}
 	if err := netlink.LinkSetHairpin(host, c.Hairpin); err != nil {
 		return fmt.Errorf("veth %s: set hairpin mode %t on bridge %s: %w", c.HostName, c.Hairpin, c.Bridge, err)
+	}
+	if c.Isolated {
+		if err := netlink.LinkSetIsolated(host, true); err != nil {
+			return fmt.Errorf("veth %s: make it an isolated port of bridge %s: %w", c.HostName, c.Bridge, err)
+		}
 	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("veth %s: bring up: %w", c.HostName, err)

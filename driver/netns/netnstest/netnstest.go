@@ -160,8 +160,9 @@ type Link struct {
 		Kind      string `json:"info_kind"`
 		SlaveKind string `json:"info_slave_kind"`
 		SlaveData struct {
-			Hairpin *bool  `json:"hairpin"`
-			State   string `json:"state"`
+			Hairpin  *bool  `json:"hairpin"`
+			Isolated *bool  `json:"isolated"`
+			State    string `json:"state"`
 		} `json:"info_slave_data"`
 	} `json:"linkinfo"`
 }
@@ -324,6 +325,11 @@ func Guard(m *testing.M) int {
 			problems = append(problems, "address "+a+" added in the host namespace")
 		}
 	}
+	for _, r := range after.rules {
+		if !slices.Contains(before.rules, r) {
+			problems = append(problems, "packet-filter rule "+r+" added in the host namespace")
+		}
+	}
 	entries, _ := os.ReadDir(RunDir)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), fmt.Sprintf("dstest-%d-", os.Getpid())) {
@@ -337,12 +343,24 @@ func Guard(m *testing.M) int {
 	return code
 }
 
-type hostState struct{ links, addrs []string }
+type hostState struct{ links, addrs, rules []string }
 
 // rootState asks ip(8), run as a child process in the host's namespace, for
-// the host's link names and "link address/len" pairs.
+// the host's link names and "link address/len" pairs, and the save
+// commands of both iptables backends for every dualstack rule and chain.
 func rootState() (hostState, error) {
 	var st hostState
+	for _, cmd := range []string{"iptables-nft-save", "ip6tables-nft-save", "iptables-legacy-save", "ip6tables-legacy-save"} {
+		out, err := exec.Command(cmd).Output()
+		if err != nil {
+			continue // not installed
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "DUALSTACK") {
+				st.rules = append(st.rules, cmd+": "+l)
+			}
+		}
+	}
 	out, err := exec.Command("ip", "-j", "addr", "show").Output()
 	if err != nil {
 		return st, err

@@ -1,0 +1,195 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dualstack-net/dualstack/driver/firewall"
+	"github.com/dualstack-net/dualstack/driver/portmap"
+)
+
+// Published ports.
+//
+// Docker passes a container's port bindings in the options of each
+// endpoint it creates for it, and calls ProgramExternalConnectivity only
+// for the container's gateway endpoint, so dualstack publishes at Join,
+// when it learns the container (the sandbox), and revokes at Leave or
+// DeleteEndpoint. A container on several dualstack networks gets the
+// bindings on each of its endpoints: the first of them to join publishes
+// them, the others leave them alone.
+//
+// A binding without a host address is published on every family the
+// endpoint has an address of; 0.0.0.0 or an IPv4 address only for IPv4,
+// :: or an IPv6 address only for IPv6.
+
+// families returns the families of ep that binding b is published on.
+func families(b portmap.Binding, ep *endpoint) ([]firewall.Family, error) {
+	has := map[firewall.Family]bool{firewall.IPv4: ep.IPv4.IsValid(), firewall.IPv6: ep.IPv6.IsValid()}
+	if !b.HostIP.IsValid() {
+		var out []firewall.Family
+		for _, f := range []firewall.Family{firewall.IPv4, firewall.IPv6} {
+			if has[f] {
+				out = append(out, f)
+			}
+		}
+		return out, nil
+	}
+	f := firewall.IPv4
+	if b.HostIP.Is6() {
+		f = firewall.IPv6
+	}
+	if !has[f] {
+		return nil, fmt.Errorf("dualstack: cannot publish %s: the container has no %s address on this network: publish on a host address of the other family", b, f)
+	}
+	return []firewall.Family{f}, nil
+}
+
+// publish publishes ep's ports for the container whose sandbox is
+// sandbox: it picks and reserves the host ports, then adds the rules. On
+// failure nothing stays reserved or programmed.
+func (d *Driver) publish(n *network, ep *endpoint, sandbox string) (err error) {
+	if n.Options.Internal || len(ep.Ports) == 0 {
+		return nil
+	}
+	for _, other := range d.endpoints {
+		if other.ID != ep.ID && other.Sandbox == sandbox && len(other.Published) > 0 {
+			return nil // published through the container's other network
+		}
+	}
+	var (
+		ports []firewall.Port
+		held  []*portmap.Reservation
+	)
+	defer func() {
+		if err != nil {
+			for _, r := range held {
+				_ = r.Close()
+			}
+		}
+	}()
+	for _, b := range ep.Ports {
+		fams, err := families(b, ep)
+		if err != nil {
+			return err
+		}
+		if len(fams) == 0 {
+			continue
+		}
+		hostPort, rs, err := reserve(b, fams)
+		if err != nil {
+			return d.explainInUse(b, err)
+		}
+		held = append(held, rs...)
+		for _, f := range fams {
+			c := ep.IPv4.Addr()
+			if f == firewall.IPv6 {
+				c = ep.IPv6.Addr()
+			}
+			ports = append(ports, firewall.Port{Bridge: n.Options.Bridge, Proto: b.Proto, HostIP: b.HostIP, HostPort: hostPort, Container: c, ContainerPort: b.Port})
+		}
+	}
+	if fw := d.cfg.Firewall; fw != nil {
+		if err := fw.AddPorts(ports); err != nil {
+			_ = fw.RemovePorts(ports)
+			return fmt.Errorf("dualstack: %w", err)
+		}
+	}
+	ep.Sandbox, ep.Published = sandbox, ports
+	d.reserved[ep.ID] = held
+	return nil
+}
+
+// reserve picks the first host port of b's candidates that is free in all
+// of fams and holds it.
+func reserve(b portmap.Binding, fams []firewall.Family) (uint16, []*portmap.Reservation, error) {
+	first, last := portmap.Candidates(b)
+	var lastErr error
+	for p := int(first); p <= int(last); p++ {
+		var held []*portmap.Reservation
+		var err error
+		for _, f := range fams {
+			var r *portmap.Reservation
+			if r, err = portmap.Reserve(b.Proto, f == firewall.IPv6, b.HostIP, uint16(p)); err != nil {
+				break
+			}
+			held = append(held, r)
+		}
+		if err == nil {
+			return uint16(p), held, nil
+		}
+		for _, r := range held {
+			_ = r.Close()
+		}
+		lastErr = err
+		if !errors.Is(err, portmap.ErrInUse) {
+			break
+		}
+	}
+	return 0, nil, lastErr
+}
+
+// explainInUse turns a failed reservation into an error that says who
+// holds the port and what to do.
+func (d *Driver) explainInUse(b portmap.Binding, err error) error {
+	if !errors.Is(err, portmap.ErrInUse) {
+		return fmt.Errorf("dualstack: cannot publish %s: reserve the host port: %w", b, err)
+	}
+	if b.HostPort == 0 {
+		return fmt.Errorf("dualstack: cannot publish %s: no free host port in the ephemeral port range", b)
+	}
+	for _, other := range d.endpoints {
+		for _, p := range other.Published {
+			if p.Proto == b.Proto && p.HostPort >= b.HostPort && (p.HostPort == b.HostPort || p.HostPort <= b.HostPortEnd) {
+				return fmt.Errorf("dualstack: cannot publish %s: host port %d/%s is already published by another container (endpoint %s on network %s): choose another host port",
+					b, p.HostPort, p.Proto, short(other.ID), short(other.NetworkID))
+			}
+		}
+	}
+	return fmt.Errorf("dualstack: cannot publish %s: the host port is in use on the host (%v), by another program or a container of another network driver: choose another host port", b, err)
+}
+
+// unpublish revokes ep's published ports and releases their host ports.
+func (d *Driver) unpublish(ep *endpoint) error {
+	var err error
+	if fw := d.cfg.Firewall; fw != nil && len(ep.Published) > 0 {
+		err = fw.RemovePorts(ep.Published)
+	}
+	for _, r := range d.reserved[ep.ID] {
+		_ = r.Close()
+	}
+	delete(d.reserved, ep.ID)
+	ep.Sandbox, ep.Published = "", nil
+	if err != nil {
+		return fmt.Errorf("dualstack: %w", err)
+	}
+	return nil
+}
+
+// reservePublished holds the host ports of ports recorded before a
+// restart again.
+func (d *Driver) reservePublished(ep *endpoint) error {
+	var errs []error
+	for _, p := range ep.Published {
+		host := p.HostIP
+		r, err := portmap.Reserve(p.Proto, p.Family() == firewall.IPv6, host, p.HostPort)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			continue
+		}
+		d.reserved[ep.ID] = append(d.reserved[ep.ID], r)
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases the host ports the driver holds, as the end of the
+// process would; the rules and the state stay for the next start.
+func (d *Driver) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, rs := range d.reserved {
+		for _, r := range rs {
+			_ = r.Close()
+		}
+		delete(d.reserved, id)
+	}
+}

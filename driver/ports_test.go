@@ -1,0 +1,164 @@
+package driver
+
+import (
+	"net"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+
+	api "github.com/docker/go-plugins-helpers/network"
+
+	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+)
+
+// rules returns the host namespace's dualstack rules, both families.
+func (h *harness) rules() string {
+	h.t.Helper()
+	var out []string
+	for _, cmd := range []string{"iptables-nft-save", "ip6tables-nft-save"} {
+		b, err := exec.Command("ip", "netns", "exec", h.host.Name, cmd).CombinedOutput()
+		if err != nil {
+			h.t.Fatalf("%s: %v: %s", cmd, err, b)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "DUALSTACK") {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// bindable reports whether a program on the host could take a TCP port.
+func (h *harness) bindable(network, addr string) bool {
+	ok := false
+	h.in(func() error {
+		l, err := net.Listen(network, addr)
+		if err == nil {
+			ok = true
+			l.Close()
+		}
+		return nil
+	})
+	return ok
+}
+
+func portmapOption(bindings ...map[string]interface{}) map[string]interface{} {
+	list := make([]interface{}, len(bindings))
+	for i, b := range bindings {
+		list[i] = b
+	}
+	return map[string]interface{}{"com.docker.network.portmap": list}
+}
+
+// TestPublishedPorts follows `docker run -p` on a dual-stack network: the
+// rules Docker's bindings become, the host ports held against other
+// programs and containers, a clear error for a port that is taken, a
+// restart that keeps it all, and nothing left when the container and the
+// last network go.
+func TestPublishedPorts(t *testing.T) {
+	h := newHarness(t)
+	h.host.IP(t, "link", "set", "lo", "up") // 127.0.0.1, as on a host
+	const nid = "cccccccccccc3333"
+	v4, v6 := "192.0.2.0/24", "fd00:1::/64"
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nid, map[string]interface{}{optEnableIPv6: true}, v4, v6))
+	})
+	const e1, e2 = "eeeeeeeeeeee0001", "eeeeeeeeeeee0002"
+	h.endpointWith(portmapOption(
+		map[string]interface{}{"Proto": 6, "Port": 80, "HostIP": "", "HostPort": 8080},
+		map[string]interface{}{"Proto": 6, "Port": 80, "HostIP": "127.0.0.1", "HostPort": 8081},
+		map[string]interface{}{"Proto": 6, "Port": 80, "HostIP": "::", "HostPort": 8082},
+		map[string]interface{}{"Proto": 17, "Port": 53, "HostIP": "", "HostPort": 0},
+	), nid, e1, "02:42:c0:00:02:02", v4, v6)
+	sb1 := netnstest.New(t)
+	join := func(eid string, sb netnstest.NS) error {
+		var err error
+		h.in(func() error {
+			_, err = h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
+			return nil
+		})
+		return err
+	}
+	if err := join(e1, sb1); err != nil {
+		t.Fatal(err)
+	}
+	got := h.rules()
+	for _, want := range []string{
+		"-A DUALSTACK-DNAT -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.0.2.2:80",
+		"-A DUALSTACK-DNAT -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:1::2]:80",
+		"-A DUALSTACK-DNAT -d 127.0.0.1/32 -p tcp -m tcp --dport 8081 -j DNAT --to-destination 192.0.2.2:80",
+		"-A DUALSTACK-DNAT -p tcp -m tcp --dport 8082 -j DNAT --to-destination [fd00:1::2]:80",
+		"-A DUALSTACK-ALLOW -d 192.0.2.2/32 -o ds-cccccccccccc -p tcp -m tcp --dport 80 -j ACCEPT",
+		"-A DUALSTACK-ALLOW -d fd00:1::2/128 -o ds-cccccccccccc -p udp -m udp --dport 53 -j ACCEPT",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing rule %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "8082 -j DNAT --to-destination 192.0.2.2") {
+		t.Errorf("[::]:8082 published on IPv4:\n%s", got)
+	}
+	// -p 53/udp without a host port: one free port, the same in both families.
+	udp := regexp.MustCompile(`-p udp -m udp --dport (\d+) -j DNAT`).FindAllStringSubmatch(got, -1)
+	if len(udp) != 2 || udp[0][1] != udp[1][1] {
+		t.Fatalf("ephemeral udp port: %v in:\n%s", udp, got)
+	}
+	if h.bindable("tcp4", "0.0.0.0:8080") || h.bindable("tcp6", "[::]:8080") || h.bindable("tcp4", "127.0.0.1:8081") {
+		t.Error("a program on the host could take a published port")
+	}
+	if h.d.endpoints[e1].Sandbox != sb1.Path {
+		t.Errorf("the endpoint does not record its container")
+	}
+
+	// Another container asking for 8080 gets a clear error.
+	h.endpointWith(portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 8080}), nid, e2, "02:42:c0:00:02:03", v4, v6)
+	sb2 := netnstest.New(t)
+	err := join(e2, sb2)
+	if err == nil || !strings.Contains(err.Error(), "8080/tcp is already published by another container (endpoint eeeeeeeeeeee") || !strings.Contains(err.Error(), "choose another host port") {
+		t.Fatalf("second container on 8080: %v", err)
+	}
+	if c := strings.Count(h.rules(), "--dport 8080"); c != 2 {
+		t.Errorf("the failed join changed the rules: %d rules for 8080", c)
+	}
+	// ... and so does a port some other program holds.
+	h.in(func() error {
+		l, err := net.Listen("tcp4", "0.0.0.0:9090")
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { l.Close() })
+		return nil
+	})
+	h.in(func() error { return h.d.DeleteEndpoint(&api.DeleteEndpointRequest{NetworkID: nid, EndpointID: e2}) })
+	h.endpointWith(portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 9090}), nid, e2, "02:42:c0:00:02:03", v4, v6)
+	if err := join(e2, sb2); err == nil || !strings.Contains(err.Error(), "in use on the host") {
+		t.Fatalf("port held by a program: %v", err)
+	}
+
+	// A restart keeps the ports published, held, and each rule once.
+	before := h.rules()
+	h.restart()
+	if after := h.rules(); after != before {
+		t.Errorf("rules changed over a restart:\n%s\nwant:\n%s", after, before)
+	}
+	if h.bindable("tcp4", "0.0.0.0:8080") {
+		t.Error("host port 8080 not held again after a restart")
+	}
+
+	// Leave revokes the ports and frees the host ports.
+	h.in(func() error { return h.d.Leave(&api.LeaveRequest{NetworkID: nid, EndpointID: e1}) })
+	if got := h.rules(); strings.Contains(got, "DNAT --to") || strings.Contains(got, "--dport 80 ") {
+		t.Errorf("port rules left after Leave:\n%s", got)
+	}
+	if !h.bindable("tcp4", "0.0.0.0:8080") || !h.bindable("tcp6", "[::]:8082") {
+		t.Error("host ports still held after Leave")
+	}
+
+	// The last network gone, no trace in the packet filter.
+	h.in(func() error { return h.d.DeleteNetwork(&api.DeleteNetworkRequest{NetworkID: nid}) })
+	if got := h.rules(); got != "" {
+		t.Errorf("rules left after the last network went:\n%s", got)
+	}
+}
