@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 
@@ -23,6 +24,11 @@ func (d *Driver) enableForwarding(v4, v6 bool) error {
 		}
 		for _, l := range links {
 			name := l.Attrs().Name
+			// Bridge ports (dualstack's veths among them) do no IPv6 of
+			// their own, and container ends are about to leave.
+			if l.Attrs().MasterIndex != 0 || strings.HasPrefix(name, peerVethPrefix) {
+				continue
+			}
 			key := "net/ipv6/conf/" + name + "/accept_ra"
 			if v, err := sysctl.Get(key); err != nil || v != "1" {
 				continue

@@ -71,6 +71,14 @@ func run(m *testing.M) int {
 	defer sweep()
 
 	code := m.Run()
+	// Issue 4: with the networks gone and the plugin removed, the host's
+	// packet filter holds nothing of dualstack's.
+	sweep()
+	removePlugin()
+	if left := leftoverRules(); left != "" {
+		fmt.Fprintf(os.Stderr, "dualstack rules left after every network and the plugin were removed:\n%s\n", left)
+		code = 1
+	}
 	if code != 0 {
 		fmt.Printf("--- plugin log (last lines) ---\n%s\n", lastLines(eng.pluginLog(), 80))
 	}
@@ -141,6 +149,23 @@ func pluginSettings() []string {
 		"state.source=" + filepath.Join(eng.dir, "plugin-state"),
 		"LOG_LEVEL=debug",
 	}
+}
+
+// leftoverRules lists the private engine's dualstack rules and chains.
+func leftoverRules() string {
+	if eng.external {
+		return ""
+	}
+	var out []string
+	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
+		b, _ := exec.Command("ip", "netns", "exec", eng.netns, cmd).CombinedOutput()
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "DUALSTACK") {
+				out = append(out, cmd+": "+l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func removePlugin() {
