@@ -71,6 +71,25 @@ func newOutside(t *testing.T, subnets ...string) outside {
 	return o
 }
 
+// acceptForwarding sets the engine host's FORWARD policy to ACCEPT, in
+// both families, until the test ends: both engines set it to DROP when they
+// enable forwarding themselves, which would hide whether dualstack's own
+// filter protects the containers (on a host where forwarding was on
+// before Docker started, the policy stays ACCEPT).
+func acceptForwarding(t *testing.T) {
+	t.Helper()
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		policy := "ACCEPT"
+		if b, _ := exec.Command("ip", "netns", "exec", eng.netns, cmd, "-S", "FORWARD").Output(); strings.Contains(string(b), "-P FORWARD DROP") {
+			policy = "DROP"
+		}
+		if b, err := exec.Command("ip", "netns", "exec", eng.netns, cmd, "-P", "FORWARD", "ACCEPT").CombinedOutput(); err != nil {
+			t.Fatalf("%s -P FORWARD ACCEPT: %v: %s", cmd, err, b)
+		}
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "exec", eng.netns, cmd, "-P", "FORWARD", policy).Run() })
+	}
+}
+
 // serveSource runs an HTTP server on the outside host (port 9000, both
 // families) that answers with the source address it sees.
 func (o outside) serveSource(t *testing.T) {
@@ -186,6 +205,7 @@ func rulesIn(t *testing.T) string {
 // Issue 4, acceptance 2: what the outside host sees of containers' traffic.
 func TestFirewallSourceAddresses(t *testing.T) {
 	o := newOutside(t, "192.0.2.0/24", "2001:db8:31::/64", "2001:db8:33::/64")
+	acceptForwarding(t)
 	o.serveSource(t)
 	dsNet(t, "ds-routed", "--ipv6", "--subnet", "192.0.2.0/25", "--subnet", "2001:db8:31::/64", "--subnet", "2001:db8:33::/64")
 	dsNet(t, "ds-nat6", "-o", "ipv6_mode=nat", "--ipv6", "--subnet", "192.0.2.128/25", "--subnet", "fd00:32::/64")
@@ -216,6 +236,7 @@ func TestFirewallSourceAddresses(t *testing.T) {
 // host and from a container of the same network; a taken port.
 func TestFirewallPublishedPorts(t *testing.T) {
 	o := newOutside(t, "192.0.2.0/24", "2001:db8:31::/64")
+	acceptForwarding(t)
 	dsNet(t, "ds-pub", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:31::/64", "--subnet", "2001:db8:34::/64")
 	runServer(t, "ds-pub-srv", "ds-pub", "-p", "8080:80", "-p", "127.0.0.1:8081:80", "-p", "[::]:8082:80", "-p", "5353:53/udp")
 	runContainer(t, "ds-pub-client", "ds-pub")
@@ -286,6 +307,7 @@ func TestFirewallPublishedPorts(t *testing.T) {
 // Issue 4, acceptance 2: icc=false, isolation between networks, internal.
 func TestFirewallIsolation(t *testing.T) {
 	newOutside(t, "192.0.2.0/24", "2001:db8:41::/64", "2001:db8:42::/64")
+	acceptForwarding(t)
 	dsNet(t, "ds-noicc", "-o", "icc=false", "--ipv6", "--subnet", "192.0.2.0/25", "--subnet", "2001:db8:41::/64")
 	dsNet(t, "ds-other", "--ipv6", "--subnet", "192.0.2.128/25", "--subnet", "2001:db8:42::/64")
 	dsNet(t, "ds-fw-int", "--internal", "--ipv6", "--subnet", "203.0.113.0/24", "--subnet", "2001:db8:43::/64")
@@ -316,8 +338,9 @@ func TestFirewallBadInput(t *testing.T) {
 	}
 }
 
-// Issue 4, build 7 and acceptance 2: ten plugin restarts duplicate no
-// rule, and with the last network gone nothing of dualstack's is left.
+// Issue 4, build 1, 7 and acceptance 2: ten plugin restarts and a dockerd
+// restart duplicate or lose no rule, published ports keep working, and
+// with the last network gone nothing of dualstack's is left.
 func TestFirewallLifecycle(t *testing.T) {
 	if eng.external {
 		t.Skip("needs the private engine's network namespace")
@@ -340,6 +363,18 @@ func TestFirewallLifecycle(t *testing.T) {
 	if after := rulesIn(t); after != before {
 		t.Errorf("rules changed over 10 plugin restarts:\n%s\nwant:\n%s", after, before)
 	}
+	wantReach(t, "host, after 10 plugin restarts", engineNetns(), hostPort("127.0.0.1", "8090"), "ds-life-srv")
+
+	// dockerd restarting (live-restore) re-creates its own chains and hooks.
+	if err := eng.restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitPlugin(t)
+	if after := rulesIn(t); after != before {
+		t.Errorf("rules changed over a dockerd restart:\n%s\nwant:\n%s", after, before)
+	}
+	wantReach(t, "host, after a dockerd restart", engineNetns(), hostPort("127.0.0.1", "8090"), "ds-life-srv")
+
 	docker(t, "rm", "-f", "ds-life-srv")
 	docker(t, "network", "rm", "ds-life")
 	if r := rulesIn(t); r != "" {
