@@ -7,8 +7,9 @@
 # 2. durable RequestAddress over the plugin's unix socket (p50/p99);
 # 3. fsyncs per durable allocation, counted with strace when it is present;
 # 4. docker network connect + disconnect of a running container, dualstack
-#    bridge against Docker's own bridge, on a private Engine (root; set
-#    BENCH_ENGINE=0 to skip).
+#    bridge against Docker's own bridge and dualstack macvlan against
+#    Docker's macvlan, on a private Engine (root; set BENCH_ENGINE=0 to
+#    skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-build/bench}
@@ -39,11 +40,16 @@ else
 fi
 
 if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
-	echo "## connect + disconnect: dualstack bridge against Docker's bridge (same engine, same run)"
+	echo "## connect + disconnect: dualstack against Docker's own drivers (same engine, same run)"
 	make --no-print-directory plugin >/dev/null
 	go test -tags integration -count=1 -run '^$' -bench ConnectDisconnect -benchtime "${BENCH_CYCLES:-40}x" ./integration/ |
 		tee "$out/connect.txt" | grep -E '^(engine|Benchmark)'
-	awk '/docker-bridge/ { d = $(NF-1) } /dualstack-2|dualstack / { s = $(NF-1) } END { if (d > 0) printf "ratio dualstack/docker: %.2f (median cycle %.1f ms against %.1f ms)\n", s / d, s, d }' "$out/connect.txt"
+	awk '/\/docker-bridge/ { d = $(NF-1) } /\/dualstack(-[0-9]+)? / { s = $(NF-1) }
+	     /\/docker-macvlan/ { dm = $(NF-1) } /\/dualstack-macvlan/ { sm = $(NF-1) }
+	     END {
+	       if (d > 0) printf "ratio bridge dualstack/docker: %.2f (median cycle %.1f ms against %.1f ms)\n", s / d, s, d
+	       if (dm > 0) printf "ratio macvlan dualstack/docker: %.2f (median cycle %.1f ms against %.1f ms)\n", sm / dm, sm, dm
+	     }' "$out/connect.txt"
 else
 	echo "## connect + disconnect: skipped (needs root; BENCH_ENGINE=1)"
 fi

@@ -11,7 +11,8 @@ import (
 	"github.com/dualstack-net/dualstack/driver/bridge"
 )
 
-// dataplane is what a network mode does in the kernel.
+// dataplane is what a network mode does in the kernel. The driver calls it
+// with its lock held.
 type dataplane interface {
 	// checkFree fails if the network's links are taken by something else.
 	checkFree(n *network) error
@@ -23,7 +24,7 @@ type dataplane interface {
 	// restoreEndpoint reconnects a recorded endpoint whose links still exist.
 	restoreEndpoint(n *network, ep *endpoint) error
 	createEndpoint(n *network, ep *endpoint) error
-	deleteEndpoint(ep *endpoint) error
+	deleteEndpoint(n *network, ep *endpoint) error
 	// removeOrphans deletes links the mode named that no record claims.
 	removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, log logrus.FieldLogger)
 }
@@ -126,7 +127,7 @@ func (bridgePlane) createEndpoint(n *network, ep *endpoint) error {
 	return nil
 }
 
-func (bridgePlane) deleteEndpoint(ep *endpoint) error {
+func (bridgePlane) deleteEndpoint(_ *network, ep *endpoint) error {
 	if err := bridge.DeleteVeth(ep.HostVeth); err != nil {
 		return fmt.Errorf("dualstack: %w", err)
 	}
@@ -136,7 +137,9 @@ func (bridgePlane) deleteEndpoint(ep *endpoint) error {
 func (bridgePlane) removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, log logrus.FieldLogger) {
 	claimed := map[string]bool{}
 	for _, n := range networks {
-		claimed[n.Options.Bridge] = true
+		if n.Options.Mode == ModeBridge {
+			claimed[n.Options.Bridge] = true
+		}
 	}
 	for _, ep := range endpoints {
 		claimed[ep.HostVeth], claimed[ep.PeerVeth] = true, true

@@ -37,6 +37,8 @@ type Addresses interface {
 	PoolFor(space string, prefix netip.Prefix) (string, bool)
 	AllocateFor(poolID, owner string) (netip.Prefix, error)
 	Release(poolID string, addr netip.Addr) error
+	// ReleaseAutoGateway frees the gateway the IPAM picked for a pool.
+	ReleaseAutoGateway(poolID string) (netip.Addr, bool, error)
 }
 
 // Config configures a Driver.
@@ -89,7 +91,7 @@ func fwNetwork(n *network) firewall.Network {
 type Driver struct {
 	cfg       Config
 	log       logrus.FieldLogger
-	plane     dataplane
+	planes    map[string]dataplane // by mode
 	mu        sync.Mutex
 	networks  map[string]*network
 	endpoints map[string]*endpoint
@@ -106,12 +108,12 @@ func New(cfg Config) (*Driver, error) {
 	d := &Driver{
 		cfg:       cfg,
 		log:       cfg.Log,
-		plane:     bridgePlane{},
 		networks:  map[string]*network{},
 		endpoints: map[string]*endpoint{},
 		joins:     newJoins(),
 		reserved:  map[string][]*portmap.Reservation{},
 	}
+	d.planes = map[string]dataplane{ModeBridge: bridgePlane{}, ModeMacvlan: macvlanPlane{d}}
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
 	}
@@ -167,7 +169,10 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		return errors.New("dualstack: the network has no subnet: give it an IPv4 or an IPv6 subnet")
 	}
 	if len(n.V4) > 1 {
-		return fmt.Errorf("dualstack: the network has %d IPv4 subnets: a bridge network takes one (and any number of IPv6 subnets)", len(n.V4))
+		return fmt.Errorf("dualstack: the network has %d IPv4 subnets: a network takes one (and any number of IPv6 subnets)", len(n.V4))
+	}
+	for i := range n.V4 {
+		n.V4[i].PoolID, _ = d.cfg.IPAM.PoolFor(n.V4[i].Space, n.V4[i].Prefix)
 	}
 	var foreign []string
 	for i := range n.V6 {
@@ -184,23 +189,36 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		return fmt.Errorf("dualstack: network %s exists already", n.ID)
 	}
 	for _, other := range d.networks {
-		if other.Options.Bridge == opts.Bridge {
+		if opts.Mode == ModeBridge && other.Options.Mode == ModeBridge && other.Options.Bridge == opts.Bridge {
 			return fmt.Errorf("dualstack: bridge %s is already used by network %.12s: choose another name with -o bridge=NAME", opts.Bridge, other.ID)
 		}
 	}
-	if err := d.plane.checkFree(n); err != nil {
+	plane := d.planes[opts.Mode]
+	if err := plane.checkFree(n); err != nil {
 		return err
 	}
-	if !opts.Internal {
+	if opts.Mode == ModeBridge && !opts.Internal {
 		if err := d.enableForwarding(len(n.V4) > 0, len(n.V6) > 0); err != nil {
 			return err
 		}
 	}
-	undo, err := d.plane.createNetwork(n)
+	if opts.Mode == ModeMacvlan {
+		if err := d.dropAutoGateways(n); err != nil {
+			return err
+		}
+		if opts.HostLink {
+			if err := d.allocateShim(n); err != nil {
+				d.releaseShim(n)
+				return err
+			}
+		}
+	}
+	undo, err := plane.createNetwork(n)
 	if err != nil {
+		d.releaseShim(n)
 		return err
 	}
-	if fw := d.cfg.Firewall; fw != nil {
+	if fw := d.cfg.Firewall; fw != nil && opts.Mode == ModeBridge {
 		if err := fw.AddNetwork(fwNetwork(n)); err != nil {
 			d.removeRules(n)
 			undo()
@@ -211,10 +229,16 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 	}
 	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
 		undo()
+		d.releaseShim(n)
 		return err
 	}
 	d.networks[n.ID] = n
-	log := d.log.WithField("network", short(n.ID)).WithField("bridge", opts.Bridge).WithField("subnets", n.subnets())
+	log := d.log.WithField("network", short(n.ID)).WithField("mode", opts.Mode).WithField("subnets", n.subnets())
+	if opts.Mode == ModeBridge {
+		log = log.WithField("bridge", opts.Bridge)
+	} else {
+		log = log.WithField("parent", opts.Parent).WithField("macvlan_mode", opts.MacvlanMode).WithField("gateways", prefixes(n.gateways()))
+	}
 	if len(foreign) > 0 {
 		log = log.WithField("extra-subnets-without-addresses", strings.Join(foreign, ","))
 		log.Warn("network created; another IPAM driver holds some IPv6 subnets, so containers get no address of their own in them (use --ipam-driver dualstack:latest)")
@@ -285,7 +309,7 @@ func (d *Driver) DeleteNetwork(req *api.DeleteNetworkRequest) error {
 			}
 		}
 	}
-	if err := d.plane.deleteNetwork(n); err != nil {
+	if err := d.planes[n.Options.Mode].deleteNetwork(n); err != nil {
 		return err
 	}
 	if err := d.removeRules(n); err != nil {
@@ -294,6 +318,7 @@ func (d *Driver) DeleteNetwork(req *api.DeleteNetworkRequest) error {
 	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return del(tx, bucketNetworks, n.ID) }); err != nil {
 		return err
 	}
+	d.releaseShim(n)
 	delete(d.networks, n.ID)
 	d.log.WithField("network", short(n.ID)).Info("network deleted")
 	return nil
@@ -304,15 +329,31 @@ func (d *Driver) DeleteNetwork(req *api.DeleteNetworkRequest) error {
 // no trace of it in its packet filter.
 func (d *Driver) removeRules(n *network) error {
 	fw := d.cfg.Firewall
-	if fw == nil {
+	if fw == nil || n.Options.Mode != ModeBridge {
 		return nil
 	}
-	for id := range d.networks {
-		if id != n.ID {
+	for id, o := range d.networks {
+		if id != n.ID && o.Options.Mode == ModeBridge {
 			return fw.RemoveNetwork(fwNetwork(n))
 		}
 	}
 	return fw.Reset(nil, nil)
+}
+
+// firewallState lists the firewall's part of every bridge network and the
+// ports published on them (macvlan traffic never crosses the host).
+func (d *Driver) firewallState() ([]firewall.Network, []firewall.Port) {
+	var nets []firewall.Network
+	var ports []firewall.Port
+	for _, n := range d.networks {
+		if n.Options.Mode == ModeBridge {
+			nets = append(nets, fwNetwork(n))
+		}
+	}
+	for _, ep := range d.endpoints {
+		ports = append(ports, ep.Published...)
+	}
+	return nets, ports
 }
 
 // AllocateNetwork is a swarm call; dualstack networks are local.
@@ -345,9 +386,11 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 	ep := &endpoint{
 		ID:        req.EndpointID,
 		NetworkID: n.ID,
-		HostVeth:  hostVethPrefix + short(req.EndpointID),
 		PeerVeth:  peerVethPrefix + short(req.EndpointID),
 		MAC:       in.MacAddress,
+	}
+	if n.Options.Mode == ModeBridge {
+		ep.HostVeth = hostVethPrefix + short(req.EndpointID)
 	}
 	resp := &api.CreateEndpointResponse{Interface: &api.EndpointInterface{}}
 	if ep.MAC == "" {
@@ -394,12 +437,12 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 		}
 		ep.Extra = append(ep.Extra, extraAddr{PoolID: p.PoolID, Addr: a})
 	}
-	if err := d.plane.createEndpoint(n, ep); err != nil {
+	if err := d.planes[n.Options.Mode].createEndpoint(n, ep); err != nil {
 		rollback()
 		return nil, err
 	}
 	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
-		_ = d.plane.deleteEndpoint(ep)
+		_ = d.planes[n.Options.Mode].deleteEndpoint(n, ep)
 		rollback()
 		return nil, err
 	}
@@ -441,7 +484,11 @@ func (d *Driver) deleteEndpoint(ep *endpoint) error {
 	if err := d.unpublish(ep); err != nil {
 		return err
 	}
-	if err := d.plane.deleteEndpoint(ep); err != nil {
+	mode := ModeBridge
+	if n := d.networks[ep.NetworkID]; n != nil {
+		mode = n.Options.Mode
+	}
+	if err := d.planes[mode].deleteEndpoint(d.networks[ep.NetworkID], ep); err != nil {
 		return err
 	}
 	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return del(tx, bucketEndpoints, ep.ID) }); err != nil {

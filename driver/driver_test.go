@@ -488,7 +488,7 @@ func joinWithHook(t *testing.T, hook func(real configureFunc) configureFunc) boo
 // before the container side of the join is done, however slow that is.
 func TestExternalConnectivityWaitsForJoin(t *testing.T) {
 	slow := func(real configureFunc) configureFunc {
-		return func(ns string, m sandbox.InterfaceMatch, a []netip.Prefix, ra int) error {
+		return func(ns string, m sandbox.InterfaceMatch, a []netip.Prefix, ra sandbox.RA) error {
 			time.Sleep(500 * time.Millisecond)
 			return real(ns, m, a, ra)
 		}
@@ -503,7 +503,7 @@ func TestExternalConnectivityWaitsForJoin(t *testing.T) {
 func TestJoinRetriesConfiguration(t *testing.T) {
 	failures := 2
 	flaky := func(real configureFunc) configureFunc {
-		return func(ns string, m sandbox.InterfaceMatch, a []netip.Prefix, ra int) error {
+		return func(ns string, m sandbox.InterfaceMatch, a []netip.Prefix, ra sandbox.RA) error {
 			if failures > 0 {
 				failures--
 				return os.ErrNotExist

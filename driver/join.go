@@ -51,7 +51,7 @@ type joins struct {
 
 // configureFunc configures the container's interface (see
 // sandbox.ConfigureInterface).
-type configureFunc func(nsPath string, m sandbox.InterfaceMatch, addrs []netip.Prefix, acceptRA int) error
+type configureFunc func(nsPath string, m sandbox.InterfaceMatch, addrs []netip.Prefix, ra sandbox.RA) error
 
 type pendingJoin struct {
 	sandbox string
@@ -75,7 +75,7 @@ func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *end
 	}
 	early := netns.Check(nsPath) == nil
 	if early {
-		if err := sandbox.PrepareNamespace(nsPath, n.Options.AcceptRA); err != nil {
+		if err := sandbox.PrepareNamespace(nsPath, n.Options.ra()); err != nil {
 			return fmt.Errorf("dualstack: prepare the container's network namespace: %w", err)
 		}
 	}
@@ -100,7 +100,7 @@ func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *end
 		var err error
 		if !early {
 			if err = waitNamespace(ctx, nsPath); err == nil {
-				err = sandbox.PrepareNamespace(nsPath, n.Options.AcceptRA)
+				err = sandbox.PrepareNamespace(nsPath, n.Options.ra())
 			}
 		}
 		var link netlink.Link
@@ -115,7 +115,7 @@ func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *end
 			// that named it just before the rename fails and is tried again
 			// (the interface is found by MAC each time).
 			for try := 0; try < configureTries; try++ {
-				if err = j.configure(nsPath, match, extra, n.Options.AcceptRA); err == nil || ctx.Err() != nil {
+				if err = j.configure(nsPath, match, extra, n.Options.ra()); err == nil || ctx.Err() != nil {
 					break
 				}
 				time.Sleep(time.Millisecond)

@@ -2,11 +2,13 @@ package driver
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/dualstack-net/dualstack/driver/bridge"
+	"github.com/dualstack-net/dualstack/driver/sandbox"
 )
 
 // Option keys Docker sets on CreateNetwork.
@@ -31,7 +33,19 @@ const (
 	optICCDocker    = "com.docker.network.bridge.enable_icc"
 	optMasq         = "ip_masquerade"
 	optMasqDocker   = "com.docker.network.bridge.enable_ip_masquerade"
+	optParent       = "parent"
+	optMacvlanMode  = "macvlan_mode"
+	optHostLink     = "host_link"
 )
+
+// Options each mode takes (besides Docker's own).
+var modeOptions = map[string][]string{
+	ModeBridge:  {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq, optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker},
+	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA},
+}
+
+// Macvlan modes (macvlan_mode).
+var macvlanModes = []string{"bridge", "private", "vepa", "passthru"}
 
 // IPv6 modes: routed (the default; containers' IPv6 addresses are used as
 // they are, and the firewall lets in only replies and published ports) or
@@ -41,8 +55,12 @@ const (
 	IPv6ModeNAT    = "nat"
 )
 
-// ModeBridge is the default mode: a Linux bridge and veth pairs.
-const ModeBridge = "bridge"
+// The network modes: ModeBridge, the default, is a Linux bridge and veth
+// pairs; ModeMacvlan puts containers on a host interface's LAN.
+const (
+	ModeBridge  = "bridge"
+	ModeMacvlan = "macvlan"
+)
 
 // netOptions are a network's parsed options.
 type netOptions struct {
@@ -62,7 +80,18 @@ type netOptions struct {
 	// Negated so that the zero value is Docker's default.
 	NoICC        bool `json:"noICC,omitempty"`
 	NoMasquerade bool `json:"noMasquerade,omitempty"`
+	// SLAAC (accept_ra=slaac) lets router advertisements add addresses.
+	SLAAC bool `json:"slaac,omitempty"`
+
+	// Macvlan mode: the parent interface, the macvlan mode and whether the
+	// host gets a shim interface on the network.
+	Parent      string `json:"parent,omitempty"`
+	MacvlanMode string `json:"macvlanMode,omitempty"`
+	HostLink    bool   `json:"hostLink,omitempty"`
 }
+
+// ra is how containers handle router advertisements.
+func (o netOptions) ra() sandbox.RA { return sandbox.RA{Accept: o.AcceptRA, SLAAC: o.SLAAC} }
 
 // parseOptions reads the options of network id. Unknown -o options are
 // refused by name; every problem is reported at once.
@@ -102,9 +131,26 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 		v := generic[k]
 		switch k {
 		case optMode:
-			if v != ModeBridge {
-				errs = append(errs, fmt.Sprintf("mode=%q: this release supports mode=bridge only", v))
+			if v != ModeBridge && v != ModeMacvlan {
+				errs = append(errs, fmt.Sprintf("mode=%q: want %s (the default) or %s", v, ModeBridge, ModeMacvlan))
 			}
+			o.Mode = v
+		case optParent:
+			if err := bridge.ValidateName(v); err != nil {
+				errs = append(errs, fmt.Sprintf("parent=%q: %v", v, err))
+			}
+			o.Parent = v
+		case optMacvlanMode:
+			if !slices.Contains(macvlanModes, v) {
+				errs = append(errs, fmt.Sprintf("macvlan_mode=%q: want one of %s", v, strings.Join(macvlanModes, ", ")))
+			}
+			o.MacvlanMode = v
+		case optHostLink:
+			b, err := asBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("host_link=%q: want true or false", v))
+			}
+			o.HostLink = b
 		case optBridge, optBridgeDocker:
 			if err := bridge.ValidateName(v); err != nil {
 				errs = append(errs, fmt.Sprintf("%s=%q: %v", k, v, err))
@@ -142,11 +188,11 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 				o.NoMasquerade = !b
 			}
 		case optAcceptRA:
-			ra, err := parseAcceptRA(v)
+			ra, slaac, err := parseAcceptRA(v)
 			if err != nil {
 				errs = append(errs, err.Error())
 			}
-			o.AcceptRA = ra
+			o.AcceptRA, o.SLAAC = ra, slaac
 		case optEnableIPv6, optEnableIPv4, optInternal:
 			// Some engines repeat these among the driver options.
 			b, err := asBool(v)
@@ -166,8 +212,29 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 		}
 	}
 	if len(unknown) > 0 {
-		errs = append(errs, fmt.Sprintf("unknown option(s) %s: dualstack bridge networks take -o %s, %s, %s, %s, %s, %s, %s (or Docker's %s, %s, %s, %s)",
-			strings.Join(unknown, ", "), optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq, optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker))
+		errs = append(errs, fmt.Sprintf("unknown option(s) %s: %s networks take -o %s",
+			strings.Join(unknown, ", "), o.Mode, strings.Join(modeOptions[o.Mode], ", ")))
+	}
+	if allowed, ok := modeOptions[o.Mode]; ok {
+		var wrong []string
+		for _, k := range sortedKeys(generic) {
+			if k != optMode && !slices.Contains(allowed, k) && slices.ContainsFunc(modeOptions[otherMode(o.Mode)], func(x string) bool { return x == k }) {
+				wrong = append(wrong, k)
+			}
+		}
+		if len(wrong) > 0 {
+			errs = append(errs, fmt.Sprintf("option(s) %s: not for mode=%s networks, which take -o %s",
+				strings.Join(wrong, ", "), o.Mode, strings.Join(allowed, ", ")))
+		}
+	}
+	if o.Mode == ModeMacvlan {
+		if o.Parent == "" {
+			errs = append(errs, "mode=macvlan needs -o parent=IF: the host interface (or IF.VLAN for an 802.1q sub-interface) whose LAN the containers join")
+		}
+		if o.MacvlanMode == "" {
+			o.MacvlanMode = "bridge"
+		}
+		o.Bridge = ""
 	}
 	if o.IPv6 && o.MTU != 0 && o.MTU < 1280 {
 		errs = append(errs, fmt.Sprintf("mtu=%d: IPv6 needs an MTU of at least 1280", o.MTU))
@@ -178,18 +245,30 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 	return o, nil
 }
 
+// otherMode is the mode that is not m.
+func otherMode(m string) string {
+	if m == ModeMacvlan {
+		return ModeBridge
+	}
+	return ModeMacvlan
+}
+
 // parseAcceptRA reads the accept_ra option for containers: 0 (default:
-// static addresses only), 1 (accept router advertisements) or 2.
-func parseAcceptRA(v string) (int, error) {
+// static addresses only), 1 (routes from router advertisements, no
+// address), slaac (routes and SLAAC addresses); 2 is taken as 1, which it
+// equals in a container (no forwarding there).
+func parseAcceptRA(v string) (ra int, slaac bool, err error) {
 	switch strings.ToLower(v) {
 	case "0", "false", "off", "no":
-		return 0, nil
+		return 0, false, nil
 	case "1", "true", "on", "yes":
-		return 1, nil
+		return 1, false, nil
 	case "2":
-		return 2, nil
+		return 2, false, nil
+	case "slaac":
+		return 1, true, nil
 	}
-	return 0, fmt.Errorf("accept_ra=%q: want 0, 1 or 2", v)
+	return 0, false, fmt.Errorf("accept_ra=%q: want 0 (static addresses only), 1 (routes from router advertisements) or slaac (routes and addresses)", v)
 }
 
 // genericOptions returns the -o options, which Docker sends as a JSON

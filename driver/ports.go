@@ -48,8 +48,8 @@ func families(b portmap.Binding, ep *endpoint) ([]firewall.Family, error) {
 // sandbox: it picks and reserves the host ports, then adds the rules. On
 // failure nothing stays reserved or programmed.
 func (d *Driver) publish(n *network, ep *endpoint, sandbox string) (err error) {
-	if n.Options.Internal || len(ep.Ports) == 0 {
-		return nil
+	if n.Options.Mode != ModeBridge || n.Options.Internal || len(ep.Ports) == 0 {
+		return nil // macvlan containers are on the LAN themselves
 	}
 	for _, other := range d.endpoints {
 		if other.ID != ep.ID && other.Sandbox == sandbox && len(other.Published) > 0 {

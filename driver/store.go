@@ -38,6 +38,11 @@ type network struct {
 	Options netOptions `json:"options"`
 	V4      []pool     `json:"v4,omitempty"`
 	V6      []pool     `json:"v6,omitempty"` // sorted by prefix
+	// CreatedParent (macvlan) says dualstack created the parent (IF.VID)
+	// and removes it when the last network on it goes.
+	CreatedParent bool `json:"createdParent,omitempty"`
+	// ShimAddrs (macvlan, host_link) are the host link's addresses.
+	ShimAddrs []extraAddr `json:"shimAddrs,omitempty"`
 }
 
 // gateways lists the addresses the bridge holds.

@@ -33,8 +33,12 @@ const (
 	optMACAddress  = "com.docker.network.endpoint.macaddress"
 )
 
-// ownerGateway marks an address held as a network's gateway.
-const ownerGateway = "gateway"
+// ownerGateway marks an address held as a network's gateway, given by the
+// user (--gateway); ownerAutoGateway one the IPAM picked itself.
+const (
+	ownerGateway     = "gateway"
+	ownerAutoGateway = "gateway:auto"
+)
 
 // Capabilities is the answer to /IpamDriver.GetCapabilities.
 type Capabilities struct {
@@ -271,6 +275,9 @@ func (d *Driver) RequestAddress(req *ipam.RequestAddressRequest) (*ipam.RequestA
 	gateway := req.Options[optRequestType] == gatewayType
 	if gateway {
 		owner = ownerGateway
+		if req.Address == "" {
+			owner = ownerAutoGateway
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -343,7 +350,9 @@ func (d *Driver) reserve(p *pool, addr netip.Addr, owner string) (netip.Addr, er
 	case errors.Is(err, allocator.ErrInUse):
 		var holder string
 		_ = d.db.View(func(tx *bolt.Tx) error { holder = ownerOf(tx, p.id, addr); return nil })
-		if owner != "" && holder == owner {
+		// The same holder asking again; a gateway named now that the
+		// IPAM had picked itself (a replayed request) is the same gateway.
+		if owner != "" && (holder == owner || owner == ownerGateway && holder == ownerAutoGateway) {
 			return addr, nil
 		}
 		return netip.Addr{}, fmt.Errorf("address %s is already in use in pool %s: choose another address or let dualstack pick one", addr, p.prefix)

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	bolt "go.etcd.io/bbolt"
 )
 
 // This file is the IPAM's API for dualstack's own network driver, which
@@ -44,4 +45,25 @@ func (d *Driver) AllocateFor(poolID, owner string) (netip.Prefix, error) {
 // Release frees addr in pool poolID; idempotent like ReleaseAddress.
 func (d *Driver) Release(poolID string, addr netip.Addr) error {
 	return d.ReleaseAddress(&ipam.ReleaseAddressRequest{PoolID: poolID, Address: addr.String()})
+}
+
+// ReleaseAutoGateway frees the gateway address the IPAM picked itself for
+// pool poolID, and reports whether there was one. A network whose router
+// is elsewhere (macvlan) calls it so that no address stays claimed for a
+// gateway that does not exist; a --gateway the user gave is kept.
+func (d *Driver) ReleaseAutoGateway(poolID string) (netip.Addr, bool, error) {
+	d.mu.Lock()
+	p, ok := d.pools[poolID]
+	var held netip.Addr
+	if ok {
+		_ = d.db.View(func(tx *bolt.Tx) error { held, _ = addrOf(tx, p.id, ownerAutoGateway); return nil })
+	}
+	d.mu.Unlock()
+	if !held.IsValid() {
+		return netip.Addr{}, false, nil
+	}
+	if err := d.Release(poolID, held); err != nil {
+		return netip.Addr{}, false, err
+	}
+	return held, true, nil
 }

@@ -97,37 +97,52 @@ func find(m InterfaceMatch) (netlink.Link, error) {
 		m, strings.Join(names, ", "))
 }
 
-func checkAcceptRA(v int) error {
-	if v < 0 || v > 2 {
+// RA says how a container's interfaces handle IPv6 router advertisements.
+type RA struct {
+	// Accept is accept_ra: 0 ignores advertisements, 1 accepts them unless
+	// forwarding, 2 even when forwarding.
+	Accept int
+	// SLAAC (autoconf) lets advertised prefixes add addresses; without it
+	// an accepted advertisement gives routes only.
+	SLAAC bool
+}
+
+func (ra RA) check() error {
+	if ra.Accept < 0 || ra.Accept > 2 {
 		return fmt.Errorf("sandbox: accept_ra %d is not 0 (ignore router advertisements), "+
-			"1 (accept them unless forwarding) or 2 (accept them even when forwarding)", v)
+			"1 (accept them unless forwarding) or 2 (accept them even when forwarding)", ra.Accept)
 	}
 	return nil
 }
 
+// sysctls are ra's values of accept_ra and autoconf.
+func (ra RA) sysctls() [][2]string {
+	autoconf := "0"
+	if ra.SLAAC && ra.Accept > 0 {
+		autoconf = "1"
+	}
+	return [][2]string{{"accept_ra", strconv.Itoa(ra.Accept)}, {"autoconf", autoconf}}
+}
+
 // PrepareNamespace sets, in the namespace at nsPath,
-// net.ipv6.conf.{default,all}.accept_dad=0 and
-// net.ipv6.conf.{default,all}.accept_ra=acceptRA (0, 1 or 2).
+// net.ipv6.conf.{default,all}.accept_dad=0 and accept_ra and autoconf as
+// ra says.
 //
 // An interface moved into the namespace afterwards gets a fresh IPv6
 // configuration copied from "default", so it starts with DAD off (its
 // link-local address is never tentative) and with the wanted handling of
 // router advertisements, before anyone brings it up. "all" is set as well
 // because the kernel skips DAD only when both "all" and the interface say so.
-func PrepareNamespace(nsPath string, acceptRA int) error {
-	if err := checkAcceptRA(acceptRA); err != nil {
+func PrepareNamespace(nsPath string, ra RA) error {
+	if err := ra.check(); err != nil {
 		return err
 	}
-	ra := strconv.Itoa(acceptRA)
 	err := netns.Do(nsPath, func() error {
-		for _, kv := range [][2]string{
-			{"net/ipv6/conf/default/accept_dad", "0"},
-			{"net/ipv6/conf/all/accept_dad", "0"},
-			{"net/ipv6/conf/default/accept_ra", ra},
-			{"net/ipv6/conf/all/accept_ra", ra},
-		} {
-			if err := sysctl.Set(kv[0], kv[1]); err != nil {
-				return err
+		for _, dir := range []string{"net/ipv6/conf/default/", "net/ipv6/conf/all/"} {
+			for _, kv := range append([][2]string{{"accept_dad", "0"}}, ra.sysctls()...) {
+				if err := sysctl.Set(dir+kv[0], kv[1]); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -139,16 +154,16 @@ func PrepareNamespace(nsPath string, acceptRA int) error {
 }
 
 // ConfigureInterface finds the interface match describes in the namespace at
-// nsPath, sets its accept_dad=0 and accept_ra=acceptRA, and adds every
+// nsPath, sets its accept_dad=0, accept_ra and autoconf as ra says, and adds every
 // address in addrs (IPv6 ones with IFA_F_NODAD, so they are never
 // tentative). An address already present with the same prefix length is
 // left as it is; the same address with another prefix length is an error.
 // It neither brings the interface up nor removes anything.
-func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefix, acceptRA int) error {
+func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefix, ra RA) error {
 	if err := match.validate(); err != nil {
 		return err
 	}
-	if err := checkAcceptRA(acceptRA); err != nil {
+	if err := ra.check(); err != nil {
 		return err
 	}
 	for _, p := range addrs {
@@ -164,7 +179,7 @@ func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefi
 		}
 		name := link.Attrs().Name
 		dir := "net/ipv6/conf/" + name + "/"
-		for _, kv := range [][2]string{{"accept_dad", "0"}, {"accept_ra", strconv.Itoa(acceptRA)}} {
+		for _, kv := range append([][2]string{{"accept_dad", "0"}}, ra.sysctls()...) {
 			if err := sysctl.Set(dir+kv[0], kv[1]); err != nil {
 				return fmt.Errorf("interface %s: %w", name, err)
 			}

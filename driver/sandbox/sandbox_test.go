@@ -126,19 +126,19 @@ func TestEndToEnd(t *testing.T) {
 			}
 
 			// Docker's part: prepare, move, rename.
-			if err := sandbox.PrepareNamespace(ctr.Path, tc.acceptRA); err != nil {
+			if err := sandbox.PrepareNamespace(ctr.Path, sandbox.RA{Accept: tc.acceptRA}); err != nil {
 				t.Fatal(err)
 			}
 			host.IP(t, "link", "set", peerName, "netns", ctr.Name)
 			ctr.IP(t, "link", "set", peerName, "name", "eth0")
 			match := sandbox.InterfaceMatch{MAC: mac}
 
-			if err := sandbox.ConfigureInterface(ctr.Path, match, tc.ctr, tc.acceptRA); err != nil {
+			if err := sandbox.ConfigureInterface(ctr.Path, match, tc.ctr, sandbox.RA{Accept: tc.acceptRA}); err != nil {
 				t.Fatal(err)
 			}
 			// Again: already-present addresses are fine, nothing changes.
 			before := ctr.IP(t, "addr", "show", "dev", "eth0")
-			if err := sandbox.ConfigureInterface(ctr.Path, match, tc.ctr, tc.acceptRA); err != nil {
+			if err := sandbox.ConfigureInterface(ctr.Path, match, tc.ctr, sandbox.RA{Accept: tc.acceptRA}); err != nil {
 				t.Fatalf("second ConfigureInterface: %v", err)
 			}
 			if after := ctr.IP(t, "addr", "show", "dev", "eth0"); string(after) != string(before) {
@@ -150,7 +150,7 @@ func TestEndToEnd(t *testing.T) {
 			if e.Address != mac.String() || e.MTU != wantMTU {
 				t.Errorf("container eth0: MAC %s MTU %d; want %s, %d", e.Address, e.MTU, mac, wantMTU)
 			}
-			for k, want := range map[string]string{"accept_dad": "0", "accept_ra": strconv.Itoa(tc.acceptRA)} {
+			for k, want := range map[string]string{"accept_dad": "0", "accept_ra": strconv.Itoa(tc.acceptRA), "autoconf": "0"} {
 				if got := ctr.Sysctl(t, "net/ipv6/conf/eth0/"+k); got != want {
 					t.Errorf("container eth0 %s = %s, want %s", k, got, want)
 				}
@@ -286,7 +286,7 @@ func TestMovedInterfaceInheritsDefault(t *testing.T) {
 				t.Fatalf("origin dstvb accept_ra = %s after setting it to %s", got, originRA)
 			}
 			if tc.prepare {
-				if err := sandbox.PrepareNamespace(dest.Path, tc.acceptRA); err != nil {
+				if err := sandbox.PrepareNamespace(dest.Path, sandbox.RA{Accept: tc.acceptRA}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -332,7 +332,7 @@ func TestConfigureInterfaceErrors(t *testing.T) {
 			[]string{ctr.Path, "dstva", "2001:db8:1::10/56"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := sandbox.ConfigureInterface(tc.path, tc.match, tc.addrs, tc.ra)
+			err := sandbox.ConfigureInterface(tc.path, tc.match, tc.addrs, sandbox.RA{Accept: tc.ra})
 			if err == nil {
 				t.Fatal("ConfigureInterface succeeded")
 			}
@@ -344,7 +344,7 @@ func TestConfigureInterfaceErrors(t *testing.T) {
 		})
 	}
 	// By name alone works, and IPv4 needs no IPv6 at all.
-	if err := sandbox.ConfigureInterface(ctr.Path, sandbox.InterfaceMatch{Name: "dstvb"}, pfx("198.51.100.11/24"), 1); err != nil {
+	if err := sandbox.ConfigureInterface(ctr.Path, sandbox.InterfaceMatch{Name: "dstvb"}, pfx("198.51.100.11/24"), sandbox.RA{Accept: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if a := ctr.Addrs(t, "dstvb"); len(a) != 1 || a[0].Local != "198.51.100.11" {
@@ -358,7 +358,7 @@ func TestRemoveAddressesIsIdempotent(t *testing.T) {
 	ctr.IP(t, "addr", "add", "203.0.113.9/24", "dev", "dstva")
 	addrs := pfx("198.51.100.10/24", "2001:db8:1::10/64")
 	match := sandbox.InterfaceMatch{MAC: mac}
-	if err := sandbox.ConfigureInterface(ctr.Path, match, addrs, 0); err != nil {
+	if err := sandbox.ConfigureInterface(ctr.Path, match, addrs, sandbox.RA{}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {

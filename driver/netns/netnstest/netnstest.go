@@ -156,8 +156,13 @@ type Link struct {
 	OperState string   `json:"operstate"`
 	Address   string   `json:"address"`
 	Master    string   `json:"master"`
-	LinkInfo  struct {
-		Kind      string `json:"info_kind"`
+	// Link is the parent of a macvlan or vlan link.
+	Link     string `json:"link"`
+	LinkInfo struct {
+		Kind string `json:"info_kind"`
+		Data struct {
+			Mode string `json:"mode"` // macvlan mode
+		} `json:"info_data"`
 		SlaveKind string `json:"info_slave_kind"`
 		SlaveData struct {
 			Hairpin  *bool  `json:"hairpin"`
