@@ -144,6 +144,21 @@ func (bridgePlane) removeOrphans(networks map[string]*network, endpoints map[str
 	for _, ep := range endpoints {
 		claimed[ep.HostVeth], claimed[ep.PeerVeth] = true, true
 	}
+	removeUnclaimed(claimed, log, func(l netlink.Link) func(string) error {
+		name := l.Attrs().Name
+		switch {
+		case strings.HasPrefix(name, bridgePrefix) && l.Type() == "bridge":
+			return bridge.Delete
+		case (strings.HasPrefix(name, hostVethPrefix) || strings.HasPrefix(name, peerVethPrefix)) && l.Type() == "veth":
+			return bridge.DeleteVeth
+		}
+		return nil
+	})
+}
+
+// removeUnclaimed deletes, with the function deleter gives, every link
+// deleter recognises as dualstack's that claimed does not name.
+func removeUnclaimed(claimed map[string]bool, log logrus.FieldLogger, deleter func(netlink.Link) func(string) error) {
 	links, err := netlink.LinkList()
 	if err != nil {
 		log.Warnf("list links to remove orphans: %v", err)
@@ -151,19 +166,11 @@ func (bridgePlane) removeOrphans(networks map[string]*network, endpoints map[str
 	}
 	for _, l := range links {
 		name := l.Attrs().Name
-		if claimed[name] {
+		del := deleter(l)
+		if claimed[name] || del == nil {
 			continue
 		}
-		var err error
-		switch {
-		case strings.HasPrefix(name, bridgePrefix) && l.Type() == "bridge":
-			err = bridge.Delete(name)
-		case (strings.HasPrefix(name, hostVethPrefix) || strings.HasPrefix(name, peerVethPrefix)) && l.Type() == "veth":
-			err = bridge.DeleteVeth(name)
-		default:
-			continue
-		}
-		if err != nil {
+		if err := del(name); err != nil {
 			log.WithField("link", name).Warnf("remove orphan: %v", err)
 		} else {
 			log.WithField("link", name).Info("removed a link no network or endpoint claims")

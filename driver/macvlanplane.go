@@ -183,22 +183,13 @@ func (macvlanPlane) removeOrphans(networks map[string]*network, endpoints map[st
 	for _, ep := range endpoints {
 		claimed[ep.PeerVeth] = true
 	}
-	links, err := netlink.LinkList()
-	if err != nil {
-		log.Warnf("list links to remove orphans: %v", err)
-		return
-	}
-	for _, l := range links {
+	removeUnclaimed(claimed, log, func(l netlink.Link) func(string) error {
 		name := l.Attrs().Name
-		if claimed[name] || l.Type() != "macvlan" || !(strings.HasPrefix(name, shimPrefix) || strings.HasPrefix(name, peerVethPrefix)) {
-			continue
+		if l.Type() == "macvlan" && (strings.HasPrefix(name, shimPrefix) || strings.HasPrefix(name, peerVethPrefix)) {
+			return macvlan.DeleteChild
 		}
-		if err := macvlan.DeleteChild(name); err != nil {
-			log.WithField("link", name).Warnf("remove orphan: %v", err)
-		} else {
-			log.WithField("link", name).Info("removed a link no network or endpoint claims")
-		}
-	}
+		return nil
+	})
 }
 
 // dropAutoGateways gives back the gateway addresses dualstack's IPAM picked

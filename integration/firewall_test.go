@@ -31,42 +31,56 @@ const (
 	outsidePort   = "9000"
 )
 
-type outside struct{ name, path string }
+// peerNS is a network namespace joined to the engine's by a veth pair,
+// hostEnd in the engine's namespace and peerEnd in the new one: the
+// "outside host" of the firewall tests, the "router" of the macvlan tests.
+// It is removed when the test ends.
+type peerNS struct{ name, path string }
 
-// newOutside creates the outside host with routes to subnets via the
-// Docker host, and removes it when the test ends.
-func newOutside(t *testing.T, subnets ...string) outside {
+func newPeerNS(t *testing.T, prefix, hostEnd, peerEnd string) peerNS {
 	t.Helper()
 	if eng.external {
 		t.Skip("needs the private engine's network namespace")
 	}
-	o := outside{name: fmt.Sprintf("%s%d", outsidePrefix, os.Getpid())}
-	o.path = filepath.Join("/run/netns", o.name)
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", o.name)
+	p := peerNS{name: fmt.Sprintf("%s%d", prefix, os.Getpid())}
+	p.path = filepath.Join("/run/netns", p.name)
+	ipRun(t, "netns", "add", p.name)
 	t.Cleanup(func() {
-		_ = exec.Command("ip", "-n", eng.netns, "link", "del", "dsout0").Run()
-		_ = exec.Command("ip", "netns", "del", o.name).Run()
+		_ = exec.Command("ip", "-n", eng.netns, "link", "del", hostEnd).Run()
+		_ = exec.Command("ip", "netns", "del", p.name).Run()
 	})
-	run("-n", o.name, "link", "set", "lo", "up")
-	run("-n", eng.netns, "link", "add", "dsout0", "type", "veth", "peer", "name", "dsout1", "netns", o.name)
-	run("-n", eng.netns, "addr", "add", hostLink4+"/24", "dev", "dsout0")
-	run("-n", eng.netns, "addr", "add", hostLink6+"/64", "dev", "dsout0", "nodad")
-	run("-n", eng.netns, "link", "set", "dsout0", "up")
-	run("-n", o.name, "addr", "add", outside4+"/24", "dev", "dsout1")
-	run("-n", o.name, "addr", "add", outside6+"/64", "dev", "dsout1", "nodad")
-	run("-n", o.name, "link", "set", "dsout1", "up")
+	ipRun(t, "-n", p.name, "link", "set", "lo", "up")
+	ipRun(t, "-n", eng.netns, "link", "add", hostEnd, "type", "veth", "peer", "name", peerEnd, "netns", p.name)
+	return p
+}
+
+// ipRun runs the host's ip(8) and fails the test if it fails.
+func ipRun(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+type outside struct{ peerNS }
+
+// newOutside creates the outside host with routes to subnets via the
+// Docker host.
+func newOutside(t *testing.T, subnets ...string) outside {
+	t.Helper()
+	o := outside{newPeerNS(t, outsidePrefix, "dsout0", "dsout1")}
+	ipRun(t, "-n", eng.netns, "addr", "add", hostLink4+"/24", "dev", "dsout0")
+	ipRun(t, "-n", eng.netns, "addr", "add", hostLink6+"/64", "dev", "dsout0", "nodad")
+	ipRun(t, "-n", eng.netns, "link", "set", "dsout0", "up")
+	ipRun(t, "-n", o.name, "addr", "add", outside4+"/24", "dev", "dsout1")
+	ipRun(t, "-n", o.name, "addr", "add", outside6+"/64", "dev", "dsout1", "nodad")
+	ipRun(t, "-n", o.name, "link", "set", "dsout1", "up")
 	for _, s := range subnets {
 		via := hostLink4
 		if strings.Contains(s, ":") {
 			via = hostLink6
 		}
-		run("-n", o.name, "route", "add", s, "via", via)
+		ipRun(t, "-n", o.name, "route", "add", s, "via", via)
 	}
 	return o
 }

@@ -4,12 +4,9 @@ package integration
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,38 +29,21 @@ const (
 	router6b   = "2001:db8:2::fe"
 )
 
-type lan struct{ name, path string }
+type lan struct{ peerNS }
 
 func newLAN(t *testing.T) lan {
 	t.Helper()
-	if eng.external {
-		t.Skip("needs the private engine's network namespace")
-	}
-	l := lan{name: fmt.Sprintf("dsrtr-%d", os.Getpid())}
-	l.path = filepath.Join("/run/netns", l.name)
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", l.name)
-	t.Cleanup(func() {
-		_ = exec.Command("ip", "-n", eng.netns, "link", "del", lanParent).Run()
-		_ = exec.Command("ip", "netns", "del", l.name).Run()
-	})
-	run("-n", eng.netns, "link", "add", lanParent, "type", "veth", "peer", "name", routerLink, "netns", l.name)
+	l := lan{newPeerNS(t, "dsrtr-", lanParent, routerLink)}
 	// The router's link-local address must not be tentative when it
 	// advertises.
 	if err := netns.Do(l.path, func() error { return sysctl.Set("net/ipv6/conf/"+routerLink+"/accept_dad", "0") }); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range []string{router4 + "/24", router6a + "/64", router6b + "/64"} {
-		run("-n", l.name, "addr", "add", a, "dev", routerLink, "nodad")
+		ipRun(t, "-n", l.name, "addr", "add", a, "dev", routerLink, "nodad")
 	}
-	run("-n", l.name, "link", "set", routerLink, "up")
-	run("-n", l.name, "link", "set", "lo", "up")
-	run("-n", eng.netns, "link", "set", lanParent, "up")
+	ipRun(t, "-n", l.name, "link", "set", routerLink, "up")
+	ipRun(t, "-n", eng.netns, "link", "set", lanParent, "up")
 	return l
 }
 

@@ -20,6 +20,8 @@ import (
 
 	"github.com/dualstack-net/dualstack/driver/nladdr"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
+
+	"github.com/dualstack-net/dualstack/driver/links"
 )
 
 // MaxNameLen is the longest interface name Linux accepts (IFNAMSIZ - 1).
@@ -108,7 +110,7 @@ func Ensure(c Config) (created bool, err error) {
 	link, err := netlink.LinkByName(c.Name)
 	switch {
 	case err == nil:
-	case isNotFound(err):
+	case links.NotFound(err):
 		link, created, err = create(c)
 		if err != nil {
 			return false, err
@@ -124,7 +126,7 @@ func Ensure(c Config) (created bool, err error) {
 	if created {
 		defer func() {
 			if err != nil {
-				if derr := netlink.LinkDel(link); derr != nil && !isNotFound(derr) {
+				if derr := netlink.LinkDel(link); derr != nil && !links.NotFound(derr) {
 					err = errors.Join(err, fmt.Errorf("bridge %s: remove the half-configured bridge: %w", c.Name, derr))
 					return
 				}
@@ -263,28 +265,8 @@ func Delete(name string) error {
 	if err := ValidateName(name); err != nil {
 		return fmt.Errorf("bridge: %w", err)
 	}
-	if err := deleteLink(name, "bridge"); err != nil {
+	if err := links.DeleteKind(name, "bridge"); err != nil {
 		return fmt.Errorf("bridge %s: %w", name, err)
-	}
-	return nil
-}
-
-// deleteLink deletes the link called name if it is of kind ("bridge",
-// "veth"). A missing link is success; a link of another kind is left alone
-// and reported.
-func deleteLink(name, kind string) error {
-	link, err := netlink.LinkByName(name)
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("look up link %s: %w", name, err)
-	}
-	if link.Type() != kind {
-		return fmt.Errorf("the link named %s is a %s, not a %s: not deleting it", name, link.Type(), kind)
-	}
-	if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	return nil
 }
@@ -301,10 +283,4 @@ func Addresses(name string) ([]netlink.Addr, error) {
 		return nil, fmt.Errorf("link %s: list addresses: %w", name, err)
 	}
 	return addrs, nil
-}
-
-// isNotFound tells a missing link from other errors.
-func isNotFound(err error) bool {
-	var nf netlink.LinkNotFoundError
-	return err != nil && (errors.As(err, &nf) || errors.Is(err, unix.ENODEV))
 }

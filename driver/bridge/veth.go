@@ -6,6 +6,8 @@ import (
 	"net"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/dualstack-net/dualstack/driver/links"
 )
 
 // VethConfig describes a veth pair that connects a container to a bridge.
@@ -77,7 +79,7 @@ func CreateVeth(c VethConfig) (err error) {
 	}
 	for _, name := range []string{c.HostName, c.PeerName} {
 		// A veth left by an earlier crash is replaced; anything else is not.
-		if err := deleteLink(name, "veth"); err != nil {
+		if err := links.DeleteKind(name, "veth"); err != nil {
 			return fmt.Errorf("veth %s: replace a link left by an earlier attempt: %w; choose other names", c.HostName, err)
 		}
 	}
@@ -95,7 +97,7 @@ func CreateVeth(c VethConfig) (err error) {
 		if err == nil {
 			return
 		}
-		if derr := netlink.LinkDel(veth); derr != nil && !isNotFound(derr) {
+		if derr := netlink.LinkDel(veth); derr != nil && !links.NotFound(derr) {
 			err = errors.Join(err, fmt.Errorf("veth %s: roll back: delete the pair: %w; "+
 				"remove it by hand: ip link del %s", c.HostName, derr, c.HostName))
 		}
@@ -107,7 +109,7 @@ func CreateVeth(c VethConfig) (err error) {
 	}
 	br, err := netlink.LinkByName(c.Bridge)
 	switch {
-	case isNotFound(err):
+	case links.NotFound(err):
 		return fmt.Errorf("veth %s: bridge %s does not exist in this network namespace: create it first",
 			c.HostName, c.Bridge)
 	case err != nil:
@@ -139,7 +141,7 @@ func DeleteVeth(hostName string) error {
 	if err := ValidateName(hostName); err != nil {
 		return fmt.Errorf("veth: %w", err)
 	}
-	if err := deleteLink(hostName, "veth"); err != nil {
+	if err := links.DeleteKind(hostName, "veth"); err != nil {
 		return fmt.Errorf("veth %s: %w", hostName, err)
 	}
 	return nil

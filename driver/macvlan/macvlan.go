@@ -19,6 +19,8 @@ import (
 
 	"github.com/dualstack-net/dualstack/driver/nladdr"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
+
+	"github.com/dualstack-net/dualstack/driver/links"
 )
 
 // Modes maps macvlan_mode values to the kernel's modes.
@@ -43,18 +45,13 @@ func VLAN(parent string) (base string, vid int, ok bool) {
 	return parent[:i], vid, true
 }
 
-func isNotFound(err error) bool {
-	var nf netlink.LinkNotFoundError
-	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
-}
-
 // Exists reports whether a link named name exists.
 func Exists(name string) (bool, error) {
 	_, err := netlink.LinkByName(name)
 	switch {
 	case err == nil:
 		return true, nil
-	case isNotFound(err):
+	case links.NotFound(err):
 		return false, nil
 	}
 	return false, fmt.Errorf("look up %s: %w", name, err)
@@ -88,24 +85,7 @@ func CreateVLAN(parent string) error {
 
 // DeleteVLAN deletes the 802.1q link name; a missing link is success, a
 // link of another kind is left alone and reported.
-func DeleteVLAN(name string) error { return deleteLink(name, "vlan") }
-
-func deleteLink(name, kind string) error {
-	l, err := netlink.LinkByName(name)
-	if isNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("look up %s: %w", name, err)
-	}
-	if l.Type() != kind {
-		return fmt.Errorf("%s is a %s link, not %s: left alone", name, l.Type(), kind)
-	}
-	if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	return nil
-}
+func DeleteVLAN(name string) error { return links.DeleteKind(name, "vlan") }
 
 // ChildConfig describes a macvlan child for a container.
 type ChildConfig struct {
@@ -128,7 +108,7 @@ func CreateChild(c ChildConfig) error {
 	if err != nil {
 		return fmt.Errorf("macvlan %s: parent %s: %w: give an existing interface", c.Name, c.Parent, err)
 	}
-	if err := deleteLink(c.Name, "macvlan"); err != nil {
+	if err := links.DeleteKind(c.Name, "macvlan"); err != nil {
 		return fmt.Errorf("macvlan %s: replace a link left by an earlier attempt: %w", c.Name, err)
 	}
 	link := &netlink.Macvlan{
@@ -150,7 +130,7 @@ func CreateChild(c ChildConfig) error {
 // DeleteChild deletes a macvlan child still in this namespace; a missing
 // link is success (Docker moved it into a container, whose end deletes it).
 func DeleteChild(name string) error {
-	if err := deleteLink(name, "macvlan"); err != nil {
+	if err := links.DeleteKind(name, "macvlan"); err != nil {
 		return fmt.Errorf("macvlan %s: %w", name, err)
 	}
 	return nil
@@ -175,7 +155,7 @@ type Shim struct {
 func EnsureShim(s Shim) (err error) {
 	link, err := netlink.LinkByName(s.Name)
 	created := false
-	if isNotFound(err) {
+	if links.NotFound(err) {
 		parent, perr := netlink.LinkByName(s.Parent)
 		if perr != nil {
 			return fmt.Errorf("host link %s: parent %s: %w", s.Name, s.Parent, perr)
@@ -236,7 +216,7 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 
 // DeleteShim deletes the shim (its addresses and routes go with it).
 func DeleteShim(name string) error {
-	if err := deleteLink(name, "macvlan"); err != nil {
+	if err := links.DeleteKind(name, "macvlan"); err != nil {
 		return fmt.Errorf("host link %s: %w", name, err)
 	}
 	return nil
