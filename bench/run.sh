@@ -6,10 +6,13 @@
 #    does not depend on moby);
 # 2. durable RequestAddress over the plugin's unix socket (p50/p99);
 # 3. fsyncs per durable allocation, counted with strace when it is present;
-# 4. docker network connect + disconnect of a running container, dualstack
-#    bridge against Docker's own bridge and dualstack macvlan against
-#    Docker's macvlan, on a private Engine (root; set BENCH_ENGINE=0 to
-#    skip).
+# 4. for each engine (BENCH_ENGINES, default Engine 20.10 and current
+#    Moby), on a private engine (root; BENCH_ENGINE=0 skips): docker run
+#    --rm, dualstack bridge against Docker's bridge; connect + disconnect
+#    of a running container, bridge against bridge and macvlan against
+#    macvlan; docker run --rm with 1 to 500 containers on the network, and
+#    a plugin restart with 500 endpoints (BENCH_SCALE=0 skips; plotted to
+#    docs/scale-latency.png with gnuplot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-build/bench}
@@ -40,16 +43,50 @@ else
 fi
 
 if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
-	echo "## connect + disconnect: dualstack against Docker's own drivers (same engine, same run)"
 	make --no-print-directory plugin >/dev/null
-	go test -tags integration -count=1 -run '^$' -bench ConnectDisconnect -benchtime "${BENCH_CYCLES:-40}x" ./integration/ |
-		tee "$out/connect.txt" | grep -E '^(engine|Benchmark)'
-	awk '/\/docker-bridge/ { d = $(NF-1) } /\/dualstack(-[0-9]+)? / { s = $(NF-1) }
-	     /\/docker-macvlan/ { dm = $(NF-1) } /\/dualstack-macvlan/ { sm = $(NF-1) }
-	     END {
-	       if (d > 0) printf "ratio bridge dualstack/docker: %.2f (median cycle %.1f ms against %.1f ms)\n", s / d, s, d
-	       if (dm > 0) printf "ratio macvlan dualstack/docker: %.2f (median cycle %.1f ms against %.1f ms)\n", sm / dm, sm, dm
-	     }' "$out/connect.txt"
+	for engine in ${BENCH_ENGINES:-docker.io moby}; do
+		if [ "$engine" = moby ]; then
+			integration/engines/build-moby.sh >/dev/null
+		fi
+		echo "## engine $engine: dualstack against Docker's own drivers (same engine, same run)"
+		DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'RunRm|ConnectDisconnect' \
+			-benchtime "${BENCH_CYCLES:-40}x" ./integration/ | tee "$out/engine-$engine.txt" | grep -E '^(engine|Benchmark)'
+		awk '/RunRm\/docker-bridge/ { rd = $(NF-1) } /RunRm\/dualstack(-[0-9]+)? / { rs = $(NF-1) }
+		     /Disconnect\/docker-bridge/ { d = $(NF-1) } /Disconnect\/dualstack(-[0-9]+)? / { s = $(NF-1) }
+		     /\/docker-macvlan/ { dm = $(NF-1) } /\/dualstack-macvlan/ { sm = $(NF-1) }
+		     END {
+		       if (rd > 0) printf "ratio docker run --rm dualstack/docker bridge: %.2f (median %.1f ms against %.1f ms)\n", rs / rd, rs, rd
+		       if (d > 0) printf "ratio connect+disconnect dualstack/docker bridge: %.2f (median %.1f ms against %.1f ms)\n", s / d, s, d
+		       if (dm > 0) printf "ratio connect+disconnect dualstack/docker macvlan: %.2f (median %.1f ms against %.1f ms)\n", sm / dm, sm, dm
+		     }' "$out/engine-$engine.txt"
+		if [ "${BENCH_SCALE:-1}" = 1 ]; then
+			echo "## engine $engine: docker run --rm with 1 to ${BENCH_SCALE_MAX:-500} containers on the network; plugin restart with that many endpoints"
+			DUALSTACK_ENGINE=$engine BENCH_SCALE_OUT="$PWD/$out/scale-$engine.txt" go test -tags integration -count=1 -run '^$' \
+				-bench Scale -benchtime 1x -timeout 60m ./integration/ | tee "$out/scale-$engine.log" | grep -E '^Benchmark'
+			cat "$out/scale-$engine.txt"
+		fi
+	done
+	if [ "${BENCH_SCALE:-1}" = 1 ] && command -v gnuplot >/dev/null; then
+		plot=docs/scale-latency.png
+		mkdir -p docs
+		{
+			echo "set terminal pngcairo size 900,520 font ',11'; set output '$plot'"
+			echo "set title 'docker run --rm latency against containers already on the network ($(date -u +%Y-%m-%d))'"
+			echo "set xlabel 'containers on the network'; set ylabel 'median latency (ms)'; set key top left; set grid"
+			echo -n "plot "
+			sep=""
+			for engine in ${BENCH_ENGINES:-docker.io moby}; do
+				for drv in docker-bridge dualstack; do
+					f="$out/scale-$engine-$drv.dat"
+					awk -v d="$drv" '$1 == d { print $2, $3 }' "$out/scale-$engine.txt" >"$f"
+					echo -n "$sep'$f' with linespoints title '$engine: $drv'"
+					sep=", "
+				done
+			done
+			echo
+		} >"$out/scale.gp"
+		gnuplot "$out/scale.gp" && echo "plot: $plot"
+	fi
 else
-	echo "## connect + disconnect: skipped (needs root; BENCH_ENGINE=1)"
+	echo "## engines: skipped (needs root; BENCH_ENGINE=1)"
 fi

@@ -39,6 +39,8 @@ type Addresses interface {
 	Release(poolID string, addr netip.Addr) error
 	// ReleaseAutoGateway frees the gateway the IPAM picked for a pool.
 	ReleaseAutoGateway(poolID string) (netip.Addr, bool, error)
+	// Allocations lists a pool's addresses and their owners.
+	Allocations(poolID string) map[netip.Addr]string
 }
 
 // Config configures a Driver.
@@ -533,14 +535,14 @@ func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
 		d.mu.Unlock()
 		return nil, fmt.Errorf("dualstack: endpoint %s is unknown to the plugin: remove and recreate the container's connection", short(req.EndpointID))
 	}
-	err = d.publishFor(n, ep, req.SandboxKey)
+	err = d.recordJoin(n, ep, req.SandboxKey)
 	d.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	if err := d.joins.start(d.log, nsPath, n, ep); err != nil {
 		d.mu.Lock()
-		_ = d.unpublishAndSave(ep)
+		_ = d.recordLeave(ep)
 		d.mu.Unlock()
 		return nil, err
 	}
@@ -580,35 +582,34 @@ func (d *Driver) sandboxPath(key string) (string, error) {
 	return filepath.Join(d.cfg.RunMount, rest), nil
 }
 
-// publishFor publishes ep's ports for the container of sandbox and
-// records them. A retried Join of the same container keeps what is
-// published.
-func (d *Driver) publishFor(n *network, ep *endpoint, sandbox string) error {
-	if len(ep.Published) > 0 {
-		if ep.Sandbox == sandbox {
-			return nil
-		}
-		if err := d.unpublishAndSave(ep); err != nil {
-			return err
-		}
+// recordJoin records that ep joined the container of sandbox, so that a
+// restarted plugin can finish the container side of the join, and
+// publishes ep's ports for that container. A retried Join of the same
+// container keeps what is published.
+func (d *Driver) recordJoin(n *network, ep *endpoint, sandbox string) error {
+	if ep.Sandbox == sandbox && (len(ep.Published) > 0 || len(ep.Ports) == 0) {
+		return nil
+	}
+	if err := d.unpublish(ep); err != nil {
+		return err
 	}
 	if err := d.publish(n, ep, sandbox); err != nil {
 		return err
 	}
-	if len(ep.Published) == 0 {
-		return nil
-	}
+	ep.Sandbox = sandbox
 	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
 		_ = d.unpublish(ep)
 		return err
 	}
-	d.log.WithField("endpoint", short(ep.ID)).WithField("ports", publishedString(ep.Published)).Info("ports published")
+	if len(ep.Published) > 0 {
+		d.log.WithField("endpoint", short(ep.ID)).WithField("ports", publishedString(ep.Published)).Info("ports published")
+	}
 	return nil
 }
 
-// unpublishAndSave revokes ep's ports and records that.
-func (d *Driver) unpublishAndSave(ep *endpoint) error {
-	if len(ep.Published) == 0 {
+// recordLeave revokes ep's ports and records that it left its container.
+func (d *Driver) recordLeave(ep *endpoint) error {
+	if ep.Sandbox == "" && len(ep.Published) == 0 {
 		return nil
 	}
 	if err := d.unpublish(ep); err != nil {
@@ -632,7 +633,7 @@ func (d *Driver) Leave(req *api.LeaveRequest) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if ep, ok := d.endpoints[req.EndpointID]; ok {
-		return d.unpublishAndSave(ep)
+		return d.recordLeave(ep)
 	}
 	return nil
 }

@@ -94,7 +94,7 @@ func (d *Driver) publish(n *network, ep *endpoint, sandbox string) (err error) {
 			return fmt.Errorf("dualstack: %w", err)
 		}
 	}
-	ep.Sandbox, ep.Published = sandbox, ports
+	ep.Published = ports
 	d.reserved[ep.ID] = held
 	return nil
 }

@@ -29,6 +29,7 @@ func (d *Driver) reconcile() {
 			d.log.WithField("endpoint", short(ep.ID)).Warnf("reserve published host ports again: %v", err)
 		}
 	}
+	d.resumeJoins()
 	for _, mode := range []string{ModeBridge, ModeMacvlan} {
 		d.planes[mode].removeOrphans(d.networks, d.endpoints, d.log)
 	}
@@ -52,4 +53,26 @@ func (d *Driver) SyncFirewall() error {
 		return nil
 	}
 	return fw.Reset(nets, ports)
+}
+
+// resumeJoins finishes the container side of joins a previous plugin
+// process may have left undone (killed between Join and the interface's
+// arrival): for every joined endpoint the extra addresses and settings are
+// put in place again, which changes nothing where they already are. A
+// container still starting (Engine 20.10 makes its namespace only then) is
+// waited for as at Join; one that stopped meanwhile never shows up, and
+// its wait ends with the join timeout.
+func (d *Driver) resumeJoins() {
+	for _, ep := range d.endpoints {
+		if ep.Sandbox == "" {
+			continue
+		}
+		nsPath, err := d.sandboxPath(ep.Sandbox)
+		if err != nil {
+			continue
+		}
+		if err := d.joins.start(d.log, nsPath, d.networks[ep.NetworkID], ep); err != nil {
+			d.log.WithField("endpoint", short(ep.ID)).Warnf("resume the container side of the join: %v", err)
+		}
+	}
 }

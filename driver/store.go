@@ -78,8 +78,8 @@ type endpoint struct {
 	Extra     []extraAddr `json:"extra,omitempty"`
 	// Ports are the container's port bindings Docker passed.
 	Ports []portmap.Binding `json:"ports,omitempty"`
-	// Sandbox is the container's network namespace (SandboxKey) while the
-	// endpoint publishes Ports, and Published what it publishes.
+	// Sandbox is the network namespace (SandboxKey) of the container the
+	// endpoint has joined, and Published the ports it publishes for it.
 	Sandbox   string          `json:"sandbox,omitempty"`
 	Published []firewall.Port `json:"published,omitempty"`
 }

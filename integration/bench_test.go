@@ -4,12 +4,18 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -31,15 +37,169 @@ func newEngineAPI(b *testing.B) *engineAPI {
 	}
 }
 
-func (a *engineAPI) post(b *testing.B, path, body string) {
+func (a *engineAPI) post(b *testing.B, path, body string) []byte {
 	resp, err := a.client.Post("http://docker/"+a.version+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		b.Fatal(err)
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode/100 != 2 {
-		b.Fatalf("POST %s: %s", path, resp.Status)
+		b.Fatalf("POST %s: %s: %s", path, resp.Status, out)
 	}
+	return out
+}
+
+// runRm is `docker run --rm IMAGE true` through the API: create, start,
+// and wait until the container is removed.
+func (a *engineAPI) runRm(b *testing.B, network string) time.Duration {
+	start := time.Now()
+	out := a.post(b, "/containers/create", fmt.Sprintf(`{"Image":%q,"Cmd":["true"],"Labels":{"dualstack.test":"1"},"HostConfig":{"NetworkMode":%q,"AutoRemove":true}}`, image, network))
+	var created struct{ Id string }
+	if err := json.Unmarshal(out, &created); err != nil {
+		b.Fatal(err)
+	}
+	a.post(b, "/containers/"+created.Id+"/start", "")
+	a.post(b, "/containers/"+created.Id+"/wait?condition=removed", "")
+	return time.Since(start)
+}
+
+func median(lat []time.Duration) float64 {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return float64(lat[len(lat)/2].Microseconds()) / 1000
+}
+
+// BenchmarkRunRm measures `docker run --rm` of a container that exits at
+// once, on a dualstack bridge (four subnets) and on Docker's bridge (two),
+// in the same engine and run: the median per network.
+func BenchmarkRunRm(b *testing.B) {
+	createNetwork(b, "ds-brun-docker", "-d", "bridge", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:d::/64")
+	createNetwork(b, "ds-brun-ds", "-d", pluginName, "--ipam-driver", pluginName, "--ipv6",
+		"--subnet", "198.51.100.0/24", "--subnet", "2001:db8:e::/64", "--subnet", "2001:db8:f::/64", "--subnet", "2001:db8:10::/64")
+	api := newEngineAPI(b)
+	for _, n := range []struct{ name, network string }{{"docker-bridge", "ds-brun-docker"}, {"dualstack", "ds-brun-ds"}} {
+		b.Run(n.name, func(b *testing.B) {
+			api.runRm(b, n.network) // warm up
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				lat = append(lat, api.runRm(b, n.network))
+			}
+			b.StopTimer()
+			b.ReportMetric(median(lat), "median-ms")
+		})
+	}
+}
+
+// fill starts containers on network until it has n (in parallel, ten at a
+// time), named prefix-<i>.
+func fill(b *testing.B, network, prefix string, have, n int) {
+	sem := make(chan struct{}, 10)
+	var wg sync.WaitGroup
+	for i := have; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			name := fmt.Sprintf("%s-%d", prefix, i)
+			if out, err := dockerCmd("run", "-d", "--label", testLabel, "--name", name, "--network", network, image, "sleep", "36000"); err != nil {
+				b.Errorf("%s: %v: %s", name, err, out)
+			}
+		}(i)
+	}
+	wg.Wait()
+}
+
+// removeAll removes the containers fill started.
+func removeAll(prefix string, n int) {
+	var names []string
+	for i := 0; i < n; i++ {
+		names = append(names, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	for len(names) > 0 {
+		k := min(len(names), 50)
+		_, _ = dockerCmd(append([]string{"rm", "-f"}, names[:k]...)...)
+		names = names[k:]
+	}
+}
+
+// BenchmarkScale measures `docker run --rm` latency (median of 5) with 1
+// to 500 containers already on the network, Docker's bridge first, then a
+// dualstack bridge, and writes "driver containers median-ms" lines to
+// BENCH_SCALE_OUT (for the README's plot). It then restarts the plugin
+// with 500 endpoints on its network and reports how long until it serves.
+func BenchmarkScale(b *testing.B) {
+	if eng.external {
+		b.Skip("needs the private engine")
+	}
+	steps := []int{1, 50, 100, 200, 300, 400, 500}
+	if v := os.Getenv("BENCH_SCALE_MAX"); v != "" {
+		max, _ := strconv.Atoi(v)
+		var s []int
+		for _, x := range steps {
+			if x <= max {
+				s = append(s, x)
+			}
+		}
+		steps = s
+	}
+	api := newEngineAPI(b)
+	var lines []string
+	for _, d := range []struct {
+		name, net string
+		args      []string
+	}{
+		{"docker-bridge", "ds-scale-docker", []string{"-d", "bridge", "--ipv6", "--subnet", "10.250.0.0/16", "--subnet", "2001:db8:d1::/64"}},
+		{"dualstack", "ds-scale-ds", []string{"-d", pluginName, "--ipam-driver", pluginName, "--ipv6", "--subnet", "10.251.0.0/16", "--subnet", "2001:db8:d2::/64", "--subnet", "2001:db8:d3::/64", "--subnet", "2001:db8:d4::/64"}},
+	} {
+		createNetwork(b, d.net, d.args...)
+		have := 0
+		for _, n := range steps {
+			fill(b, d.net, d.net, have, n)
+			have = n
+			lat := make([]time.Duration, 0, 5)
+			for i := 0; i < 5; i++ {
+				lat = append(lat, api.runRm(b, d.net))
+			}
+			lines = append(lines, fmt.Sprintf("%s %d %.1f", d.name, n, median(lat)))
+			b.Logf("%s with %d containers: run --rm median %.1f ms", d.name, n, median(lat))
+		}
+		if d.name == "dualstack" {
+			b.ReportMetric(float64(restartToServing(b).Microseconds())/1000, "restart-ms")
+			b.ReportMetric(float64(have), "endpoints")
+		}
+		removeAll(d.net, have)
+		_, _ = dockerCmd("network", "rm", d.net)
+	}
+	if out := os.Getenv("BENCH_SCALE_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// restartToServing SIGKILLs the plugin and returns the time until the new
+// process answers on its socket (Docker's restart included).
+func restartToServing(b *testing.B) time.Duration {
+	pids := pluginPIDs()
+	if len(pids) != 1 {
+		b.Fatalf("plugin processes %v", pids)
+	}
+	start := time.Now()
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		b.Fatal(err)
+	}
+	for time.Since(start) < time.Minute {
+		if now := pluginPIDs(); len(now) == 1 && now[0] != pids[0] {
+			if sock, err := pluginSocket(); err == nil && activate(sock) == nil {
+				return time.Since(start)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatal("the plugin did not come back within a minute")
+	return 0
 }
 
 // BenchmarkConnectDisconnect measures `docker network connect` plus
@@ -86,8 +246,7 @@ func BenchmarkConnectDisconnect(b *testing.B) {
 				lat = append(lat, cycle(b, n.network))
 			}
 			b.StopTimer()
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+			b.ReportMetric(median(lat), "median-ms")
 		})
 	}
 }

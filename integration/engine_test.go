@@ -323,6 +323,23 @@ func (e *engine) restart() error {
 	return e.start()
 }
 
+// restartWith restarts dockerd with or without --live-restore (without it,
+// dockerd stops the containers when it stops, and starts those with a
+// restart policy when it starts); the setting stays for later restarts.
+func (e *engine) restartWith(liveRestore bool) error {
+	var args []string
+	for _, a := range e.args {
+		if a != "--live-restore" {
+			args = append(args, a)
+		}
+	}
+	if liveRestore {
+		args = append(args, "--live-restore")
+	}
+	e.args = args
+	return e.restart()
+}
+
 // pid is dockerd's process ID, from its pidfile.
 func (e *engine) pid() int {
 	b, err := os.ReadFile(filepath.Join(e.dir, "docker.pid"))

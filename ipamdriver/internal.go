@@ -67,3 +67,29 @@ func (d *Driver) ReleaseAutoGateway(poolID string) (netip.Addr, bool, error) {
 	}
 	return held, true, nil
 }
+
+// Allocations lists the addresses allocated in pool poolID, with their
+// owners (an endpoint's MAC address, "endpoint:<ID>", "host-link:<ID>",
+// "gateway", "gateway:auto", or "").
+func (d *Driver) Allocations(poolID string) map[netip.Addr]string {
+	out := map[netip.Addr]string{}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.pools[poolID]
+	if !ok {
+		return out
+	}
+	_ = d.db.View(func(tx *bolt.Tx) error {
+		_, addrs, _, err := poolBuckets(tx, p.id)
+		if err != nil {
+			return nil
+		}
+		return addrs.ForEach(func(k, v []byte) error {
+			if a, ok := netip.AddrFromSlice(k); ok {
+				out[a] = string(v)
+			}
+			return nil
+		})
+	})
+	return out
+}

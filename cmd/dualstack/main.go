@@ -39,6 +39,7 @@ func main() {
 }
 
 func run(log *logrus.Logger) error {
+	started := time.Now()
 	cfg, err := settings.FromEnv(nil)
 	if err != nil {
 		return err
@@ -114,6 +115,7 @@ func run(log *logrus.Logger) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
+	netDriver.CollectStale(driver.StaleGrace)
 	go func() {
 		t := time.NewTicker(firewallSyncInterval)
 		defer t.Stop()
@@ -129,6 +131,6 @@ func run(log *logrus.Logger) error {
 		}
 	}()
 	defer netDriver.Close()
-	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).Info("dualstack serving")
+	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(started).Round(time.Millisecond)).Info("dualstack serving")
 	return plugin.New(netDriver, ipamDriver, log).Serve(srv, l)
 }

@@ -1,0 +1,46 @@
+//go:build integration
+
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// needsIPv4Option skips engines older than API 1.47 (Engine 27), which have
+// no --ipv4=false: Engine 20.10 always gives a network an IPv4 pool.
+func needsIPv4Option(t *testing.T) {
+	t.Helper()
+	v := docker(t, "version", "-f", "{{.Server.APIVersion}}")
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil || major < 1 || (major == 1 && minor < 47) {
+		t.Skipf("engine API %s has no --ipv4=false (needs 1.47+): Engine 20.10 always adds an IPv4 pool; the IPv6-subnets-only case is TestBridgeIPv6Subnets", v)
+	}
+}
+
+// Issue 6, build 3: IPv6-only networks on the current engine, bridge and
+// macvlan: only IPv6 addresses, one per subnet, and traffic.
+func TestIPv6OnlyBridge(t *testing.T) {
+	needsIPv4Option(t)
+	dsNet(t, "ds-v6only", "--ipv4=false", "--ipv6", "--subnet", "2001:db8:91::/64", "--subnet", "2001:db8:92::/64")
+	runContainer(t, "ds-v6only-a", "ds-v6only")
+	runContainer(t, "ds-v6only-b", "ds-v6only")
+	wantIfaceAddrs(t, "ds-v6only-b", "eth0", "2001:db8:91::3/64", "2001:db8:92::3/64")
+	if out := docker(t, "exec", "ds-v6only-a", "ip", "-4", "addr", "show", "dev", "eth0"); strings.Contains(out, "inet ") {
+		t.Errorf("an IPv4 address on an IPv6-only network:\n%s", out)
+	}
+	ping(t, "ds-v6only-a", "2001:db8:91::1", "2001:db8:92::1", "2001:db8:91::3", "2001:db8:92::3")
+}
+
+func TestIPv6OnlyMacvlan(t *testing.T) {
+	needsIPv4Option(t)
+	newLAN(t)
+	macvlanNet(t, "ds-mv6only", "--ipv4=false", "--ipv6", "--subnet", "2001:db8:1::/64", "--gateway", router6a, "--subnet", "2001:db8:2::/64")
+	runContainer(t, "ds-mv6only-a", "ds-mv6only")
+	wantIfaceAddrs(t, "ds-mv6only-a", "eth0", "2001:db8:1::1/64", "2001:db8:2::1/64")
+	if out := docker(t, "exec", "ds-mv6only-a", "ip", "-4", "addr", "show", "dev", "eth0"); strings.Contains(out, "inet ") {
+		t.Errorf("an IPv4 address on an IPv6-only network:\n%s", out)
+	}
+	ping(t, "ds-mv6only-a", router6a, router6b)
+}
