@@ -21,7 +21,7 @@ DEBS_DIR        ?= $(BUILD)/debs
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build plugin install demo test fuzz integration integration-moby test-all bench clean
+.PHONY: engines help build plugin install demo test fuzz integration integration-moby test-all bench clean
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -49,8 +49,10 @@ test: ## Run the unit tests with the race detector (kernel tests need root)
 integration: plugin ## Run the end-to-end tests against a private dockerd (root)
 	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
 
-integration-moby: plugin ## Run the end-to-end tests against the current Moby engine (builds it once; root)
+engines: ## Build the current Moby engine, runc and compose v5 into the cache (once; Engine 20.10 is Debian's docker.io)
 	GO=$(GO) integration/engines/build-moby.sh
+
+integration-moby: plugin engines ## Run the end-to-end tests against the current Moby engine (builds it once; root)
 	DUALSTACK_ENGINE=moby $(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
 
 # The fuzz targets, their packages and how many inputs each runs (a count,

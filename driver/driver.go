@@ -41,6 +41,9 @@ type Addresses interface {
 	ReleaseAutoGateway(poolID string) (netip.Addr, bool, error)
 	// Allocations lists a pool's addresses and their owners.
 	Allocations(poolID string) map[netip.Addr]string
+	// AllocateEach and ReleaseEach do several pools in one commit.
+	AllocateEach(poolIDs []string, owner string) ([]netip.Prefix, error)
+	ReleaseEach(addrs map[string][]netip.Addr) error
 }
 
 // Config configures a Driver.
@@ -427,17 +430,22 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V6[0].PoolID, Addr: ep.IPv6})
 		resp.Interface.AddressIPv6 = ep.IPv6.String()
 	}
-	// One address from every other IPv6 pool.
+	// One address from every other IPv6 pool, committed together.
+	var extraPools []string
 	for _, p := range n.V6 {
-		if p.PoolID == "" || (ep.IPv6.IsValid() && p.Prefix.Contains(ep.IPv6.Addr())) {
-			continue
+		if p.PoolID != "" && !(ep.IPv6.IsValid() && p.Prefix.Contains(ep.IPv6.Addr())) {
+			extraPools = append(extraPools, p.PoolID)
 		}
-		a, err := d.cfg.IPAM.AllocateFor(p.PoolID, owner)
+	}
+	if len(extraPools) > 0 {
+		extra, err := d.cfg.IPAM.AllocateEach(extraPools, owner)
 		if err != nil {
 			rollback()
-			return nil, fmt.Errorf("dualstack: address for endpoint %s in subnet %s: %w", short(ep.ID), p.Prefix, err)
+			return nil, fmt.Errorf("dualstack: extra IPv6 addresses for endpoint %s: %w", short(ep.ID), err)
 		}
-		ep.Extra = append(ep.Extra, extraAddr{PoolID: p.PoolID, Addr: a})
+		for i, a := range extra {
+			ep.Extra = append(ep.Extra, extraAddr{PoolID: extraPools[i], Addr: a})
+		}
 	}
 	if err := d.planes[n.Options.Mode].createEndpoint(n, ep); err != nil {
 		rollback()
@@ -462,10 +470,12 @@ func optionalPrefix(s string) (netip.Prefix, error) {
 
 // releaseAll gives back every address dualstack allocated for ep.
 func (d *Driver) releaseAll(ep *endpoint) {
+	addrs := map[string][]netip.Addr{}
 	for _, x := range append(append([]extraAddr{}, ep.Allocated...), ep.Extra...) {
-		if err := d.cfg.IPAM.Release(x.PoolID, x.Addr.Addr()); err != nil {
-			d.log.WithField("endpoint", short(ep.ID)).Warnf("release %s: %v", x.Addr, err)
-		}
+		addrs[x.PoolID] = append(addrs[x.PoolID], x.Addr.Addr())
+	}
+	if err := d.cfg.IPAM.ReleaseEach(addrs); err != nil {
+		d.log.WithField("endpoint", short(ep.ID)).Warnf("release %s: %v", prefixes(ep.addresses()), err)
 	}
 }
 
@@ -609,7 +619,11 @@ func (d *Driver) recordJoin(n *network, ep *endpoint, sandbox string) error {
 
 // recordLeave revokes ep's ports and records that it left its container.
 func (d *Driver) recordLeave(ep *endpoint) error {
-	if ep.Sandbox == "" && len(ep.Published) == 0 {
+	if len(ep.Published) == 0 {
+		// Docker deletes the endpoint right after: that commit forgets
+		// the sandbox too. (A crash between the two leaves a join to
+		// resume whose container never comes back: its wait times out.)
+		ep.Sandbox = ""
 		return nil
 	}
 	if err := d.unpublish(ep); err != nil {

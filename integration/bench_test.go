@@ -126,8 +126,9 @@ func removeAll(prefix string, n int) {
 
 // BenchmarkScale measures `docker run --rm` latency (median of 5) with 1
 // to 500 containers already on the network, Docker's bridge first, then a
-// dualstack bridge, and writes "driver containers median-ms" lines to
-// BENCH_SCALE_OUT (for the README's plot). It then restarts the plugin
+// dualstack bridge (BENCH_SCALE_DRIVERS limits it to some), and writes
+// "driver containers median-ms" lines to BENCH_SCALE_OUT (for the README's
+// plot). It then restarts the plugin
 // with 500 endpoints on its network and reports how long until it serves.
 func BenchmarkScale(b *testing.B) {
 	if eng.external {
@@ -146,6 +147,7 @@ func BenchmarkScale(b *testing.B) {
 	}
 	api := newEngineAPI(b)
 	var lines []string
+	drivers := os.Getenv("BENCH_SCALE_DRIVERS") // default: both
 	for _, d := range []struct {
 		name, net string
 		args      []string
@@ -153,6 +155,9 @@ func BenchmarkScale(b *testing.B) {
 		{"docker-bridge", "ds-scale-docker", []string{"-d", "bridge", "--ipv6", "--subnet", "10.250.0.0/16", "--subnet", "2001:db8:d1::/64"}},
 		{"dualstack", "ds-scale-ds", []string{"-d", pluginName, "--ipam-driver", pluginName, "--ipv6", "--subnet", "10.251.0.0/16", "--subnet", "2001:db8:d2::/64", "--subnet", "2001:db8:d3::/64", "--subnet", "2001:db8:d4::/64"}},
 	} {
+		if drivers != "" && !strings.Contains(" "+drivers+" ", " "+d.name+" ") {
+			continue
+		}
 		createNetwork(b, d.net, d.args...)
 		have := 0
 		for _, n := range steps {

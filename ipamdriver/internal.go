@@ -1,11 +1,14 @@
 package ipamdriver
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
 )
 
 // This file is the IPAM's API for dualstack's own network driver, which
@@ -92,4 +95,119 @@ func (d *Driver) Allocations(poolID string) map[netip.Addr]string {
 		})
 	})
 	return out
+}
+
+// AllocateEach hands owner the next address of each pool in poolIDs, all
+// committed in one transaction (one pair of fsyncs for an endpoint's
+// extra addresses, not one per pool). An address owner already holds in a
+// pool comes back. On any failure nothing is allocated.
+func (d *Driver) AllocateEach(poolIDs []string, owner string) ([]netip.Prefix, error) {
+	if owner == "" {
+		return nil, fmt.Errorf("allocate from pools %v: no owner given", poolIDs)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	type step struct {
+		p                 *pool
+		addr, prev        netip.Addr
+		hadCursor, reused bool
+	}
+	var steps []step
+	undo := func() {
+		for _, s := range steps {
+			if s.reused {
+				continue
+			}
+			s.p.alloc.Release(s.addr)
+			if s.hadCursor {
+				_ = s.p.alloc.SetCursor(s.prev)
+			} else {
+				s.p.alloc.ResetCursor()
+			}
+		}
+	}
+	for _, id := range poolIDs {
+		p, ok := d.pools[id]
+		if !ok {
+			undo()
+			return nil, fmt.Errorf("no pool %q is held by dualstack: the network's IPAM state is missing; recreate the network", id)
+		}
+		var held netip.Addr
+		_ = d.db.View(func(tx *bolt.Tx) error { held, _ = addrOf(tx, p.id, owner); return nil })
+		if held.IsValid() && p.alloc.Allocated(held) {
+			steps = append(steps, step{p: p, addr: held, reused: true})
+			continue
+		}
+		prev, had := p.alloc.Cursor()
+		a, err := p.alloc.Next()
+		if errors.Is(err, allocator.ErrFull) {
+			undo()
+			return nil, fmt.Errorf("pool %s is exhausted: every usable address is in use; remove unused containers or use a larger subnet", p)
+		}
+		if err != nil {
+			undo()
+			return nil, fmt.Errorf("allocate an address in pool %s: %w", p, err)
+		}
+		steps = append(steps, step{p: p, addr: a, prev: prev, hadCursor: had})
+	}
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		for _, s := range steps {
+			if s.reused {
+				continue
+			}
+			if err := saveAddr(tx, s.p.id, s.addr, owner, s.addr); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("record addresses of %s in the state file: %w", owner, err)
+	}
+	out := make([]netip.Prefix, len(steps))
+	for i, s := range steps {
+		out[i] = netip.PrefixFrom(s.addr, s.p.prefix.Bits())
+	}
+	return out, nil
+}
+
+// ReleaseEach frees several addresses in one transaction; addresses not
+// held, or in pools that are gone, are skipped.
+func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	type item struct {
+		p    *pool
+		addr netip.Addr
+	}
+	var items []item
+	for id, as := range addrs {
+		p, ok := d.pools[id]
+		if !ok {
+			continue
+		}
+		for _, a := range as {
+			if p.alloc.Allocated(a) {
+				items = append(items, item{p, a})
+			}
+		}
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	if err := d.db.Update(func(tx *bolt.Tx) error {
+		for _, it := range items {
+			if err := deleteAddr(tx, it.p.id, it.addr); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("remove addresses from the state file: %w", err)
+	}
+	for _, it := range items {
+		it.p.alloc.Release(it.addr)
+	}
+	return nil
 }
