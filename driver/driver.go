@@ -86,7 +86,7 @@ func fwNetwork(n *network) firewall.Network {
 		Masquerade4: !n.Options.NoMasquerade,
 		NAT6:        n.Options.IPv6Mode == IPv6ModeNAT,
 	}
-	for _, p := range append(append([]pool{}, n.V4...), n.V6...) {
+	for _, p := range n.pools() {
 		fn.Subnets = append(fn.Subnets, p.Prefix)
 	}
 	return fn
@@ -292,7 +292,7 @@ func parseAddrOrPrefix(s string, bits int) (netip.Prefix, error) {
 
 func (n *network) subnets() string {
 	var s []string
-	for _, p := range append(append([]pool{}, n.V4...), n.V6...) {
+	for _, p := range n.pools() {
 		s = append(s, p.Prefix.String())
 	}
 	return strings.Join(s, ",")

@@ -112,7 +112,7 @@ func (p macvlanPlane) shim(n *network) macvlan.Shim {
 	for _, a := range n.ShimAddrs {
 		s.Addrs = append(s.Addrs, a.Addr)
 	}
-	for _, pl := range append(append([]pool{}, n.V4...), n.V6...) {
+	for _, pl := range n.pools() {
 		s.Routes = append(s.Routes, pl.Prefix)
 	}
 	return s

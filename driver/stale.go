@@ -38,7 +38,7 @@ func (d *Driver) expectedOwners() map[string]map[string]bool {
 				owners[strings.ToLower(ep.MAC)] = true
 			}
 		}
-		for _, p := range append(append([]pool{}, n.V4...), n.V6...) {
+		for _, p := range n.pools() {
 			if p.PoolID != "" {
 				out[p.PoolID] = owners
 			}

@@ -45,10 +45,15 @@ type network struct {
 	ShimAddrs []extraAddr `json:"shimAddrs,omitempty"`
 }
 
+// pools lists the network's subnets, IPv4 first.
+func (n *network) pools() []pool {
+	return append(append([]pool{}, n.V4...), n.V6...)
+}
+
 // gateways lists the addresses the bridge holds.
 func (n *network) gateways() []netip.Prefix {
 	var out []netip.Prefix
-	for _, p := range append(append([]pool{}, n.V4...), n.V6...) {
+	for _, p := range n.pools() {
 		if p.Gateway.IsValid() {
 			out = append(out, p.Gateway)
 		}
