@@ -69,11 +69,26 @@ func newJoins() *joins {
 
 // start prepares the namespace at nsPath and starts the watcher for ep.
 func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *endpoint) error {
+	return j.watch(log, nsPath, n, ep, true)
+}
+
+// resume starts the watcher for a join a previous plugin process left
+// undone. Docker has moved the interface already (or moves it into a
+// namespace still to come), so the namespace's defaults need not be set
+// before returning: everything happens in the watcher, and a plugin start
+// with many joined endpoints does not wait for one namespace switch each.
+func (j *joins) resume(log logrus.FieldLogger, nsPath string, n *network, ep *endpoint) error {
+	return j.watch(log, nsPath, n, ep, false)
+}
+
+// watch starts the watcher for ep; atJoin prepares an existing namespace
+// before it returns, as Join needs (see start).
+func (j *joins) watch(log logrus.FieldLogger, nsPath string, n *network, ep *endpoint, atJoin bool) error {
 	mac, err := net.ParseMAC(ep.MAC)
 	if err != nil {
 		return fmt.Errorf("dualstack: endpoint %s has a bad MAC address %q", short(ep.ID), ep.MAC)
 	}
-	early := netns.Check(nsPath) == nil
+	early := atJoin && netns.Check(nsPath) == nil
 	if early {
 		if err := sandbox.PrepareNamespace(nsPath, n.Options.ra()); err != nil {
 			return fmt.Errorf("dualstack: prepare the container's network namespace: %w", err)

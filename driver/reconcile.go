@@ -71,7 +71,7 @@ func (d *Driver) resumeJoins() {
 		if err != nil {
 			continue
 		}
-		if err := d.joins.start(d.log, nsPath, d.networks[ep.NetworkID], ep); err != nil {
+		if err := d.joins.resume(d.log, nsPath, d.networks[ep.NetworkID], ep); err != nil {
 			d.log.WithField("endpoint", short(ep.ID)).Warnf("resume the container side of the join: %v", err)
 		}
 	}
