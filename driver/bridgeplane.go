@@ -21,12 +21,14 @@ type dataplane interface {
 	deleteNetwork(n *network) error
 	// restoreNetwork recreates what is missing of a recorded network.
 	restoreNetwork(n *network) error
-	// restoreEndpoint reconnects a recorded endpoint whose links still exist.
-	restoreEndpoint(n *network, ep *endpoint) error
+	// restoreEndpoint reconnects a recorded endpoint whose links still
+	// exist; links is the host's links, listed after restoreNetwork.
+	restoreEndpoint(n *network, ep *endpoint, links hostLinks) error
 	createEndpoint(n *network, ep *endpoint) error
 	deleteEndpoint(n *network, ep *endpoint) error
-	// removeOrphans deletes links the mode named that no record claims.
-	removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, log logrus.FieldLogger)
+	// removeOrphans deletes the links of links the mode named that no
+	// record claims.
+	removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, links hostLinks, log logrus.FieldLogger)
 }
 
 // bridgePlane is the bridge mode: a Linux bridge per network, a veth pair
@@ -82,18 +84,24 @@ func (bridgePlane) restoreNetwork(n *network) error {
 }
 
 // restoreEndpoint puts the host side of ep's veth back on the bridge, as a
-// bridge deleted and created again has no ports. A veth that is gone (after
-// a reboot) is left to Docker, which deletes the endpoint.
-func (bridgePlane) restoreEndpoint(n *network, ep *endpoint) error {
-	link, err := netlink.LinkByName(ep.HostVeth)
-	if err != nil {
+// bridge deleted and created again has no ports, and brings it up. A veth
+// that is gone (after a reboot) is left to Docker, which deletes the
+// endpoint; one already in place costs no netlink call (a start with
+// hundreds of endpoints checks them all).
+func (bridgePlane) restoreEndpoint(n *network, ep *endpoint, links hostLinks) error {
+	link, ok := links[ep.HostVeth]
+	if !ok {
 		return nil
 	}
-	br, err := netlink.LinkByName(n.Options.Bridge)
-	if err != nil {
-		return fmt.Errorf("bridge %s: %w", n.Options.Bridge, err)
+	br, ok := links[n.Options.Bridge]
+	if !ok {
+		return fmt.Errorf("bridge %s is missing", n.Options.Bridge)
 	}
-	if link.Attrs().MasterIndex != br.Attrs().Index {
+	attached := link.Attrs().MasterIndex == br.Attrs().Index
+	if attached && link.Attrs().Flags&net.FlagUp != 0 {
+		return nil
+	}
+	if !attached {
 		if err := netlink.LinkSetMaster(link, br); err != nil {
 			return fmt.Errorf("attach %s to %s: %w", ep.HostVeth, n.Options.Bridge, err)
 		}
@@ -134,7 +142,7 @@ func (bridgePlane) deleteEndpoint(_ *network, ep *endpoint) error {
 	return nil
 }
 
-func (bridgePlane) removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, log logrus.FieldLogger) {
+func (bridgePlane) removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, links hostLinks, log logrus.FieldLogger) {
 	claimed := map[string]bool{}
 	for _, n := range networks {
 		if n.Options.Mode == ModeBridge {
@@ -144,7 +152,7 @@ func (bridgePlane) removeOrphans(networks map[string]*network, endpoints map[str
 	for _, ep := range endpoints {
 		claimed[ep.HostVeth], claimed[ep.PeerVeth] = true, true
 	}
-	removeUnclaimed(claimed, log, func(l netlink.Link) func(string) error {
+	removeUnclaimed(links, claimed, log, func(l netlink.Link) func(string) error {
 		name := l.Attrs().Name
 		switch {
 		case strings.HasPrefix(name, bridgePrefix) && l.Type() == "bridge":
@@ -157,15 +165,9 @@ func (bridgePlane) removeOrphans(networks map[string]*network, endpoints map[str
 }
 
 // removeUnclaimed deletes, with the function deleter gives, every link
-// deleter recognises as dualstack's that claimed does not name.
-func removeUnclaimed(claimed map[string]bool, log logrus.FieldLogger, deleter func(netlink.Link) func(string) error) {
-	links, err := netlink.LinkList()
-	if err != nil {
-		log.Warnf("list links to remove orphans: %v", err)
-		return
-	}
-	for _, l := range links {
-		name := l.Attrs().Name
+// of links deleter recognises as dualstack's that claimed does not name.
+func removeUnclaimed(links hostLinks, claimed map[string]bool, log logrus.FieldLogger, deleter func(netlink.Link) func(string) error) {
+	for name, l := range links {
 		del := deleter(l)
 		if claimed[name] || del == nil {
 			continue

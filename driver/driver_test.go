@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { os.Exit(netnstest.Guard(m)) }
 // harness runs the driver as the plugin would, with the real IPAM, inside a
 // throwaway "host" namespace, and plays Docker's part.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	host netnstest.NS
 	dir  string
 	db   *bolt.DB
@@ -35,7 +35,7 @@ type harness struct {
 	d    *Driver
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	h := &harness{t: t, host: netnstest.New(t), dir: t.TempDir()}
 	h.open()
 	t.Cleanup(func() { h.db.Close() })
@@ -68,6 +68,7 @@ func (h *harness) open() {
 		h.d, err = New(Config{DB: db, IPAM: h.ipam, Log: quiet(), UplinkAcceptRA: true, Firewall: fw})
 		return err
 	})
+	h.d.ResumeJoins() // as the plugin does once it serves
 }
 
 func (h *harness) restart() {
@@ -344,6 +345,11 @@ func TestRestartReconciles(t *testing.T) {
 	req := h.network(nid, map[string]interface{}{optEnableIPv6: true}, "198.51.100.0/24", "2001:db8:7::/64", "2001:db8:8::/64")
 	h.in(func() error { return h.d.CreateNetwork(req) })
 	h.endpoint(nid, "dddddddddddd4444", "02:42:c6:33:64:02", "198.51.100.0/24", "2001:db8:7::/64")
+	// A second network whose bridge survives, with a port someone set down.
+	const nid2 = "abcdabcdabcd5555"
+	h.in(func() error { return h.d.CreateNetwork(h.network(nid2, nil, "192.0.2.0/24")) })
+	h.endpoint(nid2, "fafafafafafa6666", "02:42:c0:00:02:02", "192.0.2.0/24", "")
+	h.host.IP(t, "link", "set", "dsvfafafafafafa", "down")
 
 	// A record that cannot be read is skipped, not fatal.
 	if err := h.db.Update(func(tx *bolt.Tx) error {
@@ -377,6 +383,9 @@ func TestRestartReconciles(t *testing.T) {
 	}
 	if veth.Master != "ds-cccccccccccc" {
 		t.Fatalf("the endpoint's veth is not back on the recreated bridge: master %q", veth.Master)
+	}
+	if port, _ := h.host.Link(t, "dsvfafafafafafa"); !port.Up() || port.Master != "ds-"+nid2[:12] {
+		t.Fatalf("the endpoint's veth on the surviving bridge: up %t, master %q; want up on ds-%s", port.Up(), port.Master, nid2[:12])
 	}
 	// The endpoint is still known, with its extra address.
 	var info *api.InfoResponse

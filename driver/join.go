@@ -24,6 +24,16 @@ const joinTimeout = 2 * time.Minute
 // configureTries bounds the attempts to configure the container's interface.
 const configureTries = 20
 
+// resumeWorkers bounds how many resumed joins (see resume) work in
+// container namespaces at once: a plugin restarted with hundreds of joined
+// endpoints checks them all in the background, and requests go first.
+const resumeWorkers = 2
+
+// resumeTick is how often a resumed join looks for a namespace that does
+// not exist yet (an Engine 20.10 container still starting, or one that
+// stopped while the plugin was down and never comes).
+const resumeTick = 50 * time.Millisecond
+
 // joins runs the container side of each join.
 //
 // Docker moves the interface into the container only after Join returns,
@@ -47,6 +57,8 @@ type joins struct {
 	pending map[string]*pendingJoin // by endpoint ID
 	// configure is sandbox.ConfigureInterface; tests slow it down.
 	configure configureFunc
+	// resuming holds a token per resumed join at work (resumeWorkers).
+	resuming chan struct{}
 }
 
 // configureFunc configures the container's interface (see
@@ -64,7 +76,7 @@ type pendingJoin struct {
 }
 
 func newJoins() *joins {
-	return &joins{pending: map[string]*pendingJoin{}, configure: sandbox.ConfigureInterface}
+	return &joins{pending: map[string]*pendingJoin{}, configure: sandbox.ConfigureInterface, resuming: make(chan struct{}, resumeWorkers)}
 }
 
 // start prepares the namespace at nsPath and starts the watcher for ep.
@@ -75,8 +87,9 @@ func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *end
 // resume starts the watcher for a join a previous plugin process left
 // undone. Docker has moved the interface already (or moves it into a
 // namespace still to come), so the namespace's defaults need not be set
-// before returning: everything happens in the watcher, and a plugin start
-// with many joined endpoints does not wait for one namespace switch each.
+// before returning: everything happens in the watcher, at most
+// resumeWorkers at a time, and a plugin start with many joined endpoints
+// waits for none of them.
 func (j *joins) resume(log logrus.FieldLogger, nsPath string, n *network, ep *endpoint) error {
 	return j.watch(log, nsPath, n, ep, false)
 }
@@ -113,10 +126,17 @@ func (j *joins) watch(log logrus.FieldLogger, nsPath string, n *network, ep *end
 		defer cancel()
 		start := time.Now()
 		var err error
-		if !early {
-			if err = waitNamespace(ctx, nsPath); err == nil {
-				err = sandbox.PrepareNamespace(nsPath, n.Options.ra())
+		if !atJoin {
+			if err = waitNamespace(ctx, nsPath, resumeTick); err == nil {
+				if err = j.acquire(ctx); err == nil {
+					defer j.release()
+				}
 			}
+		} else if !early {
+			err = waitNamespace(ctx, nsPath, time.Millisecond)
+		}
+		if err == nil && !early {
+			err = sandbox.PrepareNamespace(nsPath, n.Options.ra())
 		}
 		var link netlink.Link
 		if err == nil {
@@ -173,10 +193,23 @@ func enableIPv6(nsPath string, idx int) error {
 	})
 }
 
+// acquire takes one of the resumed joins' tokens.
+func (j *joins) acquire(ctx context.Context) error {
+	select {
+	case j.resuming <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// release gives back the token acquire took.
+func (j *joins) release() { <-j.resuming }
+
 // waitNamespace returns once the namespace file at path is mounted (Engine
-// 20.10 creates it while the container starts).
-func waitNamespace(ctx context.Context, path string) error {
-	tick := time.NewTicker(time.Millisecond)
+// 20.10 creates it while the container starts), looking every interval.
+func waitNamespace(ctx context.Context, path string, interval time.Duration) error {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for netns.Check(path) != nil {
 		select {

@@ -150,7 +150,7 @@ func (p macvlanPlane) restoreNetwork(n *network) error {
 }
 
 // restoreEndpoint has nothing to do: a child lives in its container.
-func (macvlanPlane) restoreEndpoint(*network, *endpoint) error { return nil }
+func (macvlanPlane) restoreEndpoint(*network, *endpoint, hostLinks) error { return nil }
 
 func (macvlanPlane) createEndpoint(n *network, ep *endpoint) error {
 	mac, err := net.ParseMAC(ep.MAC)
@@ -173,7 +173,7 @@ func (macvlanPlane) deleteEndpoint(_ *network, ep *endpoint) error {
 	return nil
 }
 
-func (macvlanPlane) removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, log logrus.FieldLogger) {
+func (macvlanPlane) removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, links hostLinks, log logrus.FieldLogger) {
 	claimed := map[string]bool{}
 	for _, n := range networks {
 		if n.Options.Mode == ModeMacvlan && n.Options.HostLink {
@@ -183,7 +183,7 @@ func (macvlanPlane) removeOrphans(networks map[string]*network, endpoints map[st
 	for _, ep := range endpoints {
 		claimed[ep.PeerVeth] = true
 	}
-	removeUnclaimed(claimed, log, func(l netlink.Link) func(string) error {
+	removeUnclaimed(links, claimed, log, func(l netlink.Link) func(string) error {
 		name := l.Attrs().Name
 		if l.Type() == "macvlan" && (strings.HasPrefix(name, shimPrefix) || strings.HasPrefix(name, peerVethPrefix)) {
 			return macvlan.DeleteChild

@@ -115,6 +115,7 @@ func run(log *logrus.Logger) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
+	netDriver.ResumeJoins()
 	netDriver.CollectStale(driver.StaleGrace)
 	go func() {
 		t := time.NewTicker(firewallSyncInterval)

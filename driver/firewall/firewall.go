@@ -303,17 +303,14 @@ func (fw *Firewall) Reset(networks []Network, ports []Port) error {
 		return fw.Cleanup()
 	}
 	return fw.each(func(f Family, t *iptables.IPTables) error {
+		want := wanted(f, networks, ports)
+		// The usual case (a restart, the periodic check): all in place,
+		// seen with one iptables-save instead of a listing per chain.
+		if rs, err := fw.snapshot(f); err == nil && rs.holds(f, want) {
+			return nil
+		}
 		if err := ensure(f, t); err != nil {
 			return err
-		}
-		var want []rule
-		for _, n := range networks {
-			want = append(want, networkRules(n, f)...)
-		}
-		for _, p := range ports {
-			if p.Family() == f {
-				want = append(want, portRules(p)...)
-			}
 		}
 		for _, c := range chains(f) {
 			if err := syncChain(t, c.table, c.chain, want); err != nil {
@@ -322,6 +319,20 @@ func (fw *Firewall) Reset(networks []Network, ports []Port) error {
 		}
 		return nil
 	})
+}
+
+// wanted is every rule of family f that networks and ports need.
+func wanted(f Family, networks []Network, ports []Port) []rule {
+	var want []rule
+	for _, n := range networks {
+		want = append(want, networkRules(n, f)...)
+	}
+	for _, p := range ports {
+		if p.Family() == f {
+			want = append(want, portRules(p)...)
+		}
+	}
+	return want
 }
 
 // syncChain makes chain hold the rules of want that belong to it, plus the

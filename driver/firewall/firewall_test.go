@@ -196,6 +196,23 @@ func TestLifecycle(t *testing.T) {
 				t.Fatalf("adding again changed the rules:\n%s", got)
 			}
 
+			// In place, as one iptables-save shows: a restart needs no more.
+			in(t, ns, b, func(fw *Firewall) error {
+				for _, f := range []Family{IPv4, IPv6} {
+					rs, err := fw.snapshot(f)
+					if err != nil {
+						return err
+					}
+					if !rs.holds(f, wanted(f, []Network{a, other}, ports)) {
+						t.Errorf("%s: the rules in place do not count as in place:\n%s", b.command(f), want)
+					}
+					if rs.holds(f, wanted(f, []Network{a}, ports)) {
+						t.Errorf("%s: the rules of a removed network count as in place", b.command(f))
+					}
+				}
+				return nil
+			})
+
 			// Ten restarts.
 			for i := 0; i < 10; i++ {
 				in(t, ns, b, func(fw *Firewall) error { return fw.Reset([]Network{a, other}, ports) })

@@ -1,0 +1,95 @@
+package firewall
+
+import (
+	"bufio"
+	"bytes"
+	"slices"
+	"strings"
+)
+
+// ruleset is what one family's iptables-save printed: for every chain of
+// every table (present even when empty), its rules' specs in order.
+type ruleset map[chainKey][]string
+
+// parseSave reads iptables-save output.
+func parseSave(out []byte) ruleset {
+	rs := ruleset{}
+	table := ""
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "*"):
+			table = line[1:]
+		case strings.HasPrefix(line, ":"):
+			name, _, _ := strings.Cut(line[1:], " ")
+			k := chainKey{table, name}
+			if _, ok := rs[k]; !ok {
+				rs[k] = []string{}
+			}
+		case strings.HasPrefix(line, "-A "):
+			name, spec, _ := strings.Cut(line[len("-A "):], " ")
+			k := chainKey{table, name}
+			rs[k] = append(rs[k], spec)
+		}
+	}
+	return rs
+}
+
+// snapshot reads family f's rules with one iptables-save.
+func (fw *Firewall) snapshot(f Family) (ruleset, error) {
+	out, err := fw.backend.save(f)
+	if err != nil {
+		return nil, err
+	}
+	return parseSave(out), nil
+}
+
+// holds reports whether rs is what Reset would make of it for want: every
+// chain of dualstack's exists, ChainForward starts with the skeleton, every
+// hook is in its chain, and each of dualstack's chains holds exactly the
+// rules of want meant for it, once each. Reset changes nothing then, and
+// needs no more than the one iptables-save.
+func (rs ruleset) holds(f Family, want []rule) bool {
+	for _, c := range chains(f) {
+		if _, ok := rs[chainKey{c.table, c.chain}]; !ok {
+			return false
+		}
+	}
+	forward := rs[chainKey{"filter", ChainForward}]
+	skip := map[string]bool{}
+	for i, s := range skeleton {
+		spec := strings.Join(s, " ")
+		if len(forward) <= i || forward[i] != spec {
+			return false
+		}
+		skip[spec] = true
+	}
+	for _, h := range hooks(f) {
+		if !slices.Contains(rs[chainKey{h.table, h.chain}], strings.Join(h.spec, " ")) {
+			return false
+		}
+	}
+	_, wanted := byChain(want)
+	for _, c := range chains(f) {
+		k := chainKey{c.table, c.chain}
+		left := map[string]bool{}
+		for _, s := range wanted[k] {
+			left[s] = true
+		}
+		for _, spec := range rs[k] {
+			if k.chain == ChainForward && skip[spec] {
+				continue
+			}
+			if !left[spec] {
+				return false // stale, or a duplicate
+			}
+			delete(left, spec)
+		}
+		if len(left) > 0 {
+			return false // missing
+		}
+	}
+	return true
+}
