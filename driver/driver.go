@@ -203,7 +203,7 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		return err
 	}
 	if opts.Mode == ModeBridge && !opts.Internal {
-		if err := d.enableForwarding(len(n.V4) > 0, len(n.V6) > 0); err != nil {
+		if err := d.enableForwarding(len(n.V4) > 0, len(n.V6) > 0, nil); err != nil {
 			return err
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 )
@@ -15,12 +14,15 @@ import (
 // interfaces whose accept_ra is 1, so a host that learns its default route
 // from them would lose it (moby#43466). So first, unless UPLINK_ACCEPT_RA is
 // false, every host interface whose accept_ra is 1 is set to 2, which keeps
-// accepting advertisements with forwarding on.
-func (d *Driver) enableForwarding(v4, v6 bool) error {
+// accepting advertisements with forwarding on. links is the host's links,
+// or nil to list them.
+func (d *Driver) enableForwarding(v4, v6 bool, links hostLinks) error {
 	if v6 && d.cfg.UplinkAcceptRA {
-		links, err := netlink.LinkList()
-		if err != nil {
-			return fmt.Errorf("dualstack: list host interfaces: %w", err)
+		if links == nil {
+			var err error
+			if links, err = listLinks(); err != nil {
+				return fmt.Errorf("dualstack: list host interfaces: %w", err)
+			}
 		}
 		for _, l := range links {
 			name := l.Attrs().Name

@@ -35,23 +35,25 @@ func listLinks() (hostLinks, error) {
 // ResumeJoins' work.
 func (d *Driver) reconcile() {
 	start := time.Now()
+	var forward4, forward6 bool
 	for _, n := range d.networks {
-		log := d.log.WithField("network", short(n.ID))
 		if err := d.planes[n.Options.Mode].restoreNetwork(n); err != nil {
-			log.Warnf("restore: %v", err)
+			d.log.WithField("network", short(n.ID)).Warnf("restore: %v", err)
 			continue
 		}
 		if n.Options.Mode == ModeBridge && !n.Options.Internal {
-			if err := d.enableForwarding(len(n.V4) > 0, len(n.V6) > 0); err != nil {
-				log.Warnf("restore forwarding: %v", err)
-			}
+			forward4 = forward4 || len(n.V4) > 0
+			forward6 = forward6 || len(n.V6) > 0
 		}
 	}
-	networksDone := time.Now()
 	links, err := listLinks()
 	if err != nil {
 		d.log.Warnf("list the host's links to restore endpoints: %v", err)
 	}
+	if err := d.enableForwarding(forward4, forward6, links); err != nil {
+		d.log.Warnf("restore forwarding: %v", err)
+	}
+	networksDone := time.Now()
 	for _, ep := range d.endpoints {
 		n := d.networks[ep.NetworkID]
 		if err := d.planes[n.Options.Mode].restoreEndpoint(n, ep, links); err != nil {

@@ -48,15 +48,40 @@ func (b Backend) save(f Family, args ...string) ([]byte, error) {
 	return exec.Command(b.command(f)+"-save", args...).Output()
 }
 
-// countRules counts the rules (not chains or policies) that b's
-// iptables-save and ip6tables-save print.
-func (b Backend) countRules() int {
-	n := 0
-	for _, f := range []Family{IPv4, IPv6} {
-		out, err := b.save(f)
-		if err != nil {
-			continue
+// saveTarget is one backend's iptables-save of one family.
+type saveTarget struct {
+	backend Backend
+	family  Family
+}
+
+// saveAll runs the iptables-saves of targets at the same time and returns
+// their outputs in order (nil where one failed). Each command is started
+// from the calling goroutine, so it lists the network namespace of the
+// caller's thread, as a sequential run would.
+func saveAll(targets ...saveTarget) [][]byte {
+	cmds := make([]*exec.Cmd, len(targets))
+	outs := make([]bytes.Buffer, len(targets))
+	for i, t := range targets {
+		cmds[i] = exec.Command(t.backend.command(t.family) + "-save")
+		cmds[i].Stdout = &outs[i]
+		if cmds[i].Start() != nil {
+			cmds[i] = nil
 		}
+	}
+	res := make([][]byte, len(targets))
+	for i, c := range cmds {
+		if c != nil && c.Wait() == nil {
+			res[i] = outs[i].Bytes()
+		}
+	}
+	return res
+}
+
+// countRules counts the rules (not chains or policies) in iptables-save
+// outputs.
+func countRules(outs ...[]byte) int {
+	n := 0
+	for _, out := range outs {
 		sc := bufio.NewScanner(bytes.NewReader(out))
 		for sc.Scan() {
 			if strings.HasPrefix(sc.Text(), "-A ") {
@@ -72,7 +97,8 @@ func (b Backend) countRules() int {
 // default of current distributions). Listing does not load a legacy
 // kernel module, so a host using nft is left as it is.
 func DetectBackend() Backend {
-	if BackendLegacy.countRules() > BackendNFT.countRules() {
+	outs := saveAll(saveTarget{BackendLegacy, IPv4}, saveTarget{BackendLegacy, IPv6}, saveTarget{BackendNFT, IPv4}, saveTarget{BackendNFT, IPv6})
+	if countRules(outs[0], outs[1]) > countRules(outs[2], outs[3]) {
 		return BackendLegacy
 	}
 	return BackendNFT

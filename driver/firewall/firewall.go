@@ -302,11 +302,12 @@ func (fw *Firewall) Reset(networks []Network, ports []Port) error {
 	if len(networks) == 0 {
 		return fw.Cleanup()
 	}
+	// The usual case (a restart, the periodic check): all in place, seen
+	// with one iptables-save per family instead of a listing per chain.
+	rss := fw.snapshot()
 	return fw.each(func(f Family, t *iptables.IPTables) error {
 		want := wanted(f, networks, ports)
-		// The usual case (a restart, the periodic check): all in place,
-		// seen with one iptables-save instead of a listing per chain.
-		if rs, err := fw.snapshot(f); err == nil && rs.holds(f, want) {
+		if rss[f].holds(f, want) {
 			return nil
 		}
 		if err := ensure(f, t); err != nil {
@@ -387,7 +388,11 @@ func syncChain(t *iptables.IPTables, table, chain string, want []rule) error {
 // Cleanup removes the hooks and every dualstack chain: the state of a host
 // without dualstack networks.
 func (fw *Firewall) Cleanup() error {
+	rss := fw.snapshot()
 	err := fw.each(func(f Family, t *iptables.IPTables) error {
+		if rss[f].clean(f) {
+			return nil // the usual case: a start without networks
+		}
 		var errs []error
 		for _, h := range hooks(f) {
 			if ok, _ := t.ChainExists(h.table, h.chain); !ok {

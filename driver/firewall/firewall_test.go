@@ -198,10 +198,11 @@ func TestLifecycle(t *testing.T) {
 
 			// In place, as one iptables-save shows: a restart needs no more.
 			in(t, ns, b, func(fw *Firewall) error {
+				rss := fw.snapshot()
 				for _, f := range []Family{IPv4, IPv6} {
-					rs, err := fw.snapshot(f)
-					if err != nil {
-						return err
+					rs := rss[f]
+					if rs.clean(f) {
+						t.Errorf("%s: dualstack's chains count as absent", b.command(f))
 					}
 					if !rs.holds(f, wanted(f, []Network{a, other}, ports)) {
 						t.Errorf("%s: the rules in place do not count as in place:\n%s", b.command(f), want)
@@ -262,6 +263,18 @@ func TestLifecycle(t *testing.T) {
 			if strings.Contains(got, "DUALSTACK") || !strings.Contains(got, "-A FORWARD -j DOCKER-USER") || !strings.Contains(got, ":FORWARD DROP") {
 				t.Fatalf("after cleanup:\n%s", got)
 			}
+			in(t, ns, b, func(fw *Firewall) error {
+				rss := fw.snapshot()
+				if len(rss) != 2 {
+					t.Errorf("iptables-save of %s failed for a family: %v", b, rss)
+				}
+				for f, rs := range rss {
+					if !rs.clean(f) {
+						t.Errorf("%s: a clean host does not count as clean:\n%s", b.command(f), got)
+					}
+				}
+				return nil
+			})
 		})
 	}
 }

@@ -37,13 +37,32 @@ func parseSave(out []byte) ruleset {
 	return rs
 }
 
-// snapshot reads family f's rules with one iptables-save.
-func (fw *Firewall) snapshot(f Family) (ruleset, error) {
-	out, err := fw.backend.save(f)
-	if err != nil {
-		return nil, err
+// snapshot reads both families' rules, with one iptables-save each run at
+// the same time; a family whose save failed is missing.
+func (fw *Firewall) snapshot() map[Family]ruleset {
+	outs := saveAll(saveTarget{fw.backend, IPv4}, saveTarget{fw.backend, IPv6})
+	rss := map[Family]ruleset{}
+	for i, f := range []Family{IPv4, IPv6} {
+		if outs[i] != nil {
+			rss[f] = parseSave(outs[i])
+		}
 	}
-	return parseSave(out), nil
+	return rss
+}
+
+// clean reports whether rs has no chain of dualstack's for family f (and
+// so no hook either: iptables refuses a jump to a missing chain): Cleanup
+// has nothing to do.
+func (rs ruleset) clean(f Family) bool {
+	if rs == nil {
+		return false
+	}
+	for _, c := range chains(f) {
+		if _, ok := rs[chainKey{c.table, c.chain}]; ok {
+			return false
+		}
+	}
+	return true
 }
 
 // holds reports whether rs is what Reset would make of it for want: every
@@ -52,6 +71,9 @@ func (fw *Firewall) snapshot(f Family) (ruleset, error) {
 // rules of want meant for it, once each. Reset changes nothing then, and
 // needs no more than the one iptables-save.
 func (rs ruleset) holds(f Family, want []rule) bool {
+	if rs == nil {
+		return false
+	}
 	for _, c := range chains(f) {
 		if _, ok := rs[chainKey{c.table, c.chain}]; !ok {
 			return false
