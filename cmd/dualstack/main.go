@@ -51,6 +51,7 @@ func run(log *logrus.Logger) error {
 		return err
 	}
 	defer db.Close()
+	opened := time.Now()
 
 	machineID, err := os.ReadFile(cfg.MachineIDFile)
 	if err != nil {
@@ -66,6 +67,7 @@ func run(log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
+	ipamLoaded := time.Now()
 
 	// Docker mounts /proc/sys read-only in a managed plugin; forwarding and
 	// the IPv6 settings of bridges and containers need it writable.
@@ -88,6 +90,7 @@ func run(log *logrus.Logger) error {
 		return err
 	}
 	log.WithField("backend", rules.Backend()).Info("firewall ready")
+	firewallReady := time.Now()
 	netDriver, err := driver.New(driver.Config{
 		Firewall:       rules,
 		DB:             db,
@@ -115,6 +118,7 @@ func run(log *logrus.Logger) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
+	restored := time.Now()
 	netDriver.ResumeJoins()
 	netDriver.CollectStale(driver.StaleGrace)
 	go func() {
@@ -132,6 +136,11 @@ func run(log *logrus.Logger) error {
 		}
 	}()
 	defer netDriver.Close()
+	log.WithFields(logrus.Fields{
+		"open": opened.Sub(started), "ipam": ipamLoaded.Sub(opened),
+		"firewall": firewallReady.Sub(ipamLoaded), "network": restored.Sub(firewallReady),
+		"resume": time.Since(restored),
+	}).Debug("startup steps")
 	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(started).Round(time.Millisecond)).Info("dualstack serving")
 	return plugin.New(netDriver, ipamDriver, log).Serve(srv, l)
 }
