@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 )
 

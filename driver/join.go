@@ -29,6 +29,10 @@ const configureTries = 20
 // endpoints checks them all in the background, and requests go first.
 const resumeWorkers = 2
 
+// resumeInterfaceWait is how long a resumed join waits for its interface
+// while it holds one of the resumeWorkers tokens (see waitResumed).
+const resumeInterfaceWait = time.Second
+
 // resumeTick is how often a resumed join looks for a namespace that does
 // not exist yet (an Engine 20.10 container still starting, or one that
 // stopped while the plugin was down and never comes).
@@ -126,11 +130,11 @@ func (j *joins) watch(log logrus.FieldLogger, nsPath string, n *network, ep *end
 		defer cancel()
 		start := time.Now()
 		var err error
+		tok := &token{j: j}
+		defer tok.release()
 		if !atJoin {
 			if err = waitNamespace(ctx, nsPath, resumeTick); err == nil {
-				if err = j.acquire(ctx); err == nil {
-					defer j.release()
-				}
+				err = tok.acquire(ctx)
 			}
 		} else if !early {
 			err = waitNamespace(ctx, nsPath, time.Millisecond)
@@ -140,7 +144,11 @@ func (j *joins) watch(log logrus.FieldLogger, nsPath string, n *network, ep *end
 		}
 		var link netlink.Link
 		if err == nil {
-			link, err = sandbox.WaitInterface(ctx, nsPath, match)
+			if atJoin {
+				link, err = sandbox.WaitInterface(ctx, nsPath, match)
+			} else {
+				link, err = waitResumed(ctx, tok, nsPath, match)
+			}
 		}
 		if err == nil && len(extra) > 0 {
 			err = enableIPv6(nsPath, link.Attrs().Index)
@@ -193,18 +201,50 @@ func enableIPv6(nsPath string, idx int) error {
 	})
 }
 
-// acquire takes one of the resumed joins' tokens.
-func (j *joins) acquire(ctx context.Context) error {
+// token is one of the resumed joins' resumeWorkers slots, held or not.
+type token struct {
+	j    *joins
+	held bool
+}
+
+func (t *token) acquire(ctx context.Context) error {
+	if t.held {
+		return nil
+	}
 	select {
-	case j.resuming <- struct{}{}:
+	case t.j.resuming <- struct{}{}:
+		t.held = true
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// release gives back the token acquire took.
-func (j *joins) release() { <-j.resuming }
+func (t *token) release() {
+	if t.held {
+		<-t.j.resuming
+		t.held = false
+	}
+}
+
+// waitResumed waits for a resumed join's interface, holding tok. The
+// interface is usually there already; one that is not (an Engine 20.10
+// container still starting, or one that left the network while the plugin
+// was down) is waited for without the token, so that it does not hold up
+// the other containers' checks, and the token is taken again when it comes.
+func waitResumed(ctx context.Context, tok *token, nsPath string, match sandbox.InterfaceMatch) (netlink.Link, error) {
+	brief, stop := context.WithTimeout(ctx, resumeInterfaceWait)
+	link, err := sandbox.WaitInterface(brief, nsPath, match)
+	stop()
+	if err == nil || ctx.Err() != nil {
+		return link, err
+	}
+	tok.release()
+	if link, err = sandbox.WaitInterface(ctx, nsPath, match); err != nil {
+		return nil, err
+	}
+	return link, tok.acquire(ctx)
+}
 
 // waitNamespace returns once the namespace file at path is mounted (Engine
 // 20.10 creates it while the container starts), looking every interval.

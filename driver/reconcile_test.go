@@ -2,7 +2,10 @@ package driver
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	api "github.com/docker/go-plugins-helpers/network"
+	"golang.org/x/sys/unix"
 
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
@@ -87,4 +91,57 @@ func TestCollectStale(t *testing.T) {
 			t.Errorf("%s allocations after collection: %s", s, got)
 		}
 	}
+}
+
+// TestResumeNotHeldUp: at a restart, joined endpoints whose interface is
+// not in their container (it left the network while the plugin was down)
+// must not keep the others' resumed joins waiting: here two of them take
+// both of the resumed joins' tokens first, and the third container, whose
+// namespace appears a moment later (Engine 20.10 starting it), still gets
+// its extra address within seconds, not after the join timeout.
+func TestResumeNotHeldUp(t *testing.T) {
+	h := newHarness(t)
+	const nid = "acacacacacac1111"
+	v4, v6a, v6b := "192.0.2.0/24", "2001:db8:1::/64", "2001:db8:2::/64"
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nid, map[string]interface{}{optEnableIPv6: true}, v4, v6a, v6b))
+	})
+	join := func(eid, mac, key string) {
+		h.endpoint(nid, eid, mac, v4, v6a)
+		h.in(func() error {
+			_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: key})
+			return err
+		})
+		h.d.joins.cancel(eid) // the plugin dies before the container side
+	}
+	for i, eid := range []string{"a1a1a1a1a1a11111", "a2a2a2a2a2a22222"} {
+		join(eid, fmt.Sprintf("02:42:c0:00:02:%02x", 10+i), netnstest.New(t).Path)
+	}
+	// The third container's namespace is mounted at its key only after the
+	// restart, as Engine 20.10 does when it starts a container.
+	sb := netnstest.New(t)
+	key := filepath.Join(t.TempDir(), "c3")
+	const eid = "a3a3a3a3a3a33333"
+	join(eid, "02:42:c0:00:02:20", key)
+	h.moveIn(sb, "dsca3a3a3a3a3a3", "eth0", "192.0.2.4/24", "2001:db8:1::4/64")
+
+	h.restart()
+	time.Sleep(2 * resumeTick)
+	if err := os.WriteFile(key, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(sb.Path, key, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(key, unix.MNT_DETACH) })
+	start := time.Now()
+	for time.Since(start) < 5*time.Second {
+		for _, a := range sb.Addrs(t, "eth0") {
+			if a.Local == "2001:db8:2::4" {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("after 5 s the third container still lacks 2001:db8:2::4: %+v", sb.Addrs(t, "eth0"))
 }

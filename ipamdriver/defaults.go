@@ -38,6 +38,9 @@ func ParseDefaultPools(s string) ([]DefaultPool, error) {
 			return nil, fmt.Errorf("DEFAULT_POOLS_V4: %q is not an IPv4 CIDR such as 10.201.0.0/16:24", item)
 		}
 		base = base.Masked()
+		if base.Bits() > 30 {
+			return nil, fmt.Errorf("DEFAULT_POOLS_V4: %q is too small for a network (a gateway and a container need a /30): give a prefix length of 30 or less", item)
+		}
 		size := base.Bits()
 		if hasSize {
 			size, err = strconv.Atoi(sizeStr)

@@ -443,7 +443,7 @@ func TestParseDefaultPools(t *testing.T) {
 	if err != nil || len(good) != 2 || good[0].Size != 24 || good[1].Size != 24 || good[1].Base.String() != "10.99.0.0/24" {
 		t.Fatalf("got %v, %v", good, err)
 	}
-	for _, bad := range []string{"", "10.0.0.0/8:4", "10.0.0.0/8:31", "2001:db8::/48:64", "x", "10.0.0.0/8:24x", "0.0.0.0/0:30"} {
+	for _, bad := range []string{"", "10.0.0.0/8:4", "10.0.0.0/8:31", "2001:db8::/48:64", "x", "10.0.0.0/8:24x", "0.0.0.0/0:30", "192.0.2.0/31", "192.0.2.1/32", "192.0.2.0/31:31"} {
 		if _, err := ParseDefaultPools(bad); err == nil || !strings.Contains(err.Error(), "DEFAULT_POOLS_V4") {
 			t.Errorf("ParseDefaultPools(%q): err = %v", bad, err)
 		}
