@@ -65,7 +65,7 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 		if [ "${BENCH_SCALE:-1}" = 1 ] && [[ " ${BENCH_SCALE_ENGINES:-docker.io moby} " == *" $engine "* ]]; then
 			echo "## engine $engine: docker run --rm with 1 to ${BENCH_SCALE_MAX:-500} containers on the network; plugin restart with 1 and with that many endpoints"
 			DUALSTACK_ENGINE=$engine BENCH_SCALE_OUT="$PWD/$out/scale-$engine.txt" go test -tags integration -count=1 -run '^$' \
-				-bench Scale -benchtime 1x -timeout 80m ./integration/ | tee "$out/scale-$engine.log" |
+				-bench Scale -benchtime 1x -timeout 80m -v ./integration/ | tee "$out/scale-$engine.log" |
 				grep -E '^Benchmark|containers: run|plugin restart' | sed 's/^ *bench_test.go:[0-9]*: //'
 		fi
 	done
