@@ -300,43 +300,55 @@ func (d *Driver) requestAddress(p *pool, preferred, owner string, gateway bool) 
 		}
 		return d.reserve(p, addr, owner)
 	}
-	if owner != "" {
-		// A retried request: the answer was committed but never reached Docker.
-		var held netip.Addr
-		_ = d.db.View(func(tx *bolt.Tx) error { held, _ = addrOf(tx, p.id, owner); return nil })
-		if held.IsValid() && p.alloc.Allocated(held) {
-			d.log.WithField("pool", p.id).WithField("address", held).Debugf("address already held by %s, returning it again", owner)
-			return held, nil
-		}
-	}
-	prevCursor, hadCursor := p.alloc.Cursor()
-	var addr netip.Addr
-	var err error
-	if gateway {
-		addr, err = p.alloc.FirstFree()
-	} else {
-		addr, err = p.alloc.Next()
-	}
-	if errors.Is(err, allocator.ErrFull) {
-		return netip.Addr{}, fmt.Errorf("pool %s is exhausted: every usable address is in use; remove unused containers or use a larger subnet", p)
-	}
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("allocate an address in pool %s: %w", p, err)
+	addr, fresh, undo, err := d.pick(p, owner, gateway)
+	if err != nil || !fresh {
+		return addr, err
 	}
 	var cursor netip.Addr
 	if !gateway {
 		cursor = addr
 	}
 	if err := d.db.Update(func(tx *bolt.Tx) error { return saveAddr(tx, p.id, addr, owner, cursor) }); err != nil {
+		undo()
+		return netip.Addr{}, fmt.Errorf("record address %s of pool %s in the state file: %w", addr, p, err)
+	}
+	return addr, nil
+}
+
+// pick chooses owner's address in p, in memory only: the address owner
+// holds already (a retried request whose answer was committed but never
+// reached Docker; fresh is false), or the next in sequence (the first free
+// one for a gateway). undo gives a fresh pick back and restores the
+// sequence, for a caller whose commit failed.
+func (d *Driver) pick(p *pool, owner string, gateway bool) (addr netip.Addr, fresh bool, undo func(), err error) {
+	if owner != "" {
+		var held netip.Addr
+		_ = d.db.View(func(tx *bolt.Tx) error { held, _ = addrOf(tx, p.id, owner); return nil })
+		if held.IsValid() && p.alloc.Allocated(held) {
+			d.log.WithField("pool", p.id).WithField("address", held).Debugf("address already held by %s, returning it again", owner)
+			return held, false, func() {}, nil
+		}
+	}
+	prevCursor, hadCursor := p.alloc.Cursor()
+	if gateway {
+		addr, err = p.alloc.FirstFree()
+	} else {
+		addr, err = p.alloc.Next()
+	}
+	if errors.Is(err, allocator.ErrFull) {
+		return netip.Addr{}, false, nil, fmt.Errorf("pool %s is exhausted: every usable address is in use; remove unused containers or use a larger subnet", p)
+	}
+	if err != nil {
+		return netip.Addr{}, false, nil, fmt.Errorf("allocate an address in pool %s: %w", p, err)
+	}
+	return addr, true, func() {
 		p.alloc.Release(addr)
 		if hadCursor {
 			_ = p.alloc.SetCursor(prevCursor)
 		} else {
 			p.alloc.ResetCursor()
 		}
-		return netip.Addr{}, fmt.Errorf("record address %s of pool %s in the state file: %w", addr, p, err)
-	}
-	return addr, nil
+	}, nil
 }
 
 // reserve hands out a specific address: a user's --ip or --gateway, or a

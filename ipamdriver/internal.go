@@ -1,14 +1,11 @@
 package ipamdriver
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
 )
 
 // This file is the IPAM's API for dualstack's own network driver, which
@@ -107,23 +104,16 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string) ([]netip.Prefix, e
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	type step struct {
-		p                 *pool
-		addr, prev        netip.Addr
-		hadCursor, reused bool
+	type picked struct {
+		p     *pool
+		addr  netip.Addr
+		fresh bool
 	}
-	var steps []step
+	var picks []picked
+	var undos []func()
 	undo := func() {
-		for _, s := range steps {
-			if s.reused {
-				continue
-			}
-			s.p.alloc.Release(s.addr)
-			if s.hadCursor {
-				_ = s.p.alloc.SetCursor(s.prev)
-			} else {
-				s.p.alloc.ResetCursor()
-			}
+		for i := len(undos) - 1; i >= 0; i-- {
+			undos[i]()
 		}
 	}
 	for _, id := range poolIDs {
@@ -132,27 +122,17 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string) ([]netip.Prefix, e
 			undo()
 			return nil, fmt.Errorf("no pool %q is held by dualstack: the network's IPAM state is missing; recreate the network", id)
 		}
-		var held netip.Addr
-		_ = d.db.View(func(tx *bolt.Tx) error { held, _ = addrOf(tx, p.id, owner); return nil })
-		if held.IsValid() && p.alloc.Allocated(held) {
-			steps = append(steps, step{p: p, addr: held, reused: true})
-			continue
-		}
-		prev, had := p.alloc.Cursor()
-		a, err := p.alloc.Next()
-		if errors.Is(err, allocator.ErrFull) {
-			undo()
-			return nil, fmt.Errorf("pool %s is exhausted: every usable address is in use; remove unused containers or use a larger subnet", p)
-		}
+		addr, fresh, u, err := d.pick(p, owner, false)
 		if err != nil {
 			undo()
-			return nil, fmt.Errorf("allocate an address in pool %s: %w", p, err)
+			return nil, err
 		}
-		steps = append(steps, step{p: p, addr: a, prev: prev, hadCursor: had})
+		picks = append(picks, picked{p, addr, fresh})
+		undos = append(undos, u)
 	}
 	err := d.db.Update(func(tx *bolt.Tx) error {
-		for _, s := range steps {
-			if s.reused {
+		for _, s := range picks {
+			if !s.fresh {
 				continue
 			}
 			if err := saveAddr(tx, s.p.id, s.addr, owner, s.addr); err != nil {
@@ -165,8 +145,8 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string) ([]netip.Prefix, e
 		undo()
 		return nil, fmt.Errorf("record addresses of %s in the state file: %w", owner, err)
 	}
-	out := make([]netip.Prefix, len(steps))
-	for i, s := range steps {
+	out := make([]netip.Prefix, len(picks))
+	for i, s := range picks {
 		out[i] = netip.PrefixFrom(s.addr, s.p.prefix.Bits())
 	}
 	return out, nil

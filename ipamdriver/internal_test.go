@@ -27,6 +27,9 @@ func TestAllocateEach(t *testing.T) {
 	if _, err := e.d.AllocateEach([]string{a, full}, "endpoint:y"); err == nil {
 		t.Fatal("allocation in a full pool succeeded")
 	}
+	if e.d.pools[a].alloc.Allocated(netip.MustParseAddr("2001:db8:a::2")) {
+		t.Fatal("the failed batch's address in pool a is still taken in memory")
+	}
 	e.restart() // what was committed, and only that
 	if next := e.mustAddr(a, "", mac(1)); next != "2001:db8:a::2/64" {
 		t.Fatalf("after a failed batch the next address is %s, want ::2 (nothing kept of the batch)", next)
