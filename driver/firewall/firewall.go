@@ -86,15 +86,11 @@ func ensure(f Family, t *iptables.IPTables) error {
 			}
 		}
 	}
-	rules, err := t.List("filter", ChainForward)
+	forward, err := listRules(t, "filter", ChainForward)
 	if err != nil {
 		return err
 	}
-	for i, spec := range skeleton {
-		want := "-A " + ChainForward + " " + strings.Join(spec, " ")
-		if len(rules) > i+1 && rules[i+1] == want {
-			continue
-		}
+	if !skeletonFirst(forward) {
 		// Out of place: put the whole skeleton back at the top.
 		for _, s := range skeleton {
 			if err := deleteAll(t, "filter", ChainForward, s); err != nil {
@@ -106,7 +102,6 @@ func ensure(f Family, t *iptables.IPTables) error {
 				return err
 			}
 		}
-		break
 	}
 	for _, h := range hooks(f) {
 		ok, err := t.Exists(h.table, h.chain, h.spec...)
@@ -336,9 +331,22 @@ func wanted(f Family, networks []Network, ports []Port) []rule {
 	return want
 }
 
-// syncChain makes chain hold the rules of want that belong to it, plus the
-// skeleton for ChainForward.
-func syncChain(t *iptables.IPTables, table, chain string, want []rule) error {
+// skeletonFirst reports whether ChainForward's rules (specs, in order)
+// start with the skeleton.
+func skeletonFirst(forward []string) bool {
+	for i, s := range skeleton {
+		if len(forward) <= i || forward[i] != strings.Join(s, " ") {
+			return false
+		}
+	}
+	return true
+}
+
+// chainDiff compares a chain's rules (specs, in order) with the rules of
+// want meant for it: the indexes of the rules to delete (not wanted, or a
+// duplicate) and the specs to append, in want's order. ChainForward's
+// skeleton is neither.
+func chainDiff(table, chain string, have []string, want []rule) (stale []int, missing []string) {
 	wanted := map[string]bool{}
 	var order []string
 	for _, r := range want {
@@ -356,12 +364,7 @@ func syncChain(t *iptables.IPTables, table, chain string, want []rule) error {
 			skip[strings.Join(s, " ")] = true
 		}
 	}
-	have, err := listRules(t, table, chain)
-	if err != nil {
-		return err
-	}
 	seen := map[string]bool{}
-	var stale []int
 	for i, spec := range have {
 		if skip[spec] {
 			continue
@@ -370,16 +373,30 @@ func syncChain(t *iptables.IPTables, table, chain string, want []rule) error {
 			seen[spec] = true
 			continue
 		}
-		stale = append(stale, i) // not wanted, or a duplicate
-	}
-	if err := deleteByNumber(t, table, chain, stale); err != nil {
-		return fmt.Errorf("delete stale rules: %w", err)
+		stale = append(stale, i)
 	}
 	for _, s := range order {
 		if !seen[s] {
-			if err := t.Append(table, chain, strings.Fields(s)...); err != nil {
-				return fmt.Errorf("append %q: %w", s, err)
-			}
+			missing = append(missing, s)
+		}
+	}
+	return stale, missing
+}
+
+// syncChain makes chain hold the rules of want that belong to it, plus the
+// skeleton for ChainForward.
+func syncChain(t *iptables.IPTables, table, chain string, want []rule) error {
+	have, err := listRules(t, table, chain)
+	if err != nil {
+		return err
+	}
+	stale, missing := chainDiff(table, chain, have, want)
+	if err := deleteByNumber(t, table, chain, stale); err != nil {
+		return fmt.Errorf("delete stale rules: %w", err)
+	}
+	for _, s := range missing {
+		if err := t.Append(table, chain, strings.Fields(s)...); err != nil {
+			return fmt.Errorf("append %q: %w", s, err)
 		}
 	}
 	return nil

@@ -79,38 +79,18 @@ func (rs ruleset) holds(f Family, want []rule) bool {
 			return false
 		}
 	}
-	forward := rs[chainKey{"filter", ChainForward}]
-	skip := map[string]bool{}
-	for i, s := range skeleton {
-		spec := strings.Join(s, " ")
-		if len(forward) <= i || forward[i] != spec {
-			return false
-		}
-		skip[spec] = true
+	if !skeletonFirst(rs[chainKey{"filter", ChainForward}]) {
+		return false
 	}
 	for _, h := range hooks(f) {
 		if !slices.Contains(rs[chainKey{h.table, h.chain}], strings.Join(h.spec, " ")) {
 			return false
 		}
 	}
-	_, wanted := byChain(want)
 	for _, c := range chains(f) {
-		k := chainKey{c.table, c.chain}
-		left := map[string]bool{}
-		for _, s := range wanted[k] {
-			left[s] = true
-		}
-		for _, spec := range rs[k] {
-			if k.chain == ChainForward && skip[spec] {
-				continue
-			}
-			if !left[spec] {
-				return false // stale, or a duplicate
-			}
-			delete(left, spec)
-		}
-		if len(left) > 0 {
-			return false // missing
+		stale, missing := chainDiff(c.table, c.chain, rs[chainKey{c.table, c.chain}], want)
+		if len(stale) > 0 || len(missing) > 0 {
+			return false
 		}
 	}
 	return true
