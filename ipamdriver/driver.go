@@ -387,15 +387,5 @@ func (d *Driver) ReleaseAddress(req *ipam.ReleaseAddressRequest) error {
 	if err != nil {
 		return fmt.Errorf("invalid address %q to release from pool %s: %v", req.Address, req.PoolID, err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	p, ok := d.pools[req.PoolID]
-	if !ok || !p.alloc.Allocated(addr) {
-		return nil
-	}
-	if err := d.db.Update(func(tx *bolt.Tx) error { return deleteAddr(tx, p.id, addr) }); err != nil {
-		return fmt.Errorf("remove address %s of pool %s from the state file: %w", addr, p, err)
-	}
-	p.alloc.Release(addr)
-	return nil
+	return d.ReleaseEach(map[string][]netip.Addr{req.PoolID: {addr}})
 }

@@ -3,6 +3,7 @@ package ipamdriver
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	bolt "go.etcd.io/bbolt"
@@ -184,7 +185,11 @@ func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr) error {
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("remove addresses from the state file: %w", err)
+		names := make([]string, len(items))
+		for i, it := range items {
+			names[i] = fmt.Sprintf("%s of pool %s", it.addr, it.p)
+		}
+		return fmt.Errorf("remove %s from the state file: %w", strings.Join(names, ", "), err)
 	}
 	for _, it := range items {
 		it.p.alloc.Release(it.addr)
