@@ -41,9 +41,10 @@ type Addresses interface {
 	ReleaseAutoGateway(poolID string) (netip.Addr, bool, error)
 	// Allocations lists a pool's addresses and their owners.
 	Allocations(poolID string) map[netip.Addr]string
-	// AllocateEach and ReleaseEach do several pools in one commit.
-	AllocateEach(poolIDs []string, owner string) ([]netip.Prefix, error)
-	ReleaseEach(addrs map[string][]netip.Addr) error
+	// AllocateEach and ReleaseEach do several pools in one commit, which
+	// also holds the changes of with (the endpoint's own record).
+	AllocateEach(poolIDs []string, owner string, with func(tx *bolt.Tx, addrs []netip.Prefix) error) ([]netip.Prefix, error)
+	ReleaseEach(addrs map[string][]netip.Addr, with func(tx *bolt.Tx) error) error
 }
 
 // Config configures a Driver.
@@ -430,29 +431,38 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V6[0].PoolID, Addr: ep.IPv6})
 		resp.Interface.AddressIPv6 = ep.IPv6.String()
 	}
-	// One address from every other IPv6 pool, committed together.
+	plane := d.planes[n.Options.Mode]
+	if err := plane.createEndpoint(n, ep); err != nil {
+		rollback()
+		return nil, err
+	}
+	// One address from every other IPv6 pool, committed together with the
+	// endpoint's record: one commit for the lot.
 	var extraPools []string
 	for _, p := range n.V6 {
 		if p.PoolID != "" && !(ep.IPv6.IsValid() && p.Prefix.Contains(ep.IPv6.Addr())) {
 			extraPools = append(extraPools, p.PoolID)
 		}
 	}
+	record := func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }
 	if len(extraPools) > 0 {
-		extra, err := d.cfg.IPAM.AllocateEach(extraPools, owner)
+		_, err = d.cfg.IPAM.AllocateEach(extraPools, owner, func(tx *bolt.Tx, extra []netip.Prefix) error {
+			ep.Extra = ep.Extra[:0]
+			for i, a := range extra {
+				ep.Extra = append(ep.Extra, extraAddr{PoolID: extraPools[i], Addr: a})
+			}
+			return record(tx)
+		})
 		if err != nil {
-			rollback()
-			return nil, fmt.Errorf("dualstack: extra IPv6 addresses for endpoint %s: %w", short(ep.ID), err)
+			// Not ours to release: the IPAM took them back.
+			ep.Extra = nil
+			err = fmt.Errorf("dualstack: extra IPv6 addresses for endpoint %s: %w", short(ep.ID), err)
 		}
-		for i, a := range extra {
-			ep.Extra = append(ep.Extra, extraAddr{PoolID: extraPools[i], Addr: a})
-		}
+	} else {
+		err = save(d.cfg.DB, "endpoint "+ep.ID, record)
 	}
-	if err := d.planes[n.Options.Mode].createEndpoint(n, ep); err != nil {
-		rollback()
-		return nil, err
-	}
-	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
-		_ = d.planes[n.Options.Mode].deleteEndpoint(n, ep)
+	if err != nil {
+		_ = plane.deleteEndpoint(n, ep)
 		rollback()
 		return nil, err
 	}
@@ -468,13 +478,18 @@ func optionalPrefix(s string) (netip.Prefix, error) {
 	return netip.ParsePrefix(s)
 }
 
-// releaseAll gives back every address dualstack allocated for ep.
-func (d *Driver) releaseAll(ep *endpoint) {
+// allocated lists, by pool, the addresses dualstack allocated for ep.
+func (ep *endpoint) allocated() map[string][]netip.Addr {
 	addrs := map[string][]netip.Addr{}
 	for _, x := range append(append([]extraAddr{}, ep.Allocated...), ep.Extra...) {
 		addrs[x.PoolID] = append(addrs[x.PoolID], x.Addr.Addr())
 	}
-	if err := d.cfg.IPAM.ReleaseEach(addrs); err != nil {
+	return addrs
+}
+
+// releaseAll gives back every address dualstack allocated for ep.
+func (d *Driver) releaseAll(ep *endpoint) {
+	if err := d.cfg.IPAM.ReleaseEach(ep.allocated(), nil); err != nil {
 		d.log.WithField("endpoint", short(ep.ID)).Warnf("release %s: %v", prefixes(ep.addresses()), err)
 	}
 }
@@ -503,10 +518,10 @@ func (d *Driver) deleteEndpoint(ep *endpoint) error {
 	if err := d.planes[mode].deleteEndpoint(d.networks[ep.NetworkID], ep); err != nil {
 		return err
 	}
-	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return del(tx, bucketEndpoints, ep.ID) }); err != nil {
-		return err
+	// The record and the addresses dualstack allocated go in one commit.
+	if err := d.cfg.IPAM.ReleaseEach(ep.allocated(), func(tx *bolt.Tx) error { return del(tx, bucketEndpoints, ep.ID) }); err != nil {
+		return fmt.Errorf("dualstack: forget endpoint %s and its addresses %s: %w", short(ep.ID), prefixes(ep.addresses()), err)
 	}
-	d.releaseAll(ep)
 	delete(d.endpoints, ep.ID)
 	d.log.WithField("endpoint", short(ep.ID)).Info("endpoint deleted")
 	return nil

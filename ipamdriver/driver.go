@@ -387,5 +387,5 @@ func (d *Driver) ReleaseAddress(req *ipam.ReleaseAddressRequest) error {
 	if err != nil {
 		return fmt.Errorf("invalid address %q to release from pool %s: %v", req.Address, req.PoolID, err)
 	}
-	return d.ReleaseEach(map[string][]netip.Addr{req.PoolID: {addr}})
+	return d.ReleaseEach(map[string][]netip.Addr{req.PoolID: {addr}}, nil)
 }

@@ -97,9 +97,11 @@ func (d *Driver) Allocations(poolID string) map[netip.Addr]string {
 
 // AllocateEach hands owner the next address of each pool in poolIDs, all
 // committed in one transaction (one pair of fsyncs for an endpoint's
-// extra addresses, not one per pool). An address owner already holds in a
-// pool comes back. On any failure nothing is allocated.
-func (d *Driver) AllocateEach(poolIDs []string, owner string) ([]netip.Prefix, error) {
+// extra addresses, not one per pool). with, if not nil, writes the
+// caller's own record of the addresses in that same transaction. An
+// address owner already holds in a pool comes back. On any failure,
+// with's included, nothing is allocated.
+func (d *Driver) AllocateEach(poolIDs []string, owner string, with func(tx *bolt.Tx, addrs []netip.Prefix) error) ([]netip.Prefix, error) {
 	if owner == "" {
 		return nil, fmt.Errorf("allocate from pools %v: no owner given", poolIDs)
 	}
@@ -131,6 +133,10 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string) ([]netip.Prefix, e
 		picks = append(picks, picked{p, addr, fresh})
 		undos = append(undos, u)
 	}
+	out := make([]netip.Prefix, len(picks))
+	for i, s := range picks {
+		out[i] = netip.PrefixFrom(s.addr, s.p.prefix.Bits())
+	}
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		for _, s := range picks {
 			if !s.fresh {
@@ -140,22 +146,23 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string) ([]netip.Prefix, e
 				return err
 			}
 		}
+		if with != nil {
+			return with(tx, out)
+		}
 		return nil
 	})
 	if err != nil {
 		undo()
 		return nil, fmt.Errorf("record addresses of %s in the state file: %w", owner, err)
 	}
-	out := make([]netip.Prefix, len(picks))
-	for i, s := range picks {
-		out[i] = netip.PrefixFrom(s.addr, s.p.prefix.Bits())
-	}
 	return out, nil
 }
 
 // ReleaseEach frees several addresses in one transaction; addresses not
-// held, or in pools that are gone, are skipped.
-func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr) error {
+// held, or in pools that are gone, are skipped. with, if not nil, runs in
+// that same transaction (the caller drops its own record of them); if it
+// fails, nothing is released.
+func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr, with func(tx *bolt.Tx) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	type item struct {
@@ -174,7 +181,7 @@ func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr) error {
 			}
 		}
 	}
-	if len(items) == 0 {
+	if len(items) == 0 && with == nil {
 		return nil
 	}
 	if err := d.db.Update(func(tx *bolt.Tx) error {
@@ -183,8 +190,14 @@ func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr) error {
 				return err
 			}
 		}
+		if with != nil {
+			return with(tx)
+		}
 		return nil
 	}); err != nil {
+		if len(items) == 0 {
+			return err
+		}
 		names := make([]string, len(items))
 		for i, it := range items {
 			names[i] = fmt.Sprintf("%s of pool %s", it.addr, it.p)

@@ -1,8 +1,11 @@
 package ipamdriver
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestAllocateEach: one address per pool in one commit, the same ones back
@@ -16,15 +19,15 @@ func TestAllocateEach(t *testing.T) {
 	e.mustAddr(full, "", mac(9))
 	e.mustAddr(full, "", mac(8))
 
-	got, err := e.d.AllocateEach([]string{a, b}, "endpoint:x")
+	got, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", nil)
 	if err != nil || len(got) != 2 || got[0].String() != "2001:db8:a::1/64" || got[1].String() != "2001:db8:b::1/64" {
 		t.Fatalf("AllocateEach = %v, %v", got, err)
 	}
-	again, err := e.d.AllocateEach([]string{a, b}, "endpoint:x")
+	again, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", nil)
 	if err != nil || again[0] != got[0] || again[1] != got[1] {
 		t.Fatalf("retry = %v, %v; want %v", again, err, got)
 	}
-	if _, err := e.d.AllocateEach([]string{a, full}, "endpoint:y"); err == nil {
+	if _, err := e.d.AllocateEach([]string{a, full}, "endpoint:y", nil); err == nil {
 		t.Fatal("allocation in a full pool succeeded")
 	}
 	if e.d.pools[a].alloc.Allocated(netip.MustParseAddr("2001:db8:a::2")) {
@@ -34,11 +37,88 @@ func TestAllocateEach(t *testing.T) {
 	if next := e.mustAddr(a, "", mac(1)); next != "2001:db8:a::2/64" {
 		t.Fatalf("after a failed batch the next address is %s, want ::2 (nothing kept of the batch)", next)
 	}
-	if err := e.d.ReleaseEach(map[string][]netip.Addr{a: {got[0].Addr()}, b: {got[1].Addr()}, "gone": {got[0].Addr()}}); err != nil {
+	if err := e.d.ReleaseEach(map[string][]netip.Addr{a: {got[0].Addr()}, b: {got[1].Addr()}, "gone": {got[0].Addr()}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.restart()
 	if n := len(e.d.Allocations(b)); n != 0 {
 		t.Fatalf("pool b holds %d addresses after ReleaseEach", n)
+	}
+}
+
+// TestEachWith: the caller's record commits with the addresses or not at
+// all, on the way in and on the way out.
+func TestEachWith(t *testing.T) {
+	e := newEnv(t)
+	a := e.pool("2001:db8:a::/64", "", true)
+	b := e.pool("2001:db8:b::/64", "", true)
+	bucket := []byte("caller")
+	record := func(tx *bolt.Tx, v string) error {
+		bk, err := tx.CreateBucketIfNotExists(bucket)
+		if err != nil {
+			return err
+		}
+		if v == "" {
+			return bk.Delete([]byte("ep"))
+		}
+		return bk.Put([]byte("ep"), []byte(v))
+	}
+	stored := func() string {
+		var v string
+		_ = e.db.View(func(tx *bolt.Tx) error {
+			if bk := tx.Bucket(bucket); bk != nil {
+				v = string(bk.Get([]byte("ep")))
+			}
+			return nil
+		})
+		return v
+	}
+	failing := errors.New("disk full")
+
+	if _, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", func(tx *bolt.Tx, _ []netip.Prefix) error {
+		_ = record(tx, "half")
+		return failing
+	}); !errors.Is(err, failing) {
+		t.Fatalf("AllocateEach with a failing record = %v, want its error", err)
+	}
+	if n := len(e.d.Allocations(a)) + len(e.d.Allocations(b)); n != 0 || stored() != "" {
+		t.Fatalf("after a failed record: %d addresses held, record %q; want none of either", n, stored())
+	}
+
+	var seen []netip.Prefix
+	got, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", func(tx *bolt.Tx, addrs []netip.Prefix) error {
+		seen = addrs
+		return record(tx, addrs[0].String()+" "+addrs[1].String())
+	})
+	if err != nil || len(seen) != 2 || seen[0] != got[0] || seen[1] != got[1] {
+		t.Fatalf("AllocateEach = %v, %v; the record saw %v", got, err, seen)
+	}
+	e.restart()
+	if want := "2001:db8:a::1/64 2001:db8:b::1/64"; stored() != want || len(e.d.Allocations(a)) != 1 || len(e.d.Allocations(b)) != 1 {
+		t.Fatalf("after a restart: record %q (want %q), %v and %v held", stored(), want, e.d.Allocations(a), e.d.Allocations(b))
+	}
+
+	held := map[string][]netip.Addr{a: {got[0].Addr()}, b: {got[1].Addr()}}
+	if err := e.d.ReleaseEach(held, func(tx *bolt.Tx) error {
+		_ = record(tx, "")
+		return failing
+	}); !errors.Is(err, failing) {
+		t.Fatalf("ReleaseEach with a failing record = %v, want its error", err)
+	}
+	e.restart()
+	if len(e.d.Allocations(a)) != 1 || len(e.d.Allocations(b)) != 1 || stored() == "" {
+		t.Fatalf("a failed release changed something: %v, %v held, record %q", e.d.Allocations(a), e.d.Allocations(b), stored())
+	}
+	if err := e.d.ReleaseEach(held, func(tx *bolt.Tx) error { return record(tx, "") }); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	if n := len(e.d.Allocations(a)) + len(e.d.Allocations(b)); n != 0 || stored() != "" {
+		t.Fatalf("after ReleaseEach: %d addresses held, record %q", n, stored())
+	}
+	// Nothing left to release: the record still goes.
+	_ = e.db.Update(func(tx *bolt.Tx) error { return record(tx, "left") })
+	if err := e.d.ReleaseEach(held, func(tx *bolt.Tx) error { return record(tx, "") }); err != nil || stored() != "" {
+		t.Fatalf("ReleaseEach of released addresses = %v, record %q; want the record gone", err, stored())
 	}
 }
