@@ -133,9 +133,7 @@ func (j *joins) watch(log logrus.FieldLogger, nsPath string, n *network, ep *end
 		tok := &token{j: j}
 		defer tok.release()
 		if !atJoin {
-			if err = waitNamespace(ctx, nsPath, resumeTick); err == nil {
-				err = tok.acquire(ctx)
-			}
+			err = resumeNamespace(ctx, tok, nsPath)
 		} else if !early {
 			err = waitNamespace(ctx, nsPath, time.Millisecond)
 		}
@@ -244,6 +242,21 @@ func waitResumed(ctx context.Context, tok *token, nsPath string, match sandbox.I
 		return nil, err
 	}
 	return link, tok.acquire(ctx)
+}
+
+// resumeNamespace takes tok, then waits for a resumed join's namespace
+// without it if it is not there yet, and takes it again when it comes.
+// Taking the token first keeps a start with hundreds of resumed joins from
+// checking every namespace at once while the plugin gets ready to serve.
+func resumeNamespace(ctx context.Context, tok *token, nsPath string) error {
+	if err := tok.acquire(ctx); err != nil || netns.Check(nsPath) == nil {
+		return err
+	}
+	tok.release()
+	if err := waitNamespace(ctx, nsPath, resumeTick); err != nil {
+		return err
+	}
+	return tok.acquire(ctx)
 }
 
 // waitNamespace returns once the namespace file at path is mounted (Engine
