@@ -54,13 +54,14 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 		echo "## engine $engine: dualstack against Docker's own drivers (same engine, same run)"
 		DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'RunRm|ConnectDisconnect' \
 			-benchtime "${BENCH_CYCLES:-40}x" ./integration/ | tee "$out/engine-$engine.txt" | grep -E '^(engine|Benchmark)'
-		awk '/RunRm\/docker-bridge/ { rd = $(NF-1) } /RunRm\/dualstack(-[0-9]+)? / { rs = $(NF-1) }
-		     /Disconnect\/docker-bridge/ { d = $(NF-1) } /Disconnect\/dualstack(-[0-9]+)? / { s = $(NF-1) }
-		     /\/docker-macvlan/ { dm = $(NF-1) } /\/dualstack-macvlan/ { sm = $(NF-1) }
+		# Each benchmark reports one "<median> <network>-ms" pair per network.
+		awk '/^BenchmarkRunRm/ { for (i = 2; i <= NF; i++) run[$i] = $(i-1) }
+		     /^BenchmarkConnectDisconnect/ { for (i = 2; i <= NF; i++) cd[$i] = $(i-1) }
+		     function ratio(what, a, b) { if (b > 0) printf "ratio %s: %.3f (median %.1f ms against %.1f ms)\n", what, a / b, a, b }
 		     END {
-		       if (rd > 0) printf "ratio docker run --rm dualstack/docker bridge: %.2f (median %.1f ms against %.1f ms)\n", rs / rd, rs, rd
-		       if (d > 0) printf "ratio connect+disconnect dualstack/docker bridge: %.2f (median %.1f ms against %.1f ms)\n", s / d, s, d
-		       if (dm > 0) printf "ratio connect+disconnect dualstack/docker macvlan: %.2f (median %.1f ms against %.1f ms)\n", sm / dm, sm, dm
+		       ratio("docker run --rm dualstack/docker bridge", run["dualstack-ms"], run["docker-bridge-ms"])
+		       ratio("connect+disconnect dualstack/docker bridge", cd["dualstack-ms"], cd["docker-bridge-ms"])
+		       ratio("connect+disconnect dualstack/docker macvlan", cd["dualstack-macvlan-ms"], cd["docker-macvlan-ms"])
 		     }' "$out/engine-$engine.txt"
 		if [ "${BENCH_SCALE:-1}" = 1 ] && [[ " ${BENCH_SCALE_ENGINES:-docker.io moby} " == *" $engine "* ]]; then
 			echo "## engine $engine: docker run --rm with 1 to ${BENCH_SCALE_MAX:-500} containers on the network; plugin restart with 1 and with that many endpoints"
