@@ -5,7 +5,8 @@
 #    same process (bench/ipamcompare, a separate module so the main module
 #    does not depend on moby);
 # 2. durable RequestAddress over the plugin's unix socket (p50/p99);
-# 3. fsyncs per durable allocation, counted with strace when it is present;
+# 3. fsyncs per durable allocation, counted with strace when it is present
+#    (BENCH_IPAM=0 skips 1-3);
 # 4. for each engine (BENCH_ENGINES, default Engine 20.10 and current
 #    Moby), on a private engine (root; BENCH_ENGINE=0 skips): docker run
 #    --rm, dualstack bridge against Docker's bridge; connect + disconnect
@@ -22,31 +23,38 @@ out=${BENCH_OUT:-build/bench}
 mkdir -p "$out"
 echo "# $(date -u +%Y-%m-%d) $(go version | cut -d' ' -f3) $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
-echo "## allocator: dualstack against Docker's default IPAM (same process)"
-(cd bench/ipamcompare && go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}") | tee "$out/ipam.txt" | grep -E '^Benchmark'
+if [ "${BENCH_IPAM:-1}" = 1 ]; then
+	echo "## allocator: dualstack against Docker's default IPAM (same process)"
+	(cd bench/ipamcompare && go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}") | tee "$out/ipam.txt" | grep -E '^Benchmark'
 
-echo "## allocator package"
-go test -run '^$' -bench . -benchmem ./ipamdriver/allocator/ | grep -E '^Benchmark'
+	echo "## allocator package"
+	go test -run '^$' -bench . -benchmem ./ipamdriver/allocator/ | grep -E '^Benchmark'
 
-echo "## durable RequestAddress over the unix socket"
-go test -run '^$' -bench DurableRequestAddress -benchtime 2000x ./plugin/ | tee "$out/durable.txt" | grep -E '^Benchmark'
+	echo "## durable RequestAddress over the unix socket"
+	go test -run '^$' -bench DurableRequestAddress -benchtime 2000x ./plugin/ | tee "$out/durable.txt" | grep -E '^Benchmark'
 
-if command -v strace >/dev/null; then
-	echo "## fsyncs per durable allocation"
-	go test -c -o "$out/plugin.test" ./plugin/
-	n=1000
-	strace -f -c -e trace=fsync,fdatasync -o "$out/strace.txt" \
-		"$out/plugin.test" -test.run '^$' -test.bench DurableRequestAddress -test.benchtime ${n}x >/dev/null
-	calls=$(awk '$NF ~ /^(fsync|fdatasync)$/ { s += $4 } END { print s + 0 }' "$out/strace.txt")
-	# The pool request and the state file's creation add a few; per 1000
-	# allocations they round away.
-	awk -v c="$calls" -v n="$n" 'BEGIN { printf "%d fsync/fdatasync calls for %d allocations: %.2f per allocation\n", c, n, c / n }'
+	if command -v strace >/dev/null; then
+		echo "## fsyncs per durable allocation"
+		go test -c -o "$out/plugin.test" ./plugin/
+		n=1000
+		strace -f -c -e trace=fsync,fdatasync -o "$out/strace.txt" \
+			"$out/plugin.test" -test.run '^$' -test.bench DurableRequestAddress -test.benchtime ${n}x >/dev/null
+		calls=$(awk '$NF ~ /^(fsync|fdatasync)$/ { s += $4 } END { print s + 0 }' "$out/strace.txt")
+		# The pool request and the state file's creation add a few; per 1000
+		# allocations they round away.
+		awk -v c="$calls" -v n="$n" 'BEGIN { printf "%d fsync/fdatasync calls for %d allocations: %.2f per allocation\n", c, n, c / n }'
+	else
+		echo "## fsyncs per durable allocation: skipped (apt-get install strace)"
+	fi
 else
-	echo "## fsyncs per durable allocation: skipped (apt-get install strace)"
+	echo "## IPAM benchmarks: skipped (BENCH_IPAM=0)"
 fi
 
 if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 	make --no-print-directory plugin >/dev/null
+	# The plugin logs at its default level, info, as users run it (the
+	# integration suite's debug level logs every request's body).
+	export DUALSTACK_IT_LOG_LEVEL=info
 	for engine in ${BENCH_ENGINES:-docker.io moby}; do
 		if [ "$engine" = moby ]; then
 			integration/engines/build-moby.sh >/dev/null

@@ -143,11 +143,17 @@ func installPlugin() error {
 
 // pluginSettings are the `docker plugin set` arguments of the suite's
 // plugin: its state is the engine's own. (The engine's exec-root is below
-// /run, which the plugin mounts by default.)
+// /run, which the plugin mounts by default.) Its log level is debug, for
+// the tests' failure reports, unless DUALSTACK_IT_LOG_LEVEL says otherwise
+// (bench/run.sh: info, the plugin's default, as users run it).
 func pluginSettings() []string {
+	level := os.Getenv("DUALSTACK_IT_LOG_LEVEL")
+	if level == "" {
+		level = "debug"
+	}
 	return []string{
 		"state.source=" + filepath.Join(eng.dir, "plugin-state"),
-		"LOG_LEVEL=debug",
+		"LOG_LEVEL=" + level,
 	}
 }
 
