@@ -15,8 +15,10 @@
 #    drivers, plotted to docs/scale-latency.png with gnuplot; a plugin
 #    restart (SIGKILL to serving) with 1 and with 500 endpoints
 #    (BENCH_SCALE=0 skips; BENCH_SCALE_ENGINES picks the engines, default
-#    both: about 25 minutes on Engine 20.10 and 13 on Moby on a 2-CPU
-#    machine).
+#    both; BENCH_SCALE_DRIVERS=dualstack runs dualstack's series only:
+#    about 15 minutes per series on Engine 20.10 and 7 on Moby on a 2-CPU
+#    machine, plus the engine's release of 500 endpoints after each;
+#    Engine 20.10 may keep a stale endpoint count then, see the README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-build/bench}
