@@ -520,7 +520,7 @@ func (d *Driver) deleteEndpoint(ep *endpoint) error {
 	}
 	// The record and the addresses dualstack allocated go in one commit.
 	if err := d.cfg.IPAM.ReleaseEach(ep.allocated(), func(tx *bolt.Tx) error { return del(tx, bucketEndpoints, ep.ID) }); err != nil {
-		return fmt.Errorf("dualstack: forget endpoint %s and its addresses %s: %w", short(ep.ID), prefixes(ep.addresses()), err)
+		return fmt.Errorf("dualstack: forget endpoint %s: %w", short(ep.ID), err)
 	}
 	delete(d.endpoints, ep.ID)
 	d.log.WithField("endpoint", short(ep.ID)).Info("endpoint deleted")

@@ -111,12 +111,12 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string, with func(tx *bolt
 		p     *pool
 		addr  netip.Addr
 		fresh bool
+		undo  func()
 	}
 	var picks []picked
-	var undos []func()
 	undo := func() {
-		for i := len(undos) - 1; i >= 0; i-- {
-			undos[i]()
+		for i := len(picks) - 1; i >= 0; i-- {
+			picks[i].undo()
 		}
 	}
 	for _, id := range poolIDs {
@@ -130,8 +130,7 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string, with func(tx *bolt
 			undo()
 			return nil, err
 		}
-		picks = append(picks, picked{p, addr, fresh})
-		undos = append(undos, u)
+		picks = append(picks, picked{p, addr, fresh, u})
 	}
 	out := make([]netip.Prefix, len(picks))
 	for i, s := range picks {
