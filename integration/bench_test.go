@@ -209,14 +209,14 @@ func BenchmarkScale(b *testing.B) {
 			lines = append(lines, fmt.Sprintf("%s %d %.1f", d.name, n, median(lat)))
 			b.Logf("%s with %d containers: run --rm median %.1f ms", d.name, n, median(lat))
 			if d.name == "dualstack" && (n == steps[0] || n == steps[len(steps)-1]) {
-				total, exec, own := restartToServing(b)
-				b.Logf("plugin restart with %d endpoints: %.0f ms from SIGKILL to serving, Docker's restart included; Docker started the new process after %.0f ms (±10); its own start %.0f ms", n, ms(total), ms(exec), ms(own))
+				total, started, own := restartToServing(b)
+				b.Logf("plugin restart with %d endpoints: %.0f ms from SIGKILL to serving, Docker's restart included; Docker started the new process after %.0f ms (±10); its own start %.0f ms", n, ms(total), ms(started), ms(own))
 				if n == steps[0] {
 					b.ReportMetric(ms(total), "restart-1-ms")
 				} else {
 					b.ReportMetric(ms(total), "restart-ms")
 					b.ReportMetric(ms(own), "own-start-ms")
-					b.ReportMetric(ms(exec), "exec-ms")
+					b.ReportMetric(ms(started), "exec-ms")
 					b.ReportMetric(float64(have), "endpoints")
 				}
 			}
@@ -245,7 +245,7 @@ func BenchmarkScale(b *testing.B) {
 // The wait polls the socket Docker dials (/run/docker/plugins/<id>/), not
 // /proc: with 500 containers a scan of every process each few milliseconds
 // would take a CPU from the engine and the plugin it measures.
-func restartToServing(b *testing.B) (total, exec, own time.Duration) {
+func restartToServing(b *testing.B) (total, started, own time.Duration) {
 	pids := pluginPIDs()
 	if len(pids) != 1 {
 		b.Fatalf("plugin processes %v", pids)
@@ -288,7 +288,7 @@ func restartToServing(b *testing.B) (total, exec, own time.Duration) {
 		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", now[0])); err == nil {
 			f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
 			if ticks, err := strconv.ParseInt(f[19], 10, 64); err == nil {
-				exec = time.Duration(ticks)*10*time.Millisecond - time.Duration(ts.Nano())
+				started = time.Duration(ticks)*10*time.Millisecond - time.Duration(ts.Nano())
 			}
 		}
 	}
@@ -299,7 +299,7 @@ func restartToServing(b *testing.B) (total, exec, own time.Duration) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			return total, exec, d
+			return total, started, d
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
