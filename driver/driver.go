@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/portmap"
+	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 )
 
 // Addresses is the part of dualstack's IPAM the network driver uses for the
@@ -55,12 +55,9 @@ type Config struct {
 	// UplinkAcceptRA lets the driver set accept_ra=2 on host interfaces
 	// whose accept_ra is 1 when it turns IPv6 forwarding on.
 	UplinkAcceptRA bool
-	// HostRun is the host directory (normally /run) that the plugin sees at
-	// RunMount; Docker's container network namespaces (SandboxKey) live
-	// below it. A mount point rather than the netns directory itself:
-	// recent runc versions let new mounts propagate only into a bind of a
-	// shared mount point, and the netns directory is none.
-	HostRun, RunMount string
+	// Sandboxes finds the container network namespaces Docker names by
+	// SandboxKey; nil takes keys as the plugin's own paths.
+	Sandboxes *sandboxkey.Resolver
 	// Firewall programs the packet filter; nil leaves it alone.
 	Firewall Firewall
 }
@@ -102,6 +99,7 @@ type Driver struct {
 	networks  map[string]*network
 	endpoints map[string]*endpoint
 	joins     *joins
+	sandboxes *sandboxkey.Resolver
 	// reserved holds the host ports each endpoint publishes.
 	reserved map[string][]*portmap.Reservation
 }
@@ -122,6 +120,9 @@ func New(cfg Config) (*Driver, error) {
 	d.planes = map[string]dataplane{ModeBridge: bridgePlane{}, ModeMacvlan: macvlanPlane{d}}
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
+	}
+	if d.sandboxes = cfg.Sandboxes; d.sandboxes == nil {
+		d.sandboxes = sandboxkey.New(sandboxkey.Config{})
 	}
 	if err := load(cfg.DB, bucketNetworks, d.log, func(id string, n *network) {
 		if n.ID != id {
@@ -546,9 +547,15 @@ func (d *Driver) EndpointInfo(req *api.InfoRequest) (*api.InfoResponse, error) {
 // Join answers with the interface to move into the container and the
 // gateways, and arranges the container-side work (see joins).
 func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
-	nsPath, err := d.sandboxPath(req.SandboxKey)
+	return d.JoinFrom(0, req)
+}
+
+// JoinFrom is Join from the process pid (dockerd, as the plugin's socket
+// tells it; 0 when not known), in whose mount namespace the SandboxKey is.
+func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, error) {
+	ns, err := d.sandboxes.Resolve(req.SandboxKey, pid)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dualstack: endpoint %s: %w", short(req.EndpointID), err)
 	}
 	d.mu.Lock()
 	ep, ok := d.endpoints[req.EndpointID]
@@ -565,7 +572,7 @@ func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := d.joins.start(d.log, nsPath, n, ep); err != nil {
+	if err := d.joins.start(d.log, ns, n, ep); err != nil {
 		d.mu.Lock()
 		_ = d.recordLeave(ep)
 		d.mu.Unlock()
@@ -583,28 +590,6 @@ func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
 		}
 	}
 	return resp, nil
-}
-
-// sandboxPath maps Docker's SandboxKey (a host path) to the path of the
-// same namespace file inside the plugin. Engine 20.10 creates the file only
-// when the container starts, so the file need not exist yet.
-func (d *Driver) sandboxPath(key string) (string, error) {
-	if key == "" {
-		return "", errors.New("dualstack: Join without a sandbox key")
-	}
-	if d.cfg.RunMount == "" {
-		return key, nil // not in a plugin rootfs: host paths are ours
-	}
-	host := filepath.Clean(key)
-	if rest, ok := strings.CutPrefix(host, "/var/run/"); ok {
-		host = "/run/" + rest
-	}
-	hostRun := filepath.Clean(d.cfg.HostRun)
-	rest, ok := strings.CutPrefix(host, hostRun+"/")
-	if !ok {
-		return "", fmt.Errorf("dualstack: the container's network namespace %s is outside %s, the host directory the plugin sees: mount dockerd's exec-root into the plugin (docker plugin set dualstack:latest run.source=DIR HOST_RUN=DIR)", key, hostRun)
-	}
-	return filepath.Join(d.cfg.RunMount, rest), nil
 }
 
 // recordJoin records that ep joined the container of sandbox, so that a

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
+	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 )
 
@@ -33,10 +35,16 @@ const resumeWorkers = 2
 // while it holds one of the resumeWorkers tokens (see waitResumed).
 const resumeInterfaceWait = time.Second
 
-// resumeTick is how often a resumed join looks for a namespace that does
-// not exist yet (an Engine 20.10 container still starting, or one that
-// stopped while the plugin was down and never comes).
-const resumeTick = 50 * time.Millisecond
+// reachGrace is how long a join waits for its container's namespace before
+// it says, at error level, that the namespace is not there and why that may
+// be: Engine 20.10 mounts it while the container starts, within a second
+// even on a busy host, and a namespace the plugin cannot reach never comes.
+const reachGrace = 3 * time.Second
+
+// connectivityWait bounds ProgramExternalConnectivity's wait for the
+// container side of the joins: the container's process starts only after
+// it, and a start must never hang on the plugin.
+const connectivityWait = 5 * time.Second
 
 // joins runs the container side of each join.
 //
@@ -50,12 +58,13 @@ const resumeTick = 50 * time.Millisecond
 // Current engines create the container's namespace before they join it to
 // networks, and call ProgramExternalConnectivity after the move and before
 // the container's process starts: Join sets the defaults at once, and that
-// call waits for the watchers of the container, so the process never starts
-// before its addresses exist. Engine 20.10 creates the namespace only when
-// the container is being started (runc's prestart hook) and calls no plugin
-// between the move and the start: there the watcher waits for the namespace
-// to appear, sets the defaults and configures the interface as soon as it
-// arrives, racing the hook's remaining work.
+// call waits for the watchers of the container (at most connectivityWait),
+// so the process never starts before its addresses exist. Engine 20.10
+// creates the namespace only when the container is being started (runc's
+// prestart hook) and calls no plugin between the move and the start: there
+// the watcher waits for the namespace's mount (woken by the mount itself,
+// see sandboxkey.Namespace.Wait), sets the defaults and configures the
+// interface as soon as it arrives, racing the hook's remaining work.
 type joins struct {
 	mu      sync.Mutex
 	pending map[string]*pendingJoin // by endpoint ID
@@ -63,6 +72,9 @@ type joins struct {
 	configure configureFunc
 	// resuming holds a token per resumed join at work (resumeWorkers).
 	resuming chan struct{}
+	// grace and connectivity are reachGrace and connectivityWait; tests
+	// shorten them.
+	grace, connectivity time.Duration
 }
 
 // configureFunc configures the container's interface (see
@@ -70,6 +82,8 @@ type joins struct {
 type configureFunc func(nsPath string, m sandbox.InterfaceMatch, addrs []netip.Prefix, ra sandbox.RA) error
 
 type pendingJoin struct {
+	// sandbox is the container's SandboxKey: joins with the same key are
+	// the same container's.
 	sandbox string
 	// early: the namespace existed at Join, so the move happens before
 	// ProgramExternalConnectivity, which may wait for this join.
@@ -77,15 +91,23 @@ type pendingJoin struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // set before done is closed
+	// stage says what the watcher waits for, for a wait that times out.
+	stage atomic.Value
 }
 
 func newJoins() *joins {
-	return &joins{pending: map[string]*pendingJoin{}, configure: sandbox.ConfigureInterface, resuming: make(chan struct{}, resumeWorkers)}
+	return &joins{
+		pending:      map[string]*pendingJoin{},
+		configure:    sandbox.ConfigureInterface,
+		resuming:     make(chan struct{}, resumeWorkers),
+		grace:        reachGrace,
+		connectivity: connectivityWait,
+	}
 }
 
-// start prepares the namespace at nsPath and starts the watcher for ep.
-func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *endpoint) error {
-	return j.watch(log, nsPath, n, ep, true)
+// start prepares the namespace ns and starts the watcher for ep.
+func (j *joins) start(log logrus.FieldLogger, ns sandboxkey.Namespace, n *network, ep *endpoint) error {
+	return j.watch(log, ns, n, ep, true)
 }
 
 // resume starts the watcher for a join a previous plugin process left
@@ -94,17 +116,18 @@ func (j *joins) start(log logrus.FieldLogger, nsPath string, n *network, ep *end
 // before returning: everything happens in the watcher, at most
 // resumeWorkers at a time, and a plugin start with many joined endpoints
 // waits for none of them.
-func (j *joins) resume(log logrus.FieldLogger, nsPath string, n *network, ep *endpoint) error {
-	return j.watch(log, nsPath, n, ep, false)
+func (j *joins) resume(log logrus.FieldLogger, ns sandboxkey.Namespace, n *network, ep *endpoint) error {
+	return j.watch(log, ns, n, ep, false)
 }
 
 // watch starts the watcher for ep; atJoin prepares an existing namespace
 // before it returns, as Join needs (see start).
-func (j *joins) watch(log logrus.FieldLogger, nsPath string, n *network, ep *endpoint, atJoin bool) error {
+func (j *joins) watch(log logrus.FieldLogger, ns sandboxkey.Namespace, n *network, ep *endpoint, atJoin bool) error {
 	mac, err := net.ParseMAC(ep.MAC)
 	if err != nil {
 		return fmt.Errorf("dualstack: endpoint %s has a bad MAC address %q", short(ep.ID), ep.MAC)
 	}
+	nsPath := ns.Path
 	early := atJoin && netns.Check(nsPath) == nil
 	if early {
 		if err := sandbox.PrepareNamespace(nsPath, n.Options.ra()); err != nil {
@@ -112,7 +135,8 @@ func (j *joins) watch(log logrus.FieldLogger, nsPath string, n *network, ep *end
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
-	p := &pendingJoin{sandbox: nsPath, early: early, cancel: cancel, done: make(chan struct{})}
+	p := &pendingJoin{sandbox: ns.Key, early: early, cancel: cancel, done: make(chan struct{})}
+	p.stage.Store("waiting for the container's network namespace")
 	j.mu.Lock()
 	if old := j.pending[ep.ID]; old != nil {
 		old.cancel()
@@ -133,15 +157,16 @@ func (j *joins) watch(log logrus.FieldLogger, nsPath string, n *network, ep *end
 		tok := &token{j: j}
 		defer tok.release()
 		if !atJoin {
-			err = resumeNamespace(ctx, tok, nsPath)
+			err = resumeNamespace(ctx, tok, ns)
 		} else if !early {
-			err = waitNamespace(ctx, nsPath, time.Millisecond)
+			err = j.awaitNamespace(ctx, log, ns)
 		}
 		if err == nil && !early {
 			err = sandbox.PrepareNamespace(nsPath, n.Options.ra())
 		}
 		var link netlink.Link
 		if err == nil {
+			p.stage.Store("waiting for the interface to arrive in the container")
 			if atJoin {
 				link, err = sandbox.WaitInterface(ctx, nsPath, match)
 			} else {
@@ -152,6 +177,7 @@ func (j *joins) watch(log logrus.FieldLogger, nsPath string, n *network, ep *end
 			err = enableIPv6(nsPath, link.Attrs().Index)
 		}
 		if err == nil {
+			p.stage.Store("configuring the container's interface")
 			// Docker renames the interface while it configures it; a step
 			// that named it just before the rename fails and is tried again
 			// (the interface is found by MAC each time).
@@ -171,9 +197,29 @@ func (j *joins) watch(log logrus.FieldLogger, nsPath string, n *network, ep *end
 		case errors.Is(err, context.Canceled):
 			j.forget(ep.ID, p)
 		default:
-			log.Errorf("configure the container's interface: %v", err)
+			log.WithError(err).WithField("sandbox", ns.Key).Error("configure the container's interface")
 		}
 	}()
+	return nil
+}
+
+// awaitNamespace waits for a joining container's namespace (Engine 20.10
+// mounts it while the container starts). One that is not there after
+// j.grace is reported at error level with what may keep it away, and
+// waited for on until ctx ends.
+func (j *joins) awaitNamespace(ctx context.Context, log logrus.FieldLogger, ns sandboxkey.Namespace) error {
+	brief, stop := context.WithTimeout(ctx, j.grace)
+	err := ns.Wait(brief)
+	stop()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	log.WithField("sandbox", ns.Key).Errorf("the container's network namespace is not there %s after Join: %s", j.grace, ns.Hint())
+	start := time.Now()
+	if err := ns.Wait(ctx); err != nil {
+		return err
+	}
+	log.WithField("sandbox", ns.Key).Warnf("the container's network namespace appeared %s after Join", (j.grace + time.Since(start)).Round(time.Millisecond))
 	return nil
 }
 
@@ -248,30 +294,15 @@ func waitResumed(ctx context.Context, tok *token, nsPath string, match sandbox.I
 // without it if it is not there yet, and takes it again when it comes.
 // Taking the token first keeps a start with hundreds of resumed joins from
 // checking every namespace at once while the plugin gets ready to serve.
-func resumeNamespace(ctx context.Context, tok *token, nsPath string) error {
-	if err := tok.acquire(ctx); err != nil || netns.Check(nsPath) == nil {
+func resumeNamespace(ctx context.Context, tok *token, ns sandboxkey.Namespace) error {
+	if err := tok.acquire(ctx); err != nil || netns.Check(ns.Path) == nil {
 		return err
 	}
 	tok.release()
-	if err := waitNamespace(ctx, nsPath, resumeTick); err != nil {
+	if err := ns.Wait(ctx); err != nil {
 		return err
 	}
 	return tok.acquire(ctx)
-}
-
-// waitNamespace returns once the namespace file at path is mounted (Engine
-// 20.10 creates it while the container starts), looking every interval.
-func waitNamespace(ctx context.Context, path string, interval time.Duration) error {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for netns.Check(path) != nil {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the container's network namespace %s did not appear: %w", path, ctx.Err())
-		case <-tick.C:
-		}
-	}
-	return nil
 }
 
 // forget drops p if it is still ep's pending join.
@@ -295,7 +326,8 @@ func (j *joins) cancel(epID string) {
 }
 
 // wait returns when every pending join in the container of endpoint epID is
-// complete, with the first error.
+// complete, with the first error, or with an error once j.connectivity has
+// passed: the container would start without its addresses.
 func (j *joins) wait(epID string) error {
 	j.mu.Lock()
 	p := j.pending[epID]
@@ -308,8 +340,15 @@ func (j *joins) wait(epID string) error {
 		}
 	}
 	j.mu.Unlock()
+	deadline := time.NewTimer(j.connectivity)
+	defer deadline.Stop()
 	for _, q := range same {
-		<-q.done // the watcher's own timeout bounds this
+		select {
+		case <-q.done:
+		case <-deadline.C:
+			return fmt.Errorf("dualstack: the container side of the join is not done after %s (still %s in %s), "+
+				"so the container would start without its addresses: see the plugin's log", j.connectivity, q.stage.Load(), q.sandbox)
+		}
 		if q.err != nil && !errors.Is(q.err, context.Canceled) {
 			return fmt.Errorf("dualstack: configure the container's interface: %w", q.err)
 		}

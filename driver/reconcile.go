@@ -114,11 +114,11 @@ func (d *Driver) ResumeJoins() {
 		if ep.Sandbox == "" {
 			continue
 		}
-		nsPath, err := d.sandboxPath(ep.Sandbox)
-		if err != nil {
-			continue
+		ns, err := d.sandboxes.Resolve(ep.Sandbox, 0)
+		if err == nil {
+			err = d.joins.resume(d.log, ns, d.networks[ep.NetworkID], ep)
 		}
-		if err := d.joins.resume(d.log, nsPath, d.networks[ep.NetworkID], ep); err != nil {
+		if err != nil {
 			d.log.WithField("endpoint", short(ep.ID)).Warnf("resume the container side of the join: %v", err)
 		}
 	}

@@ -126,7 +126,7 @@ func TestResumeNotHeldUp(t *testing.T) {
 	h.moveIn(sb, "dsca3a3a3a3a3a3", "eth0", "192.0.2.4/24", "2001:db8:1::4/64")
 
 	h.restart()
-	time.Sleep(2 * resumeTick)
+	time.Sleep(100 * time.Millisecond)
 	if err := os.WriteFile(key, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ package plugin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/docker/go-plugins-helpers/sdk"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/dualstack-net/dualstack/ipamdriver"
 )
@@ -58,6 +60,15 @@ type Server struct {
 	log logrus.FieldLogger
 }
 
+// JoinerFrom is a network driver that wants to know which process a Join
+// comes from: its SandboxKey is a path in that process's (dockerd's) mount
+// namespace.
+type JoinerFrom interface {
+	// JoinFrom is Join from the process pid, 0 where the socket does not
+	// tell it (or the process is outside the plugin's pid namespace).
+	JoinFrom(pid int, req *network.JoinRequest) (*network.JoinResponse, error)
+}
+
 // New returns a server for the given drivers.
 func New(nd network.Driver, id IPAM, log logrus.FieldLogger) *Server {
 	s := &Server{mux: http.NewServeMux(), log: log}
@@ -74,7 +85,11 @@ func New(nd network.Driver, id IPAM, log logrus.FieldLogger) *Server {
 	handle(s, "/NetworkDriver.CreateEndpoint", nd.CreateEndpoint)
 	handle(s, "/NetworkDriver.DeleteEndpoint", noReply(nd.DeleteEndpoint))
 	handle(s, "/NetworkDriver.EndpointOperInfo", nd.EndpointInfo)
-	handle(s, "/NetworkDriver.Join", nd.Join)
+	if jf, ok := nd.(JoinerFrom); ok {
+		handleFrom(s, "/NetworkDriver.Join", jf.JoinFrom)
+	} else {
+		handle(s, "/NetworkDriver.Join", nd.Join)
+	}
 	handle(s, "/NetworkDriver.Leave", noReply(nd.Leave))
 	handle(s, "/NetworkDriver.DiscoverNew", noReply(nd.DiscoverNew))
 	handle(s, "/NetworkDriver.DiscoverDelete", noReply(nd.DiscoverDelete))
@@ -96,11 +111,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Serve answers requests on l until l is closed or srv is shut down.
 func (s *Server) Serve(srv *http.Server, l net.Listener) error {
 	srv.Handler = s.mux
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, peerKey{}, peerPID(c))
+	}
 	err := srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
+}
+
+// peerKey holds, in a connection's context, the peer's process ID.
+type peerKey struct{}
+
+// peerPID is the process ID of the process at the other end of a unix
+// socket connection (SO_PEERCRED), 0 if not known: another kind of
+// connection, or a process outside the plugin's pid namespace.
+func peerPID(c net.Conn) int {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return 0
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	pid := 0
+	_ = raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
@@ -112,6 +154,19 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 // and encodes the reply or the error. One info line per request; the bodies
 // at debug.
 func handle[Req, Resp any](s *Server, path string, fn func(*Req) (Resp, error)) {
+	serve(s, path, func(_ *http.Request, req *Req) (Resp, error) { return fn(req) })
+}
+
+// handleFrom is handle for a call that wants the process ID of the process
+// the request comes from (see peerPID).
+func handleFrom[Req, Resp any](s *Server, path string, fn func(int, *Req) (Resp, error)) {
+	serve(s, path, func(r *http.Request, req *Req) (Resp, error) {
+		pid, _ := r.Context().Value(peerKey{}).(int)
+		return fn(pid, req)
+	})
+}
+
+func serve[Req, Resp any](s *Server, path string, fn func(*http.Request, *Req) (Resp, error)) {
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		log := s.log.WithField("path", path)
@@ -133,7 +188,7 @@ func handle[Req, Resp any](s *Server, path string, fn func(*Req) (Resp, error)) 
 			return
 		}
 		log.WithField("request", debugJSON{req}).Debug("request")
-		resp, err := fn(req)
+		resp, err := fn(r, req)
 		log = log.WithField("took", time.Since(start))
 		if err != nil {
 			log.Infof("error: %v", err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -318,5 +319,63 @@ func TestUnixSocket(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Serve after shutdown: %v", err)
+	}
+}
+
+// joinerFrom records the process each Join came from.
+type joinerFrom struct {
+	fakeNetwork
+	pids chan int
+}
+
+func (j joinerFrom) JoinFrom(pid int, req *network.JoinRequest) (*network.JoinResponse, error) {
+	j.pids <- pid
+	return &network.JoinResponse{}, nil
+}
+
+// TestJoinFromTheSocketPeer: a Join served on the unix socket tells the
+// driver the process it came from (dockerd, for the plugin).
+func TestJoinFromTheSocketPeer(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "dualstack.sock")
+	l, err := ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	nd := joinerFrom{pids: make(chan int, 10)}
+	srv := &http.Server{}
+	go New(nd, &fakeIPAM{}, log).Serve(srv, l)
+	defer srv.Shutdown(context.Background())
+
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	for i := 0; i < 2; i++ {
+		r, err := client.Post("http://plugin/NetworkDriver.Join", "application/json", strings.NewReader(`{"EndpointID":"e"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("Join: %s", r.Status)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if pid := <-nd.pids; pid != os.Getpid() {
+			t.Fatalf("Join from %d, want this process, %d", pid, os.Getpid())
+		}
+	}
+	// Without a unix socket behind it, the process is not known.
+	ts := httptest.NewServer(New(nd, &fakeIPAM{}, log))
+	defer ts.Close()
+	r, err := http.Post(ts.URL+"/NetworkDriver.Join", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if pid := <-nd.pids; pid != 0 {
+		t.Fatalf("Join over TCP from %d, want 0", pid)
 	}
 }

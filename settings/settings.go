@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/driver/firewall"
+	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 )
 
@@ -35,6 +36,9 @@ type Settings struct {
 	HostRun string
 	// FirewallBackend is FIREWALL_BACKEND: auto (""), nft or legacy.
 	FirewallBackend firewall.Backend
+	// NetnsAccess is NETNS_ACCESS: how the plugin reaches container
+	// network namespaces (auto, proc or mount).
+	NetnsAccess sandboxkey.Mechanism
 }
 
 // Defaults for settings that config.json does not expose.
@@ -78,6 +82,9 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 	}
 	if s.FirewallBackend, err = firewall.ParseBackend(get("FIREWALL_BACKEND", "auto")); err != nil {
 		errs = append(errs, "FIREWALL_BACKEND: "+err.Error())
+	}
+	if s.NetnsAccess, err = sandboxkey.ParseMechanism(get("NETNS_ACCESS", "auto")); err != nil {
+		errs = append(errs, "NETNS_ACCESS="+err.Error())
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("bad plugin settings (fix with `docker plugin set dualstack NAME=value`): %s", strings.Join(errs, "; "))

@@ -16,12 +16,17 @@ import (
 
 	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/driver/firewall"
+	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/plugin"
 	"github.com/dualstack-net/dualstack/settings"
 	"github.com/dualstack-net/dualstack/state"
 )
+
+// The SandboxKey of a Join is a path in dockerd's mount namespace: the
+// driver takes the pid of the process each Join comes from.
+var _ plugin.JoinerFrom = (*driver.Driver)(nil)
 
 // firewallSyncInterval is how often the plugin checks that its firewall
 // rules are still in place.
@@ -85,6 +90,12 @@ func run(log *logrus.Logger) error {
 		// made at the same time would otherwise overwrite each other.
 		os.Setenv("XTABLES_LOCKFILE", filepath.Join(runMount, "xtables.lock"))
 	}
+	sandboxes := sandboxkey.New(sandboxkey.Config{Want: cfg.NetnsAccess, HostRun: cfg.HostRun, RunMount: runMount, Parent: os.Getppid()})
+	if err := sandboxes.Problem(); err != nil {
+		log.WithField("mechanism", sandboxes.Mechanism()).WithError(err).Error("container network namespaces cannot be reached: joins will fail")
+	} else {
+		log.WithField("mechanism", sandboxes.Mechanism()).Info("container network namespaces: " + sandboxes.Describe())
+	}
 	rules, err := firewall.New(cfg.FirewallBackend)
 	if err != nil {
 		return err
@@ -97,8 +108,7 @@ func run(log *logrus.Logger) error {
 		IPAM:           ipamDriver,
 		Log:            log.WithField("driver", "network"),
 		UplinkAcceptRA: cfg.UplinkAcceptRA,
-		HostRun:        cfg.HostRun,
-		RunMount:       runMount,
+		Sandboxes:      sandboxes,
 	})
 	if err != nil {
 		return err
