@@ -5,8 +5,11 @@
 # iptables/ip6tables in both flavours (nft and legacy, taken from Debian's
 # packages); building it needs root and a Debian machine. The plugin runs
 # with CAP_NET_ADMIN (links, addresses, routes, nftables), CAP_SYS_ADMIN
-# (entering container network namespaces, mounts) and CAP_NET_RAW: legacy
-# iptables (libiptc) programs the kernel through a SOCK_RAW socket.
+# (entering container network namespaces, mounts), CAP_NET_RAW (legacy
+# iptables, libiptc, programs the kernel through a SOCK_RAW socket), and the
+# host's pid namespace with CAP_SYS_PTRACE (container namespaces are looked
+# up in dockerd's mount namespace, /proc/<pid>/root; see the README's
+# "Hosts and privileges").
 
 GO              ?= go
 PLUGIN          ?= dualstack:latest
@@ -21,7 +24,7 @@ DEBS_DIR        ?= $(BUILD)/debs
 
 .DEFAULT_GOAL := help
 
-.PHONY: engines help build plugin install demo test fuzz integration integration-moby test-all bench clean
+.PHONY: engines help build plugin install demo test fuzz integration integration-moby integration-shared test-all bench clean
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -38,22 +41,31 @@ plugin: build ## Build the plugin (config.json + rootfs) in build/plugin (needs 
 install: plugin ## Create and enable the plugin PLUGIN in the local Docker (DOCKER_HOST, PLUGIN_SETTINGS)
 	packaging/install.sh '$(PLUGIN)' $(PLUGIN_DIR) $(PLUGIN_SETTINGS)
 
-demo: install ## Install the plugin and show it at work on a throwaway network
-	packaging/demo.sh '$(PLUGIN)'
+demo: plugin ## Show the plugin at work: install it and run containers on a throwaway network (starts a private engine when no Docker daemon answers; root)
+	packaging/demo.sh '$(PLUGIN)' $(PLUGIN_DIR) $(PLUGIN_SETTINGS)
 
 test: ## Run the unit tests with the race detector (kernel tests need root)
 	@[ "$$($(GO) env CGO_ENABLED)" = 1 ] || { \
 		echo 'make test: go test -race needs cgo and a C compiler (apt-get install gcc)' >&2; exit 1; }
 	$(GO) test -race ./...
 
-integration: plugin ## Run the end-to-end tests against a private dockerd (root)
+integration: plugin ## Run the end-to-end tests against a private Engine 20.10 whose root mount is private, as on hosts without systemd (root)
 	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
 
 engines: ## Build the current Moby engine, runc and compose v5 into the cache (once; Engine 20.10 is Debian's docker.io)
-	GO=$(GO) integration/engines/build-moby.sh
+	GO=$(GO) engines/build-moby.sh
 
-integration-moby: plugin engines ## Run the end-to-end tests against the current Moby engine (builds it once; root)
+integration-moby: plugin engines ## Run the end-to-end tests against the current Moby engine, root mount private (builds it once; root)
 	DUALSTACK_ENGINE=moby $(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
+
+# The end-to-end tests whose outcome depends on how the host propagates
+# mounts, run again on both engines with the engine's root mount shared, as
+# on systemd hosts.
+SHARED_TESTS := ^(TestNamespaceMechanism|TestNamespacesUnreachable|TestFirstCommandSeesEveryAddress|TestMacvlanFirstCommandSeesEveryAddress|TestConnectDisconnect|TestBridgeSurvives)$$
+
+integration-shared: plugin engines ## Run the mount-dependent end-to-end tests on both engines with a shared root mount, as on systemd hosts (root)
+	DUALSTACK_ROOT=shared $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(SHARED_TESTS)' ./integration/...
+	DUALSTACK_ROOT=shared DUALSTACK_ENGINE=moby $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(SHARED_TESTS)' ./integration/...
 
 # The fuzz targets, their packages and how many inputs each runs (a count,
 # not a duration: a duration that ends while a worker is busy makes go test
@@ -68,11 +80,12 @@ fuzz: ## Run each fuzz target for a fixed number of inputs (FUZZSCALE=10 for ten
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${n}x $$pkg; \
 	done
 
-test-all: ## Run every test: unit tests, a short fuzz run, end to end on Engine 20.10 and on current Moby
+test-all: ## Run every test: unit tests, a short fuzz run, end to end on Engine 20.10 and on current Moby (private root mount), and the mount-dependent part again with a shared one
 	@$(MAKE) --no-print-directory test
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory integration-moby
+	@$(MAKE) --no-print-directory integration-shared
 
 bench: ## Run the benchmarks behind the README's figures (bench/run.sh)
 	bench/run.sh

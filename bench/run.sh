@@ -9,7 +9,9 @@
 #    (BENCH_IPAM=0 skips 1-3);
 # 4. for each engine (BENCH_ENGINES, default Engine 20.10 and current
 #    Moby), on a private engine (root; BENCH_ENGINE=0 skips): docker run
-#    --rm, dualstack bridge against Docker's bridge; connect + disconnect
+#    --rm, dualstack bridge against Docker's bridge, with the engine's root
+#    mount private (hosts without systemd) and again with it shared
+#    (systemd hosts), and the ratio of the two; connect + disconnect
 #    of a running container, bridge against bridge and macvlan against
 #    macvlan; docker run --rm with 1 to 500 containers on the network, both
 #    drivers, plotted to docs/scale-latency.png with gnuplot; a plugin
@@ -59,7 +61,7 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 	export DUALSTACK_IT_LOG_LEVEL=info
 	for engine in ${BENCH_ENGINES:-docker.io moby}; do
 		if [ "$engine" = moby ]; then
-			integration/engines/build-moby.sh >/dev/null
+			engines/build-moby.sh >/dev/null
 		fi
 		echo "## engine $engine: dualstack against Docker's own drivers (same engine, same run)"
 		DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'RunRm|ConnectDisconnect' \
@@ -73,6 +75,19 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 		       ratio("connect+disconnect dualstack/docker bridge", cd["dualstack-ms"], cd["docker-bridge-ms"])
 		       ratio("connect+disconnect dualstack/docker macvlan", cd["dualstack-macvlan-ms"], cd["docker-macvlan-ms"])
 		     }' "$out/engine-$engine.txt"
+		# The engine above runs with its root mount private, as on hosts
+		# without systemd; the same docker run --rm with a shared one, as on
+		# systemd hosts (issue 12: the plugin costs no more on either).
+		echo "## engine $engine: docker run --rm with the engine's root mount shared (systemd hosts) against private"
+		DUALSTACK_ROOT=shared DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'RunRm' \
+			-benchtime "${BENCH_CYCLES:-40}x" ./integration/ | tee "$out/engine-$engine-shared.txt" | grep -E '^(engine|Benchmark)'
+		awk 'FNR == 1 { f++ }
+		     /^BenchmarkRunRm/ { for (i = 2; i <= NF; i++) run[f, $i] = $(i-1) }
+		     END {
+		       p = run[1, "dualstack-ms"]; s = run[2, "dualstack-ms"]; dp = run[1, "docker-bridge-ms"]; ds = run[2, "docker-bridge-ms"]
+		       if (s > 0 && ds > 0 && dp > 0)
+		         printf "ratio docker run --rm dualstack, private/shared root: %.3f (median %.1f ms against %.1f ms); against Docker'"'"'s bridge in each run: %.3f (%.3f against %.3f)\n", p / s, p, s, (p / dp) / (s / ds), p / dp, s / ds
+		     }' "$out/engine-$engine.txt" "$out/engine-$engine-shared.txt"
 		if [ "${BENCH_SCALE:-1}" = 1 ] && [[ " ${BENCH_SCALE_ENGINES:-docker.io moby} " == *" $engine "* ]]; then
 			echo "## engine $engine: docker run --rm with 1 to ${BENCH_SCALE_MAX:-500} containers on the network; plugin restart with 1 and with that many endpoints"
 			DUALSTACK_ENGINE=$engine BENCH_SCALE_OUT="$PWD/$out/scale-$engine.txt" go test -tags integration -count=1 -run '^$' \

@@ -12,10 +12,15 @@
 # mounted, as it would on a host. It is prepared once:
 #   - /sys is mounted again, so that it shows NETNS's interfaces, and the
 #     cgroup mounts below it are mounted again with the host's options;
-#   - mounts are made shared, and /run made a shared mount point as on a
-#     systemd host, so that the netns files dockerd creates (below its
-#     exec-root in /run) after a managed plugin started still propagate into
-#     the plugin's own mount namespace (its /run mount is rslave).
+#   - DUALSTACK_ROOT (read when the namespace is made) says how mounts
+#     propagate in it, for the two kinds of hosts there are:
+#       private (the default): nothing propagates, as on a host without
+#         systemd (Alpine/OpenRC, Docker-in-Docker, many minimal VMs and
+#         this project's build machine): netns files dockerd creates after
+#         a managed plugin started never show up in the plugin's own mount
+#         namespace through its bind mounts;
+#       shared: mounts are shared and /run is a shared mount point, as on a
+#         systemd host, so they do.
 # --delete removes both namespaces (stop what runs in them first).
 set -eu
 mntdir=/run/dualstack-mnt
@@ -51,13 +56,19 @@ if ! nsenter --mount="$mntdir/$ns" true 2>/dev/null; then
 	touch "$mntdir/$ns"
 	# The host's cgroup mounts: "source mountpoint type options", one a line.
 	cgroups=$(awk '$2 ~ "^/sys/fs/cgroup" { print $1, $2, $3, $4 }' /proc/mounts)
-	nsenter --net="/run/netns/$ns" unshare --mount="$mntdir/$ns" --propagation slave /bin/sh -eu -c '
+	root=${DUALSTACK_ROOT:-private}
+	case $root in
+	private | shared) ;;
+	*) echo "in-netns.sh: DUALSTACK_ROOT=$root: want private or shared" >&2; exit 1 ;;
+	esac
+	nsenter --net="/run/netns/$ns" unshare --mount="$mntdir/$ns" --propagation private /bin/sh -eu -c '
 		mount -t sysfs sysfs /sys
 		echo "$1" | while read -r src dir type opts; do
 			[ -n "$dir" ] || continue
 			mkdir -p "$dir"
 			mount -t "$type" -o "$opts" "$src" "$dir"
 		done
+		[ "$2" = shared ] || exit 0
 		mount --make-rshared /
 		# /run is a shared mount point on a systemd host, and the plugin
 		# relies on it (runc lets new mounts propagate only into a bind of
@@ -66,7 +77,7 @@ if ! nsenter --mount="$mntdir/$ns" true 2>/dev/null; then
 			mount --rbind /run /run
 			mount --make-rshared /run
 		fi
-	' in-netns "$cgroups"
+	' in-netns "$cgroups" "$root"
 fi
 
 exec nsenter --net="/run/netns/$ns" --mount="$mntdir/$ns" --wd=/ "$@"

@@ -25,20 +25,24 @@ import (
 //   - docker.io (the default): Debian's dockerd (Engine 20.10), which starts
 //     its own containerd;
 //   - moby: the current Moby dockerd and its runc, built into a cache by
-//     integration/engines/build-moby.sh, with Debian's containerd started
+//     engines/build-moby.sh, with Debian's containerd started
 //     beside it in the same network namespace (restart restarts dockerd
 //     only, as on a host where containerd is a service of its own).
 type engine struct {
 	external bool
 	kind     string // DUALSTACK_ENGINE: docker.io or moby
-	netns    string // network namespace of a private engine
-	dir      string // data-root, socket, log and plugin state live here
+	// root is DUALSTACK_ROOT, how mounts propagate in a private engine's
+	// mount namespace (see in-netns.sh): private (the default, as on hosts
+	// without systemd) or shared (as on systemd hosts).
+	root  string
+	netns string // network namespace of a private engine
+	dir   string // data-root, socket, log and plugin state live here
 	// execRoot is dockerd's exec-root, below /run as on a host: the plugin
 	// sees container network namespaces through its mount of /run.
 	execRoot string
 	host     string // DOCKER_HOST value
 	args     []string
-	env      []string // dockerd's and containerd's environment (nil: the suite's)
+	env      []string // dockerd's and containerd's environment
 	cmd      *exec.Cmd
 	logFile  *os.File
 	ctrd     *containerd // moby: the containerd dockerd uses
@@ -56,6 +60,8 @@ type containerd struct {
 const (
 	engineDockerIO = "docker.io"
 	engineMoby     = "moby"
+	rootPrivate    = "private"
+	rootShared     = "shared"
 	// mobyVersion is the Moby release build-moby.sh builds (MOBY_VERSION
 	// overrides both).
 	mobyVersion = "v2.0.0-beta.24"
@@ -99,13 +105,21 @@ func startEngine(repo string) (*engine, error) {
 	if kind != engineDockerIO && kind != engineMoby {
 		return nil, fmt.Errorf("DUALSTACK_ENGINE=%s: want %s or %s", kind, engineDockerIO, engineMoby)
 	}
+	root := os.Getenv("DUALSTACK_ROOT")
+	if root == "" {
+		root = rootPrivate
+	}
+	if root != rootPrivate && root != rootShared {
+		return nil, fmt.Errorf("DUALSTACK_ROOT=%s: want %s or %s", root, rootPrivate, rootShared)
+	}
 	dockerd := "dockerd"
-	var env []string
+	// in-netns.sh makes the engine's mount namespace as root says.
+	env := append(os.Environ(), "DUALSTACK_ROOT="+root)
 	if kind == engineMoby {
 		bin := mobyBinDir()
 		for _, b := range []string{"dockerd", "runc"} {
 			if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-				return nil, fmt.Errorf("DUALSTACK_ENGINE=moby: %v: run integration/engines/build-moby.sh (or make integration-moby)", err)
+				return nil, fmt.Errorf("DUALSTACK_ENGINE=moby: %v: run engines/build-moby.sh (or make integration-moby)", err)
 			}
 		}
 		if _, err := exec.LookPath("containerd"); err != nil {
@@ -113,7 +127,7 @@ func startEngine(repo string) (*engine, error) {
 		}
 		dockerd = filepath.Join(bin, "dockerd")
 		// The cache first, so that containerd's shims run its runc.
-		env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+		env = append(env, "PATH="+bin+":"+os.Getenv("PATH"))
 	}
 	cleanStale()
 	dir, err := os.MkdirTemp("", "dualstack-it-")
@@ -122,13 +136,14 @@ func startEngine(repo string) (*engine, error) {
 	}
 	e := &engine{
 		kind:     kind,
+		root:     root,
 		netns:    fmt.Sprintf("%s%d", netnsPrefix, os.Getpid()),
 		dir:      dir,
 		execRoot: filepath.Join(runPrefix, fmt.Sprintf("%d", os.Getpid())),
 		host:     "unix://" + filepath.Join(dir, "docker.sock"),
 		env:      env,
 	}
-	inNetns := filepath.Join(repo, "integration/engines/in-netns.sh")
+	inNetns := filepath.Join(repo, "engines/in-netns.sh")
 	e.args = []string{
 		inNetns, e.netns,
 		dockerd,
@@ -473,7 +488,7 @@ func killNetns(ns string) {
 
 // deleteNetns removes a private engine's network and mount namespaces.
 func deleteNetns(ns string) {
-	_ = exec.Command(filepath.Join(repo, "integration/engines/in-netns.sh"), "--delete", ns).Run()
+	_ = exec.Command(filepath.Join(repo, "engines/in-netns.sh"), "--delete", ns).Run()
 }
 
 // unmountBelow lazily unmounts whatever is still mounted under dir in this

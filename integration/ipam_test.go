@@ -283,7 +283,7 @@ func TestAllocationsSurvivePluginUpgrade(t *testing.T) {
 		"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reg := exec.Command(filepath.Join(repo, "integration/engines/in-netns.sh"), eng.netns, registry, "serve", config)
+	reg := exec.Command(filepath.Join(repo, "engines/in-netns.sh"), eng.netns, registry, "serve", config)
 	if err := reg.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -140,6 +140,16 @@ func TestMacvlanEverySubnet(t *testing.T) {
 	}
 }
 
+// Issue 12: on a macvlan network with two IPv6 subnets too, the first
+// command sees every address, on any host.
+func TestMacvlanFirstCommandSeesEveryAddress(t *testing.T) {
+	newLAN(t)
+	macvlanNet(t, "ds-mv-first", lanSubnets...)
+	firstCommandSees(t, "ds-mv-first", func(run int) []string {
+		return addrSet(run+1, "2001:db8:1::/64", "2001:db8:2::/64")
+	})
+}
+
 func hasDefault(routes []struct {
 	Dst     string `json:"dst"`
 	Gateway string `json:"gateway"`

@@ -57,7 +57,7 @@ func run(m *testing.M) int {
 	os.Setenv("DOCKER_HOST", eng.host)
 	defer eng.close()
 	out, _ := exec.Command("docker", "version", "--format", "client {{.Client.Version}}, engine {{.Server.Version}} (API {{.Server.APIVersion}})").CombinedOutput()
-	fmt.Printf("engine: %s at %s (private: %v)\n", strings.TrimSpace(string(out)), eng.host, !eng.external)
+	fmt.Printf("engine: %s at %s (private: %v, root mount: %s)\n", strings.TrimSpace(string(out)), eng.host, !eng.external, eng.root)
 
 	if err := importBusybox(); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
