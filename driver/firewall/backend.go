@@ -43,11 +43,6 @@ func (b Backend) command(f Family) string {
 	return name + "-" + string(b)
 }
 
-// save runs iptables-save (or ip6tables-save) of b.
-func (b Backend) save(f Family, args ...string) ([]byte, error) {
-	return exec.Command(b.command(f)+"-save", args...).Output()
-}
-
 // saveTarget is one backend's iptables-save of one family.
 type saveTarget struct {
 	backend Backend
@@ -78,13 +73,14 @@ func saveAll(targets ...saveTarget) [][]byte {
 }
 
 // countRules counts the rules (not chains or policies) in iptables-save
-// outputs.
+// outputs that are not dualstack's own.
 func countRules(outs ...[]byte) int {
 	n := 0
 	for _, out := range outs {
 		sc := bufio.NewScanner(bytes.NewReader(out))
+		sc.Buffer(make([]byte, 0, 64*1024), 4*1024*1024)
 		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "-A ") {
+			if l := sc.Text(); strings.HasPrefix(l, "-A ") && !strings.Contains(l, "DUALSTACK-") {
 				n++
 			}
 		}
@@ -92,14 +88,53 @@ func countRules(outs ...[]byte) int {
 	return n
 }
 
-// DetectBackend returns the backend that holds more rules now, as
-// Kubernetes' iptables-wrapper does; nft when neither holds any (the
-// default of current distributions). Listing does not load a legacy
-// kernel module, so a host using nft is left as it is.
-func DetectBackend() Backend {
+// detect returns the backend that holds more of the host's rules now
+// (dualstack's own not counted), as Kubernetes' iptables-wrapper does, or
+// "" when neither holds any. Listing does not load a legacy kernel module,
+// so a host using nft is left as it is.
+func detect() Backend {
 	outs := saveAll(saveTarget{BackendLegacy, IPv4}, saveTarget{BackendLegacy, IPv6}, saveTarget{BackendNFT, IPv4}, saveTarget{BackendNFT, IPv6})
-	if countRules(outs[0], outs[1]) > countRules(outs[2], outs[3]) {
+	legacy, nft := countRules(outs[0], outs[1]), countRules(outs[2], outs[3])
+	switch {
+	case legacy > nft:
 		return BackendLegacy
+	case nft > legacy:
+		return BackendNFT
 	}
-	return BackendNFT
+	return ""
+}
+
+// Choose picks the backend for this start from the FIREWALL_BACKEND
+// setting (a backend, or "" for auto) and the one recorded at an earlier
+// start ("" if none): the setting when it names one; else the recorded
+// one, unless the host's rules have moved to the other backend since; else
+// the one that holds the host's rules, nft when neither holds any (the
+// default of current distributions). old is the recorded backend when it
+// differs from the chosen one: dualstack's rules there must go. why says
+// what decided, for the log.
+func Choose(setting, recorded Backend) (use, old Backend, why string) {
+	return choose(setting, recorded, detect)
+}
+
+func choose(setting, recorded Backend, detect func() Backend) (use, old Backend, why string) {
+	switch {
+	case setting != "":
+		use, why = setting, "FIREWALL_BACKEND="+string(setting)
+	case recorded == "":
+		if use = detect(); use == "" {
+			use, why = BackendNFT, "first start; the host holds no rules in either backend: nft, the default of current distributions"
+		} else {
+			why = "first start; the host's rules are in " + string(use)
+		}
+	default:
+		if host := detect(); host != "" && host != recorded {
+			use, why = host, "the host's rules moved from "+string(recorded)+" to "+string(host)
+		} else {
+			use, why = recorded, "recorded at an earlier start"
+		}
+	}
+	if recorded != "" && recorded != use {
+		old = recorded
+	}
+	return use, old, why
 }

@@ -1,444 +1,176 @@
-// Package firewall owns dualstack's packet-filter rules, in both families,
-// through iptables or ip6tables of the backend the host uses (nft or
-// legacy, see DetectBackend).
-//
-// All rules live in dualstack's own chains (DUALSTACK-…), jumped to once
-// from the top of filter FORWARD, nat PREROUTING, OUTPUT and POSTROUTING
-// and raw PREROUTING. A network contributes its forwarding policy (replies
-// in, new connections from outside dropped, icc, internal isolation) and
-// its masquerading; a published port contributes a DNAT rule and the
-// accept rule that lets the translated connection through. IPv6 is routed
-// unless the network asks for NAT, so the filter is what keeps containers'
-// IPv6 ports closed.
-//
-// Rules are written in iptables-save's own form, so Reset can compare the
-// rules found in a chain with the wanted ones and fix the difference
-// without flushing anything: a restart neither duplicates a rule nor opens
-// a gap in the filter.
 package firewall
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
-
-	"github.com/coreos/go-iptables/iptables"
+	"time"
 )
 
-// Firewall programs dualstack's rules. It is not safe for concurrent use;
-// the network driver serialises its calls.
+// lockWait bounds the wait for the xtables lock (iptables-restore --wait),
+// and callTimeout a whole iptables-save or iptables-restore.
+const (
+	lockWait    = 5 * time.Second
+	callTimeout = 30 * time.Second
+)
+
+// Firewall applies dualstack's rules with one backend. It is not safe for
+// concurrent use; the network driver serialises its calls.
 type Firewall struct {
 	backend Backend
-	tables  map[Family]*iptables.IPTables
 }
 
-// New returns a Firewall using backend's iptables and ip6tables; an empty
-// backend means the one DetectBackend finds.
-func New(backend Backend) (*Firewall, error) {
-	if backend == "" {
-		backend = DetectBackend()
-	}
-	fw := &Firewall{backend: backend, tables: map[Family]*iptables.IPTables{}}
-	for _, f := range []Family{IPv4, IPv6} {
-		t, err := iptables.New(iptables.IPFamily(proto(f)), iptables.Path(backend.command(f)))
-		if err != nil {
-			return nil, fmt.Errorf("firewall: %s (%s backend): %w", backend.command(f), backend, err)
-		}
-		fw.tables[f] = t
-	}
-	return fw, nil
-}
+// New returns a Firewall that uses backend's iptables-save and
+// iptables-restore (and their ip6tables twins).
+func New(backend Backend) *Firewall { return &Firewall{backend: backend} }
 
 // Backend reports the backend in use.
 func (fw *Firewall) Backend() Backend { return fw.backend }
 
-func proto(f Family) iptables.Protocol {
-	if f == IPv6 {
-		return iptables.ProtocolIPv6
-	}
-	return iptables.ProtocolIPv4
-}
-
-// each runs fn for both families and joins their errors.
-func (fw *Firewall) each(fn func(f Family, t *iptables.IPTables) error) error {
-	var errs []error
-	for _, f := range []Family{IPv4, IPv6} {
-		if err := fn(f, fw.tables[f]); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", fw.backend.command(f), err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// ensure creates dualstack's chains, the skeleton of ChainForward and the
-// hooks, where missing. A hook that exists anywhere in its chain is left
-// where it is; a missing one is inserted at the top, ahead of Docker's.
-func ensure(f Family, t *iptables.IPTables) error {
-	for _, c := range chains(f) {
-		ok, err := t.ChainExists(c.table, c.chain)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if err := t.NewChain(c.table, c.chain); err != nil {
-				return err
-			}
-		}
-	}
-	forward, err := listRules(t, "filter", ChainForward)
+// Apply makes dualstack's chains and hooks in both families those of s:
+// one iptables-save per family, and one iptables-restore --noflush per
+// family that does not hold them already. Each restore is atomic: the
+// family's rules are the old ones or the new ones, never a mix. With no
+// network in s it removes every chain and hook of dualstack's. The calls
+// run in the calling thread's network namespace.
+func (fw *Firewall) Apply(s State) error {
+	texts, err := fw.plans(s)
 	if err != nil {
 		return err
 	}
-	if !skeletonFirst(forward) {
-		// Out of place: put the whole skeleton back at the top.
-		for _, s := range skeleton {
-			if err := deleteAll(t, "filter", ChainForward, s); err != nil {
-				return err
-			}
-		}
-		for j, s := range skeleton {
-			if err := t.Insert("filter", ChainForward, j+1, s...); err != nil {
-				return err
-			}
+	var restores []*restore
+	for i, f := range Families {
+		if texts[i] != "" {
+			restores = append(restores, &restore{family: f, text: texts[i]})
 		}
 	}
-	for _, h := range hooks(f) {
-		ok, err := t.Exists(h.table, h.chain, h.spec...)
-		if err != nil {
-			return err
+	// Both families at once, each started from this goroutine (so that it
+	// runs in this thread's network namespace).
+	for _, r := range restores {
+		r.start(fw.backend)
+	}
+	var failed []error
+	for _, r := range restores {
+		if err := r.wait(); err != nil {
+			failed = append(failed, err)
 		}
-		if !ok {
-			if err := t.Insert(h.table, h.chain, 1, h.spec...); err != nil {
-				return err
-			}
-		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("firewall: %w", errors.Join(failed...))
 	}
 	return nil
 }
 
-// deleteAll deletes every copy of a rule.
-func deleteAll(t *iptables.IPTables, table, chain string, spec []string) error {
-	for {
-		ok, err := t.Exists(table, chain, spec...)
-		if err != nil || !ok {
-			return err
-		}
-		if err := t.Delete(table, chain, spec...); err != nil {
-			return err
-		}
-	}
-}
-
-// EnsureHooks puts back chains and jumps that someone removed, for
-// instance a firewall manager that flushed the tables.
-func (fw *Firewall) EnsureHooks() error {
-	return fw.each(ensure)
-}
-
-// AddNetwork adds n's rules. It is idempotent.
-func (fw *Firewall) AddNetwork(n Network) error {
-	err := fw.each(func(f Family, t *iptables.IPTables) error {
-		if err := ensure(f, t); err != nil {
-			return err
-		}
-		return appendRules(t, networkRules(n, f))
-	})
+// Holds reports whether both families hold s's rules already: what Apply
+// would leave as it is.
+func (fw *Firewall) Holds(s State) (bool, error) {
+	texts, err := fw.plans(s)
 	if err != nil {
-		return fmt.Errorf("firewall: add rules of bridge %s: %w", n.Bridge, err)
+		return false, err
 	}
-	return nil
+	return texts[0] == "" && texts[1] == "", nil
 }
 
-// RemoveNetwork deletes n's rules; rules already gone are fine.
-func (fw *Firewall) RemoveNetwork(n Network) error {
-	err := fw.each(func(f Family, t *iptables.IPTables) error {
-		return deleteRules(t, networkRules(n, f))
-	})
-	if err != nil {
-		return fmt.Errorf("firewall: remove rules of bridge %s: %w", n.Bridge, err)
+// plans reads both families' rules and returns, per family, the restore
+// that makes them s's ("" where they are). Docker's bridges count in both
+// families whichever family's rules name them: Engine 20.10 writes no
+// ip6tables rules, yet its networks may have IPv6.
+func (fw *Firewall) plans(s State) ([]string, error) {
+	outs, errs := fw.saveAll()
+	svs := make([]saved, len(Families))
+	hosts := make([]Host, len(Families))
+	var bridges []string
+	for i, f := range Families {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("firewall: read the %s rules: %w", f, errs[i])
+		}
+		svs[i] = parseSave(outs[i])
+		hosts[i] = svs[i].host()
+		bridges = append(bridges, hosts[i].DockerBridges...)
 	}
-	return nil
+	slices.Sort(bridges)
+	bridges = slices.Compact(bridges)
+	texts := make([]string, len(Families))
+	for i, f := range Families {
+		hosts[i].DockerBridges = bridges
+		texts[i] = plan(f, Rules(s, f, hosts[i]), svs[i], s.ForwardDrop[f])
+	}
+	return texts, nil
 }
 
-// AddPorts publishes ports. It is idempotent.
-func (fw *Firewall) AddPorts(ports []Port) error {
-	for _, p := range ports {
-		t := fw.tables[p.Family()]
-		// The chains exist while a network does; look only if they don't.
-		err := appendRules(t, portRules(p))
-		if err != nil {
-			if err = ensure(p.Family(), t); err == nil {
-				err = appendRules(t, portRules(p))
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("firewall: publish %s: %w", p, err)
-		}
-	}
-	return nil
-}
-
-// RemovePorts revokes published ports; rules already gone are fine.
-func (fw *Firewall) RemovePorts(ports []Port) error {
-	var errs []error
-	for _, p := range ports {
-		if err := deleteRules(fw.tables[p.Family()], portRules(p)); err != nil {
-			errs = append(errs, fmt.Errorf("firewall: revoke %s: %w", p, err))
+// saveAll runs both families' iptables-save at once, from the calling
+// goroutine.
+func (fw *Firewall) saveAll() ([][]byte, []error) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	cmds := make([]*exec.Cmd, len(Families))
+	outs := make([]bytes.Buffer, len(Families))
+	errs := make([]error, len(Families))
+	stderr := make([]bytes.Buffer, len(Families))
+	for i, f := range Families {
+		cmds[i] = exec.CommandContext(ctx, fw.backend.command(f)+"-save")
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &stderr[i]
+		if errs[i] = cmds[i].Start(); errs[i] != nil {
+			cmds[i] = nil
 		}
 	}
-	return errors.Join(errs...)
-}
-
-// Rules inside dualstack's chains are found by their text in the
-// chain's listing and deleted by number, never with iptables -C or -D and
-// a rule spec: ip6tables-legacy (1.8.9) compares rules without their
-// matches' data, so -C finds "--dport 8080" when asked for "--dport
-// 8082" and -D may delete the wrong rule. Only dualstack writes to its
-// chains, and the driver serialises its calls, so numbers are stable
-// between listing and deleting. Hooks, in chains others share, are found
-// and deleted by spec: each jumps to a chain of dualstack's, and targets
-// are compared correctly.
-
-// listRules returns the specs of chain's rules, in order (rule n is at
-// index n-1).
-func listRules(t *iptables.IPTables, table, chain string) ([]string, error) {
-	lines, err := t.List(table, chain)
-	if err != nil {
-		return nil, err
-	}
-	var specs []string
-	for _, l := range lines {
-		if spec, ok := strings.CutPrefix(l, "-A "+chain+" "); ok {
-			specs = append(specs, spec)
-		}
-	}
-	return specs, nil
-}
-
-type chainKey struct{ table, chain string }
-
-// byChain groups rule specs by chain, keeping their order.
-func byChain(rules []rule) ([]chainKey, map[chainKey][]string) {
-	var keys []chainKey
-	m := map[chainKey][]string{}
-	for _, r := range rules {
-		k := chainKey{r.table, r.chain}
-		if _, ok := m[k]; !ok {
-			keys = append(keys, k)
-		}
-		m[k] = append(m[k], strings.Join(r.spec, " "))
-	}
-	return keys, m
-}
-
-func appendRules(t *iptables.IPTables, rules []rule) error {
-	keys, m := byChain(rules)
-	for _, k := range keys {
-		have, err := listRules(t, k.table, k.chain)
-		if err != nil {
-			return err
-		}
-		for _, s := range m[k] {
-			if slices.Contains(have, s) {
-				continue
-			}
-			if err := t.Append(k.table, k.chain, strings.Fields(s)...); err != nil {
-				return err
-			}
-			have = append(have, s)
-		}
-	}
-	return nil
-}
-
-// deleteByNumber deletes the rules at the given indexes of a listing,
-// from the last up so that the numbers of the others stay valid.
-func deleteByNumber(t *iptables.IPTables, table, chain string, idx []int) error {
-	slices.Sort(idx)
-	for i := len(idx) - 1; i >= 0; i-- {
-		if err := t.DeleteById(table, chain, idx[i]+1); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func deleteRules(t *iptables.IPTables, rules []rule) error {
-	keys, m := byChain(rules)
-	var errs []error
-	for _, k := range keys {
-		if ok, err := t.ChainExists(k.table, k.chain); err != nil || !ok {
+	res := make([][]byte, len(Families))
+	for i, c := range cmds {
+		if c == nil {
 			continue
 		}
-		have, err := listRules(t, k.table, k.chain)
-		if err != nil {
-			errs = append(errs, err)
+		if err := c.Wait(); err != nil {
+			errs[i] = fmt.Errorf("%s-save: %w: %s", fw.backend.command(Families[i]), err, strings.TrimSpace(stderr[i].String()))
 			continue
 		}
-		var idx []int
-		for i, s := range have {
-			if slices.Contains(m[k], s) {
-				idx = append(idx, i)
-			}
-		}
-		if err := deleteByNumber(t, k.table, k.chain, idx); err != nil {
-			errs = append(errs, err)
-		}
+		res[i] = outs[i].Bytes()
 	}
-	return errors.Join(errs...)
+	return res, errs
 }
 
-// Reset makes dualstack's chains hold exactly the rules of networks and
-// ports, changing only what differs: stale rules go, missing ones come,
-// duplicates are removed. With no network at all it removes everything
-// (see Cleanup).
-func (fw *Firewall) Reset(networks []Network, ports []Port) error {
-	if len(networks) == 0 {
-		return fw.Cleanup()
+// restore is one family's iptables-restore under way.
+type restore struct {
+	family Family
+	text   string
+	cmd    *exec.Cmd
+	cancel context.CancelFunc
+	stderr bytes.Buffer
+	err    error
+}
+
+func (r *restore) start(b Backend) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	r.cancel = cancel
+	r.cmd = exec.CommandContext(ctx, b.command(r.family)+"-restore", "--noflush", "--wait", strconv.Itoa(int(lockWait/time.Second)))
+	r.cmd.Stdin = strings.NewReader(r.text)
+	r.cmd.Stderr = &r.stderr
+	r.err = r.cmd.Start()
+}
+
+var failedLine = regexp.MustCompile(`line:? (\d+)`)
+
+func (r *restore) wait() error {
+	defer r.cancel()
+	err := r.err
+	if err == nil {
+		err = r.cmd.Wait()
 	}
-	// The usual case (a restart, the periodic check): all in place, seen
-	// with one iptables-save per family instead of a listing per chain.
-	rss := fw.snapshot()
-	return fw.each(func(f Family, t *iptables.IPTables) error {
-		want := wanted(f, networks, ports)
-		if rss[f].holds(f, want) {
-			return nil
-		}
-		if err := ensure(f, t); err != nil {
-			return err
-		}
-		for _, c := range chains(f) {
-			if err := syncChain(t, c.table, c.chain, want); err != nil {
-				return fmt.Errorf("%s %s: %w", c.table, c.chain, err)
-			}
-		}
+	if err == nil {
 		return nil
-	})
-}
-
-// wanted is every rule of family f that networks and ports need.
-func wanted(f Family, networks []Network, ports []Port) []rule {
-	var want []rule
-	for _, n := range networks {
-		want = append(want, networkRules(n, f)...)
 	}
-	for _, p := range ports {
-		if p.Family() == f {
-			want = append(want, portRules(p)...)
-		}
-	}
-	return want
-}
-
-// skeletonFirst reports whether ChainForward's rules (specs, in order)
-// start with the skeleton.
-func skeletonFirst(forward []string) bool {
-	for i, s := range skeleton {
-		if len(forward) <= i || forward[i] != strings.Join(s, " ") {
-			return false
-		}
-	}
-	return true
-}
-
-// chainDiff compares a chain's rules (specs, in order) with the rules of
-// want meant for it: the indexes of the rules to delete (not wanted, or a
-// duplicate) and the specs to append, in want's order. ChainForward's
-// skeleton is neither.
-func chainDiff(table, chain string, have []string, want []rule) (stale []int, missing []string) {
-	wanted := map[string]bool{}
-	var order []string
-	for _, r := range want {
-		if r.table == table && r.chain == chain {
-			s := strings.Join(r.spec, " ")
-			if !wanted[s] {
-				wanted[s] = true
-				order = append(order, s)
+	msg := strings.TrimSpace(r.stderr.String())
+	if m := failedLine.FindStringSubmatch(msg); m != nil {
+		if n, _ := strconv.Atoi(m[1]); n > 0 {
+			if lines := strings.Split(r.text, "\n"); n <= len(lines) {
+				msg += fmt.Sprintf(" (line %d: %q)", n, lines[n-1])
 			}
 		}
 	}
-	skip := map[string]bool{}
-	if chain == ChainForward {
-		for _, s := range skeleton {
-			skip[strings.Join(s, " ")] = true
-		}
-	}
-	seen := map[string]bool{}
-	for i, spec := range have {
-		if skip[spec] {
-			continue
-		}
-		if wanted[spec] && !seen[spec] {
-			seen[spec] = true
-			continue
-		}
-		stale = append(stale, i)
-	}
-	for _, s := range order {
-		if !seen[s] {
-			missing = append(missing, s)
-		}
-	}
-	return stale, missing
-}
-
-// syncChain makes chain hold the rules of want that belong to it, plus the
-// skeleton for ChainForward.
-func syncChain(t *iptables.IPTables, table, chain string, want []rule) error {
-	have, err := listRules(t, table, chain)
-	if err != nil {
-		return err
-	}
-	stale, missing := chainDiff(table, chain, have, want)
-	if err := deleteByNumber(t, table, chain, stale); err != nil {
-		return fmt.Errorf("delete stale rules: %w", err)
-	}
-	for _, s := range missing {
-		if err := t.Append(table, chain, strings.Fields(s)...); err != nil {
-			return fmt.Errorf("append %q: %w", s, err)
-		}
-	}
-	return nil
-}
-
-// Cleanup removes the hooks and every dualstack chain: the state of a host
-// without dualstack networks.
-func (fw *Firewall) Cleanup() error {
-	rss := fw.snapshot()
-	err := fw.each(func(f Family, t *iptables.IPTables) error {
-		if rss[f].clean(f) {
-			return nil // the usual case: a start without networks
-		}
-		var errs []error
-		for _, h := range hooks(f) {
-			if ok, _ := t.ChainExists(h.table, h.chain); !ok {
-				continue // a table this kernel lacks
-			}
-			if err := deleteAll(t, h.table, h.chain, h.spec); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		// Flush all before deleting any: ChainForward jumps to the others.
-		cs := chains(f)
-		for _, c := range cs {
-			if ok, _ := t.ChainExists(c.table, c.chain); ok {
-				if err := t.ClearChain(c.table, c.chain); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-		for _, c := range cs {
-			if ok, _ := t.ChainExists(c.table, c.chain); ok {
-				if err := t.DeleteChain(c.table, c.chain); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-		return errors.Join(errs...)
-	})
-	if err != nil {
-		return fmt.Errorf("firewall: remove dualstack's chains: %w", err)
-	}
-	return nil
+	return fmt.Errorf("%s rules: %s: %w: %s (no %s rule was changed: the restore is atomic)", r.family, r.cmd.Path, err, msg, r.family)
 }

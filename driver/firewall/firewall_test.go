@@ -1,12 +1,9 @@
 package firewall
 
 import (
-	"flag"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,8 +12,6 @@ import (
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/ with the rules programmed now")
-
 func TestMain(m *testing.M) { os.Exit(netnstest.Guard(m)) }
 
 var backends = []Backend{BackendNFT, BackendLegacy}
@@ -24,13 +19,7 @@ var backends = []Backend{BackendNFT, BackendLegacy}
 // in runs fn with a Firewall of backend inside ns.
 func in(t *testing.T, ns netnstest.NS, b Backend, fn func(fw *Firewall) error) {
 	t.Helper()
-	if err := netns.Do(ns.Path, func() error {
-		fw, err := New(b)
-		if err != nil {
-			return err
-		}
-		return fn(fw)
-	}); err != nil {
+	if err := netns.Do(ns.Path, func() error { return fn(New(b)) }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -47,250 +36,189 @@ func sh(t *testing.T, ns netnstest.NS, args ...string) string {
 
 var counters = regexp.MustCompile(`\[\d+:\d+\]`)
 
-// save returns what iptables-save and ip6tables-save of b print in ns for
-// the tables dualstack uses, without comments and with zeroed counters:
-// what a user would look at.
+// save returns what iptables-save and ip6tables-save of b print in ns,
+// without comments, with zeroed counters and without tables that hold
+// nothing (built-in chains with policy ACCEPT only: a table is there once
+// anyone used it): what a user would look at.
 func save(t *testing.T, ns netnstest.NS, b Backend) string {
 	t.Helper()
 	var out []string
-	for _, f := range []Family{IPv4, IPv6} {
-		tables := []string{"filter", "nat"}
-		if f == IPv4 {
-			tables = append(tables, "raw")
-		}
-		out = append(out, "# "+strings.TrimSuffix(b.command(f), "-"+string(b))+"-save")
-		for _, table := range tables {
-			for _, l := range strings.Split(sh(t, ns, b.command(f)+"-save", "-t", table), "\n") {
-				if l == "" || strings.HasPrefix(l, "#") {
-					continue
+	for _, f := range Families {
+		out = append(out, "# "+b.command(f)+"-save")
+		var table []string
+		empty := true
+		for _, l := range strings.Split(sh(t, ns, b.command(f)+"-save"), "\n") {
+			if l == "" || strings.HasPrefix(l, "#") {
+				continue
+			}
+			l = counters.ReplaceAllString(l, "[0:0]")
+			table = append(table, l)
+			if !strings.HasPrefix(l, "*") && l != "COMMIT" && !(strings.HasPrefix(l, ":") && strings.HasSuffix(l, " ACCEPT [0:0]")) {
+				empty = false
+			}
+			if l == "COMMIT" {
+				if !empty {
+					out = append(out, table...)
 				}
-				out = append(out, counters.ReplaceAllString(l, "[0:0]"))
+				table, empty = nil, true
 			}
 		}
 	}
 	return strings.Join(out, "\n") + "\n"
 }
 
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
+func holds(t *testing.T, ns netnstest.NS, b Backend, s State) bool {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("rules differ from %s (go test -update rewrites it):\n--- got\n%s--- want\n%s", path, got, want)
-	}
+	var ok bool
+	in(t, ns, b, func(fw *Firewall) (err error) { ok, err = fw.Holds(s); return err })
+	return ok
 }
 
-var (
-	subnet4  = netip.MustParsePrefix("192.0.2.0/24")
-	subnet6a = netip.MustParsePrefix("fd00:1::/64")
-	subnet6b = netip.MustParsePrefix("fd00:2::/64")
-	c4       = netip.MustParseAddr("192.0.2.2")
-	c6       = netip.MustParseAddr("fd00:1::2")
-)
-
-// publish is what `docker run -p 8080:80 -p 127.0.0.1:8081:80 -p
-// [::]:8082:80 -p 5353:53/udp` publishes for a container with c4 and c6.
-func publish(bridge string) []Port {
-	return []Port{
-		{Bridge: bridge, Proto: "tcp", HostPort: 8080, Container: c4, ContainerPort: 80},
-		{Bridge: bridge, Proto: "tcp", HostPort: 8080, Container: c6, ContainerPort: 80},
-		{Bridge: bridge, Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8081, Container: c4, ContainerPort: 80},
-		{Bridge: bridge, Proto: "tcp", HostIP: netip.IPv6Unspecified(), HostPort: 8082, Container: c6, ContainerPort: 80},
-		{Bridge: bridge, Proto: "udp", HostPort: 5353, Container: c4, ContainerPort: 53},
-		{Bridge: bridge, Proto: "udp", HostPort: 5353, Container: c6, ContainerPort: 53},
-	}
-}
-
-// TestGolden programs every combination of ipv6_mode, icc, ip_masquerade,
-// internal and published ports in a fresh namespace, with each backend,
-// and compares both families' rules with one golden file per combination:
-// the two backends must give the same rules.
-func TestGolden(t *testing.T) {
+// TestGoldenApplies feeds every golden combination to each backend: the
+// kernel then holds exactly the rules Rules computes (iptables-save prints
+// them as they are written, so the next Apply finds nothing to do), a
+// second Apply changes nothing, and removing the last network leaves no
+// trace.
+func TestGoldenApplies(t *testing.T) {
 	netnstest.Skip(t)
-	for _, nat6 := range []bool{false, true} {
-		for _, icc := range []bool{true, false} {
-			for _, masq := range []bool{true, false} {
-				for _, internal := range []bool{false, true} {
-					for _, ports := range []bool{false, true} {
-						n := Network{Bridge: "ds-golden", Subnets: []netip.Prefix{subnet4, subnet6a, subnet6b}, Internal: internal, ICC: icc, Masquerade4: masq, NAT6: nat6}
-						name := fmt.Sprintf("ipv6_mode=%s,icc=%t,ip_masquerade=%t,internal=%t,ports=%t", map[bool]string{false: "routed", true: "nat"}[nat6], icc, masq, internal, ports)
-						t.Run(name, func(t *testing.T) {
-							for _, b := range backends {
-								ns := netnstest.New(t)
-								in(t, ns, b, func(fw *Firewall) error {
-									if err := fw.AddNetwork(n); err != nil {
-										return err
-									}
-									if ports && !internal {
-										return fw.AddPorts(publish(n.Bridge))
-									}
-									return nil
-								})
-								got := save(t, ns, b)
-								// Written with nft, compared with both.
-								if *update && b == BackendLegacy {
-									continue
-								}
-								golden(t, name+".golden", got)
-							}
-						})
-					}
+	for _, c := range combinations() {
+		t.Run(c.name, func(t *testing.T) {
+			for _, b := range backends {
+				ns := netnstest.New(t)
+				clean := save(t, ns, b)
+				in(t, ns, b, func(fw *Firewall) error { return fw.Apply(c.state) })
+				if !holds(t, ns, b, c.state) {
+					t.Fatalf("%s: after Apply the kernel does not hold the rules as written:\n%s", b, save(t, ns, b))
+				}
+				applied := save(t, ns, b)
+				in(t, ns, b, func(fw *Firewall) error { return fw.Apply(c.state) })
+				if again := save(t, ns, b); again != applied {
+					t.Fatalf("%s: a second Apply changed the rules:\n%s\nwas:\n%s", b, again, applied)
+				}
+				in(t, ns, b, func(fw *Firewall) error { return fw.Apply(State{}) })
+				if got := save(t, ns, b); got != clean {
+					t.Fatalf("%s: after the last network went:\n%s\nwant:\n%s", b, got, clean)
 				}
 			}
-		}
-	}
-}
-
-// TestLifecycle checks, with each backend, what a host sees over time:
-// hooks ahead of Docker's rules and kept when Docker re-creates its own,
-// restarts (Reset) that neither duplicate nor lose a rule and repair drift,
-// revoking one network's or one container's rules only, and nothing left
-// after Cleanup.
-func TestLifecycle(t *testing.T) {
-	for _, b := range backends {
-		t.Run(string(b), func(t *testing.T) {
-			ns := netnstest.New(t)
-			ipt := func(args ...string) { sh(t, ns, append([]string{b.command(IPv4)}, args...)...) }
-			// Docker's hooks and policy, as dockerd leaves them.
-			ipt("-N", "DOCKER-USER")
-			ipt("-A", "FORWARD", "-j", "DOCKER-USER")
-			ipt("-P", "FORWARD", "DROP")
-			a := Network{Bridge: "ds-a", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Masquerade4: true}
-			other := Network{Bridge: "ds-b", Subnets: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, Internal: true}
-			ports := publish(a.Bridge)
-			in(t, ns, b, func(fw *Firewall) error {
-				if err := fw.AddNetwork(a); err != nil {
-					return err
-				}
-				if err := fw.AddNetwork(other); err != nil {
-					return err
-				}
-				return fw.AddPorts(ports)
-			})
-			want := save(t, ns, b)
-			if !strings.Contains(want, "-A FORWARD -j DUALSTACK-FORWARD\n-A FORWARD -j DOCKER-USER\n") {
-				t.Fatalf("the FORWARD hook is not ahead of Docker's:\n%s", want)
-			}
-
-			// Adding again changes nothing.
-			in(t, ns, b, func(fw *Firewall) error {
-				if err := fw.AddNetwork(a); err != nil {
-					return err
-				}
-				return fw.AddPorts(ports)
-			})
-			if got := save(t, ns, b); got != want {
-				t.Fatalf("adding again changed the rules:\n%s", got)
-			}
-
-			// In place, as one iptables-save shows: a restart needs no more.
-			in(t, ns, b, func(fw *Firewall) error {
-				rss := fw.snapshot()
-				for _, f := range []Family{IPv4, IPv6} {
-					rs := rss[f]
-					if rs.clean(f) {
-						t.Errorf("%s: dualstack's chains count as absent", b.command(f))
-					}
-					if !rs.holds(f, wanted(f, []Network{a, other}, ports)) {
-						t.Errorf("%s: the rules in place do not count as in place:\n%s", b.command(f), want)
-					}
-					if rs.holds(f, wanted(f, []Network{a}, ports)) {
-						t.Errorf("%s: the rules of a removed network count as in place", b.command(f))
-					}
-				}
-				return nil
-			})
-
-			// Ten restarts.
-			for i := 0; i < 10; i++ {
-				in(t, ns, b, func(fw *Firewall) error { return fw.Reset([]Network{a, other}, ports) })
-			}
-			if got := save(t, ns, b); got != want {
-				t.Fatalf("after 10 resets:\n%s\nwant:\n%s", got, want)
-			}
-
-			// Drift: a stale rule, a duplicate, a lost rule, Docker putting
-			// its hook back on top and a firewall manager flushing nat.
-			ipt("-A", ChainAllow, "-o", "ds-gone", "-j", "ACCEPT")
-			ipt("-A", ChainDrop, "-o", "ds-a", "-j", "DROP")
-			ipt("-D", ChainForward, "-i", "ds-a", "!", "-o", "ds-a", "-j", "ACCEPT")
-			ipt("-D", "FORWARD", "-j", "DOCKER-USER")
-			ipt("-I", "FORWARD", "-j", "DOCKER-USER")
-			ipt("-t", "nat", "-F", "PREROUTING")
-			in(t, ns, b, func(fw *Firewall) error { return fw.EnsureHooks() })
-			got := save(t, ns, b)
-			if !strings.Contains(got, "-A FORWARD -j DOCKER-USER\n-A FORWARD -j DUALSTACK-FORWARD\n") || strings.Count(got, "-j DUALSTACK-FORWARD") != 2 {
-				t.Fatalf("EnsureHooks moved or duplicated the FORWARD hook:\n%s", got)
-			}
-			if !strings.Contains(got, "-A PREROUTING -m addrtype --dst-type LOCAL -j DUALSTACK-DNAT") {
-				t.Fatalf("EnsureHooks did not restore the flushed nat hook:\n%s", got)
-			}
-			in(t, ns, b, func(fw *Firewall) error { return fw.Reset([]Network{a, other}, ports) })
-			got = save(t, ns, b)
-			fixed := strings.Replace(want, "-A FORWARD -j DUALSTACK-FORWARD\n-A FORWARD -j DOCKER-USER\n", "-A FORWARD -j DOCKER-USER\n-A FORWARD -j DUALSTACK-FORWARD\n", 1)
-			if got != fixed {
-				t.Fatalf("Reset did not repair the drift:\n%s\nwant:\n%s", got, fixed)
-			}
-
-			// Revoking a container's ports, then a network, leaves the rest.
-			in(t, ns, b, func(fw *Firewall) error { return fw.RemovePorts(ports) })
-			got = save(t, ns, b)
-			if strings.Contains(got, "--dport") {
-				t.Fatalf("port rules left after RemovePorts:\n%s", got)
-			}
-			in(t, ns, b, func(fw *Firewall) error { return fw.RemoveNetwork(a) })
-			got = save(t, ns, b)
-			if strings.Contains(got, "ds-a") || !strings.Contains(got, "-A DUALSTACK-DROP -i ds-b -j DROP") {
-				t.Fatalf("after removing ds-a:\n%s", got)
-			}
-
-			// The last network gone: no chain, no hook; Docker's rules stay.
-			in(t, ns, b, func(fw *Firewall) error { return fw.Reset(nil, nil) })
-			got = save(t, ns, b)
-			if strings.Contains(got, "DUALSTACK") || !strings.Contains(got, "-A FORWARD -j DOCKER-USER") || !strings.Contains(got, ":FORWARD DROP") {
-				t.Fatalf("after cleanup:\n%s", got)
-			}
-			in(t, ns, b, func(fw *Firewall) error {
-				rss := fw.snapshot()
-				if len(rss) != 2 {
-					t.Errorf("iptables-save of %s failed for a family: %v", b, rss)
-				}
-				for f, rs := range rss {
-					if !rs.clean(f) {
-						t.Errorf("%s: a clean host does not count as clean:\n%s", b.command(f), got)
-					}
-				}
-				return nil
-			})
 		})
 	}
 }
 
-// TestDetectBackend checks that the backend holding the host's rules wins.
-func TestDetectBackend(t *testing.T) {
+// TestApplyNextToDocker checks, with each backend, what a host with Docker
+// sees over time: dualstack's hook right after DOCKER-USER, and back there
+// when Docker puts its jump on top again; the IPv6 FORWARD policy set to
+// DROP when dualstack turns IPv6 forwarding on, without flushing FORWARD;
+// drift repaired (a stale rule, a lost hook), Docker's own rules untouched
+// throughout, and nothing of dualstack's left at the end.
+func TestApplyNextToDocker(t *testing.T) {
 	for _, b := range backends {
 		t.Run(string(b), func(t *testing.T) {
 			ns := netnstest.New(t)
-			sh(t, ns, b.command(IPv6), "-A", "FORWARD", "-j", "ACCEPT")
-			var got Backend
-			if err := netns.Do(ns.Path, func() error { got = DetectBackend(); return nil }); err != nil {
-				t.Fatal(err)
+			for _, f := range Families {
+				ipt := func(args ...string) { sh(t, ns, append([]string{b.command(f)}, args...)...) }
+				ipt("-N", "DOCKER-USER")
+				ipt("-N", "DOCKER")
+				ipt("-N", "DOCKER-ISOLATION-STAGE-2")
+				ipt("-A", "DOCKER-USER", "-j", "RETURN")
+				ipt("-A", "FORWARD", "-j", "DOCKER-USER")
+				ipt("-A", "FORWARD", "-o", "docker0", "-j", "DOCKER")
+				ipt("-A", "DOCKER-ISOLATION-STAGE-2", "-o", "docker0", "-j", "DROP")
 			}
-			if got != b {
-				t.Fatalf("DetectBackend() = %s with a rule in %s", got, b.command(IPv6))
+			docker := save(t, ns, b)
+			a := Network{Bridge: "ds-a", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Masquerade4: true}
+			other := Network{Bridge: "ds-b", Subnets: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, Internal: true}
+			s := State{Networks: []Network{a, other}, Ports: publish(a.Bridge), ForwardDrop: map[Family]bool{IPv6: true}}
+			in(t, ns, b, func(fw *Firewall) error { return fw.Apply(s) })
+			got := save(t, ns, b)
+			for _, want := range []string{
+				"-A FORWARD -j DOCKER-USER\n-A FORWARD -j DUALSTACK-FORWARD\n-A FORWARD -o docker0 -j DOCKER\n",
+				"-A DUALSTACK-DROP -i ds-a -o docker0 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n",
+			} {
+				if strings.Count(got, want) != 2 {
+					t.Fatalf("want in both families %q:\n%s", want, got)
+				}
+			}
+			v4, v6, _ := strings.Cut(got, "# "+b.command(IPv6))
+			if !strings.Contains(v4, ":FORWARD ACCEPT") || !strings.Contains(v6, ":FORWARD DROP") {
+				t.Fatalf("FORWARD policy: want IPv4 ACCEPT (left alone), IPv6 DROP:\n%s", got)
+			}
+			s.ForwardDrop = nil
+			if !holds(t, ns, b, s) {
+				t.Fatalf("the applied rules do not count as in place:\n%s", got)
+			}
+
+			// Docker puts its jump back on top; a firewall manager flushes
+			// nat PREROUTING; someone adds a rule to dualstack's chain.
+			ipt := func(args ...string) { sh(t, ns, append([]string{b.command(IPv4)}, args...)...) }
+			ipt("-D", "FORWARD", "-j", "DOCKER-USER")
+			ipt("-I", "FORWARD", "-j", "DOCKER-USER")
+			ipt("-t", "nat", "-F", "PREROUTING")
+			ipt("-A", ChainAllow, "-o", "ds-gone", "-j", "ACCEPT")
+			if holds(t, ns, b, s) {
+				t.Fatal("drift counts as in place")
+			}
+			in(t, ns, b, func(fw *Firewall) error { return fw.Apply(s) })
+			if fixed := save(t, ns, b); fixed != got {
+				t.Fatalf("Apply did not repair the drift:\n%s\nwant:\n%s", fixed, got)
+			}
+
+			// The last network gone: Docker's rules as they were, and the
+			// policy dualstack set stays (as Docker leaves its own).
+			in(t, ns, b, func(fw *Firewall) error { return fw.Apply(State{}) })
+			want := strings.Replace(docker, "# "+b.command(IPv6)+"-save\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT", "# "+b.command(IPv6)+"-save\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP", 1)
+			if got := save(t, ns, b); strings.Contains(got, "DUALSTACK") || !strings.Contains(got, "-A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -j DOCKER") || got != want {
+				t.Fatalf("after the last network went:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestApplyIsAtomic: a restore the kernel refuses changes nothing of the
+// family, and the error names the line.
+func TestApplyIsAtomic(t *testing.T) {
+	for _, b := range backends {
+		t.Run(string(b), func(t *testing.T) {
+			ns := netnstest.New(t)
+			good := State{Networks: []Network{{Bridge: "ds-a", Subnets: []netip.Prefix{subnet4}, ICC: true, Masquerade4: true}}}
+			in(t, ns, b, func(fw *Firewall) error { return fw.Apply(good) })
+			before := save(t, ns, b)
+			bad := good
+			bad.Ports = []Port{{Bridge: "ds-a", Proto: "nosuchproto", HostPort: 8080, Container: c4, ContainerPort: 80}}
+			var err error
+			if e := netns.Do(ns.Path, func() error { err = New(b).Apply(bad); return nil }); e != nil {
+				t.Fatal(e)
+			}
+			if err == nil || !strings.Contains(err.Error(), "nosuchproto") || !strings.Contains(err.Error(), "IPv4") {
+				t.Fatalf("Apply of a rule the kernel refuses: %v", err)
+			}
+			if after := save(t, ns, b); after != before {
+				t.Fatalf("a refused restore changed the rules:\n%s\nwas:\n%s", after, before)
+			}
+		})
+	}
+}
+
+// TestDetect checks that the backend holding the host's rules wins, and
+// that dualstack's own rules do not count.
+func TestDetect(t *testing.T) {
+	for _, b := range backends {
+		t.Run(string(b), func(t *testing.T) {
+			ns := netnstest.New(t)
+			var got Backend
+			detectIn := func() {
+				if err := netns.Do(ns.Path, func() error { got = detect(); return nil }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			in(t, ns, b, func(fw *Firewall) error {
+				return fw.Apply(State{Networks: []Network{{Bridge: "ds-a", Subnets: []netip.Prefix{subnet4}}}})
+			})
+			if detectIn(); got != "" {
+				t.Fatalf("detect() = %q with only dualstack's rules in %s", got, b)
+			}
+			sh(t, ns, b.command(IPv6), "-A", "FORWARD", "-j", "ACCEPT")
+			if detectIn(); got != b {
+				t.Fatalf("detect() = %q with a rule in %s", got, b.command(IPv6))
 			}
 		})
 	}
