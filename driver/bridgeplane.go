@@ -29,6 +29,9 @@ type dataplane interface {
 	// removeOrphans deletes the links of links the mode named that no
 	// record claims.
 	removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, links hostLinks, log logrus.FieldLogger)
+	// open turns on what lets traffic into the network that only the
+	// firewall guards; the driver calls it once the firewall is in place.
+	open(n *network) error
 }
 
 // bridgePlane is the bridge mode: a Linux bridge per network, a veth pair
@@ -50,11 +53,22 @@ func (bridgePlane) checkFree(n *network) error {
 	return nil
 }
 
-// bridgeConfig is the bridge of n. Ports published on 127.0.0.1 need
-// route_localnet, on networks that publish IPv4 ports at all.
+// bridgeConfig is the bridge of n.
 func bridgeConfig(n *network) bridge.Config {
-	return bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways(),
-		RouteLocalnet: !n.Options.Internal && len(n.V4) > 0}
+	return bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways()}
+}
+
+// open sets route_localnet, which ports published on 127.0.0.1 need, on
+// networks that may publish IPv4 ports: only once the firewall drops what
+// comes from the bridge for 127.0.0.0/8.
+func (bridgePlane) open(n *network) error {
+	if n.Options.Internal || len(n.V4) == 0 {
+		return nil
+	}
+	if err := bridge.SetRouteLocalnet(n.Options.Bridge); err != nil {
+		return fmt.Errorf("dualstack: %w", err)
+	}
+	return nil
 }
 
 func (bridgePlane) createNetwork(n *network) (func(), error) {

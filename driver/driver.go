@@ -60,34 +60,17 @@ type Config struct {
 	Sandboxes *sandboxkey.Resolver
 	// Firewall programs the packet filter; nil leaves it alone.
 	Firewall Firewall
+	// ForwardDrop sets filter FORWARD's policy to DROP in a family when
+	// the driver turns forwarding on there, as Docker does
+	// (FORWARD_DROP).
+	ForwardDrop bool
 }
 
-// Firewall is the packet filter's part in networks and published ports
-// (see driver/firewall).
+// Firewall programs the packet filter (see driver/firewall).
 type Firewall interface {
-	AddNetwork(firewall.Network) error
-	RemoveNetwork(firewall.Network) error
-	AddPorts([]firewall.Port) error
-	// RemovePorts revokes ports; a container's ports go together.
-	RemovePorts([]firewall.Port) error
-	// Reset makes the rules those of networks and ports; with no network
-	// it removes every rule and chain of dualstack's.
-	Reset([]firewall.Network, []firewall.Port) error
-}
-
-// fwNetwork is what the firewall needs to know of n.
-func fwNetwork(n *network) firewall.Network {
-	fn := firewall.Network{
-		Bridge:      n.Options.Bridge,
-		Internal:    n.Options.Internal,
-		ICC:         !n.Options.NoICC,
-		Masquerade4: !n.Options.NoMasquerade,
-		NAT6:        n.Options.IPv6Mode == IPv6ModeNAT,
-	}
-	for _, p := range n.pools() {
-		fn.Subnets = append(fn.Subnets, p.Prefix)
-	}
-	return fn
+	// Apply makes dualstack's rules those of the state, atomically per
+	// family; with no network it removes them all.
+	Apply(firewall.State) error
 }
 
 // Driver implements api.Driver. It is safe for concurrent use.
@@ -100,6 +83,12 @@ type Driver struct {
 	endpoints map[string]*endpoint
 	joins     *joins
 	sandboxes *sandboxkey.Resolver
+	filter    filterSync
+	// opened: the firewall guards the networks, and forwarding and
+	// route_localnet are on where they need them (guardThenOpen).
+	opened bool
+	// links is the host's links while reconcile runs (listed once).
+	links hostLinks
 	// reserved holds the host ports each endpoint publishes.
 	reserved map[string][]*portmap.Reservation
 }
@@ -204,11 +193,6 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 	if err := plane.checkFree(n); err != nil {
 		return err
 	}
-	if opts.Mode == ModeBridge && !opts.Internal {
-		if err := d.enableForwarding(len(n.V4) > 0, len(n.V6) > 0, nil); err != nil {
-			return err
-		}
-	}
 	if opts.Mode == ModeMacvlan {
 		if err := d.dropAutoGateways(n); err != nil {
 			return err
@@ -225,21 +209,36 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		d.releaseShim(n)
 		return err
 	}
-	if fw := d.cfg.Firewall; fw != nil && opts.Mode == ModeBridge {
-		if err := fw.AddNetwork(fwNetwork(n)); err != nil {
-			d.removeRules(n)
-			undo()
-			return fmt.Errorf("dualstack: %w", err)
-		}
-		planeUndo := undo
-		undo = func() { d.removeRules(n); planeUndo() }
-	}
-	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
+	// The firewall guards the network before anything lets traffic in:
+	// forwarding, route_localnet.
+	d.networks[n.ID] = n
+	forward4, forward6 := forwards(n)
+	if err := d.applyFirewall(d.forwardDrop(forward4, forward6)); err != nil {
+		delete(d.networks, n.ID)
 		undo()
 		d.releaseShim(n)
 		return err
 	}
-	d.networks[n.ID] = n
+	undoAll := func() {
+		delete(d.networks, n.ID)
+		if err := d.applyFirewall(nil); err != nil {
+			d.log.WithField("network", short(n.ID)).WithError(err).Warn("remove the rules of a network whose creation failed (the periodic check tries again)")
+		}
+		undo()
+		d.releaseShim(n)
+	}
+	if err := d.enableForwarding(forward4, forward6, nil); err != nil {
+		undoAll()
+		return err
+	}
+	if err := plane.open(n); err != nil {
+		undoAll()
+		return err
+	}
+	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
+		undoAll()
+		return err
+	}
 	log := d.log.WithField("network", short(n.ID)).WithField("mode", opts.Mode).WithField("subnets", n.subnets())
 	if opts.Mode == ModeBridge {
 		log = log.WithField("bridge", opts.Bridge)
@@ -319,48 +318,18 @@ func (d *Driver) DeleteNetwork(req *api.DeleteNetworkRequest) error {
 	if err := d.planes[n.Options.Mode].deleteNetwork(n); err != nil {
 		return err
 	}
-	if err := d.removeRules(n); err != nil {
-		return fmt.Errorf("dualstack: %w", err)
+	delete(d.networks, n.ID)
+	if err := d.applyFirewall(nil); err != nil {
+		d.networks[n.ID] = n
+		return err
 	}
 	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return del(tx, bucketNetworks, n.ID) }); err != nil {
+		d.networks[n.ID] = n
 		return err
 	}
 	d.releaseShim(n)
-	delete(d.networks, n.ID)
 	d.log.WithField("network", short(n.ID)).Info("network deleted")
 	return nil
-}
-
-// removeRules removes n's firewall rules, and every chain of dualstack's
-// when no other network is left: a host without dualstack networks keeps
-// no trace of it in its packet filter.
-func (d *Driver) removeRules(n *network) error {
-	fw := d.cfg.Firewall
-	if fw == nil || n.Options.Mode != ModeBridge {
-		return nil
-	}
-	for id, o := range d.networks {
-		if id != n.ID && o.Options.Mode == ModeBridge {
-			return fw.RemoveNetwork(fwNetwork(n))
-		}
-	}
-	return fw.Reset(nil, nil)
-}
-
-// firewallState lists the firewall's part of every bridge network and the
-// ports published on them (macvlan traffic never crosses the host).
-func (d *Driver) firewallState() ([]firewall.Network, []firewall.Port) {
-	var nets []firewall.Network
-	var ports []firewall.Port
-	for _, n := range d.networks {
-		if n.Options.Mode == ModeBridge {
-			nets = append(nets, fwNetwork(n))
-		}
-	}
-	for _, ep := range d.endpoints {
-		ports = append(ports, ep.Published...)
-	}
-	return nets, ports
 }
 
 // AllocateNetwork is a swarm call; dualstack networks are local.

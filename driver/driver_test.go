@@ -61,11 +61,7 @@ func (h *harness) open() {
 		if err != nil {
 			return err
 		}
-		fw, err := firewall.New(firewall.BackendNFT)
-		if err != nil {
-			return err
-		}
-		h.d, err = New(Config{DB: db, IPAM: h.ipam, Log: quiet(), UplinkAcceptRA: true, Firewall: fw})
+		h.d, err = New(Config{DB: db, IPAM: h.ipam, Log: quiet(), UplinkAcceptRA: true, ForwardDrop: true, Firewall: firewall.New(firewall.BackendNFT)})
 		return err
 	})
 	h.d.ResumeJoins() // as the plugin does once it serves

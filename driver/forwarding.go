@@ -7,7 +7,15 @@ import (
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 )
 
+// The forwarding sysctls.
+const (
+	forwardKey4 = "net/ipv4/ip_forward"
+	forwardKey6 = "net/ipv6/conf/all/forwarding"
+)
+
 // enableForwarding turns on forwarding for the families a network routes.
+// Call it only once the firewall guards the networks (applyFirewall, with
+// forwardDrop's families): forwarding never comes first.
 //
 // With IPv6 forwarding on, the kernel ignores router advertisements on
 // interfaces whose accept_ra is 1, so a host that learns its default route
@@ -43,7 +51,7 @@ func (d *Driver) enableForwarding(v4, v6 bool, links hostLinks) error {
 	for _, f := range []struct {
 		on  bool
 		key string
-	}{{v4, "net/ipv4/ip_forward"}, {v6, "net/ipv6/conf/all/forwarding"}} {
+	}{{v4, forwardKey4}, {v6, forwardKey6}} {
 		if !f.on {
 			continue
 		}

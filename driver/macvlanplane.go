@@ -152,6 +152,9 @@ func (p macvlanPlane) restoreNetwork(n *network) error {
 // restoreEndpoint has nothing to do: a child lives in its container.
 func (macvlanPlane) restoreEndpoint(*network, *endpoint, hostLinks) error { return nil }
 
+// open has nothing to do: macvlan traffic never crosses the host's filter.
+func (macvlanPlane) open(*network) error { return nil }
+
 func (macvlanPlane) createEndpoint(n *network, ep *endpoint) error {
 	mac, err := net.ParseMAC(ep.MAC)
 	if err != nil {

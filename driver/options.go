@@ -2,6 +2,7 @@ package driver
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -136,7 +137,7 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 			}
 			o.Mode = v
 		case optParent:
-			if err := bridge.ValidateName(v); err != nil {
+			if err := checkName(v); err != nil {
 				errs = append(errs, fmt.Sprintf("parent=%q: %v", v, err))
 			}
 			o.Parent = v
@@ -152,7 +153,7 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 			}
 			o.HostLink = b
 		case optBridge, optBridgeDocker:
-			if err := bridge.ValidateName(v); err != nil {
+			if err := checkName(v); err != nil {
 				errs = append(errs, fmt.Sprintf("%s=%q: %v", k, v, err))
 			}
 			o.Bridge = v
@@ -246,6 +247,25 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 }
 
 // otherMode is the mode that is not m.
+// nameChars are the characters of an interface name dualstack accepts in
+// an option. The names end up in firewall rules, where iptables reads '+'
+// as a wildcard ("x+" is every interface whose name starts with x, "+"
+// every interface), and in new links, whose name the kernel expands where
+// it holds "%d".
+var nameChars = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// checkName checks an interface name given in an option: 1 to 15
+// characters of A-Z, a-z, 0-9, '_', '.' and '-', and a name Linux allows.
+func checkName(name string) error {
+	if err := bridge.ValidateName(name); err != nil {
+		return err
+	}
+	if !nameChars.MatchString(name) {
+		return fmt.Errorf("interface name %q may hold only letters, digits, '_', '.' and '-' (no '+' or '%%', which iptables and the kernel read as patterns)", name)
+	}
+	return nil
+}
+
 func otherMode(m string) string {
 	if m == ModeMacvlan {
 		return ModeBridge

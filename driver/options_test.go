@@ -62,6 +62,12 @@ func TestParseOptions(t *testing.T) {
 		{"macvlan options on a bridge", generic("parent", "eth0"), []string{"option(s) parent: not for mode=bridge networks"}},
 		{"host_link not a boolean", generic("mode", "macvlan", "parent", "eth0", "host_link", "maybe"), []string{`host_link="maybe"`}},
 		{"several at once", generic("mtu", "x", "hairpin", "perhaps"), []string{`mtu="x"`, `hairpin="perhaps"`}},
+		{"bridge wildcard", generic("bridge", "x+"), []string{`bridge="x+"`, "only letters, digits", "'+'"}},
+		{"bridge every interface", generic("bridge", "+"), []string{`bridge="+"`, "'+'"}},
+		{"bridge name pattern", generic("com.docker.network.bridge.name", "bars%d"), []string{`bridge.name="bars%d"`, "'%'"}},
+		{"bridge name with a space", generic("bridge", "a b"), []string{`bridge="a b"`}},
+		{"parent wildcard", generic("mode", "macvlan", "parent", "eth+"), []string{`parent="eth+"`, "'+'"}},
+		{"parent dot", generic("mode", "macvlan", "parent", ".."), []string{`parent=".."`}},
 	}
 	for _, c := range bad {
 		_, err := parseOptions(id, c.raw)

@@ -88,13 +88,11 @@ func (d *Driver) publish(n *network, ep *endpoint, sandbox string) (err error) {
 			ports = append(ports, firewall.Port{Bridge: n.Options.Bridge, Proto: b.Proto, HostIP: b.HostIP, HostPort: hostPort, Container: c, ContainerPort: b.Port})
 		}
 	}
-	if fw := d.cfg.Firewall; fw != nil {
-		if err := fw.AddPorts(ports); err != nil {
-			_ = fw.RemovePorts(ports)
-			return fmt.Errorf("dualstack: %w", err)
-		}
-	}
 	ep.Published = ports
+	if err := d.applyFirewall(nil); err != nil {
+		ep.Published = nil // the restore changed nothing
+		return err
+	}
 	d.reserved[ep.ID] = held
 	return nil
 }
@@ -150,17 +148,14 @@ func (d *Driver) explainInUse(b portmap.Binding, err error) error {
 
 // unpublish revokes ep's published ports and releases their host ports.
 func (d *Driver) unpublish(ep *endpoint) error {
-	var err error
-	if fw := d.cfg.Firewall; fw != nil && len(ep.Published) > 0 {
-		err = fw.RemovePorts(ep.Published)
-	}
+	had := len(ep.Published) > 0
 	for _, r := range d.reserved[ep.ID] {
 		_ = r.Close()
 	}
 	delete(d.reserved, ep.ID)
 	ep.Sandbox, ep.Published = "", nil
-	if err != nil {
-		return fmt.Errorf("dualstack: %w", err)
+	if had {
+		return d.applyFirewall(nil)
 	}
 	return nil
 }

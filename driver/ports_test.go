@@ -90,7 +90,7 @@ func TestPublishedPorts(t *testing.T) {
 		"-A DUALSTACK-DNAT -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:1::2]:80",
 		"-A DUALSTACK-DNAT -d 127.0.0.1/32 -p tcp -m tcp --dport 8081 -j DNAT --to-destination 192.0.2.2:80",
 		"-A DUALSTACK-DNAT -p tcp -m tcp --dport 8082 -j DNAT --to-destination [fd00:1::2]:80",
-		"-A DUALSTACK-ALLOW -d 192.0.2.2/32 -o ds-cccccccccccc -p tcp -m tcp --dport 80 -j ACCEPT",
+		"-A DUALSTACK-ALLOW -d 192.0.2.2/32 -o ds-cccccccccccc -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT",
 		"-A DUALSTACK-ALLOW -d fd00:1::2/128 -o ds-cccccccccccc -p udp -m udp --dport 53 -j ACCEPT",
 	} {
 		if !strings.Contains(got, want) {

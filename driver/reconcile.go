@@ -1,6 +1,8 @@
 package driver
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -24,43 +26,35 @@ func listLinks() (hostLinks, error) {
 
 // reconcile brings the kernel in line with the persisted state before the
 // plugin serves: missing bridges and their gateways are created again (after
-// a reboot, say), surviving endpoints are put back on them, forwarding is
-// enabled where networks need it, links named by dualstack that no record
-// claims are deleted, published host ports are reserved again, and the
-// firewall's chains are made to hold exactly the rules of the networks and
-// published ports (none at all without networks). It reads the host's
-// links once and the firewall with one iptables-save per family, and
-// changes only what differs: a start with hundreds of endpoints in place
-// costs little more than one without. The container side of joins is
-// ResumeJoins' work.
+// a reboot, say), surviving endpoints are put back on them, links named by
+// dualstack that no record claims are deleted, published host ports are
+// reserved again, the firewall's chains are made to hold exactly the rules
+// of the networks and published ports (none at all without networks), and
+// then, and only then, forwarding and route_localnet are turned on where
+// networks need them (guardThenOpen). It reads the host's links once and
+// the firewall with one iptables-save per family, and changes only what
+// differs: a start with hundreds of endpoints in place costs little more
+// than one without. The container side of joins is ResumeJoins' work.
 func (d *Driver) reconcile() {
 	start := time.Now()
-	var forward4, forward6 bool
 	for _, n := range d.networks {
 		if err := d.planes[n.Options.Mode].restoreNetwork(n); err != nil {
-			d.log.WithField("network", short(n.ID)).Warnf("restore: %v", err)
-			continue
-		}
-		if n.Options.Mode == ModeBridge && !n.Options.Internal {
-			forward4 = forward4 || len(n.V4) > 0
-			forward6 = forward6 || len(n.V6) > 0
+			d.log.WithField("network", short(n.ID)).WithError(err).Warn("restore")
 		}
 	}
 	links, err := listLinks()
 	if err != nil {
-		d.log.Warnf("list the host's links to restore endpoints: %v", err)
+		d.log.WithError(err).Warn("list the host's links to restore endpoints")
 	}
-	if err := d.enableForwarding(forward4, forward6, links); err != nil {
-		d.log.Warnf("restore forwarding: %v", err)
-	}
+	d.links = links
 	networksDone := time.Now()
 	for _, ep := range d.endpoints {
 		n := d.networks[ep.NetworkID]
 		if err := d.planes[n.Options.Mode].restoreEndpoint(n, ep, links); err != nil {
-			d.log.WithField("endpoint", short(ep.ID)).Warnf("restore: %v", err)
+			d.log.WithField("endpoint", short(ep.ID)).WithError(err).Warn("restore")
 		}
 		if err := d.reservePublished(ep); err != nil {
-			d.log.WithField("endpoint", short(ep.ID)).Warnf("reserve published host ports again: %v", err)
+			d.log.WithField("endpoint", short(ep.ID)).WithError(err).Warn("reserve published host ports again")
 		}
 	}
 	endpointsDone := time.Now()
@@ -70,12 +64,10 @@ func (d *Driver) reconcile() {
 		}
 	}
 	orphansDone := time.Now()
-	if fw := d.cfg.Firewall; fw != nil {
-		nets, ports := d.firewallState()
-		if err := fw.Reset(nets, ports); err != nil {
-			d.log.Warnf("restore firewall rules: %v", err)
-		}
+	if err := d.guardThenOpen(); err != nil {
+		d.log.WithError(err).Error("put the firewall in place: forwarding and route_localnet stay off until the periodic check succeeds")
 	}
+	d.links = nil
 	d.log.WithFields(logrus.Fields{"networks": len(d.networks), "endpoints": len(d.endpoints), "took": time.Since(start).Round(time.Millisecond)}).Info("state restored")
 	d.log.WithFields(logrus.Fields{
 		"networks":  networksDone.Sub(start),
@@ -85,18 +77,31 @@ func (d *Driver) reconcile() {
 	}).Debug("restore steps")
 }
 
-// SyncFirewall puts back rules and hooks of dualstack's that someone
-// removed since (a firewall manager reloading, say), changing nothing when
-// all is in place. The plugin calls it periodically.
-func (d *Driver) SyncFirewall() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	fw := d.cfg.Firewall
-	nets, ports := d.firewallState()
-	if fw == nil || len(nets) == 0 {
-		return nil
+// guardThenOpen puts the firewall in place for every network, then turns
+// on forwarding and route_localnet where networks need them: a start never
+// lets traffic through before the rules that guard it exist. On success
+// the driver is open. The driver's lock is held (or the driver not yet
+// serving).
+func (d *Driver) guardThenOpen() error {
+	var forward4, forward6 bool
+	for _, n := range d.networks {
+		v4, v6 := forwards(n)
+		forward4, forward6 = forward4 || v4, forward6 || v6
 	}
-	return fw.Reset(nets, ports)
+	if err := d.applyFirewall(d.forwardDrop(forward4, forward6)); err != nil {
+		return err
+	}
+	var errs []error
+	if err := d.enableForwarding(forward4, forward6, d.links); err != nil {
+		errs = append(errs, fmt.Errorf("restore forwarding: %w", err))
+	}
+	for _, n := range d.networks {
+		if err := d.planes[n.Options.Mode].open(n); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", short(n.ID), err))
+		}
+	}
+	d.opened = true
+	return errors.Join(errs...)
 }
 
 // ResumeJoins finishes the container side of joins a previous plugin

@@ -36,6 +36,9 @@ type Settings struct {
 	HostRun string
 	// FirewallBackend is FIREWALL_BACKEND: auto (""), nft or legacy.
 	FirewallBackend firewall.Backend
+	// ForwardDrop is FORWARD_DROP: whether dualstack sets filter FORWARD's
+	// policy to DROP in a family when it turns forwarding on there.
+	ForwardDrop bool
 	// NetnsAccess is NETNS_ACCESS: how the plugin reaches container
 	// network namespaces (auto, proc or mount).
 	NetnsAccess sandboxkey.Mechanism
@@ -79,6 +82,9 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 	}
 	if s.UplinkAcceptRA, err = strconv.ParseBool(get("UPLINK_ACCEPT_RA", "true")); err != nil {
 		errs = append(errs, fmt.Sprintf("UPLINK_ACCEPT_RA=%q: want true or false", getenv("UPLINK_ACCEPT_RA")))
+	}
+	if s.ForwardDrop, err = strconv.ParseBool(get("FORWARD_DROP", "true")); err != nil {
+		errs = append(errs, fmt.Sprintf("FORWARD_DROP=%q: want true or false", getenv("FORWARD_DROP")))
 	}
 	if s.FirewallBackend, err = firewall.ParseBackend(get("FIREWALL_BACKEND", "auto")); err != nil {
 		errs = append(errs, "FIREWALL_BACKEND: "+err.Error())

@@ -15,7 +15,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/driver"
-	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 	"github.com/dualstack-net/dualstack/ipamdriver"
@@ -96,11 +95,10 @@ func run(log *logrus.Logger) error {
 	} else {
 		log.WithField("mechanism", sandboxes.Mechanism()).Info("container network namespaces: " + sandboxes.Describe())
 	}
-	rules, err := firewall.New(cfg.FirewallBackend)
+	rules, err := driver.ChooseFirewall(db, cfg.FirewallBackend, log.WithField("driver", "network"))
 	if err != nil {
 		return err
 	}
-	log.WithField("backend", rules.Backend()).Info("firewall ready")
 	firewallReady := time.Now()
 	netDriver, err := driver.New(driver.Config{
 		Firewall:       rules,
@@ -108,6 +106,7 @@ func run(log *logrus.Logger) error {
 		IPAM:           ipamDriver,
 		Log:            log.WithField("driver", "network"),
 		UplinkAcceptRA: cfg.UplinkAcceptRA,
+		ForwardDrop:    cfg.ForwardDrop,
 		Sandboxes:      sandboxes,
 	})
 	if err != nil {

@@ -44,11 +44,19 @@ type Config struct {
 	// Gateways are the addresses the bridge answers on, each with its
 	// subnet's prefix length: 192.0.2.1/24, 2001:db8:1::1/64, ...
 	Gateways []netip.Prefix
-	// RouteLocalnet lets the host route connections from 127.0.0.1 to the
-	// bridge (net.ipv4.conf.NAME.route_localnet), which ports published on
-	// 127.0.0.1 need: the host's connection is translated to a container
-	// address but keeps its loopback source until it is masqueraded.
-	RouteLocalnet bool
+}
+
+// SetRouteLocalnet lets the host route connections from 127.0.0.1 to the
+// bridge name (net.ipv4.conf.NAME.route_localnet), which ports published on
+// 127.0.0.1 need: the host's connection is translated to a container
+// address but keeps its loopback source until it is masqueraded. Set it
+// only once a rule drops packets to 127.0.0.0/8 that arrive from the
+// bridge, or containers could reach the host's loopback services.
+func SetRouteLocalnet(name string) error {
+	if err := sysctl.Set("net/ipv4/conf/"+name+"/route_localnet", "1"); err != nil {
+		return fmt.Errorf("bridge %s: %w", name, err)
+	}
+	return nil
 }
 
 // ValidateName checks that name is usable as a Linux interface name: 1 to 15
@@ -170,11 +178,6 @@ func configure(link netlink.Link, c Config) error {
 	}
 	if err := ipv6Sysctls(c); err != nil {
 		return err
-	}
-	if c.RouteLocalnet {
-		if err := sysctl.Set("net/ipv4/conf/"+c.Name+"/route_localnet", "1"); err != nil {
-			return fmt.Errorf("bridge %s: %w", c.Name, err)
-		}
 	}
 	if err := addAddrs(link, c); err != nil {
 		return err

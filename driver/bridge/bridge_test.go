@@ -169,8 +169,10 @@ func TestEnsureCreateVethDelete(t *testing.T) {
 func TestIsolatedPortAndRouteLocalnet(t *testing.T) {
 	host := netnstest.New(t)
 	in(t, host, func() error {
-		_, err := bridge.Ensure(bridge.Config{Name: brName, RouteLocalnet: true})
-		return err
+		if _, err := bridge.Ensure(bridge.Config{Name: brName}); err != nil {
+			return err
+		}
+		return bridge.SetRouteLocalnet(brName)
 	})
 	if got := host.Sysctl(t, "net/ipv4/conf/"+brName+"/route_localnet"); got != "1" {
 		t.Errorf("route_localnet = %s, want 1", got)

@@ -97,6 +97,9 @@ func Parse(options map[string]interface{}) ([]Binding, error) {
 				return nil, fmt.Errorf("port binding to container port %d/%s: bad host IP %q", d.Port, b.Proto, d.HostIP)
 			}
 			b.HostIP = b.HostIP.Unmap()
+			if b.HostIP.Is6() && b.HostIP.IsLoopback() {
+				return nil, fmt.Errorf("port binding %s: the kernel does not translate IPv6 loopback connections to a container: publish on [::] or one of the host's IPv6 addresses, or on 127.0.0.1", b)
+			}
 		}
 		if b.HostPortEnd != 0 && b.HostPortEnd < b.HostPort {
 			return nil, fmt.Errorf("port binding %s: the host port range ends before it starts", b)
