@@ -24,7 +24,7 @@ DEBS_DIR        ?= $(BUILD)/debs
 
 .DEFAULT_GOAL := help
 
-.PHONY: engines help build plugin install demo test fuzz integration integration-moby integration-shared test-all bench clean
+.PHONY: engines help build plugin install demo test fuzz integration integration-moby integration-shared integration-nftables test-all bench clean
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -63,6 +63,13 @@ integration-moby: plugin engines ## Run the end-to-end tests against the current
 # on systemd hosts.
 SHARED_TESTS := ^(TestNamespaceMechanism|TestNamespacesUnreachable|TestFirstCommandSeesEveryAddress|TestMacvlanFirstCommandSeesEveryAddress|TestConnectDisconnect|TestBridgeSurvives)$$
 
+# The firewall's end-to-end tests, again on current Moby with Docker's own
+# rules in nftables (--firewall-backend=nftables).
+NFTABLES_TESTS := ^(TestCoexistDockerBridge|TestDockerUserApplies|TestPublishedOnHostAddressOnly|TestForwardingPolicy|TestFirewall.*)$$
+
+integration-nftables: plugin engines ## Run the firewall's end-to-end tests on current Moby with Docker's rules in nftables (root)
+	DUALSTACK_ENGINE=moby DUALSTACK_DOCKER_FIREWALL=nftables $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(NFTABLES_TESTS)' ./integration/...
+
 integration-shared: plugin engines ## Run the mount-dependent end-to-end tests on both engines with a shared root mount, as on systemd hosts (root)
 	DUALSTACK_ROOT=shared $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(SHARED_TESTS)' ./integration/...
 	DUALSTACK_ROOT=shared DUALSTACK_ENGINE=moby $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(SHARED_TESTS)' ./integration/...
@@ -86,6 +93,7 @@ test-all: ## Run every test: unit tests, a short fuzz run, end to end on Engine 
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory integration-moby
 	@$(MAKE) --no-print-directory integration-shared
+	@$(MAKE) --no-print-directory integration-nftables
 
 bench: ## Run the benchmarks behind the README's figures (bench/run.sh)
 	bench/run.sh

@@ -11,7 +11,8 @@
 #    Moby), on a private engine (root; BENCH_ENGINE=0 skips): docker run
 #    --rm, dualstack bridge against Docker's bridge, with the engine's root
 #    mount private (hosts without systemd) and again with it shared
-#    (systemd hosts), and the ratio of the two; connect + disconnect
+#    (systemd hosts), and the ratio of the two; docker run --rm with 1 and
+#    with 500 published ports, both drivers; connect + disconnect
 #    of a running container, bridge against bridge and macvlan against
 #    macvlan; docker run --rm with 1 to 500 containers on the network, both
 #    drivers, plotted to docs/scale-latency.png with gnuplot; a plugin
@@ -75,6 +76,16 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 		       ratio("connect+disconnect dualstack/docker bridge", cd["dualstack-ms"], cd["docker-bridge-ms"])
 		       ratio("connect+disconnect dualstack/docker macvlan", cd["dualstack-macvlan-ms"], cd["docker-macvlan-ms"])
 		     }' "$out/engine-$engine.txt"
+		echo "## engine $engine: docker run --rm with 1 and with 500 published ports"
+		DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'Publish' \
+			-benchtime "${BENCH_PUBLISH_CYCLES:-10}x" -timeout 60m ./integration/ | tee "$out/publish-$engine.txt" | grep -E '^(engine|Benchmark)'
+		awk '/^BenchmarkPublish/ { for (i = 2; i <= NF; i++) m[$i] = $(i-1) }
+		     function ratio(what, a, b) { if (b > 0) printf "ratio %s: %.2f (median %.1f ms against %.1f ms)\n", what, a / b, a, b }
+		     END {
+		       ratio("docker run --rm, 500 ports against 1, dualstack", m["dualstack-500-ms"], m["dualstack-1-ms"])
+		       ratio("docker run --rm, 500 ports against 1, Docker bridge", m["docker-bridge-500-ms"], m["docker-bridge-1-ms"])
+		       ratio("docker run --rm with 500 ports, dualstack/Docker bridge", m["dualstack-500-ms"], m["docker-bridge-500-ms"])
+		     }' "$out/publish-$engine.txt"
 		# The engine above runs with its root mount private, as on hosts
 		# without systemd; the same docker run --rm with a shared one, as on
 		# systemd hosts (issue 12: the plugin costs no more on either).

@@ -1,7 +1,8 @@
 #!/bin/sh
 # build-moby.sh: builds the current Moby engine the suite can run against
 # (DUALSTACK_ENGINE=moby) with `go install` through the Go module proxy:
-#   dockerd  github.com/moby/moby/v2/cmd/dockerd   (API 1.56)
+#   dockerd  github.com/moby/moby/v2/cmd/dockerd   (API 1.56), and its
+#            docker-proxy (for ports published on its own bridge)
 #   runc     github.com/opencontainers/runc        (no seccomp: the harness runs
 #            dockerd with --seccomp-profile=unconfined)
 #   docker-compose (CLI plugin), unless DUALSTACK_SKIP_COMPOSE=1
@@ -46,6 +47,8 @@ build() {
 # needs no libseccomp headers.
 build runc "github.com/opencontainers/runc@$RUNC" CGO_ENABLED=1
 build dockerd "github.com/moby/moby/v2/cmd/dockerd@$MOBY" CGO_ENABLED=0
+# The userland proxy dockerd starts for ports its own bridge publishes.
+build docker-proxy "github.com/moby/moby/v2/cmd/docker-proxy@$MOBY" CGO_ENABLED=0
 if [ "${DUALSTACK_SKIP_COMPOSE:-}" != 1 ]; then
 	# compose v5 asks for a newer Go than some machines have: GOTOOLCHAIN=auto.
 	build cli-plugins/docker-compose "github.com/docker/compose/v5/cmd@$COMPOSE" GOTOOLCHAIN=auto CGO_ENABLED=0
@@ -56,6 +59,7 @@ fi
 modversion() { "$GO" version -m "$1" | awk '$1 == "mod" { print $2, $3 }'; }
 echo "build-moby: engine binaries in $bin:"
 echo "  dockerd: $(modversion "$bin/dockerd")"
+echo "  docker-proxy: $(modversion "$bin/docker-proxy")"
 echo "  runc: $("$bin/runc" --version | head -1) (no seccomp)"
 if [ -x "$bin/cli-plugins/docker-compose" ]; then
 	echo "  docker-compose: $(modversion "$bin/cli-plugins/docker-compose") (CLI plugin: DOCKER_CONFIG with cli-plugins -> $bin/cli-plugins)"

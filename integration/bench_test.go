@@ -85,6 +85,58 @@ func BenchmarkRunRm(b *testing.B) {
 	inTurns(b, []benchNetwork{{"docker-bridge", "ds-brun-docker"}, {"dualstack", "ds-brun-ds"}}, api.runRm)
 }
 
+// runRmPorts is runRm with ports host ports published (tcp 20000 and up,
+// each to the same container port).
+func (a *engineAPI) runRmPorts(b *testing.B, network string, ports int) time.Duration {
+	exposed, bindings := map[string]struct{}{}, map[string][]map[string]string{}
+	for p := 20000; p < 20000+ports; p++ {
+		key := fmt.Sprintf("%d/tcp", p)
+		exposed[key] = struct{}{}
+		bindings[key] = []map[string]string{{"HostPort": strconv.Itoa(p)}}
+	}
+	body, err := json.Marshal(map[string]any{
+		"Image": image, "Cmd": []string{"true"}, "Labels": map[string]string{"dualstack.test": "1"}, "ExposedPorts": exposed,
+		"HostConfig": map[string]any{"NetworkMode": network, "AutoRemove": true, "PortBindings": bindings},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	out := a.post(b, "/containers/create", string(body))
+	var created struct{ Id string }
+	if err := json.Unmarshal(out, &created); err != nil {
+		b.Fatal(err)
+	}
+	a.post(b, "/containers/"+created.Id+"/start", "")
+	a.post(b, "/containers/"+created.Id+"/wait?condition=removed", "")
+	return time.Since(start)
+}
+
+// BenchmarkPublish measures `docker run --rm -p 20000:20000` against
+// `-p 20000-20499:20000-20499` (500 ports, both families on dualstack's
+// network), on a dualstack bridge and on Docker's bridge, in the same
+// engine and run, in turns: the median per network and port count.
+func BenchmarkPublish(b *testing.B) {
+	createNetwork(b, "ds-bpub-docker", "-d", "bridge", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:d::/64")
+	createNetwork(b, "ds-bpub-ds", "-d", pluginName, "--ipam-driver", pluginName, "--ipv6", "--subnet", "198.51.100.0/24", "--subnet", "2001:db8:e::/64")
+	api := newEngineAPI(b)
+	cases := map[string]struct {
+		network string
+		ports   int
+	}{
+		"docker-bridge-1": {"ds-bpub-docker", 1}, "docker-bridge-500": {"ds-bpub-docker", 500},
+		"dualstack-1": {"ds-bpub-ds", 1}, "dualstack-500": {"ds-bpub-ds", 500},
+	}
+	var nets []benchNetwork
+	for _, name := range []string{"docker-bridge-1", "docker-bridge-500", "dualstack-1", "dualstack-500"} {
+		nets = append(nets, benchNetwork{name, name})
+	}
+	inTurns(b, nets, func(b *testing.B, name string) time.Duration {
+		c := cases[name]
+		return api.runRmPorts(b, c.network, c.ports)
+	})
+}
+
 // benchNetwork is a network a benchmark measures, and the name it reports.
 type benchNetwork struct{ name, network string }
 

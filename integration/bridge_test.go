@@ -340,6 +340,9 @@ func TestBridgeBadInput(t *testing.T) {
 		{"MTU 70000", []string{"-o", "mtu=70000"}, []string{`mtu="70000"`}},
 		{"unknown option", []string{"-o", "colour=blue"}, []string{"unknown option(s) colour"}},
 		{"bridge name of another network", []string{"-o", "bridge=br-named"}, []string{"br-named", "already used"}},
+		{"bridge name with an iptables wildcard", []string{"-o", "bridge=x+"}, []string{`bridge="x+"`, "only letters, digits"}},
+		{"bridge name that matches every interface", []string{"-o", "bridge=+"}, []string{`bridge="+"`}},
+		{"bridge name the kernel expands", []string{"-o", "bridge=bars%d"}, []string{`bridge="bars%d"`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -347,6 +350,18 @@ func TestBridgeBadInput(t *testing.T) {
 			out := dockerFails(t, append(args, "ds-bad")...)
 			wantMessage(t, out, c.want...)
 			noNetwork(t, "ds-bad")
+			var links []struct {
+				Name string `json:"ifname"`
+			}
+			ipJSON(t, "", &links, "link", "show")
+			for _, l := range links {
+				if strings.HasPrefix(l.Name, "bars") || strings.HasPrefix(l.Name, "x") || strings.HasPrefix(l.Name, "abcdefgh") {
+					t.Fatalf("the refused network left link %s", l.Name)
+				}
+			}
+			if r := rulesIn(t); strings.Contains(r, "198.51.100.0/24") || strings.Contains(r, "+") {
+				t.Fatalf("the refused network left rules:\n%s", r)
+			}
 			// The subnet was released: a good network can take it.
 			dsNet(t, "ds-bad-ok", "--subnet", "198.51.100.0/24")
 			docker(t, "network", "rm", "ds-bad-ok")

@@ -34,11 +34,13 @@ type engine struct {
 	// root is DUALSTACK_ROOT, how mounts propagate in a private engine's
 	// mount namespace (see in-netns.sh): private (the default, as on hosts
 	// without systemd) or shared (as on systemd hosts).
-	root  string
-	netns string // network namespace of a private engine
-	dir   string // data-root, socket, log and plugin state live here
-	// execRoot is dockerd's exec-root, below /run as on a host: the plugin
-	// sees container network namespaces through its mount of /run.
+	root string
+	// dockerFirewall is the engine's --firewall-backend (moby,
+	// DUALSTACK_DOCKER_FIREWALL): "" for its default, iptables.
+	dockerFirewall string
+	netns          string // network namespace of a private engine
+	dir            string // data-root, socket, log and plugin state live here
+	// execRoot is dockerd's exec-root, below /run as on a host.
 	execRoot string
 	host     string // DOCKER_HOST value
 	args     []string
@@ -159,6 +161,12 @@ func startEngine(repo string) (*engine, error) {
 		}
 		// runc from the cache is built without seccomp.
 		e.args = append(e.args, "--containerd", e.ctrd.sock, "--seccomp-profile=unconfined")
+		// DUALSTACK_DOCKER_FIREWALL=nftables: Docker's own rules in
+		// nftables instead of iptables, next to dualstack's.
+		if fb := os.Getenv("DUALSTACK_DOCKER_FIREWALL"); fb != "" {
+			e.args = append(e.args, "--firewall-backend="+fb)
+			e.dockerFirewall = fb
+		}
 	}
 	if e.logFile, err = os.Create(filepath.Join(dir, "dockerd.log")); err != nil {
 		return e, err
@@ -166,6 +174,13 @@ func startEngine(repo string) (*engine, error) {
 	if e.ctrd != nil {
 		if err := e.ctrd.start(); err != nil {
 			return e, err
+		}
+	}
+	if e.dockerFirewall == "nftables" {
+		// Docker's nftables backend leaves forwarding to the host's
+		// administrator, and refuses to start without it.
+		if out, err := exec.Command("ip", "netns", "exec", e.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {
+			return e, fmt.Errorf("enable IPv4 forwarding for Docker's nftables backend: %v: %s", err, out)
 		}
 	}
 	if err := e.start(); err != nil {

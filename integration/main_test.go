@@ -6,6 +6,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -57,7 +58,7 @@ func run(m *testing.M) int {
 	os.Setenv("DOCKER_HOST", eng.host)
 	defer eng.close()
 	out, _ := exec.Command("docker", "version", "--format", "client {{.Client.Version}}, engine {{.Server.Version}} (API {{.Server.APIVersion}})").CombinedOutput()
-	fmt.Printf("engine: %s at %s (private: %v, root mount: %s)\n", strings.TrimSpace(string(out)), eng.host, !eng.external, eng.root)
+	fmt.Printf("engine: %s at %s (private: %v, root mount: %s, Docker's firewall backend: %s)\n", strings.TrimSpace(string(out)), eng.host, !eng.external, eng.root, cmp.Or(eng.dockerFirewall, "default"))
 
 	if err := importBusybox(); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
@@ -157,13 +158,14 @@ func pluginSettings() []string {
 	}
 }
 
-// leftoverRules lists the private engine's dualstack rules and chains.
+// leftoverRules lists the private engine's dualstack rules and chains, in
+// both backends.
 func leftoverRules() string {
 	if eng.external {
 		return ""
 	}
 	var out []string
-	for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
+	for _, cmd := range []string{"iptables-nft-save", "ip6tables-nft-save", "iptables-legacy-save", "ip6tables-legacy-save"} {
 		b, _ := exec.Command("ip", "netns", "exec", eng.netns, cmd).CombinedOutput()
 		for _, l := range strings.Split(string(b), "\n") {
 			if strings.Contains(l, "DUALSTACK") {

@@ -1,0 +1,197 @@
+//go:build integration
+
+package integration
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The tests of issue 13: dualstack's firewall next to Docker's own
+// networks and rules, with Docker 28's guarantees as the floor, in both
+// families.
+
+// ip6tablesIn runs ip6tables (or iptables, by cmd) in the engine's
+// namespace, failing the test if it fails.
+func tablesIn(t *testing.T, cmd string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", eng.netns, cmd}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", cmd, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// dockerUserIn reports whether the engine made DOCKER-USER in cmd's
+// (iptables or ip6tables) filter table, jumped to from FORWARD.
+func dockerUserIn(cmd string) bool {
+	out, _ := exec.Command("ip", "netns", "exec", eng.netns, cmd, "-S", "FORWARD").Output()
+	return strings.Contains(string(out), "-A FORWARD -j DOCKER-USER")
+}
+
+// TestCoexistDockerBridge: a dualstack network and a network of Docker's
+// own bridge driver on one host are isolated from each other in both
+// directions and both families; ports either publishes stay reachable from
+// the other through a host address. The FORWARD policy is ACCEPT, so that
+// the isolation is the rules' doing.
+func TestCoexistDockerBridge(t *testing.T) {
+	if eng.external {
+		t.Skip("needs the private engine's network namespace")
+	}
+	acceptForwarding(t)
+	if eng.dockerFirewall == "nftables" {
+		// Docker's nftables backend leaves forwarding to the host's
+		// administrator, and refuses an IPv6 network without it.
+		setSysctlIn(t, "net/ipv6/conf/all/forwarding", "1")
+		setSysctlIn(t, "net/ipv6/conf/default/forwarding", "1")
+	}
+	createNetwork(t, "dk-co", "-d", "bridge", "--ipv6", "--subnet", "203.0.113.0/24", "--subnet", "fd00:dc::/64")
+	dsNet(t, "ds-co", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "fd00:dd::/64")
+	runServer(t, "dk-co-srv", "dk-co", "-p", "8091:80")
+	runServer(t, "ds-co-srv", "ds-co", "-p", "8092:80")
+	runContainer(t, "dk-co-cli", "dk-co")
+	runContainer(t, "ds-co-cli", "ds-co")
+	ds, dk := containerNS(t, "ds-co-cli"), containerNS(t, "dk-co-cli")
+
+	// Each reaches its own network: the blocked cases below mean something.
+	wantReach(t, "dualstack to dualstack", ds, hostPort("192.0.2.2", "81"), "ds-co-srv")
+	wantReach(t, "docker to docker", dk, hostPort("203.0.113.2", "81"), "dk-co-srv")
+
+	wantBlocked(t, "dualstack container to a Docker container's unpublished port", ds, hostPort("203.0.113.2", "81"))
+	wantBlocked(t, "dualstack container to a Docker container's published port at its own address", ds, hostPort("203.0.113.2", "80"))
+	wantBlocked(t, "dualstack container to a Docker container, IPv6", ds, hostPort("fd00:dc::2", "81"))
+	wantBlocked(t, "Docker container to a dualstack container's unpublished port", dk, hostPort("192.0.2.2", "81"))
+	wantBlocked(t, "Docker container to a dualstack container, IPv6", dk, hostPort("fd00:dd::2", "81"))
+
+	// Published ports, through a host address (each network's gateway).
+	wantReach(t, "dualstack container to Docker's published port", ds, hostPort("192.0.2.1", "8091"), "dk-co-srv")
+	wantReach(t, "Docker container to dualstack's published port", dk, hostPort("203.0.113.1", "8092"), "ds-co-srv")
+	wantReach(t, "Docker container to dualstack's published port, IPv6", dk, hostPort("fd00:dc::1", "8092"), "ds-co-srv")
+}
+
+// TestDockerUserApplies: a rule in DOCKER-USER applies to dualstack's
+// containers as to Docker's, in every family where the engine made the
+// chain: dualstack's hook comes after the jump to it, also when it is put
+// back after a firewall manager removed it (Docker orders its own jump
+// first only when it creates a network).
+func TestDockerUserApplies(t *testing.T) {
+	o := newOutside(t, "192.0.2.0/24", "2001:db8:51::/64")
+	dsNet(t, "ds-du", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:51::/64")
+	runServer(t, "ds-du-srv", "ds-du", "-p", "8093:80")
+	families := []struct{ cmd, outside, host string }{{"iptables", outside4, hostLink4}, {"ip6tables", outside6, hostLink6}}
+	// A firewall manager reloads: dualstack's hook is gone until the
+	// plugin puts it back (at start, or at its periodic check).
+	for _, f := range families {
+		tablesIn(t, f.cmd, "-D", "FORWARD", "-j", "DUALSTACK-FORWARD")
+	}
+	docker(t, "plugin", "disable", "-f", pluginName)
+	docker(t, "plugin", "enable", pluginName)
+	waitPlugin(t)
+	tested := 0
+	for _, f := range families {
+		if forward := tablesIn(t, f.cmd, "-S", "FORWARD"); dockerUserIn(f.cmd) && !strings.Contains(forward, "-A FORWARD -j DOCKER-USER\n-A FORWARD -j DUALSTACK-FORWARD\n") {
+			t.Errorf("%s: dualstack's hook is not right after DOCKER-USER:\n%s", f.cmd, forward)
+		}
+		addr := hostPort(f.host, "8093")
+		wantReach(t, f.cmd+": outside to a published port", o.path, addr, "ds-du-srv")
+		if !dockerUserIn(f.cmd) {
+			t.Logf("%s: the engine made no DOCKER-USER chain", f.cmd)
+			continue
+		}
+		tested++
+		tablesIn(t, f.cmd, "-I", "DOCKER-USER", "-s", f.outside, "-j", "DROP")
+		wantBlocked(t, f.cmd+": outside to a published port, with a DOCKER-USER rule that drops the outside host", o.path, addr)
+		tablesIn(t, f.cmd, "-D", "DOCKER-USER", "-s", f.outside, "-j", "DROP")
+		wantReach(t, f.cmd+": the DOCKER-USER rule gone", o.path, addr, "ds-du-srv")
+	}
+	if tested == 0 {
+		if eng.dockerFirewall == "nftables" {
+			t.Skip("Docker's nftables backend makes no DOCKER-USER chain")
+		}
+		t.Fatal("the engine made DOCKER-USER in neither family")
+	}
+}
+
+// TestPublishedOnHostAddressOnly: from an outside host that routes the
+// network's subnets to the Docker host, a port published on a host
+// address (127.0.0.1 included) is reached only there; IPv4 is never
+// reached at the container's own address; routed IPv6 is, for ports
+// published without a host address. [::1] is refused.
+func TestPublishedOnHostAddressOnly(t *testing.T) {
+	o := newOutside(t, "192.0.2.0/24", "2001:db8:52::/64")
+	acceptForwarding(t)
+	dsNet(t, "ds-ho", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:52::/64")
+	runServer(t, "ds-ho-srv", "ds-ho", "-p", "127.0.0.1:8081:80", "-p", "["+hostLink6+"]:8083:80", "-p", "8084:81")
+	const body = "ds-ho-srv"
+
+	wantReach(t, "host to 127.0.0.1:8081", engineNetns(), hostPort("127.0.0.1", "8081"), body)
+	wantReach(t, "outside to the host address the port is published on", o.path, hostPort(hostLink6, "8083"), body)
+	wantReach(t, "outside to routed IPv6, published without a host address", o.path, hostPort("2001:db8:52::2", "81"), body)
+	wantBlocked(t, "outside to the container's IPv4 port behind 127.0.0.1:8081", o.path, hostPort("192.0.2.2", "80"))
+	wantBlocked(t, "outside to the container's IPv6 port behind ["+hostLink6+"]:8083", o.path, hostPort("2001:db8:52::2", "80"))
+	wantBlocked(t, "outside to the container's IPv4 port behind 8084 (NAT)", o.path, hostPort("192.0.2.2", "81"))
+	wantBlocked(t, "outside to the IPv6 host address on 8081 (published on 127.0.0.1 only)", o.path, hostPort(hostLink6, "8081"))
+
+	out := dockerFails(t, "run", "--rm", "--label", testLabel, "--network", "ds-ho", "-p", "[::1]:8085:80", image, "true")
+	wantMessage(t, out, "[::1]:8085:80", "IPv6 loopback", "publish on [::]")
+}
+
+// TestForwardingPolicy: when dualstack turns IPv6 forwarding on, the
+// host does not become an open router: the ip6tables FORWARD policy goes
+// to DROP, so two unrelated interfaces of the host (two namespaces on
+// veths) no longer reach each other through it; dualstack's own networks
+// still work.
+func TestForwardingPolicy(t *testing.T) {
+	if eng.external {
+		t.Skip("needs the private engine's network namespace")
+	}
+	if out := docker(t, "network", "ls", "-q", "--filter", "driver="+pluginName); out != "" {
+		t.Fatalf("dualstack networks left by other tests: %s", out)
+	}
+	a := newPeerNS(t, "dsfa-", "dsfa0", "dsfa1")
+	b := newPeerNS(t, "dsfb-", "dsfb0", "dsfb1")
+	for _, p := range []struct {
+		ns             peerNS
+		hostEnd, peer  string
+		hostIP, peerIP string
+	}{{a, "dsfa0", "dsfa1", "2001:db8:fa::1", "2001:db8:fa::2"}, {b, "dsfb0", "dsfb1", "2001:db8:fb::1", "2001:db8:fb::2"}} {
+		ipRun(t, "-n", eng.netns, "addr", "add", p.hostIP+"/64", "dev", p.hostEnd, "nodad")
+		ipRun(t, "-n", eng.netns, "link", "set", p.hostEnd, "up")
+		ipRun(t, "-n", p.ns.name, "addr", "add", p.peerIP+"/64", "dev", p.peer, "nodad")
+		ipRun(t, "-n", p.ns.name, "link", "set", p.peer, "up")
+		ipRun(t, "-n", p.ns.name, "-6", "route", "add", "default", "via", p.hostIP)
+	}
+	pingB := func() error {
+		out, err := exec.Command("ip", "netns", "exec", a.name, "busybox", "ping", "-6", "-c", "3", "-W", "3", "2001:db8:fb::2").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	// As the host was before dualstack: forwarding off, policy ACCEPT.
+	tablesIn(t, "ip6tables", "-P", "FORWARD", "ACCEPT")
+	setSysctlIn(t, "net/ipv6/conf/all/forwarding", "1")
+	if err := pingB(); err != nil {
+		t.Fatalf("the two interfaces do not reach each other with forwarding on and policy ACCEPT, so the test proves nothing: %v", err)
+	}
+	setSysctlIn(t, "net/ipv6/conf/all/forwarding", "0")
+
+	dsNet(t, "ds-fwp", "--ipv6", "--subnet", "198.18.0.0/24", "--subnet", "2001:db8:53::/64")
+	if got := sysctlIn(t, "net/ipv6/conf/all/forwarding"); got != "1" {
+		t.Fatalf("dualstack did not turn IPv6 forwarding on (%s)", got)
+	}
+	if p := tablesIn(t, "ip6tables", "-S", "FORWARD"); !strings.Contains(p, "-P FORWARD DROP") {
+		t.Fatalf("IPv6 forwarding on, but the FORWARD policy is not DROP:\n%s", p)
+	}
+	start := time.Now()
+	if err := pingB(); err == nil {
+		t.Fatal("after dualstack turned IPv6 forwarding on, the host routes between two unrelated interfaces")
+	}
+	t.Logf("blocked (%s)", time.Since(start).Round(time.Millisecond))
+	// dualstack's own network still reaches out and is reached.
+	runContainer(t, "ds-fwp-a", "ds-fwp")
+	ping(t, "ds-fwp-a", "2001:db8:fa::2")
+}
