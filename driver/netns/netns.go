@@ -62,6 +62,7 @@ func Do(path string, fn func() error) error {
 		err      error
 		panicked bool
 		panicVal any
+		goexit   bool // fn called runtime.Goexit
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -87,36 +88,38 @@ func Do(path string, fn func() error) error {
 			return
 		}
 
-		var res result
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					res = result{panicked: true, panicVal: r}
+		// Deferred, so that it runs however fn ends: returning, panicking
+		// or calling runtime.Goexit (t.Fatal in a test), which unwinds
+		// this goroutine with recover() returning nil.
+		res := result{goexit: true}
+		defer func() {
+			if r := recover(); r != nil {
+				res = result{panicked: true, panicVal: r}
+			}
+			if err := unix.Setns(int(origin.Fd()), unix.CLONE_NEWNET); err != nil {
+				// The thread is stuck in the wrong namespace. Leave it
+				// locked: when this goroutine returns, the Go runtime kills
+				// the thread instead of reusing it for unrelated goroutines.
+				if !res.panicked && !res.goexit {
+					res.err = errors.Join(res.err, fmt.Errorf("netns: cannot switch the thread back from network namespace %q: %w "+
+						"(the thread has been discarded; the process is otherwise unaffected)", path, err))
 				}
-			}()
-			res.err = fn()
-		}()
-
-		if err := unix.Setns(int(origin.Fd()), unix.CLONE_NEWNET); err != nil {
-			// The thread is stuck in the wrong namespace. Leave it locked:
-			// when this goroutine returns, the Go runtime kills the thread
-			// instead of reusing it for unrelated goroutines.
-			restoreErr := fmt.Errorf("netns: cannot switch the thread back from network namespace %q: %w "+
-				"(the thread has been discarded; the process is otherwise unaffected)", path, err)
-			if res.panicked {
 				done <- res
 				return
 			}
-			done <- result{err: errors.Join(res.err, restoreErr)}
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- res
+			runtime.UnlockOSThread()
+			done <- res
+		}()
+		res.err = fn()
+		res.goexit = false
 	}()
 
 	res := <-done
-	if res.panicked {
+	switch {
+	case res.panicked:
 		panic(res.panicVal)
+	case res.goexit:
+		runtime.Goexit() // as fn did: a t.Fatal inside fn ends the test
 	}
 	return res.err
 }

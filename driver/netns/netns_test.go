@@ -5,10 +5,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -144,6 +146,30 @@ func TestDoPanicIsReraisedAfterSwitchingBack(t *testing.T) {
 		_ = netns.Do(ns.Path, func() error { panic("kaboom") })
 		t.Error("Do returned normally after fn panicked")
 	}()
+	allThreadsIn(t, root)
+}
+
+// TestDoGoexitEndsTheCaller: fn calling runtime.Goexit (as t.Fatal does)
+// ends the caller's goroutine as well, after the thread has been switched
+// back, instead of leaving the caller waiting forever.
+func TestDoGoexitEndsTheCaller(t *testing.T) {
+	ns := netnstest.New(t)
+	root := inode(t, "/proc/self/ns/net")
+	ended := make(chan bool, 1)
+	go func() {
+		goexited := true
+		defer func() { ended <- goexited }()
+		_ = netns.Do(ns.Path, func() error { runtime.Goexit(); return nil })
+		goexited = false
+	}()
+	select {
+	case goexited := <-ended:
+		if !goexited {
+			t.Error("Do returned normally after fn called runtime.Goexit")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Do still waits 5 s after fn called runtime.Goexit")
+	}
 	allThreadsIn(t, root)
 }
 
