@@ -3,36 +3,13 @@ package driver
 import (
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/driver/bridge"
+	"github.com/dualstack-net/dualstack/driver/firewall"
 )
-
-// dataplane is what a network mode does in the kernel. The driver calls it
-// with its lock held.
-type dataplane interface {
-	// checkFree fails if the network's links are taken by something else.
-	checkFree(n *network) error
-	// createNetwork builds the network; undo removes what it built.
-	createNetwork(n *network) (undo func(), err error)
-	deleteNetwork(n *network) error
-	// restoreNetwork recreates what is missing of a recorded network.
-	restoreNetwork(n *network) error
-	// restoreEndpoint reconnects a recorded endpoint whose links still
-	// exist; links is the host's links, listed after restoreNetwork.
-	restoreEndpoint(n *network, ep *endpoint, links hostLinks) error
-	createEndpoint(n *network, ep *endpoint) error
-	deleteEndpoint(n *network, ep *endpoint) error
-	// removeOrphans deletes the links of links the mode named that no
-	// record claims.
-	removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, links hostLinks, log logrus.FieldLogger)
-	// open turns on what lets traffic into the network that only the
-	// firewall guards; the driver calls it once the firewall is in place.
-	open(n *network) error
-}
 
 // bridgePlane is the bridge mode: a Linux bridge per network, a veth pair
 // per endpoint.
@@ -46,16 +23,62 @@ const (
 	peerVethPrefix = "dsc"
 )
 
-func (bridgePlane) checkFree(n *network) error {
+func (bridgePlane) checkFree(n *network, others map[string]*network) error {
+	for _, o := range others {
+		if o.Options.Mode == ModeBridge && o.Options.Bridge == n.Options.Bridge {
+			return fmt.Errorf("bridge %s is already used by network %s: choose another name with -o bridge=NAME", n.Options.Bridge, short(o.ID))
+		}
+	}
 	if _, err := netlink.LinkByName(n.Options.Bridge); err == nil {
-		return fmt.Errorf("dualstack: a link named %s already exists on the host: choose another bridge name with -o bridge=NAME", n.Options.Bridge)
+		return fmt.Errorf("a link named %s already exists on the host: choose another bridge name with -o bridge=NAME", n.Options.Bridge)
 	}
 	return nil
 }
 
-// bridgeConfig is the bridge of n.
-func bridgeConfig(n *network) bridge.Config {
-	return bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways()}
+// bridgeConfig is the bridge of n. adopt takes an unmarked bridge of that
+// name (made before dualstack marked its links).
+func bridgeConfig(n *network, adopt bool) bridge.Config {
+	return bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways(), Owner: networkOwner(n), Adopt: adopt}
+}
+
+func (bridgePlane) owners(n *network) []string { return []string{networkOwner(n)} }
+
+// prepare has nothing to do: the bridge holds the gateways Docker gives.
+func (bridgePlane) prepare(*network, Addresses) error { return nil }
+
+// filter is what the firewall needs to know of n.
+func (bridgePlane) filter(n *network) (firewall.Network, bool) {
+	fn := firewall.Network{
+		Bridge:      n.Options.Bridge,
+		Internal:    n.Options.Internal,
+		ICC:         !n.Options.NoICC,
+		Masquerade4: !n.Options.NoMasquerade,
+		NAT6:        n.Options.IPv6Mode == IPv6ModeNAT,
+	}
+	for _, p := range n.pools() {
+		fn.Subnets = append(fn.Subnets, p.Prefix)
+	}
+	return fn, true
+}
+
+// forwards: a network that is not internal routes its families through
+// the host.
+func (bridgePlane) forwards(n *network) (v4, v6 bool) {
+	if n.Options.Internal {
+		return false, false
+	}
+	return len(n.V4) > 0, len(n.V6) > 0
+}
+
+// publishes: containers of a network that is not internal publish ports
+// through the host's packet filter.
+func (bridgePlane) publishes(n *network) bool { return !n.Options.Internal }
+
+// lan: a bridge network shares no host interface's network.
+func (bridgePlane) lan(*network) string { return "" }
+
+func (bridgePlane) describe(n *network, log logrus.FieldLogger) logrus.FieldLogger {
+	return log.WithField("bridge", n.Options.Bridge)
 }
 
 // open sets route_localnet, which ports published on 127.0.0.1 need, on
@@ -66,34 +89,34 @@ func (bridgePlane) open(n *network) error {
 		return nil
 	}
 	if err := bridge.SetRouteLocalnet(n.Options.Bridge); err != nil {
-		return fmt.Errorf("dualstack: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	return nil
 }
 
-func (bridgePlane) createNetwork(n *network) (func(), error) {
-	created, err := bridge.Ensure(bridgeConfig(n))
+func (bridgePlane) createNetwork(n *network, _ map[string]*network) (func(), error) {
+	created, err := bridge.Ensure(bridgeConfig(n, false))
 	undo := func() {
 		if created {
-			_ = bridge.Delete(n.Options.Bridge)
+			_ = bridge.Delete(n.Options.Bridge, networkOwner(n))
 		}
 	}
 	if err != nil {
 		undo()
-		return nil, fmt.Errorf("dualstack: %w", err)
+		return nil, fmt.Errorf("%w", err)
 	}
 	return undo, nil
 }
 
-func (bridgePlane) deleteNetwork(n *network) error {
-	if err := bridge.Delete(n.Options.Bridge); err != nil {
-		return fmt.Errorf("dualstack: %w", err)
+func (bridgePlane) deleteNetwork(n *network, _ map[string]*network) error {
+	if err := bridge.Delete(n.Options.Bridge, networkOwner(n)); err != nil {
+		return fmt.Errorf("%w", err)
 	}
 	return nil
 }
 
-func (bridgePlane) restoreNetwork(n *network) error {
-	_, err := bridge.Ensure(bridgeConfig(n))
+func (bridgePlane) restoreNetwork(n *network, adopt bool) error {
+	_, err := bridge.Ensure(bridgeConfig(n, adopt))
 	return err
 }
 
@@ -102,12 +125,15 @@ func (bridgePlane) restoreNetwork(n *network) error {
 // that is gone (after a reboot) is left to Docker, which deletes the
 // endpoint; one already in place costs no netlink call (a start with
 // hundreds of endpoints checks them all).
-func (bridgePlane) restoreEndpoint(n *network, ep *endpoint, links hostLinks) error {
-	link, ok := links[ep.HostVeth]
+func (bridgePlane) restoreEndpoint(n *network, ep *endpoint, host hostLinks, adopt bool) error {
+	link, ok := host[ep.HostVeth]
 	if !ok {
 		return nil
 	}
-	br, ok := links[n.Options.Bridge]
+	if err := claim(link, "veth", endpointOwner(ep), adopt); err != nil {
+		return err
+	}
+	br, ok := host[n.Options.Bridge]
 	if !ok {
 		return fmt.Errorf("bridge %s is missing", n.Options.Bridge)
 	}
@@ -130,9 +156,10 @@ func (bridgePlane) restoreEndpoint(n *network, ep *endpoint, links hostLinks) er
 }
 
 func (bridgePlane) createEndpoint(n *network, ep *endpoint) error {
+	ep.HostVeth = hostVethPrefix + short(ep.ID)
 	mac, err := net.ParseMAC(ep.MAC)
 	if err != nil {
-		return fmt.Errorf("dualstack: bad MAC address %q for endpoint %s", ep.MAC, short(ep.ID))
+		return fmt.Errorf("bad MAC address %q for endpoint %s", ep.MAC, short(ep.ID))
 	}
 	err = bridge.CreateVeth(bridge.VethConfig{
 		HostName: ep.HostVeth,
@@ -142,54 +169,17 @@ func (bridgePlane) createEndpoint(n *network, ep *endpoint) error {
 		Hairpin:  n.Options.Hairpin,
 		Isolated: n.Options.NoICC,
 		MAC:      mac,
+		Owner:    endpointOwner(ep),
 	})
 	if err != nil {
-		return fmt.Errorf("dualstack: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	return nil
 }
 
 func (bridgePlane) deleteEndpoint(_ *network, ep *endpoint) error {
-	if err := bridge.DeleteVeth(ep.HostVeth); err != nil {
-		return fmt.Errorf("dualstack: %w", err)
+	if err := bridge.DeleteVeth(ep.HostVeth, endpointOwner(ep)); err != nil {
+		return fmt.Errorf("%w", err)
 	}
 	return nil
-}
-
-func (bridgePlane) removeOrphans(networks map[string]*network, endpoints map[string]*endpoint, links hostLinks, log logrus.FieldLogger) {
-	claimed := map[string]bool{}
-	for _, n := range networks {
-		if n.Options.Mode == ModeBridge {
-			claimed[n.Options.Bridge] = true
-		}
-	}
-	for _, ep := range endpoints {
-		claimed[ep.HostVeth], claimed[ep.PeerVeth] = true, true
-	}
-	removeUnclaimed(links, claimed, log, func(l netlink.Link) func(string) error {
-		name := l.Attrs().Name
-		switch {
-		case strings.HasPrefix(name, bridgePrefix) && l.Type() == "bridge":
-			return bridge.Delete
-		case (strings.HasPrefix(name, hostVethPrefix) || strings.HasPrefix(name, peerVethPrefix)) && l.Type() == "veth":
-			return bridge.DeleteVeth
-		}
-		return nil
-	})
-}
-
-// removeUnclaimed deletes, with the function deleter gives, every link
-// of links deleter recognises as dualstack's that claimed does not name.
-func removeUnclaimed(links hostLinks, claimed map[string]bool, log logrus.FieldLogger, deleter func(netlink.Link) func(string) error) {
-	for name, l := range links {
-		del := deleter(l)
-		if claimed[name] || del == nil {
-			continue
-		}
-		if err := del(name); err != nil {
-			log.WithField("link", name).Warnf("remove orphan: %v", err)
-		} else {
-			log.WithField("link", name).Info("removed a link no network or endpoint claims")
-		}
-	}
 }

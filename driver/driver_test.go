@@ -62,6 +62,9 @@ func (h *harness) open() {
 			return err
 		}
 		h.d, err = New(Config{DB: db, IPAM: h.ipam, Log: quiet(), UplinkAcceptRA: true, ForwardDrop: true, Firewall: firewall.New(firewall.BackendNFT)})
+		if err == nil {
+			h.ipam.SetClaims(h.d.AddressClaimed)
+		}
 		return err
 	})
 	h.d.ResumeJoins() // as the plugin does once it serves
@@ -353,10 +356,17 @@ func TestRestartReconciles(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// A reboot takes the bridge and the veths; a crash may leave orphans.
+	// A reboot takes the bridge and the veths; a crash may leave orphans,
+	// marked as dualstack's; the host has links of its own with names
+	// like dualstack's, which are not.
 	h.host.IP(t, "link", "del", "ds-cccccccccccc")
 	h.host.IP(t, "link", "add", "ds-orphan", "type", "bridge")
+	h.host.IP(t, "link", "set", "ds-orphan", "alias", "dualstack:network:0000000000gone")
 	h.host.IP(t, "link", "add", "dsvorphan", "type", "veth", "peer", "name", "dscorphan")
+	h.host.IP(t, "link", "set", "dsvorphan", "alias", "dualstack:endpoint:0000000000gone")
+	h.host.IP(t, "link", "set", "dscorphan", "alias", "dualstack:endpoint:0000000000gone")
+	h.host.IP(t, "link", "add", "ds-hostbr", "type", "bridge")
+	h.host.IP(t, "link", "add", "dsvhost", "type", "veth", "peer", "name", "dschost")
 	h.restart()
 
 	have := map[string]bool{}
@@ -371,6 +381,11 @@ func TestRestartReconciles(t *testing.T) {
 	for _, name := range []string{"ds-orphan", "dsvorphan", "dscorphan"} {
 		if _, ok := h.host.Link(t, name); ok {
 			t.Fatalf("orphan %s survived the restart", name)
+		}
+	}
+	for _, name := range []string{"ds-hostbr", "dsvhost", "dschost"} {
+		if _, ok := h.host.Link(t, name); !ok {
+			t.Fatalf("the host's own link %s, named like dualstack's but not marked, was deleted", name)
 		}
 	}
 	veth, ok := h.host.Link(t, "dsvdddddddddddd")

@@ -27,29 +27,14 @@ type filterSync struct {
 	applied uint64     // the latest state applied
 }
 
-// fwNetwork is what the firewall needs to know of n.
-func fwNetwork(n *network) firewall.Network {
-	fn := firewall.Network{
-		Bridge:      n.Options.Bridge,
-		Internal:    n.Options.Internal,
-		ICC:         !n.Options.NoICC,
-		Masquerade4: !n.Options.NoMasquerade,
-		NAT6:        n.Options.IPv6Mode == IPv6ModeNAT,
-	}
-	for _, p := range n.pools() {
-		fn.Subnets = append(fn.Subnets, p.Prefix)
-	}
-	return fn
-}
-
 // firewallState is the firewall's part of every bridge network and the
 // ports published on them (macvlan traffic never crosses the host). The
 // driver's lock is held.
 func (d *Driver) firewallState() firewall.State {
 	var s firewall.State
 	for _, n := range d.networks {
-		if n.Options.Mode == ModeBridge {
-			s.Networks = append(s.Networks, fwNetwork(n))
+		if fn, ok := d.plane(n).filter(n); ok {
+			s.Networks = append(s.Networks, fn)
 		}
 	}
 	for _, ep := range d.endpoints {
@@ -72,7 +57,7 @@ func (d *Driver) applyFirewall(drop map[firewall.Family]bool) error {
 	d.filter.mu.Lock()
 	defer d.filter.mu.Unlock()
 	if err := fw.Apply(s); err != nil {
-		return fmt.Errorf("dualstack: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	d.filter.applied = v
 	for f := range drop {
@@ -114,14 +99,6 @@ func (d *Driver) SyncFirewall() error {
 	return nil
 }
 
-// forwards says which families n routes.
-func forwards(n *network) (v4, v6 bool) {
-	if n.Options.Mode != ModeBridge || n.Options.Internal {
-		return false, false
-	}
-	return len(n.V4) > 0, len(n.V6) > 0
-}
-
 // forwardDrop lists the families whose forwarding the driver is about to
 // turn on (off now, wanted by v4/v6), if FORWARD_DROP asks for the policy
 // DROP then.
@@ -145,10 +122,12 @@ func (d *Driver) forwardDrop(v4, v6 bool) map[firewall.Family]bool {
 	return drop
 }
 
-// The state file records the firewall backend in driver/meta.
+// The state file records in driver/meta the firewall backend, and that the
+// links dualstack made are marked (links.Mark).
 var (
-	bucketMeta = []byte("meta")
-	keyBackend = "firewall-backend"
+	bucketMeta     = []byte("meta")
+	keyBackend     = "firewall-backend"
+	keyLinksMarked = "links-marked"
 )
 
 // ChooseFirewall returns the firewall of this start: its backend is the

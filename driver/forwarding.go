@@ -28,7 +28,7 @@ func (d *Driver) enableForwarding(v4, v6 bool, links hostLinks) error {
 		if links == nil {
 			var err error
 			if links, err = listLinks(); err != nil {
-				return fmt.Errorf("dualstack: list host interfaces: %w", err)
+				return fmt.Errorf("list host interfaces: %w", err)
 			}
 		}
 		for _, l := range links {
@@ -43,7 +43,7 @@ func (d *Driver) enableForwarding(v4, v6 bool, links hostLinks) error {
 				continue
 			}
 			if err := sysctl.Set(key, "2"); err != nil {
-				return fmt.Errorf("dualstack: keep router advertisements on %s with forwarding on: %w (or set UPLINK_ACCEPT_RA=false)", name, err)
+				return fmt.Errorf("keep router advertisements on %s with forwarding on: %w (or set UPLINK_ACCEPT_RA=false)", name, err)
 			}
 			d.log.WithField("interface", name).Info("accept_ra 1 -> 2, so the interface keeps its router-advertised routes with IPv6 forwarding on")
 		}
@@ -59,7 +59,7 @@ func (d *Driver) enableForwarding(v4, v6 bool, links hostLinks) error {
 			continue
 		}
 		if err := sysctl.Set(f.key, "1"); err != nil {
-			return fmt.Errorf("dualstack: enable forwarding: %w", err)
+			return fmt.Errorf("enable forwarding: %w", err)
 		}
 		d.log.WithField("sysctl", f.key).Info("forwarding enabled")
 	}

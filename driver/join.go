@@ -6,18 +6,143 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
+	bolt "go.etcd.io/bbolt"
 
+	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 )
+
+// Join answers with the interface to move into the container and the
+// gateways, and arranges the container-side work (see joins).
+func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
+	return d.JoinFrom(0, req)
+}
+
+// JoinFrom is Join from the process pid (dockerd, as the plugin's socket
+// tells it; 0 when not known), in whose mount namespace the SandboxKey is.
+func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, error) {
+	ns, err := d.sandboxes.Resolve(req.SandboxKey, pid)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", short(req.EndpointID), err)
+	}
+	d.mu.Lock()
+	ep, ok := d.endpoints[req.EndpointID]
+	var n *network
+	if ok {
+		n = d.networks[ep.NetworkID]
+	}
+	if !ok || n == nil {
+		d.mu.Unlock()
+		return nil, fmt.Errorf("endpoint %s is unknown to the plugin: remove and recreate the container's connection", short(req.EndpointID))
+	}
+	err = d.recordJoin(n, ep, req.SandboxKey)
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.joins.start(d.log, ns, n, ep); err != nil {
+		d.mu.Lock()
+		_ = d.recordLeave(ep)
+		d.mu.Unlock()
+		return nil, err
+	}
+	resp := &api.JoinResponse{InterfaceName: api.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth"}}
+	if !n.Options.Internal {
+		if len(n.V4) > 0 && n.V4[0].Gateway.IsValid() && ep.IPv4.IsValid() {
+			resp.Gateway = n.V4[0].Gateway.Addr().String()
+		}
+		for _, p := range n.V6 {
+			if ep.IPv6.IsValid() && p.Prefix.Contains(ep.IPv6.Addr()) && p.Gateway.IsValid() {
+				resp.GatewayIPv6 = p.Gateway.Addr().String()
+			}
+		}
+	}
+	return resp, nil
+}
+
+// recordJoin records that ep joined the container of sandbox, so that a
+// restarted plugin can finish the container side of the join, and
+// publishes ep's ports for that container. A retried Join of the same
+// container keeps what is published.
+func (d *Driver) recordJoin(n *network, ep *endpoint, sandbox string) error {
+	if ep.Sandbox == sandbox && (len(ep.Published) > 0 || len(ep.Ports) == 0) {
+		return nil
+	}
+	if err := d.unpublish(ep); err != nil {
+		return err
+	}
+	if err := d.publish(n, ep, sandbox); err != nil {
+		return err
+	}
+	ep.Sandbox = sandbox
+	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
+		_ = d.unpublish(ep)
+		return err
+	}
+	if len(ep.Published) > 0 {
+		d.log.WithField("endpoint", short(ep.ID)).WithField("ports", publishedString(ep.Published)).Info("ports published")
+	}
+	return nil
+}
+
+// recordLeave revokes ep's ports and records that it left its container.
+func (d *Driver) recordLeave(ep *endpoint) error {
+	if len(ep.Published) == 0 {
+		// Docker deletes the endpoint right after: that commit forgets
+		// the sandbox too. (A crash between the two leaves a join to
+		// resume whose container never comes back: its wait times out.)
+		ep.Sandbox = ""
+		return nil
+	}
+	if err := d.unpublish(ep); err != nil {
+		return err
+	}
+	return save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) })
+}
+
+func publishedString(ports []firewall.Port) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Leave stops the container-side work of a join that has not finished and
+// revokes the ports the endpoint published.
+func (d *Driver) Leave(req *api.LeaveRequest) error {
+	d.joins.cancel(req.EndpointID)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ep, ok := d.endpoints[req.EndpointID]; ok {
+		return d.recordLeave(ep)
+	}
+	return nil
+}
+
+// ProgramExternalConnectivity is the first call Docker makes after it moved
+// the gateway endpoint's interface into the container, and it makes it
+// before the container's process starts: it returns once the container
+// side of every pending join of that container is complete.
+func (d *Driver) ProgramExternalConnectivity(req *api.ProgramExternalConnectivityRequest) error {
+	return d.joins.wait(req.EndpointID)
+}
+
+// RevokeExternalConnectivity has nothing to revoke yet.
+func (d *Driver) RevokeExternalConnectivity(*api.RevokeExternalConnectivityRequest) error {
+	return nil
+}
 
 // joinTimeout bounds how long a join waits for Docker to move the interface
 // into the container.
@@ -125,13 +250,13 @@ func (j *joins) resume(log logrus.FieldLogger, ns sandboxkey.Namespace, n *netwo
 func (j *joins) watch(log logrus.FieldLogger, ns sandboxkey.Namespace, n *network, ep *endpoint, atJoin bool) error {
 	mac, err := net.ParseMAC(ep.MAC)
 	if err != nil {
-		return fmt.Errorf("dualstack: endpoint %s has a bad MAC address %q", short(ep.ID), ep.MAC)
+		return fmt.Errorf("endpoint %s has a bad MAC address %q", short(ep.ID), ep.MAC)
 	}
 	nsPath := ns.Path
 	early := atJoin && netns.Check(nsPath) == nil
 	if early {
 		if err := sandbox.PrepareNamespace(nsPath, n.Options.ra()); err != nil {
-			return fmt.Errorf("dualstack: prepare the container's network namespace: %w", err)
+			return fmt.Errorf("prepare the container's network namespace: %w", err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
@@ -314,6 +439,18 @@ func (j *joins) forget(epID string, p *pendingJoin) {
 	j.mu.Unlock()
 }
 
+// cancelAll stops every watcher: the plugin is stopping, and the next
+// start resumes the joins it left undone.
+func (j *joins) cancelAll() {
+	j.mu.Lock()
+	pending := j.pending
+	j.pending = map[string]*pendingJoin{}
+	j.mu.Unlock()
+	for _, p := range pending {
+		p.cancel()
+	}
+}
+
 // cancel stops ep's watcher, if any.
 func (j *joins) cancel(epID string) {
 	j.mu.Lock()
@@ -346,11 +483,11 @@ func (j *joins) wait(epID string) error {
 		select {
 		case <-q.done:
 		case <-deadline.C:
-			return fmt.Errorf("dualstack: the container side of the join is not done after %s (still %s in %s), "+
+			return fmt.Errorf("the container side of the join is not done after %s (still %s in %s), "+
 				"so the container would start without its addresses: see the plugin's log", j.connectivity, q.stage.Load(), q.sandbox)
 		}
 		if q.err != nil && !errors.Is(q.err, context.Canceled) {
-			return fmt.Errorf("dualstack: configure the container's interface: %w", q.err)
+			return fmt.Errorf("configure the container's interface: %w", q.err)
 		}
 	}
 	return nil

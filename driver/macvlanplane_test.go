@@ -144,9 +144,13 @@ func TestMacvlanLifecycle(t *testing.T) {
 	}
 
 	// A restart puts back a host link someone deleted and removes a
-	// macvlan child no endpoint claims (left by a crash).
+	// macvlan child of dualstack's no endpoint claims (left by a crash);
+	// an unmarked one with a name of that form is somebody else's and
+	// stays.
 	h.host.IP(t, "link", "del", shim)
 	h.host.IP(t, "link", "add", "dscaaaaaaaaaaaa", "link", "dstpar", "type", "macvlan")
+	h.host.IP(t, "link", "set", "dscaaaaaaaaaaaa", "alias", "dualstack:endpoint:aaaaaaaaaaaa0000")
+	h.host.IP(t, "link", "add", "dscbbbbbbbbbbbb", "link", "dstpar", "type", "macvlan")
 	h.restart()
 	if _, ok := h.host.Link(t, shim); !ok {
 		t.Error("host link not restored at start")
@@ -154,6 +158,10 @@ func TestMacvlanLifecycle(t *testing.T) {
 	if _, ok := h.host.Link(t, "dscaaaaaaaaaaaa"); ok {
 		t.Error("orphan macvlan child left at start")
 	}
+	if _, ok := h.host.Link(t, "dscbbbbbbbbbbbb"); !ok {
+		t.Error("an unmarked macvlan named like dualstack's was deleted at start")
+	}
+	h.host.IP(t, "link", "del", "dscbbbbbbbbbbbb")
 
 	h.in(func() error { return h.d.Leave(&api.LeaveRequest{NetworkID: nid, EndpointID: eid}) })
 	h.in(func() error { return h.d.DeleteEndpoint(&api.DeleteEndpointRequest{NetworkID: nid, EndpointID: eid}) })

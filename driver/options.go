@@ -2,14 +2,13 @@ package driver
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/dualstack-net/dualstack/driver/bridge"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
+	"github.com/dualstack-net/dualstack/validate"
 )
 
 // Option keys Docker sets on CreateNetwork.
@@ -37,12 +36,13 @@ const (
 	optParent       = "parent"
 	optMacvlanMode  = "macvlan_mode"
 	optHostLink     = "host_link"
+	optHostOverlap  = "host_overlap"
 )
 
 // Options each mode takes (besides Docker's own).
 var modeOptions = map[string][]string{
-	ModeBridge:  {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq, optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker},
-	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA},
+	ModeBridge:  {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq, optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker, optHostOverlap},
+	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA, optHostOverlap},
 }
 
 // Macvlan modes (macvlan_mode).
@@ -89,6 +89,11 @@ type netOptions struct {
 	Parent      string `json:"parent,omitempty"`
 	MacvlanMode string `json:"macvlanMode,omitempty"`
 	HostLink    bool   `json:"hostLink,omitempty"`
+
+	// HostOverlap (host_overlap=true) lets the network's subnets overlap
+	// a network connected on a host interface: for those who route it on
+	// purpose.
+	HostOverlap bool `json:"hostOverlap,omitempty"`
 }
 
 // ra is how containers handle router advertisements.
@@ -137,7 +142,7 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 			}
 			o.Mode = v
 		case optParent:
-			if err := checkName(v); err != nil {
+			if err := validate.InterfaceName(v); err != nil {
 				errs = append(errs, fmt.Sprintf("parent=%q: %v", v, err))
 			}
 			o.Parent = v
@@ -152,14 +157,23 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 				errs = append(errs, fmt.Sprintf("host_link=%q: want true or false", v))
 			}
 			o.HostLink = b
+		case optHostOverlap:
+			b, err := asBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("host_overlap=%q: want true or false", v))
+			}
+			o.HostOverlap = b
 		case optBridge, optBridgeDocker:
-			if err := checkName(v); err != nil {
+			if err := validate.InterfaceName(v); err != nil {
 				errs = append(errs, fmt.Sprintf("%s=%q: %v", k, v, err))
 			}
 			o.Bridge = v
 		case optMTU, optMTUDocker:
 			mtu, err := strconv.Atoi(v)
-			if err != nil || mtu < 68 || mtu > 65535 {
+			if err == nil {
+				err = validate.MTU(mtu, false)
+			}
+			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s=%q: want an MTU between 68 and 65535", k, v))
 			}
 			o.MTU = mtu
@@ -229,43 +243,31 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 		}
 	}
 	if o.Mode == ModeMacvlan {
-		if o.Parent == "" {
+		// An internal macvlan network has a parent of its own, with no
+		// uplink: its containers reach each other and nothing else.
+		if o.Parent == "" && !o.Internal {
 			errs = append(errs, "mode=macvlan needs -o parent=IF: the host interface (or IF.VLAN for an 802.1q sub-interface) whose LAN the containers join")
+		}
+		if o.Internal && o.HostLink {
+			errs = append(errs, "host_link=true: an --internal network reaches nothing outside it, the host included; drop one of the two")
 		}
 		if o.MacvlanMode == "" {
 			o.MacvlanMode = "bridge"
 		}
 		o.Bridge = ""
 	}
-	if o.IPv6 && o.MTU != 0 && o.MTU < 1280 {
-		errs = append(errs, fmt.Sprintf("mtu=%d: IPv6 needs an MTU of at least 1280", o.MTU))
+	if o.IPv6 && o.MTU != 0 && o.MTU >= 68 {
+		if err := validate.MTU(o.MTU, true); err != nil {
+			errs = append(errs, fmt.Sprintf("mtu=%d: IPv6 needs an MTU of at least 1280", o.MTU))
+		}
 	}
 	if len(errs) > 0 {
-		return o, fmt.Errorf("dualstack: bad network options: %s", strings.Join(errs, "; "))
+		return o, fmt.Errorf("bad network options: %s", strings.Join(errs, "; "))
 	}
 	return o, nil
 }
 
 // otherMode is the mode that is not m.
-// nameChars are the characters of an interface name dualstack accepts in
-// an option. The names end up in firewall rules, where iptables reads '+'
-// as a wildcard ("x+" is every interface whose name starts with x, "+"
-// every interface), and in new links, whose name the kernel expands where
-// it holds "%d".
-var nameChars = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-
-// checkName checks an interface name given in an option: 1 to 15
-// characters of A-Z, a-z, 0-9, '_', '.' and '-', and a name Linux allows.
-func checkName(name string) error {
-	if err := bridge.ValidateName(name); err != nil {
-		return err
-	}
-	if !nameChars.MatchString(name) {
-		return fmt.Errorf("interface name %q may hold only letters, digits, '_', '.' and '-' (no '+' or '%%', which iptables and the kernel read as patterns)", name)
-	}
-	return nil
-}
-
 func otherMode(m string) string {
 	if m == ModeMacvlan {
 		return ModeBridge
@@ -275,8 +277,9 @@ func otherMode(m string) string {
 
 // parseAcceptRA reads the accept_ra option for containers: 0 (default:
 // static addresses only), 1 (routes from router advertisements, no
-// address), slaac (routes and SLAAC addresses); 2 is taken as 1, which it
-// equals in a container (no forwarding there).
+// address), slaac (routes and SLAAC addresses); 2 is kept as 2 (accept
+// even when forwarding), which acts as 1 in a container that does not
+// forward.
 func parseAcceptRA(v string) (ra int, slaac bool, err error) {
 	switch strings.ToLower(v) {
 	case "0", "false", "off", "no":

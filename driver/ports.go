@@ -39,7 +39,7 @@ func families(b portmap.Binding, ep *endpoint) ([]firewall.Family, error) {
 		f = firewall.IPv6
 	}
 	if !has[f] {
-		return nil, fmt.Errorf("dualstack: cannot publish %s: the container has no %s address on this network: publish on a host address of the other family", b, f)
+		return nil, fmt.Errorf("cannot publish %s: the container has no %s address on this network: publish on a host address of the other family", b, f)
 	}
 	return []firewall.Family{f}, nil
 }
@@ -48,8 +48,8 @@ func families(b portmap.Binding, ep *endpoint) ([]firewall.Family, error) {
 // sandbox: it picks and reserves the host ports, then adds the rules. On
 // failure nothing stays reserved or programmed.
 func (d *Driver) publish(n *network, ep *endpoint, sandbox string) (err error) {
-	if n.Options.Mode != ModeBridge || n.Options.Internal || len(ep.Ports) == 0 {
-		return nil // macvlan containers are on the LAN themselves
+	if !d.plane(n).publishes(n) || len(ep.Ports) == 0 {
+		return nil
 	}
 	for _, other := range d.endpoints {
 		if other.ID != ep.ID && other.Sandbox == sandbox && len(other.Published) > 0 {
@@ -130,20 +130,20 @@ func reserve(b portmap.Binding, fams []firewall.Family) (uint16, []*portmap.Rese
 // holds the port and what to do.
 func (d *Driver) explainInUse(b portmap.Binding, err error) error {
 	if !errors.Is(err, portmap.ErrInUse) {
-		return fmt.Errorf("dualstack: cannot publish %s: reserve the host port: %w", b, err)
+		return fmt.Errorf("cannot publish %s: reserve the host port: %w", b, err)
 	}
 	if b.HostPort == 0 {
-		return fmt.Errorf("dualstack: cannot publish %s: no free host port in the ephemeral port range", b)
+		return fmt.Errorf("cannot publish %s: no free host port in the ephemeral port range", b)
 	}
 	for _, other := range d.endpoints {
 		for _, p := range other.Published {
 			if p.Proto == b.Proto && p.HostPort >= b.HostPort && (p.HostPort == b.HostPort || p.HostPort <= b.HostPortEnd) {
-				return fmt.Errorf("dualstack: cannot publish %s: host port %d/%s is already published by another container (endpoint %s on network %s): choose another host port",
+				return fmt.Errorf("cannot publish %s: host port %d/%s is already published by another container (endpoint %s on network %s): choose another host port",
 					b, p.HostPort, p.Proto, short(other.ID), short(other.NetworkID))
 			}
 		}
 	}
-	return fmt.Errorf("dualstack: cannot publish %s: the host port is in use on the host (%v), by another program or a container of another network driver: choose another host port", b, err)
+	return fmt.Errorf("cannot publish %s: the host port is in use on the host (%v), by another program or a container of another network driver: choose another host port", b, err)
 }
 
 // unpublish revokes ep's published ports and releases their host ports.
@@ -176,9 +176,11 @@ func (d *Driver) reservePublished(ep *endpoint) error {
 	return errors.Join(errs...)
 }
 
-// Close releases the host ports the driver holds, as the end of the
-// process would; the rules and the state stay for the next start.
+// Close stops the container-side work under way and releases the host
+// ports the driver holds, as the end of the process would; the rules and
+// the state stay for the next start (which resumes unfinished joins).
 func (d *Driver) Close() {
+	d.joins.cancelAll()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, rs := range d.reserved {

@@ -65,7 +65,7 @@ func TestPublishedPorts(t *testing.T) {
 	h.in(func() error {
 		return h.d.CreateNetwork(h.network(nid, map[string]interface{}{optEnableIPv6: true}, v4, v6))
 	})
-	const e1, e2 = "eeeeeeeeeeee0001", "eeeeeeeeeeee0002"
+	const e1, e2 = "eeeeeeeeee010000", "eeeeeeeeee020000"
 	h.endpointWith(portmapOption(
 		map[string]interface{}{"Proto": 6, "Port": 80, "HostIP": "", "HostPort": 8080},
 		map[string]interface{}{"Proto": 6, "Port": 80, "HostIP": "127.0.0.1", "HostPort": 8081},
@@ -116,7 +116,7 @@ func TestPublishedPorts(t *testing.T) {
 	h.endpointWith(portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 8080}), nid, e2, "02:42:c0:00:02:03", v4, v6)
 	sb2 := netnstest.New(t)
 	err := join(e2, sb2)
-	if err == nil || !strings.Contains(err.Error(), "8080/tcp is already published by another container (endpoint eeeeeeeeeeee") || !strings.Contains(err.Error(), "choose another host port") {
+	if err == nil || !strings.Contains(err.Error(), "8080/tcp is already published by another container (endpoint eeeeeeeeee01") || !strings.Contains(err.Error(), "choose another host port") {
 		t.Fatalf("second container on 8080: %v", err)
 	}
 	if c := strings.Count(h.rules(), "--dport 8080"); c != 2 {

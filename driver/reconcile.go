@@ -7,6 +7,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/driver/netns"
 )
 
 // hostLinks is the host's links by name, listed once for a reconcile.
@@ -37,8 +41,11 @@ func listLinks() (hostLinks, error) {
 // than one without. The container side of joins is ResumeJoins' work.
 func (d *Driver) reconcile() {
 	start := time.Now()
+	// The first start of a version that marks its links takes the
+	// recorded ones as they are, unmarked, and marks them: once.
+	adopt := !d.linksMarked()
 	for _, n := range d.networks {
-		if err := d.planes[n.Options.Mode].restoreNetwork(n); err != nil {
+		if err := d.plane(n).restoreNetwork(n, adopt); err != nil {
 			d.log.WithField("network", short(n.ID)).WithError(err).Warn("restore")
 		}
 	}
@@ -50,17 +57,21 @@ func (d *Driver) reconcile() {
 	networksDone := time.Now()
 	for _, ep := range d.endpoints {
 		n := d.networks[ep.NetworkID]
-		if err := d.planes[n.Options.Mode].restoreEndpoint(n, ep, links); err != nil {
+		if err := d.plane(n).restoreEndpoint(n, ep, links, adopt); err != nil {
 			d.log.WithField("endpoint", short(ep.ID)).WithError(err).Warn("restore")
 		}
 		if err := d.reservePublished(ep); err != nil {
 			d.log.WithField("endpoint", short(ep.ID)).WithError(err).Warn("reserve published host ports again")
 		}
 	}
+	d.forgetGone(links)
 	endpointsDone := time.Now()
 	if err == nil {
-		for _, mode := range []string{ModeBridge, ModeMacvlan} {
-			d.planes[mode].removeOrphans(d.networks, d.endpoints, links, d.log)
+		d.removeOrphans(links)
+	}
+	if adopt {
+		if err := save(d.cfg.DB, "links marked", func(tx *bolt.Tx) error { return put(tx, bucketMeta, keyLinksMarked, true) }); err != nil {
+			d.log.WithError(err).Warn("record that the links are marked")
 		}
 	}
 	orphansDone := time.Now()
@@ -70,11 +81,86 @@ func (d *Driver) reconcile() {
 	d.links = nil
 	d.log.WithFields(logrus.Fields{"networks": len(d.networks), "endpoints": len(d.endpoints), "took": time.Since(start).Round(time.Millisecond)}).Info("state restored")
 	d.log.WithFields(logrus.Fields{
-		"networks":  networksDone.Sub(start),
-		"endpoints": endpointsDone.Sub(networksDone),
-		"orphans":   orphansDone.Sub(endpointsDone),
-		"firewall":  time.Since(orphansDone),
+		"networks_took":  networksDone.Sub(start),
+		"endpoints_took": endpointsDone.Sub(networksDone),
+		"orphans_took":   orphansDone.Sub(endpointsDone),
+		"firewall_took":  time.Since(orphansDone),
 	}).Debug("restore steps")
+}
+
+// forgetGone forgets the endpoints whose containers are gone: their links
+// are not on the host (a bridge endpoint's host veth goes with its
+// container's namespace; a macvlan child leaves the host at Join) and
+// their container's namespace is gone. Docker deletes an endpoint when its
+// container goes; a delete that failed, or that came while the plugin was
+// down, never comes again. (After a reboot, Docker cleans up and creates
+// new endpoints for the containers it starts.) Each is logged.
+func (d *Driver) forgetGone(host hostLinks) {
+	if host == nil {
+		return // the links could not be listed: nothing can be said
+	}
+	for _, ep := range d.endpoints {
+		if _, ok := host[ep.HostVeth]; ok && ep.HostVeth != "" {
+			continue
+		}
+		if _, ok := host[ep.PeerVeth]; ok {
+			continue
+		}
+		if ep.Sandbox != "" {
+			if ns, err := d.sandboxes.Resolve(ep.Sandbox, 0); err != nil || netns.Check(ns.Path) == nil {
+				continue // the container lives (or cannot be looked at)
+			}
+		}
+		log := d.log.WithField("endpoint", short(ep.ID)).WithField("network", short(ep.NetworkID))
+		_ = d.unpublish(ep)
+		if err := d.forget(ep); err != nil {
+			log.WithError(err).Warn("forget an endpoint whose container is gone")
+			continue
+		}
+		log.Info("forgot an endpoint whose container is gone (Docker's delete of it never reached the plugin)")
+	}
+}
+
+// linksMarked reports whether an earlier start marked the recorded links
+// as dualstack's (links.Mark).
+func (d *Driver) linksMarked() bool {
+	marked := false
+	_ = d.cfg.DB.View(func(tx *bolt.Tx) error {
+		b, err := driverBucket(tx, bucketMeta)
+		if err == nil && b != nil {
+			marked = b.Get([]byte(keyLinksMarked)) != nil
+		}
+		return nil
+	})
+	return marked
+}
+
+// removeOrphans deletes the links on the host that dualstack marked
+// (links.Mark) and that no record claims any more: what a crash between a
+// link's creation and its record left. Links dualstack did not mark are
+// never touched, whatever their names.
+func (d *Driver) removeOrphans(host hostLinks) {
+	claimed := map[string]bool{}
+	for _, n := range d.networks {
+		for _, o := range d.plane(n).owners(n) {
+			claimed[o] = true
+		}
+	}
+	for _, ep := range d.endpoints {
+		claimed[endpointOwner(ep)] = true
+	}
+	for name, l := range host {
+		owner := links.Owner(l)
+		if owner == "" || claimed[owner] {
+			continue
+		}
+		log := d.log.WithField("link", name).WithField("owner", owner)
+		if err := links.Delete(name, l.Type(), owner); err != nil {
+			log.WithError(err).Warn("remove orphan")
+		} else {
+			log.Info("removed a link of dualstack's that no network or endpoint claims")
+		}
+	}
 }
 
 // guardThenOpen puts the firewall in place for every network, then turns
@@ -85,7 +171,7 @@ func (d *Driver) reconcile() {
 func (d *Driver) guardThenOpen() error {
 	var forward4, forward6 bool
 	for _, n := range d.networks {
-		v4, v6 := forwards(n)
+		v4, v6 := d.plane(n).forwards(n)
 		forward4, forward6 = forward4 || v4, forward6 || v6
 	}
 	if err := d.applyFirewall(d.forwardDrop(forward4, forward6)); err != nil {
@@ -96,7 +182,7 @@ func (d *Driver) guardThenOpen() error {
 		errs = append(errs, fmt.Errorf("restore forwarding: %w", err))
 	}
 	for _, n := range d.networks {
-		if err := d.planes[n.Options.Mode].open(n); err != nil {
+		if err := d.plane(n).open(n); err != nil {
 			errs = append(errs, fmt.Errorf("network %s: %w", short(n.ID), err))
 		}
 	}
@@ -124,7 +210,7 @@ func (d *Driver) ResumeJoins() {
 			err = d.joins.resume(d.log, ns, d.networks[ep.NetworkID], ep)
 		}
 		if err != nil {
-			d.log.WithField("endpoint", short(ep.ID)).Warnf("resume the container side of the join: %v", err)
+			d.log.WithField("endpoint", short(ep.ID)).WithError(err).Warn("resume the container side of the join")
 		}
 	}
 }

@@ -31,7 +31,7 @@ type staleKey struct {
 func (d *Driver) expectedOwners() map[string]map[string]bool {
 	out := map[string]map[string]bool{}
 	for _, n := range d.networks {
-		owners := map[string]bool{"": true, "gateway": true, "gateway:auto": true, "host-link:" + n.ID: true}
+		owners := map[string]bool{"": true, "gateway": true, "gateway:auto": true, hostLinkOwner(n): true, hostAddrOwner(n): true}
 		for _, ep := range d.endpoints {
 			if ep.NetworkID == n.ID {
 				owners["endpoint:"+ep.ID] = true
@@ -83,9 +83,80 @@ func (d *Driver) releaseStale(suspects map[staleKey]string) {
 			continue
 		}
 		if err := d.cfg.IPAM.Release(k.poolID, k.addr); err != nil {
-			d.log.WithField("pool", k.poolID).Warnf("release stale allocation %s: %v", k.addr, err)
+			d.log.WithField("pool", k.poolID).WithField("address", k.addr).WithError(err).Warn("release a stale allocation")
 			continue
 		}
 		d.log.WithField("pool", k.poolID).WithField("address", k.addr).WithField("owner", owner).Info("released an allocation no endpoint claims")
 	}
+}
+
+// What Docker gave up on.
+//
+// A network whose creation failed after the plugin committed it (the
+// answer to CreateNetwork was lost and Docker stopped retrying, or a later
+// step of Docker's failed) is never deleted: Docker has no such network.
+// Docker does give its pools back, though, and a pool goes back only after
+// DeleteNetwork when a network is removed as usual. So when Docker releases
+// a pool that a network still holds, that network was given up on, and
+// goes now.
+
+// PoolReleased is told of each pool Docker releases, before the IPAM
+// forgets it (ipamdriver.Driver.SetPoolRelease): a network that still
+// holds the pool is removed.
+func (d *Driver) PoolReleased(poolID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range d.networks {
+		for _, p := range n.pools() {
+			if p.PoolID != poolID {
+				continue
+			}
+			log := d.log.WithField("network", short(n.ID)).WithField("pool", poolID)
+			log.Warn("Docker gave back the pool of a network it never deleted (its creation failed after the plugin committed it): removing the network")
+			if err := d.deleteNetwork(n); err != nil {
+				log.WithError(err).Error("remove a network Docker gave up on")
+			}
+			return
+		}
+	}
+}
+
+// AddressReleased removes the endpoint that holds addr, the address Docker
+// gave it, when Docker releases that address: Docker deletes an endpoint
+// before it releases its addresses, so an endpoint still holding one is an
+// endpoint Docker gave up on (its creation failed after the plugin
+// committed it, the answer lost in a restart). Left, it would keep its
+// veth and refuse the next endpoint Docker gives the address to.
+func (d *Driver) AddressReleased(addr netip.Addr) {
+	if !d.AddressClaimed(addr) {
+		return // the usual case, at no cost
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ep := range d.endpoints {
+		if ep.IPv4.Addr() != addr && ep.IPv6.Addr() != addr {
+			continue
+		}
+		log := d.log.WithField("endpoint", short(ep.ID)).WithField("network", short(ep.NetworkID)).WithField("address", addr)
+		log.Warn("Docker gave back the address of an endpoint it never deleted (its creation failed after the plugin committed it): removing the endpoint")
+		if err := d.deleteEndpoint(ep); err != nil {
+			log.WithError(err).Error("remove an endpoint Docker gave up on")
+		}
+		return
+	}
+}
+
+// PoolClaimed reports whether one of the driver's networks holds pool
+// poolID.
+func (d *Driver) PoolClaimed(poolID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range d.networks {
+		for _, p := range n.pools() {
+			if p.PoolID == poolID {
+				return true
+			}
+		}
+	}
+	return false
 }

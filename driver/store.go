@@ -43,6 +43,9 @@ type network struct {
 	CreatedParent bool `json:"createdParent,omitempty"`
 	// ShimAddrs (macvlan, host_link) are the host link's addresses.
 	ShimAddrs []extraAddr `json:"shimAddrs,omitempty"`
+	// HostAddrs are addresses the host itself has in the network's
+	// subnets, held in its pools so that no container gets one.
+	HostAddrs []extraAddr `json:"hostAddrs,omitempty"`
 }
 
 // pools lists the network's subnets, IPv4 first.
@@ -150,7 +153,7 @@ func load[T any](db *bolt.DB, bucket []byte, log logrus.FieldLogger, fn func(id 
 		return b.ForEach(func(k, data []byte) error {
 			v := new(T)
 			if err := json.Unmarshal(data, v); err != nil {
-				log.WithField("record", string(k)).Warnf("skipping unreadable %s record: %v", bucket, err)
+				log.WithField("record", string(k)).WithError(err).Warnf("skipping unreadable %s record", bucket)
 				return nil
 			}
 			fn(string(k), v)

@@ -8,15 +8,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
+	"github.com/dualstack-net/dualstack/validate"
 )
 
 // Address spaces announced to Docker. Overlapping pools are refused within a
@@ -53,8 +57,9 @@ type Capabilities struct {
 	// Requests that do arrive twice (Docker retries a call whose answer a
 	// plugin crash lost) are still idempotent: RequiresMACAddress makes
 	// Docker send the endpoint's MAC with each RequestAddress, and the
-	// address recorded for that MAC comes back with no second allocation.
-	// Gateway requests are recognised the same way by their type.
+	// address recorded for that MAC comes back with no second allocation
+	// (see Driver.retry for when a request counts as a retry). Gateway
+	// requests are recognised the same way by their type.
 	RequiresRequestReplay bool
 }
 
@@ -84,11 +89,122 @@ type Driver struct {
 	ula       netip.Prefix
 	hostNets  func(v6 bool) ([]netip.Prefix, error)
 	log       logrus.FieldLogger
+	// answered holds, by pool, the addresses this process handed to a
+	// MAC address (RequestAddress): a request for one of them is never
+	// a retry (see retry).
+	answered map[string]map[netip.Addr]bool
+	// answeredPools are the pools this process handed out (see
+	// retriedPool).
+	answeredPools map[string]bool
+	// claimed reports whether an endpoint of the network driver holds an
+	// address (SetClaims); nil: none does.
+	claimed func(netip.Addr) bool
+	// released hears of each pool Docker releases (SetPoolRelease).
+	released func(poolID string)
+	// addrReleased hears of each address Docker releases
+	// (SetAddressRelease).
+	addrReleased func(addr netip.Addr)
+}
+
+// SetPoolRelease has fn hear of each pool Docker releases, before it goes
+// (see ReleasePool). fn may call the IPAM.
+func (d *Driver) SetPoolRelease(fn func(poolID string)) {
+	d.mu.Lock()
+	d.released = fn
+	d.mu.Unlock()
+}
+
+// SetAddressRelease has fn hear of each address Docker releases, before it
+// goes (see ReleaseAddress). fn may call the IPAM.
+func (d *Driver) SetAddressRelease(fn func(addr netip.Addr)) {
+	d.mu.Lock()
+	d.addrReleased = fn
+	d.mu.Unlock()
+}
+
+// CollectEmptyDefaultPools releases, grace after it is called, the pools
+// picked from the default pools (a network that named no subnet) that an
+// earlier plugin process handed out, that hold no address then as now, and
+// that claimed (the network driver's networks) does not know. Docker asks
+// for a pool again when the plugin died before it answered, and a
+// default-pool request then gets the next default pool: the first would
+// stay held by nobody. A network of another driver holds at least its
+// gateway's address. Each release is logged.
+func (d *Driver) CollectEmptyDefaultPools(grace time.Duration, claimed func(poolID string) bool) {
+	suspects := d.emptyDefaultPools()
+	if len(suspects) == 0 {
+		return
+	}
+	time.AfterFunc(grace, func() {
+		for _, id := range suspects {
+			if claimed != nil && claimed(id) || !slices.Contains(d.emptyDefaultPools(), id) {
+				continue
+			}
+			if err := d.ReleasePool(&ipam.ReleasePoolRequest{PoolID: id}); err != nil {
+				d.log.WithField("pool", id).WithError(err).Warn("release an empty default pool no network claims")
+				continue
+			}
+			d.log.WithField("pool", id).Info("released a default pool that no network has used since an earlier process handed it out (Docker asked again after the plugin died before answering)")
+		}
+	})
+}
+
+// emptyDefaultPools lists the default pools an earlier process handed out
+// that hold no address.
+func (d *Driver) emptyDefaultPools() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, p := range d.sortedPools() {
+		if p.byDefault && !d.answeredPools[p.id] && p.alloc.Runs() == 0 {
+			out = append(out, p.id)
+		}
+	}
+	return out
+}
+
+// SetClaims tells the IPAM how to learn whether an endpoint holds an
+// address (the network driver's records): such an address is never handed
+// out again to a request that merely carries the same MAC address.
+// claimed must not call back into the IPAM.
+func (d *Driver) SetClaims(claimed func(netip.Addr) bool) {
+	d.mu.Lock()
+	d.claimed = claimed
+	d.mu.Unlock()
+}
+
+// retry reports whether a RequestAddress for the address a MAC already
+// holds in p is Docker repeating a request whose answer was lost, so that
+// the same address is the answer.
+//
+// The key is the MAC address, which Docker sends with each request
+// (RequiresMACAddress): it is the only thing a request carries that is the
+// endpoint's own. But two endpoints can have one MAC (docker run
+// --mac-address twice on a network), and they must not share an address.
+// Answers are lost only when the plugin dies before it replies (the unix
+// socket loses nothing while the plugin lives), so a retry asks for an
+// address an earlier process handed out, which no endpoint has claimed
+// yet: Docker asks for the address before it creates the endpoint. An
+// address this process handed out, or one an endpoint holds, belongs to
+// another endpoint with the same MAC, which gets an address of its own.
+func (d *Driver) retry(p *pool, held netip.Addr) bool {
+	if d.answered[p.id][held] {
+		return false
+	}
+	return d.claimed == nil || !d.claimed(held)
+}
+
+// noteAnswered records addr as handed to a MAC by this process.
+func (d *Driver) noteAnswered(p *pool, addr netip.Addr) {
+	if d.answered[p.id] == nil {
+		d.answered[p.id] = map[netip.Addr]bool{}
+	}
+	d.answered[p.id][addr] = true
 }
 
 // New loads the IPAM state from cfg.DB and returns a ready driver.
 func New(cfg Config) (*Driver, error) {
-	d := &Driver{db: cfg.DB, defaultV4: cfg.DefaultPoolsV4, hostNets: cfg.HostPrefixes, log: cfg.Log}
+	d := &Driver{db: cfg.DB, defaultV4: cfg.DefaultPoolsV4, hostNets: cfg.HostPrefixes, log: cfg.Log, answered: map[string]map[netip.Addr]bool{}, answeredPools: map[string]bool{}}
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
 	}
@@ -159,6 +275,9 @@ func (d *Driver) RequestPool(req *ipam.RequestPoolRequest) (*ipam.RequestPoolRes
 		if prefix, err = parsePrefix("subnet", req.Pool); err != nil {
 			return nil, err
 		}
+		if err := validate.Subnet(prefix); err != nil {
+			return nil, err
+		}
 		if req.V6 != prefix.Addr().Is6() {
 			want := "IPv4"
 			if req.V6 {
@@ -172,6 +291,11 @@ func (d *Driver) RequestPool(req *ipam.RequestPoolRequest) (*ipam.RequestPoolRes
 			}
 		}
 		if held := overlapping(d.sortedPools(), space, prefix); held != nil {
+			if d.retriedPool(held, prefix, sub) {
+				d.answeredPools[held.id] = true
+				d.log.WithField("pool", held.id).Info("pool asked for again, as an earlier process answered it and nothing uses it yet: the same pool (a retried request)")
+				return &ipam.RequestPoolResponse{PoolID: held.id, Pool: held.prefix.String(), Data: map[string]string{}}, nil
+			}
 			return nil, fmt.Errorf("subnet %s overlaps subnet %s, which dualstack already holds for another network (pool %s): choose a subnet that does not overlap, or remove that network", prefix, held.prefix, held.id)
 		}
 	case req.SubPool != "":
@@ -190,12 +314,25 @@ func (d *Driver) RequestPool(req *ipam.RequestPoolRequest) (*ipam.RequestPoolRes
 	if err != nil {
 		return nil, err
 	}
+	p.byDefault = req.Pool == ""
 	if err := d.db.Update(func(tx *bolt.Tx) error { return savePool(tx, p) }); err != nil {
 		return nil, fmt.Errorf("record pool %s in the state file: %w", p.id, err)
 	}
 	d.pools[p.id] = p
+	d.answeredPools[p.id] = true
 	d.log.WithField("pool", p.id).Debug("pool allocated")
 	return &ipam.RequestPoolResponse{PoolID: p.id, Pool: prefix.String(), Data: map[string]string{}}, nil
+}
+
+// retriedPool reports whether a RequestPool for prefix and sub, which held
+// overlaps, is Docker repeating a request whose answer a plugin crash lost:
+// the same subnet and ip-range, answered by an earlier plugin process (the
+// unix socket loses no answer while the plugin lives), and nothing
+// allocated in it yet (Docker asks for the pool before any address). The
+// answer is the same pool; any other overlap is another network's, and
+// refused.
+func (d *Driver) retriedPool(held *pool, prefix, sub netip.Prefix) bool {
+	return held.prefix == prefix && held.sub == sub && !d.answeredPools[held.id] && held.alloc.Runs() == 0
 }
 
 // overlapping returns the first pool of space in pools that overlaps
@@ -257,14 +394,25 @@ func overlapsAny(p netip.Prefix, list []netip.Prefix) bool {
 }
 
 // ReleasePool answers /IpamDriver.ReleasePool. Releasing a pool frees its
-// addresses. Releasing an unknown pool succeeds.
+// addresses. Releasing an unknown pool succeeds. The network driver hears
+// of it first (SetPoolRelease): Docker releases the pools of a network it
+// never deletes when the network's creation failed after the plugin
+// committed it.
 func (d *Driver) ReleasePool(req *ipam.ReleasePoolRequest) error {
+	d.mu.Lock()
+	released := d.released
+	d.mu.Unlock()
+	if released != nil {
+		released(req.PoolID)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.db.Update(func(tx *bolt.Tx) error { return deletePool(tx, req.PoolID) }); err != nil {
 		return fmt.Errorf("remove pool %s from the state file: %w", req.PoolID, err)
 	}
 	delete(d.pools, req.PoolID)
+	delete(d.answered, req.PoolID)
+	delete(d.answeredPools, req.PoolID)
 	return nil
 }
 
@@ -285,22 +433,32 @@ func (d *Driver) RequestAddress(req *ipam.RequestAddressRequest) (*ipam.RequestA
 	if !ok {
 		return nil, fmt.Errorf("no pool %q is held by dualstack: the network's IPAM state is missing; recreate the network", req.PoolID)
 	}
-	addr, err := d.requestAddress(p, req.Address, owner, gateway)
+	// An endpoint's request (by MAC); the gateway's and the network
+	// driver's own (AllocateFor) are keyed by what they are.
+	_, notMAC := net.ParseMAC(owner)
+	byMAC := !gateway && notMAC == nil
+	addr, err := d.requestAddress(p, req.Address, owner, gateway, byMAC)
 	if err != nil {
 		return nil, err
+	}
+	if byMAC {
+		d.noteAnswered(p, addr)
 	}
 	return &ipam.RequestAddressResponse{Address: netip.PrefixFrom(addr, p.prefix.Bits()).String(), Data: map[string]string{}}, nil
 }
 
-func (d *Driver) requestAddress(p *pool, preferred, owner string, gateway bool) (netip.Addr, error) {
+// requestAddress hands owner an address of p: preferred, or the next in
+// sequence. byMAC says owner is an endpoint's MAC address, which may be
+// another endpoint's too (see retry).
+func (d *Driver) requestAddress(p *pool, preferred, owner string, gateway, byMAC bool) (netip.Addr, error) {
 	if preferred != "" {
 		addr, err := parseAddr(preferred)
 		if err != nil {
 			return netip.Addr{}, fmt.Errorf("invalid address %q requested from pool %s: %v", preferred, p, err)
 		}
-		return d.reserve(p, addr, owner)
+		return d.reserve(p, addr, owner, byMAC)
 	}
-	addr, fresh, undo, err := d.pick(p, owner, gateway)
+	addr, fresh, undo, err := d.pick(p, owner, gateway, byMAC)
 	if err != nil || !fresh {
 		return addr, err
 	}
@@ -317,14 +475,15 @@ func (d *Driver) requestAddress(p *pool, preferred, owner string, gateway bool) 
 
 // pick chooses owner's address in p, in memory only: the address owner
 // holds already (a retried request whose answer was committed but never
-// reached Docker; fresh is false), or the next in sequence (the first free
-// one for a gateway). undo gives a fresh pick back and restores the
-// sequence, for a caller whose commit failed.
-func (d *Driver) pick(p *pool, owner string, gateway bool) (addr netip.Addr, fresh bool, undo func(), err error) {
+// reached Docker; fresh is false; for a MAC owner only if retry says so),
+// or the next in sequence (the first free one for a gateway). undo gives a
+// fresh pick back and restores the sequence, for a caller whose commit
+// failed.
+func (d *Driver) pick(p *pool, owner string, gateway, byMAC bool) (addr netip.Addr, fresh bool, undo func(), err error) {
 	if owner != "" {
 		var held netip.Addr
 		_ = d.db.View(func(tx *bolt.Tx) error { held, _ = addrOf(tx, p.id, owner); return nil })
-		if held.IsValid() && p.alloc.Allocated(held) {
+		if held.IsValid() && p.alloc.Allocated(held) && (!byMAC || d.retry(p, held)) {
 			d.log.WithField("pool", p.id).WithField("address", held).Debugf("address already held by %s, returning it again", owner)
 			return held, false, func() {}, nil
 		}
@@ -352,8 +511,9 @@ func (d *Driver) pick(p *pool, owner string, gateway bool) (addr netip.Addr, fre
 }
 
 // reserve hands out a specific address: a user's --ip or --gateway, or a
-// request Docker repeats for an address it already holds.
-func (d *Driver) reserve(p *pool, addr netip.Addr, owner string) (netip.Addr, error) {
+// request Docker repeats for an address it already holds (for a MAC owner,
+// only a retry: see retry).
+func (d *Driver) reserve(p *pool, addr netip.Addr, owner string, byMAC bool) (netip.Addr, error) {
 	if !p.prefix.Contains(addr) {
 		return netip.Addr{}, fmt.Errorf("address %s is outside pool %s: choose an address inside the subnet", addr, p.prefix)
 	}
@@ -364,7 +524,7 @@ func (d *Driver) reserve(p *pool, addr netip.Addr, owner string) (netip.Addr, er
 		_ = d.db.View(func(tx *bolt.Tx) error { holder = ownerOf(tx, p.id, addr); return nil })
 		// The same holder asking again; a gateway named now that the
 		// IPAM had picked itself (a replayed request) is the same gateway.
-		if owner != "" && (holder == owner || owner == ownerGateway && holder == ownerAutoGateway) {
+		if owner != "" && (holder == owner && (!byMAC || d.retry(p, addr)) || owner == ownerGateway && holder == ownerAutoGateway) {
 			return addr, nil
 		}
 		return netip.Addr{}, fmt.Errorf("address %s is already in use in pool %s: choose another address or let dualstack pick one", addr, p.prefix)
@@ -381,11 +541,20 @@ func (d *Driver) reserve(p *pool, addr netip.Addr, owner string) (netip.Addr, er
 }
 
 // ReleaseAddress answers /IpamDriver.ReleaseAddress. Releasing an address
-// that is not held, or from a pool that is gone, succeeds.
+// that is not held, or from a pool that is gone, succeeds. The network
+// driver hears of it first (SetAddressRelease): Docker releases the
+// address of an endpoint it never deletes when the endpoint's creation
+// failed after the plugin committed it.
 func (d *Driver) ReleaseAddress(req *ipam.ReleaseAddressRequest) error {
 	addr, err := parseAddr(req.Address)
 	if err != nil {
 		return fmt.Errorf("invalid address %q to release from pool %s: %v", req.Address, req.PoolID, err)
+	}
+	d.mu.Lock()
+	released := d.addrReleased
+	d.mu.Unlock()
+	if released != nil {
+		released(addr)
 	}
 	return d.ReleaseEach(map[string][]netip.Addr{req.PoolID: {addr}}, nil)
 }

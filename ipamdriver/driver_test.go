@@ -267,9 +267,6 @@ func TestRetriedRequestsAreIdempotent(t *testing.T) {
 	if again := e.mustAddr(id, "", mac(1)); again != a {
 		t.Fatalf("retried request got %s, want %s", again, a)
 	}
-	if again := e.mustAddr(id, "2001:db8:7::2", mac(1)); again != a {
-		t.Fatalf("replayed request got %s, want %s", again, a)
-	}
 	if again := e.mustAddr(id, "2001:db8:7::1", gw); again != g {
 		t.Fatalf("replayed gateway got %s, want %s", again, g)
 	}
@@ -283,6 +280,37 @@ func TestRetriedRequestsAreIdempotent(t *testing.T) {
 	e.release(id, "2001:db8:7::2")
 	if next := e.mustAddr(id, "", mac(1)); next != "2001:db8:7::4/64" {
 		t.Fatalf("after release: %s, want ::4", next)
+	}
+}
+
+// TestOneMACTwoEndpoints: two endpoints given one MAC address (docker run
+// --mac-address twice) get two addresses, never one address twice; a
+// retry after a restart still gets its address back, unless an endpoint
+// holds it already.
+func TestOneMACTwoEndpoints(t *testing.T) {
+	e := newEnv(t)
+	id := e.pool("198.51.100.0/24", "", false)
+	a := e.mustAddr(id, "", mac(7))
+	b := e.mustAddr(id, "", mac(7))
+	if a == b {
+		t.Fatalf("two requests from one MAC in one process got one address, %s", a)
+	}
+	if _, err := e.addr(id, strings.TrimSuffix(b, "/24"), mac(7)); err == nil {
+		t.Fatalf("a third endpoint with the MAC got %s, which the second holds", b)
+	}
+	// After a restart: the MAC holds b (the index keeps the latest); no
+	// endpoint has claimed it yet, so a request is a retry.
+	e.restart()
+	if again := e.mustAddr(id, "", mac(7)); again != b {
+		t.Fatalf("retry after a restart got %s, want %s", again, b)
+	}
+	// Once an endpoint holds the address, the same MAC gets another one,
+	// also on the first request after a restart.
+	e.restart()
+	held := netip.MustParsePrefix(b).Addr()
+	e.d.SetClaims(func(x netip.Addr) bool { return x == held })
+	if c := e.mustAddr(id, "", mac(7)); c == a || c == b {
+		t.Fatalf("a MAC whose address an endpoint holds got %s again (a %s, b %s)", c, a, b)
 	}
 }
 

@@ -43,6 +43,18 @@ func (d *Driver) AllocateFor(poolID, owner string) (netip.Prefix, error) {
 	return netip.ParsePrefix(r.Address)
 }
 
+// Hold holds addr in pool poolID for owner, persisted before it returns:
+// an address that is not to be handed out (the host's own). Holding it
+// again for the same owner changes nothing; an address someone else holds
+// is an error naming it.
+func (d *Driver) Hold(poolID string, addr netip.Addr, owner string) error {
+	if owner == "" {
+		return fmt.Errorf("hold %s in pool %s: no owner given", addr, poolID)
+	}
+	_, err := d.RequestAddress(&ipam.RequestAddressRequest{PoolID: poolID, Address: addr.String(), Options: map[string]string{optMACAddress: owner}})
+	return err
+}
+
 // Release frees addr in pool poolID; idempotent like ReleaseAddress.
 func (d *Driver) Release(poolID string, addr netip.Addr) error {
 	return d.ReleaseAddress(&ipam.ReleaseAddressRequest{PoolID: poolID, Address: addr.String()})
@@ -125,7 +137,7 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string, with func(tx *bolt
 			undo()
 			return nil, fmt.Errorf("no pool %q is held by dualstack: the network's IPAM state is missing; recreate the network", id)
 		}
-		addr, fresh, u, err := d.pick(p, owner, false)
+		addr, fresh, u, err := d.pick(p, owner, false, false)
 		if err != nil {
 			undo()
 			return nil, err
@@ -205,6 +217,7 @@ func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr, with func(tx *bolt.T
 	}
 	for _, it := range items {
 		it.p.alloc.Release(it.addr)
+		delete(d.answered[it.p.id], it.addr)
 	}
 	return nil
 }

@@ -16,6 +16,9 @@ type pool struct {
 	prefix netip.Prefix
 	sub    netip.Prefix // the --ip-range, or the zero Prefix when there is none
 	alloc  *allocator.Allocator
+	// byDefault: picked from the default pools (a network that named no
+	// subnet).
+	byDefault bool
 }
 
 // poolID names a pool after what it holds, so that IDs read well in logs and

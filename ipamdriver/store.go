@@ -37,6 +37,8 @@ type poolRecord struct {
 	Space   string `json:"space"`
 	Pool    string `json:"pool"`
 	SubPool string `json:"subPool,omitempty"`
+	// Default: picked from the default pools.
+	Default bool `json:"default,omitempty"`
 }
 
 func poolsBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
@@ -64,7 +66,7 @@ func savePool(tx *bolt.Tx, p *pool) error {
 	if err != nil {
 		return fmt.Errorf("record pool %s: %w", p.id, err)
 	}
-	rec := poolRecord{Space: p.space, Pool: p.prefix.String()}
+	rec := poolRecord{Space: p.space, Pool: p.prefix.String(), Default: p.byDefault}
 	if p.sub.IsValid() {
 		rec.SubPool = p.sub.String()
 	}
@@ -181,7 +183,7 @@ func loadPools(tx *bolt.Tx, log logrus.FieldLogger) (map[string]*pool, error) {
 		b := pools.Bucket(k)
 		p, err := loadPool(b)
 		if err != nil {
-			log.WithField("pool", id).Warnf("skipping unreadable pool record: %v", err)
+			log.WithField("pool", id).WithError(err).Warn("skipping unreadable pool record")
 			return nil
 		}
 		if p.id != id {
@@ -213,6 +215,7 @@ func loadPool(b *bolt.Bucket) (*pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.byDefault = rec.Default
 	addrs := b.Bucket(bucketAddrs)
 	if addrs == nil {
 		return nil, fmt.Errorf("no addrs bucket")

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
-	"unicode"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -22,6 +20,7 @@ import (
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 
 	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/validate"
 )
 
 // MaxNameLen is the longest interface name Linux accepts (IFNAMSIZ - 1).
@@ -44,6 +43,13 @@ type Config struct {
 	// Gateways are the addresses the bridge answers on, each with its
 	// subnet's prefix length: 192.0.2.1/24, 2001:db8:1::1/64, ...
 	Gateways []netip.Prefix
+	// Owner marks the bridge as dualstack's (links.Mark); an existing
+	// bridge is taken only if it carries that mark.
+	Owner string
+	// Adopt takes an existing bridge of that name that carries no mark at
+	// all and marks it: once, for bridges made before dualstack marked
+	// its links.
+	Adopt bool
 }
 
 // SetRouteLocalnet lets the host route connections from 127.0.0.1 to the
@@ -59,27 +65,16 @@ func SetRouteLocalnet(name string) error {
 	return nil
 }
 
-// ValidateName checks that name is usable as a Linux interface name: 1 to 15
-// bytes, not "." or "..", and no '/', ':' or white space.
-func ValidateName(name string) error {
-	switch {
-	case name == "":
-		return errors.New("interface name is empty: give a name of 1 to 15 characters")
-	case len(name) > MaxNameLen:
-		return fmt.Errorf("interface name %q is %d bytes long: Linux allows at most %d", name, len(name), MaxNameLen)
-	case name == "." || name == "..":
-		return fmt.Errorf("interface name %q is not allowed by Linux", name)
-	case strings.ContainsAny(name, "/:"):
-		return fmt.Errorf("interface name %q contains '/' or ':', which Linux does not allow", name)
-	case strings.IndexFunc(name, unicode.IsSpace) >= 0:
-		return fmt.Errorf("interface name %q contains white space, which Linux does not allow", name)
-	}
-	return nil
-}
+// ValidateName checks that name is usable as a Linux interface name (see
+// validate.LinkName).
+func ValidateName(name string) error { return validate.LinkName(name) }
 
 func (c Config) validate() error {
 	if err := ValidateName(c.Name); err != nil {
 		return fmt.Errorf("bridge: %w", err)
+	}
+	if c.Owner == "" {
+		return fmt.Errorf("bridge %s: no owner to mark it with", c.Name)
 	}
 	if c.MTU < 0 {
 		return fmt.Errorf("bridge %s: MTU %d is negative: use 0 for the kernel's default", c.Name, c.MTU)
@@ -100,8 +95,9 @@ func (c Config) validate() error {
 
 // Ensure makes the bridge c.Name exist, configured as c says, and up.
 //
-// It creates the bridge if there is no link of that name and adopts it if
-// there is a bridge; a link of another kind is an error. It sets the MTU
+// It creates the bridge, marked as c.Owner's, if there is no link of that
+// name, and takes the bridge there if it carries that mark (or no mark at
+// all, with c.Adopt); any other link is an error and is left alone. It sets the MTU
 // (when c.MTU > 0), sets accept_ra=0 and accept_dad=0 on the bridge before
 // bringing it up (the bridge is a router's interface: it must not configure
 // itself from router advertisements, and its addresses must never be
@@ -131,6 +127,15 @@ func Ensure(c Config) (created bool, err error) {
 			"choose another bridge name, or remove the link (ip link del %s) if it is not in use",
 			c.Name, link.Type(), c.Name)
 	}
+	if !created {
+		if c.Adopt && links.Owner(link) == "" {
+			if err := links.SetMark(link, c.Owner); err != nil {
+				return false, fmt.Errorf("bridge %s: %w", c.Name, err)
+			}
+		} else if err := links.Check(link, "bridge", c.Owner); err != nil {
+			return false, fmt.Errorf("bridge %s: %w", c.Name, err)
+		}
+	}
 	if created {
 		defer func() {
 			if err != nil {
@@ -158,6 +163,12 @@ func create(c Config) (netlink.Link, bool, error) {
 	if err != nil && !errors.Is(err, unix.EEXIST) { // EEXIST: someone else made it meanwhile.
 		return nil, false, fmt.Errorf("bridge %s: create: %w (is the bridge module available? "+
 			"creating links needs CAP_NET_ADMIN)", c.Name, err)
+	}
+	if created {
+		if err := links.SetMark(br, c.Owner); err != nil {
+			_ = netlink.LinkDel(br)
+			return nil, false, fmt.Errorf("bridge %s: %w", c.Name, err)
+		}
 	}
 	link, err := netlink.LinkByName(c.Name)
 	if err != nil {
@@ -261,14 +272,15 @@ func addrHint(err error) string {
 	return ""
 }
 
-// Delete removes the bridge name. A bridge that does not exist is success;
-// a link of that name that is not a bridge is left alone and reported.
-// Ports still attached are detached by the kernel, not deleted.
-func Delete(name string) error {
+// Delete removes the bridge name that owner owns. A bridge that does not
+// exist is success; any other link of that name (not a bridge, or not
+// owner's) is left alone and reported. Ports still attached are detached by
+// the kernel, not deleted.
+func Delete(name, owner string) error {
 	if err := ValidateName(name); err != nil {
 		return fmt.Errorf("bridge: %w", err)
 	}
-	if err := links.DeleteKind(name, "bridge"); err != nil {
+	if err := links.Delete(name, "bridge", owner); err != nil {
 		return fmt.Errorf("bridge %s: %w", name, err)
 	}
 	return nil

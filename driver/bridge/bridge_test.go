@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dualstack-net/dualstack/driver/bridge"
+	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 )
@@ -24,6 +25,8 @@ const (
 	brName   = "dstbr0"
 	hostName = "dstvh0"
 	peerName = "dstvc0"
+	// tOwner marks the test's links as dualstack's (links.Mark).
+	tOwner = "test"
 )
 
 func pfx(s ...string) []netip.Prefix {
@@ -110,7 +113,7 @@ func TestEnsureCreateVethDelete(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			t.Parallel()
 			host := netnstest.New(t)
-			cfg := bridge.Config{Name: brName, MTU: st.mtu, Gateways: st.gws}
+			cfg := bridge.Config{Owner: tOwner, Name: brName, MTU: st.mtu, Gateways: st.gws}
 
 			var created bool
 			in(t, host, func() (err error) { created, err = bridge.Ensure(cfg); return err })
@@ -121,7 +124,7 @@ func TestEnsureCreateVethDelete(t *testing.T) {
 
 			mac := net.HardwareAddr{0x0a, 0x58, 0xc6, 0x33, 0x64, 0x0a}
 			in(t, host, func() error {
-				return bridge.CreateVeth(bridge.VethConfig{HostName: hostName, PeerName: peerName, Bridge: brName,
+				return bridge.CreateVeth(bridge.VethConfig{Owner: tOwner, HostName: hostName, PeerName: peerName, Bridge: brName,
 					MTU: st.mtu, Hairpin: st.hairpin, MAC: mac})
 			})
 			wantMTU := st.mtu
@@ -153,13 +156,13 @@ func TestEnsureCreateVethDelete(t *testing.T) {
 			// The bridge keeps its MTU with a port attached.
 			assertBridge(t, host, st.gws, st.mtu)
 
-			in(t, host, func() error { return bridge.DeleteVeth(hostName) })
-			in(t, host, func() error { return bridge.Delete(brName) })
+			in(t, host, func() error { return bridge.DeleteVeth(hostName, tOwner) })
+			in(t, host, func() error { return bridge.Delete(brName, tOwner) })
 			if links := host.Links(t); len(links) != 1 || links[0].Name != "lo" {
 				t.Errorf("after DeleteVeth and Delete, %s still has %+v", host.Name, links)
 			}
-			in(t, host, func() error { return bridge.DeleteVeth(hostName) })
-			in(t, host, func() error { return bridge.Delete(brName) })
+			in(t, host, func() error { return bridge.DeleteVeth(hostName, tOwner) })
+			in(t, host, func() error { return bridge.Delete(brName, tOwner) })
 		})
 	}
 }
@@ -169,7 +172,7 @@ func TestEnsureCreateVethDelete(t *testing.T) {
 func TestIsolatedPortAndRouteLocalnet(t *testing.T) {
 	host := netnstest.New(t)
 	in(t, host, func() error {
-		if _, err := bridge.Ensure(bridge.Config{Name: brName}); err != nil {
+		if _, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName}); err != nil {
 			return err
 		}
 		return bridge.SetRouteLocalnet(brName)
@@ -180,7 +183,7 @@ func TestIsolatedPortAndRouteLocalnet(t *testing.T) {
 	for _, isolated := range []bool{true, false} {
 		name := fmt.Sprintf("%s%t", hostName, isolated)
 		in(t, host, func() error {
-			return bridge.CreateVeth(bridge.VethConfig{HostName: name, PeerName: name + "p", Bridge: brName, Isolated: isolated})
+			return bridge.CreateVeth(bridge.VethConfig{Owner: tOwner, HostName: name, PeerName: name + "p", Bridge: brName, Isolated: isolated})
 		})
 		l, _ := host.Link(t, name)
 		if got := l.LinkInfo.SlaveData.Isolated; got == nil || *got != isolated {
@@ -193,9 +196,12 @@ func TestIsolatedPortAndRouteLocalnet(t *testing.T) {
 // ports' smallest; Ensure's MTU must survive a port with a larger MTU.
 func TestEnsureMTUIsPinned(t *testing.T) {
 	host := netnstest.New(t)
-	in(t, host, func() error { _, err := bridge.Ensure(bridge.Config{Name: brName, MTU: 1400}); return err })
 	in(t, host, func() error {
-		return bridge.CreateVeth(bridge.VethConfig{HostName: hostName, PeerName: peerName, Bridge: brName, MTU: 9000})
+		_, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName, MTU: 1400})
+		return err
+	})
+	in(t, host, func() error {
+		return bridge.CreateVeth(bridge.VethConfig{Owner: tOwner, HostName: hostName, PeerName: peerName, Bridge: brName, MTU: 9000})
 	})
 	if l, _ := host.Link(t, brName); l.MTU != 1400 {
 		t.Errorf("bridge MTU %d after attaching a 9000-byte port, want 1400", l.MTU)
@@ -204,7 +210,7 @@ func TestEnsureMTUIsPinned(t *testing.T) {
 
 func TestEnsureIsIdempotent(t *testing.T) {
 	host := netnstest.New(t)
-	cfg := bridge.Config{Name: brName, MTU: 1450, Gateways: stacks[3].gws}
+	cfg := bridge.Config{Owner: tOwner, Name: brName, MTU: 1450, Gateways: stacks[3].gws}
 	in(t, host, func() error { _, err := bridge.Ensure(cfg); return err })
 	before := host.IP(t, "addr", "show", "dev", brName)
 
@@ -219,29 +225,56 @@ func TestEnsureIsIdempotent(t *testing.T) {
 	assertBridge(t, host, cfg.Gateways, 1450)
 }
 
-// TestEnsureAdoptsAndRemovesNothing: a bridge made by someone else, down,
-// with an address of its own, is adopted; its address stays.
-func TestEnsureAdoptsAndRemovesNothing(t *testing.T) {
+// TestEnsureLeavesForeignBridges: a bridge dualstack did not make (no
+// mark), down, with an address of its own, is refused by name and left as
+// it was, and Delete leaves it too. Only with Adopt (a bridge of a network
+// recorded before dualstack marked its links) is it taken: marked, given
+// the gateways, its own address kept.
+func TestEnsureLeavesForeignBridges(t *testing.T) {
 	host := netnstest.New(t)
 	host.IP(t, "link", "add", brName, "type", "bridge")
 	host.IP(t, "addr", "add", "203.0.113.7/24", "dev", brName)
+	own := netip.MustParsePrefix("203.0.113.7/24")
 	gws := pfx("198.51.100.1/24", "2001:db8:1::1/64")
+	err := netns.Do(host.Path, func() error {
+		_, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName, Gateways: gws})
+		return err
+	})
+	if !errors.Is(err, links.ErrNotOwned) || !strings.Contains(err.Error(), brName) {
+		t.Fatalf("Ensure over a foreign bridge %s: %v; want a refusal naming it", brName, err)
+	}
+	if err := netns.Do(host.Path, func() error { return bridge.Delete(brName, tOwner) }); !errors.Is(err, links.ErrNotOwned) {
+		t.Errorf("Delete of a foreign bridge %s: %v; want a refusal", brName, err)
+	}
+	l, ok := host.Link(t, brName)
+	if !ok || l.Up() || l.Alias != "" {
+		t.Errorf("the foreign bridge %s was changed or removed: %+v", brName, l)
+	}
+	for _, a := range host.Addrs(t, brName) {
+		if a.Prefix() != own && a.Scope == "global" {
+			t.Errorf("Ensure gave the foreign bridge %s the address %s", brName, a.Prefix())
+		}
+	}
+
 	var created bool
 	in(t, host, func() (err error) {
-		created, err = bridge.Ensure(bridge.Config{Name: brName, Gateways: gws})
+		created, err = bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName, Gateways: gws, Adopt: true})
 		return err
 	})
 	if created {
 		t.Error("Ensure on an existing bridge reported created=true")
 	}
-	assertBridge(t, host, append(gws, netip.MustParsePrefix("203.0.113.7/24")), 0)
+	if l, _ := host.Link(t, brName); l.Alias != links.Mark(tOwner) {
+		t.Errorf("adopted bridge %s has alias %q; want %q", brName, l.Alias, links.Mark(tOwner))
+	}
+	assertBridge(t, host, append(gws, own), 0)
 }
 
 func TestEnsureRefusesNonBridge(t *testing.T) {
 	host := netnstest.New(t)
 	host.IP(t, "link", "add", brName, "type", "veth", "peer", "name", "dstother")
 	err := netns.Do(host.Path, func() error {
-		_, err := bridge.Ensure(bridge.Config{Name: brName, Gateways: stacks[0].gws})
+		_, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName, Gateways: stacks[0].gws})
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), brName) || !strings.Contains(err.Error(), "veth") {
@@ -253,7 +286,7 @@ func TestEnsureRefusesNonBridge(t *testing.T) {
 	if got := host.Addrs(t, brName); len(got) != 0 {
 		t.Errorf("Ensure added addresses to the veth %s: %+v", brName, got)
 	}
-	if err := netns.Do(host.Path, func() error { return bridge.Delete(brName) }); err == nil {
+	if err := netns.Do(host.Path, func() error { return bridge.Delete(brName, tOwner) }); err == nil {
 		t.Error("Delete of a veth named like the bridge succeeded")
 	}
 	if _, ok := host.Link(t, brName); !ok {
@@ -265,14 +298,14 @@ func TestBadNames(t *testing.T) {
 	host := netnstest.New(t)
 	for _, name := range []string{"", "dst0123456789abc" /* 16 */, "dst/br", "dst br", "dst\tbr", "dst:br", ".", ".."} {
 		err := netns.Do(host.Path, func() error {
-			_, err := bridge.Ensure(bridge.Config{Name: name})
+			_, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: name})
 			return err
 		})
 		if err == nil {
 			t.Errorf("Ensure(%q) succeeded", name)
 		}
 		if err := netns.Do(host.Path, func() error {
-			return bridge.CreateVeth(bridge.VethConfig{HostName: name, PeerName: peerName, Bridge: brName})
+			return bridge.CreateVeth(bridge.VethConfig{Owner: tOwner, HostName: name, PeerName: peerName, Bridge: brName})
 		}); err == nil {
 			t.Errorf("CreateVeth(host %q) succeeded", name)
 		}
@@ -288,10 +321,10 @@ func TestBadNames(t *testing.T) {
 func TestEnsureRejectsBadInput(t *testing.T) {
 	host := netnstest.New(t)
 	for _, cfg := range []bridge.Config{
-		{Name: brName, MTU: -1},
-		{Name: brName, Gateways: []netip.Prefix{{}}},
-		{Name: brName, Gateways: pfx("::ffff:198.51.100.1/120")},
-		{Name: brName, MTU: 1200, Gateways: pfx("2001:db8:1::1/64")},
+		{Owner: tOwner, Name: brName, MTU: -1},
+		{Owner: tOwner, Name: brName, Gateways: []netip.Prefix{{}}},
+		{Owner: tOwner, Name: brName, Gateways: pfx("::ffff:198.51.100.1/120")},
+		{Owner: tOwner, Name: brName, MTU: 1200, Gateways: pfx("2001:db8:1::1/64")},
 	} {
 		err := netns.Do(host.Path, func() error { _, err := bridge.Ensure(cfg); return err })
 		if err == nil || !strings.Contains(err.Error(), brName) {
@@ -309,7 +342,7 @@ func TestEnsureRejectsBadInput(t *testing.T) {
 func TestEnsureRollsBackOnFailure(t *testing.T) {
 	host := netnstest.New(t)
 	err := netns.Do(host.Path, func() error {
-		_, err := bridge.Ensure(bridge.Config{Name: brName, Gateways: pfx("2001:db8:1::1/64", "2001:db8:1::1/56")})
+		_, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName, Gateways: pfx("2001:db8:1::1/64", "2001:db8:1::1/56")})
 		return err
 	})
 	if err == nil {
@@ -333,7 +366,7 @@ func TestCreateVethRollback(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := netns.Do(host.Path, func() error {
-				return bridge.CreateVeth(bridge.VethConfig{HostName: hostName, PeerName: peerName, Bridge: tc.bridge})
+				return bridge.CreateVeth(bridge.VethConfig{Owner: tOwner, HostName: hostName, PeerName: peerName, Bridge: tc.bridge})
 			})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.bridge) {
 				t.Fatalf("CreateVeth to %s: %v; want an error saying %q", tc.bridge, err, tc.want)
@@ -351,28 +384,50 @@ func TestCreateVethRollback(t *testing.T) {
 // earlier crash are replaced; a non-veth with one of the names is not.
 func TestCreateVethReplacesStaleLinks(t *testing.T) {
 	host := netnstest.New(t)
-	in(t, host, func() error { _, err := bridge.Ensure(bridge.Config{Name: brName}); return err })
-	// Stale: both names taken, by two different pairs.
+	in(t, host, func() error { _, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName}); return err })
+	// Stale: both names taken, by two different pairs of this owner's
+	// (marked as CreateVeth marks them).
 	host.IP(t, "link", "add", hostName, "type", "veth", "peer", "name", "dststale1")
 	host.IP(t, "link", "add", "dststale2", "type", "veth", "peer", "name", peerName)
+	host.IP(t, "link", "set", hostName, "alias", links.Mark(tOwner))
+	host.IP(t, "link", "set", peerName, "alias", links.Mark(tOwner))
 	old, _ := host.Link(t, hostName)
 	in(t, host, func() error {
-		return bridge.CreateVeth(bridge.VethConfig{HostName: hostName, PeerName: peerName, Bridge: brName})
+		return bridge.CreateVeth(bridge.VethConfig{Owner: tOwner, HostName: hostName, PeerName: peerName, Bridge: brName})
 	})
 	h, ok := host.Link(t, hostName)
 	if !ok || h.Index == old.Index || h.Master != brName {
 		t.Errorf("stale %s not replaced by a new port of %s: old index %d, now %+v", hostName, brName, old.Index, h)
+	}
+	for _, n := range []string{hostName, peerName} {
+		if l, _ := host.Link(t, n); l.Alias != links.Mark(tOwner) {
+			t.Errorf("new veth end %s has alias %q; want %q", n, l.Alias, links.Mark(tOwner))
+		}
 	}
 	for _, n := range []string{"dststale1", "dststale2"} {
 		if _, ok := host.Link(t, n); ok {
 			t.Errorf("stale pair's other end %s still there", n)
 		}
 	}
-	// A non-veth with the host end's name is not touched.
-	in(t, host, func() error { return bridge.DeleteVeth(hostName) })
-	host.IP(t, "link", "add", hostName, "type", "bridge")
+	// An unmarked veth with the host end's name (somebody else's) is not
+	// touched either.
+	in(t, host, func() error { return bridge.DeleteVeth(hostName, tOwner) })
+	host.IP(t, "link", "add", hostName, "type", "veth", "peer", "name", "dstforeign")
 	err := netns.Do(host.Path, func() error {
-		return bridge.CreateVeth(bridge.VethConfig{HostName: hostName, PeerName: peerName, Bridge: brName})
+		return bridge.CreateVeth(bridge.VethConfig{Owner: tOwner, HostName: hostName, PeerName: peerName, Bridge: brName})
+	})
+	if !errors.Is(err, links.ErrNotOwned) || !strings.Contains(err.Error(), hostName) {
+		t.Errorf("CreateVeth over an unmarked veth named %s: %v; want a refusal naming it", hostName, err)
+	}
+	if _, ok := host.Link(t, "dstforeign"); !ok {
+		t.Errorf("CreateVeth removed the unmarked veth %s", hostName)
+	}
+	host.IP(t, "link", "del", hostName)
+	// A non-veth with the host end's name is not touched.
+	in(t, host, func() error { return bridge.DeleteVeth(hostName, tOwner) })
+	host.IP(t, "link", "add", hostName, "type", "bridge")
+	err = netns.Do(host.Path, func() error {
+		return bridge.CreateVeth(bridge.VethConfig{Owner: tOwner, HostName: hostName, PeerName: peerName, Bridge: brName})
 	})
 	if err == nil || !strings.Contains(err.Error(), hostName) {
 		t.Errorf("CreateVeth over a bridge named %s: %v; want an error naming it", hostName, err)
@@ -383,7 +438,7 @@ func TestCreateVethReplacesStaleLinks(t *testing.T) {
 	if _, ok := host.Link(t, peerName); ok {
 		t.Errorf("failed CreateVeth left %s behind", peerName)
 	}
-	if err := netns.Do(host.Path, func() error { return bridge.DeleteVeth(hostName) }); err == nil {
+	if err := netns.Do(host.Path, func() error { return bridge.DeleteVeth(hostName, tOwner) }); err == nil {
 		t.Errorf("DeleteVeth of the bridge %s succeeded", hostName)
 	}
 }
@@ -391,7 +446,7 @@ func TestCreateVethReplacesStaleLinks(t *testing.T) {
 func TestDeleteMissingIsSuccess(t *testing.T) {
 	host := netnstest.New(t)
 	in(t, host, func() error {
-		return errors.Join(bridge.Delete(brName), bridge.DeleteVeth(hostName))
+		return errors.Join(bridge.Delete(brName, tOwner), bridge.DeleteVeth(hostName, tOwner))
 	})
 	// Addresses of a missing link: an error naming it.
 	err := netns.Do(host.Path, func() error { _, err := bridge.Addresses(brName); return err })

@@ -33,6 +33,8 @@ type VethConfig struct {
 	// MAC, if set, is the container end's MAC address; otherwise the kernel
 	// picks a random one.
 	MAC net.HardwareAddr
+	// Owner marks both ends as dualstack's (links.Mark).
+	Owner string
 }
 
 func (c VethConfig) validate() error {
@@ -40,6 +42,9 @@ func (c VethConfig) validate() error {
 		if err := ValidateName(n.name); err != nil {
 			return fmt.Errorf("veth %s: %s: %w", c.HostName, n.what, err)
 		}
+	}
+	if c.Owner == "" {
+		return fmt.Errorf("veth %s: no owner to mark it with", c.HostName)
 	}
 	if c.HostName == c.PeerName {
 		return fmt.Errorf("veth %s: both ends have the same name: give the container end another one", c.HostName)
@@ -70,17 +75,18 @@ func isZero(b []byte) bool {
 // with c.MAC (if given) and down, ready to be moved into a container. c.MTU
 // applies to both ends.
 //
-// Veths left with either name by an earlier crash are deleted first; a link
-// of another kind with one of the names is an error. If any step fails,
-// the pair is deleted again, so an error leaves no link behind.
+// Both ends are marked as c.Owner's. Veths of c.Owner's left with either
+// name by an earlier crash are deleted first; any other link with one of
+// the names is an error. If any step fails, the pair is deleted again, so
+// an error leaves no link behind.
 func CreateVeth(c VethConfig) (err error) {
 	if err := c.validate(); err != nil {
 		return err
 	}
 	for _, name := range []string{c.HostName, c.PeerName} {
 		// A veth left by an earlier crash is replaced; anything else is not.
-		if err := links.DeleteKind(name, "veth"); err != nil {
-			return fmt.Errorf("veth %s: replace a link left by an earlier attempt: %w; choose other names", c.HostName, err)
+		if err := links.Delete(name, "veth", c.Owner); err != nil {
+			return fmt.Errorf("veth %s: replace a link left by an earlier attempt: %w", c.HostName, err)
 		}
 	}
 	veth := &netlink.Veth{
@@ -106,6 +112,15 @@ func CreateVeth(c VethConfig) (err error) {
 	host, err := netlink.LinkByName(c.HostName)
 	if err != nil {
 		return fmt.Errorf("veth %s: look up the new host end: %w", c.HostName, err)
+	}
+	peer, err := netlink.LinkByName(c.PeerName)
+	if err != nil {
+		return fmt.Errorf("veth %s: look up the new container end: %w", c.HostName, err)
+	}
+	for _, end := range []netlink.Link{host, peer} {
+		if err := links.SetMark(end, c.Owner); err != nil {
+			return fmt.Errorf("veth %s: %w", c.HostName, err)
+		}
 	}
 	br, err := netlink.LinkByName(c.Bridge)
 	switch {
@@ -134,14 +149,14 @@ func CreateVeth(c VethConfig) (err error) {
 	return nil
 }
 
-// DeleteVeth deletes the veth pair whose host end is hostName (deleting one
-// end deletes both). A missing link is success; a link of another kind with
-// that name is left alone and reported.
-func DeleteVeth(hostName string) error {
+// DeleteVeth deletes owner's veth pair whose host end is hostName
+// (deleting one end deletes both). A missing link is success; any other
+// link with that name is left alone and reported.
+func DeleteVeth(hostName, owner string) error {
 	if err := ValidateName(hostName); err != nil {
 		return fmt.Errorf("veth: %w", err)
 	}
-	if err := links.DeleteKind(hostName, "veth"); err != nil {
+	if err := links.Delete(hostName, "veth", owner); err != nil {
 		return fmt.Errorf("veth %s: %w", hostName, err)
 	}
 	return nil

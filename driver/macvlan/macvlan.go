@@ -57,9 +57,9 @@ func Exists(name string) (bool, error) {
 	return false, fmt.Errorf("look up %s: %w", name, err)
 }
 
-// CreateVLAN creates the 802.1q sub-interface parent (IF.VID) on IF and
-// brings it up. The kernel needs the 8021q module.
-func CreateVLAN(parent string) error {
+// CreateVLAN creates the 802.1q sub-interface parent (IF.VID) on IF,
+// marked as owner's, and brings it up. The kernel needs the 8021q module.
+func CreateVLAN(parent, owner string) error {
 	base, vid, ok := VLAN(parent)
 	if !ok {
 		return fmt.Errorf("parent %s: not of the form IF.VID (VLAN ID 1-4094)", parent)
@@ -76,6 +76,10 @@ func CreateVLAN(parent string) error {
 		}
 		return fmt.Errorf("parent %s: create VLAN %d on %s: %w%s", parent, vid, base, err, hint)
 	}
+	if err := links.SetMark(link, owner); err != nil {
+		_ = netlink.LinkDel(link)
+		return fmt.Errorf("parent %s: %w", parent, err)
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		_ = netlink.LinkDel(link)
 		return fmt.Errorf("parent %s: bring up: %w", parent, err)
@@ -83,9 +87,9 @@ func CreateVLAN(parent string) error {
 	return nil
 }
 
-// DeleteVLAN deletes the 802.1q link name; a missing link is success, a
-// link of another kind is left alone and reported.
-func DeleteVLAN(name string) error { return links.DeleteKind(name, "vlan") }
+// DeleteVLAN deletes owner's 802.1q link name; a missing link is success,
+// any other link is left alone and reported.
+func DeleteVLAN(name, owner string) error { return links.Delete(name, "vlan", owner) }
 
 // ChildConfig describes a macvlan child for a container.
 type ChildConfig struct {
@@ -94,11 +98,12 @@ type ChildConfig struct {
 	Mode   string // a key of Modes
 	MTU    int    // 0: the parent's
 	MAC    net.HardwareAddr
+	Owner  string // marks the child as dualstack's (links.Mark)
 }
 
-// CreateChild creates a macvlan child of c.Parent, down, ready to be moved
-// into a container. A macvlan child left by a crash with the same name is
-// replaced.
+// CreateChild creates a macvlan child of c.Parent, marked as c.Owner's,
+// down, ready to be moved into a container. c.Owner's child left by a crash
+// with the same name is replaced; any other link is an error.
 func CreateChild(c ChildConfig) error {
 	mode, ok := Modes[c.Mode]
 	if !ok {
@@ -108,7 +113,7 @@ func CreateChild(c ChildConfig) error {
 	if err != nil {
 		return fmt.Errorf("macvlan %s: parent %s: %w: give an existing interface", c.Name, c.Parent, err)
 	}
-	if err := links.DeleteKind(c.Name, "macvlan"); err != nil {
+	if err := links.Delete(c.Name, "macvlan", c.Owner); err != nil {
 		return fmt.Errorf("macvlan %s: replace a link left by an earlier attempt: %w", c.Name, err)
 	}
 	link := &netlink.Macvlan{
@@ -124,13 +129,18 @@ func CreateChild(c ChildConfig) error {
 		}
 		return fmt.Errorf("macvlan %s: create on %s (mode %s): %w%s", c.Name, c.Parent, c.Mode, err, hint)
 	}
+	if err := links.SetMark(link, c.Owner); err != nil {
+		_ = netlink.LinkDel(link)
+		return fmt.Errorf("macvlan %s: %w", c.Name, err)
+	}
 	return nil
 }
 
-// DeleteChild deletes a macvlan child still in this namespace; a missing
-// link is success (Docker moved it into a container, whose end deletes it).
-func DeleteChild(name string) error {
-	if err := links.DeleteKind(name, "macvlan"); err != nil {
+// DeleteChild deletes owner's macvlan child still in this namespace; a
+// missing link is success (Docker moved it into a container, whose end
+// deletes it).
+func DeleteChild(name, owner string) error {
+	if err := links.Delete(name, "macvlan", owner); err != nil {
 		return fmt.Errorf("macvlan %s: %w", name, err)
 	}
 	return nil
@@ -148,6 +158,11 @@ type Shim struct {
 	Addrs []netip.Prefix
 	// Routes are the network's subnets, routed through the shim.
 	Routes []netip.Prefix
+	// Owner marks the shim as dualstack's (links.Mark); an existing link
+	// is taken only if it carries that mark (or none at all, with Adopt,
+	// for shims made before dualstack marked its links).
+	Owner string
+	Adopt bool
 }
 
 // EnsureShim creates the shim (macvlan, bridge mode) if missing and gives
@@ -160,8 +175,13 @@ func EnsureShim(s Shim) (err error) {
 		if perr != nil {
 			return fmt.Errorf("host link %s: parent %s: %w", s.Name, s.Parent, perr)
 		}
-		if err = netlink.LinkAdd(&netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: s.Name, ParentIndex: parent.Attrs().Index}, Mode: netlink.MACVLAN_MODE_BRIDGE}); err != nil {
+		link = &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: s.Name, ParentIndex: parent.Attrs().Index}, Mode: netlink.MACVLAN_MODE_BRIDGE}
+		if err = netlink.LinkAdd(link); err != nil {
 			return fmt.Errorf("host link %s: create on %s: %w", s.Name, s.Parent, err)
+		}
+		if err = links.SetMark(link, s.Owner); err != nil {
+			_ = netlink.LinkDel(link)
+			return fmt.Errorf("host link %s: %w", s.Name, err)
 		}
 		created = true
 		if link, err = netlink.LinkByName(s.Name); err != nil {
@@ -169,8 +189,12 @@ func EnsureShim(s Shim) (err error) {
 		}
 	} else if err != nil {
 		return fmt.Errorf("host link %s: %w", s.Name, err)
-	} else if link.Type() != "macvlan" {
-		return fmt.Errorf("host link %s: a %s link has that name", s.Name, link.Type())
+	} else if s.Adopt && link.Type() == "macvlan" && links.Owner(link) == "" {
+		if err := links.SetMark(link, s.Owner); err != nil {
+			return fmt.Errorf("host link %s: %w", s.Name, err)
+		}
+	} else if err := links.Check(link, "macvlan", s.Owner); err != nil {
+		return fmt.Errorf("host link %s: %w", s.Name, err)
 	}
 	defer func() {
 		if err != nil && created {
@@ -214,9 +238,9 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// DeleteShim deletes the shim (its addresses and routes go with it).
-func DeleteShim(name string) error {
-	if err := links.DeleteKind(name, "macvlan"); err != nil {
+// DeleteShim deletes owner's shim (its addresses and routes go with it).
+func DeleteShim(name, owner string) error {
+	if err := links.Delete(name, "macvlan", owner); err != nil {
 		return fmt.Errorf("host link %s: %w", name, err)
 	}
 	return nil

@@ -15,6 +15,9 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(netnstest.Guard(m)) }
 
+// tOwner marks the test's links as dualstack's (links.Mark).
+const tOwner = "test"
+
 // host makes a namespace with a veth pair whose end "dstpar" is the
 // parent (the kernel here has no dummy links).
 func host(t *testing.T) netnstest.NS {
@@ -55,7 +58,7 @@ func TestChildModes(t *testing.T) {
 	for _, mode := range []string{"bridge", "private", "vepa", "passthru"} {
 		t.Run(mode, func(t *testing.T) {
 			if err := in(t, ns, func() error {
-				return macvlan.CreateChild(macvlan.ChildConfig{Name: "dstc", Parent: "dstpar", Mode: mode, MAC: mac, MTU: 1400})
+				return macvlan.CreateChild(macvlan.ChildConfig{Owner: tOwner, Name: "dstc", Parent: "dstpar", Mode: mode, MAC: mac, MTU: 1400})
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +73,7 @@ func TestChildModes(t *testing.T) {
 				t.Errorf("MAC %s, want %s", l.Address, mac)
 			}
 			for i := 0; i < 2; i++ {
-				if err := in(t, ns, func() error { return macvlan.DeleteChild("dstc") }); err != nil {
+				if err := in(t, ns, func() error { return macvlan.DeleteChild("dstc", tOwner) }); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -86,12 +89,12 @@ func TestChildModes(t *testing.T) {
 func TestPassthruTakesTheParent(t *testing.T) {
 	ns := host(t)
 	if err := in(t, ns, func() error {
-		return macvlan.CreateChild(macvlan.ChildConfig{Name: "dstc1", Parent: "dstpar", Mode: "passthru"})
+		return macvlan.CreateChild(macvlan.ChildConfig{Owner: tOwner, Name: "dstc1", Parent: "dstpar", Mode: "passthru"})
 	}); err != nil {
 		t.Fatal(err)
 	}
 	err := in(t, ns, func() error {
-		return macvlan.CreateChild(macvlan.ChildConfig{Name: "dstc2", Parent: "dstpar", Mode: "passthru"})
+		return macvlan.CreateChild(macvlan.ChildConfig{Owner: tOwner, Name: "dstc2", Parent: "dstpar", Mode: "passthru"})
 	})
 	if err == nil || !strings.Contains(err.Error(), "passthru") {
 		t.Fatalf("second passthru child: %v", err)
@@ -100,7 +103,7 @@ func TestPassthruTakesTheParent(t *testing.T) {
 		t.Fatal("failed child left behind")
 	}
 	err = in(t, ns, func() error {
-		return macvlan.CreateChild(macvlan.ChildConfig{Name: "dstc3", Parent: "dstmissing", Mode: "bridge"})
+		return macvlan.CreateChild(macvlan.ChildConfig{Owner: tOwner, Name: "dstc3", Parent: "dstmissing", Mode: "bridge"})
 	})
 	if err == nil || !strings.Contains(err.Error(), "parent dstmissing") {
 		t.Fatalf("missing parent: %v", err)
@@ -111,7 +114,7 @@ func TestPassthruTakesTheParent(t *testing.T) {
 // off; again changes nothing; deleted with its routes.
 func TestShim(t *testing.T) {
 	ns := host(t)
-	s := macvlan.Shim{Name: "dsth", Parent: "dstpar",
+	s := macvlan.Shim{Owner: tOwner, Name: "dsth", Parent: "dstpar",
 		Addrs:  []netip.Prefix{netip.MustParsePrefix("192.0.2.5/24"), netip.MustParsePrefix("2001:db8:1::5/64")},
 		Routes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8:1::/64"), netip.MustParsePrefix("2001:db8:2::/64")}}
 	for i := 0; i < 2; i++ {
@@ -141,7 +144,7 @@ func TestShim(t *testing.T) {
 		t.Errorf("shim accept_ra %s", ra)
 	}
 	for i := 0; i < 2; i++ {
-		if err := in(t, ns, func() error { return macvlan.DeleteShim("dsth") }); err != nil {
+		if err := in(t, ns, func() error { return macvlan.DeleteShim("dsth", tOwner) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -153,7 +156,7 @@ func TestShim(t *testing.T) {
 // TestCreateVLAN needs the 8021q module, which this CI kernel lacks.
 func TestCreateVLAN(t *testing.T) {
 	ns := host(t)
-	err := in(t, ns, func() error { return macvlan.CreateVLAN("dstpar.10") })
+	err := in(t, ns, func() error { return macvlan.CreateVLAN("dstpar.10", tOwner) })
 	if err != nil && strings.Contains(err.Error(), "8021q") {
 		t.Skipf("the kernel has no 802.1q VLAN links (8021q module): %v", err)
 	}
@@ -164,11 +167,11 @@ func TestCreateVLAN(t *testing.T) {
 		t.Fatalf("vlan link: %+v", l)
 	}
 	for i := 0; i < 2; i++ {
-		if err := in(t, ns, func() error { return macvlan.DeleteVLAN("dstpar.10") }); err != nil {
+		if err := in(t, ns, func() error { return macvlan.DeleteVLAN("dstpar.10", tOwner) }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := in(t, ns, func() error { return macvlan.DeleteVLAN("dstpar") }); err == nil {
+	if err := in(t, ns, func() error { return macvlan.DeleteVLAN("dstpar", tOwner) }); err == nil {
 		t.Fatal("DeleteVLAN deleted a veth")
 	}
 }

@@ -27,6 +27,8 @@ const (
 	brName   = "dstbr0"
 	hostName = "dstvh0"
 	peerName = "dstvc0"
+	// tOwner marks the test's links as dualstack's (links.Mark).
+	tOwner = "test"
 )
 
 var mac = net.HardwareAddr{0x0a, 0x58, 0xc6, 0x33, 0x64, 0x0a}
@@ -106,10 +108,10 @@ func TestEndToEnd(t *testing.T) {
 
 			// Host side: bridge and veth.
 			in(t, host, func() error {
-				if _, err := bridge.Ensure(bridge.Config{Name: brName, MTU: tc.mtu, Gateways: tc.gws}); err != nil {
+				if _, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName, MTU: tc.mtu, Gateways: tc.gws}); err != nil {
 					return err
 				}
-				return bridge.CreateVeth(bridge.VethConfig{HostName: hostName, PeerName: peerName, Bridge: brName,
+				return bridge.CreateVeth(bridge.VethConfig{Owner: tOwner, HostName: hostName, PeerName: peerName, Bridge: brName,
 					MTU: tc.mtu, Hairpin: tc.hairpin, MAC: mac})
 			})
 			br, _ := host.Link(t, brName)
@@ -213,7 +215,7 @@ func TestEndToEnd(t *testing.T) {
 					}
 				}
 				in(t, host, func() error {
-					return errors.Join(bridge.DeleteVeth(hostName), bridge.Delete(brName))
+					return errors.Join(bridge.DeleteVeth(hostName, tOwner), bridge.Delete(brName, tOwner))
 				})
 				if links := host.Links(t); len(links) != 1 || links[0].Name != "lo" {
 					t.Errorf("round %d: host namespace still has %+v", round, links)

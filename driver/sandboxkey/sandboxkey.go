@@ -38,6 +38,8 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+
+	"github.com/dualstack-net/dualstack/validate"
 )
 
 // Mechanism is how the plugin reaches a container's namespace file.
@@ -264,11 +266,8 @@ type Namespace struct {
 // container starts); an error means it never can be reached, and says why
 // and what to do.
 func (r *Resolver) Resolve(key string, pid int) (Namespace, error) {
-	if key == "" {
-		return Namespace{}, errors.New("no sandbox key: Docker named no network namespace for the container")
-	}
-	if !filepath.IsAbs(key) {
-		return Namespace{}, fmt.Errorf("sandbox key %q is not an absolute path", key)
+	if err := validate.SandboxKey(key); err != nil {
+		return Namespace{}, err
 	}
 	if r.problem != nil {
 		return Namespace{}, fmt.Errorf("cannot reach the container's network namespace %s: %w", key, r.problem)

@@ -102,9 +102,8 @@ func TestPropagation(t *testing.T) {
 func TestResolveMount(t *testing.T) {
 	r := &Resolver{cfg: Config{HostRun: "/run", RunMount: "/host/run", Proc: "/proc"}, mech: Mount, watches: newWatchSet()}
 	for key, want := range map[string]string{
-		"/var/run/docker/netns/abc":   "/host/run/docker/netns/abc",
-		"/run/docker/netns/abc":       "/host/run/docker/netns/abc",
-		"/run/dsit/42/netns/abc/../x": "/host/run/dsit/42/netns/x",
+		"/var/run/docker/netns/abc": "/host/run/docker/netns/abc",
+		"/run/docker/netns/abc":     "/host/run/docker/netns/abc",
 	} {
 		ns, err := r.Resolve(key, 0)
 		if err != nil || ns.Path != want || ns.Key != key {
@@ -115,7 +114,7 @@ func TestResolveMount(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "run.source=DIR HOST_RUN=DIR") {
 		t.Errorf("key outside HOST_RUN: %v", err)
 	}
-	for _, key := range []string{"", "docker/netns/abc"} {
+	for _, key := range []string{"", "docker/netns/abc", "/run/docker/netns/../../etc/x"} {
 		if _, err := r.Resolve(key, 0); err == nil {
 			t.Errorf("Resolve(%q) accepted", key)
 		}

@@ -156,6 +156,8 @@ type Link struct {
 	OperState string   `json:"operstate"`
 	Address   string   `json:"address"`
 	Master    string   `json:"master"`
+	// Alias is the link's alias, dualstack's mark on its own links.
+	Alias string `json:"ifalias"`
 	// Link is the parent of a macvlan or vlan link.
 	Link     string `json:"link"`
 	LinkInfo struct {

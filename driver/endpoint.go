@@ -1,0 +1,257 @@
+package driver
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	api "github.com/docker/go-plugins-helpers/network"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/driver/portmap"
+	"github.com/dualstack-net/dualstack/validate"
+)
+
+// AddressClaimed reports whether an endpoint holds addr. The IPAM asks
+// it before it answers a request for the address a MAC already holds (see
+// ipamdriver.Driver.SetClaims).
+func (d *Driver) AddressClaimed(addr netip.Addr) bool {
+	d.claims.Lock()
+	defer d.claims.Unlock()
+	return d.claims.addrs[addr] > 0
+}
+
+// track records ep's addresses as held (n = 1) or given back (n = -1).
+func (d *Driver) track(ep *endpoint, n int) {
+	d.claims.Lock()
+	defer d.claims.Unlock()
+	for _, a := range ep.addresses() {
+		if d.claims.addrs[a.Addr()] += n; d.claims.addrs[a.Addr()] <= 0 {
+			delete(d.claims.addrs, a.Addr())
+		}
+	}
+}
+
+// holder names the endpoint that holds addr, for an error.
+func (d *Driver) holder(addr netip.Addr) string {
+	for _, ep := range d.endpoints {
+		for _, a := range ep.addresses() {
+			if a.Addr() == addr {
+				return fmt.Sprintf("endpoint %s of network %s", short(ep.ID), short(ep.NetworkID))
+			}
+		}
+	}
+	return "another endpoint"
+}
+
+// CreateEndpoint creates the veth pair, fills the interface fields Docker
+// left empty, allocates the extra IPv6 addresses and records the endpoint.
+func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndpointResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.networks[req.NetworkID]
+	if !ok {
+		return nil, fmt.Errorf("network %s is unknown to the plugin (was its state file removed?): recreate the network", short(req.NetworkID))
+	}
+	if old, ok := d.endpoints[req.EndpointID]; ok {
+		// A retry after a crash lost the answer: start again cleanly.
+		if err := d.deleteEndpoint(old); err != nil {
+			return nil, err
+		}
+	}
+	in := req.Interface
+	if in == nil {
+		in = &api.EndpointInterface{}
+	}
+	ep := &endpoint{
+		ID:        req.EndpointID,
+		NetworkID: n.ID,
+		PeerVeth:  peerVethPrefix + short(req.EndpointID),
+		MAC:       in.MacAddress,
+	}
+	resp := &api.CreateEndpointResponse{Interface: &api.EndpointInterface{}}
+	if ep.MAC == "" {
+		ep.MAC = randomMAC().String()
+		resp.Interface.MacAddress = ep.MAC
+	} else if _, err := validate.MAC(ep.MAC); err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	}
+	var err error
+	if ep.IPv4, err = optionalPrefix(in.Address); err != nil {
+		return nil, fmt.Errorf("bad IPv4 address %q from Docker", in.Address)
+	}
+	if ep.IPv6, err = optionalPrefix(in.AddressIPv6); err != nil {
+		return nil, fmt.Errorf("bad IPv6 address %q from Docker", in.AddressIPv6)
+	}
+	if ep.Ports, err = portmap.Parse(req.Options); err != nil {
+		return nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	}
+	// Never one address on two live endpoints, whoever handed it out
+	// (another IPAM than dualstack's, a bug): the second is refused before
+	// anything is made for it.
+	for _, a := range []netip.Prefix{ep.IPv4, ep.IPv6} {
+		if a.IsValid() && d.AddressClaimed(a.Addr()) {
+			return nil, fmt.Errorf("endpoint %s: address %s is held by %s already: two containers cannot share an address; "+
+				"give this one another address (--ip, --ip6) or disconnect the other", short(ep.ID), a.Addr(), d.holder(a.Addr()))
+		}
+	}
+	owner := "endpoint:" + ep.ID
+	rollback := func() { d.releaseAll(ep) }
+	// The address Docker gave none of, when dualstack's IPAM holds the pool.
+	if !ep.IPv4.IsValid() && len(n.V4) > 0 && n.V4[0].PoolID != "" {
+		if ep.IPv4, err = d.cfg.IPAM.AllocateFor(n.V4[0].PoolID, owner); err != nil {
+			return nil, err
+		}
+		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V4[0].PoolID, Addr: ep.IPv4})
+		resp.Interface.Address = ep.IPv4.String()
+	}
+	if !ep.IPv6.IsValid() && len(n.V6) > 0 && n.V6[0].PoolID != "" {
+		if ep.IPv6, err = d.cfg.IPAM.AllocateFor(n.V6[0].PoolID, owner); err != nil {
+			rollback()
+			return nil, err
+		}
+		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V6[0].PoolID, Addr: ep.IPv6})
+		resp.Interface.AddressIPv6 = ep.IPv6.String()
+	}
+	plane := d.plane(n)
+	if err := plane.createEndpoint(n, ep); err != nil {
+		rollback()
+		return nil, err
+	}
+	// One address from every other IPv6 pool, committed together with the
+	// endpoint's record: one commit for the lot.
+	var extraPools []string
+	for _, p := range n.V6 {
+		if p.PoolID != "" && !(ep.IPv6.IsValid() && p.Prefix.Contains(ep.IPv6.Addr())) {
+			extraPools = append(extraPools, p.PoolID)
+		}
+	}
+	record := func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }
+	if len(extraPools) > 0 {
+		_, err = d.cfg.IPAM.AllocateEach(extraPools, owner, func(tx *bolt.Tx, extra []netip.Prefix) error {
+			ep.Extra = ep.Extra[:0]
+			for i, a := range extra {
+				ep.Extra = append(ep.Extra, extraAddr{PoolID: extraPools[i], Addr: a})
+			}
+			return record(tx)
+		})
+		if err != nil {
+			// Not ours to release: the IPAM took them back.
+			ep.Extra = nil
+			err = fmt.Errorf("extra IPv6 addresses for endpoint %s: %w", short(ep.ID), err)
+		}
+	} else {
+		err = save(d.cfg.DB, "endpoint "+ep.ID, record)
+	}
+	if err != nil {
+		_ = plane.deleteEndpoint(n, ep)
+		rollback()
+		return nil, err
+	}
+	d.endpoints[ep.ID] = ep
+	d.track(ep, 1)
+	d.log.WithField("endpoint", short(ep.ID)).WithField("network", short(n.ID)).WithField("addresses", prefixes(ep.addresses())).Info("endpoint created")
+	return resp, nil
+}
+
+func optionalPrefix(s string) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, nil
+	}
+	return netip.ParsePrefix(s)
+}
+
+// allocated lists, by pool, the addresses dualstack allocated for ep.
+func (ep *endpoint) allocated() map[string][]netip.Addr {
+	addrs := map[string][]netip.Addr{}
+	for _, x := range append(append([]extraAddr{}, ep.Allocated...), ep.Extra...) {
+		addrs[x.PoolID] = append(addrs[x.PoolID], x.Addr.Addr())
+	}
+	return addrs
+}
+
+// releaseAll gives back every address dualstack allocated for ep.
+func (d *Driver) releaseAll(ep *endpoint) {
+	if err := d.cfg.IPAM.ReleaseEach(ep.allocated(), nil); err != nil {
+		d.log.WithField("endpoint", short(ep.ID)).WithField("addresses", prefixes(ep.addresses())).WithError(err).Warn("release the endpoint's addresses")
+	}
+}
+
+// DeleteEndpoint removes the veth pair, releases the extra addresses and
+// forgets the endpoint. An unknown endpoint or a missing link is success.
+func (d *Driver) DeleteEndpoint(req *api.DeleteEndpointRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ep, ok := d.endpoints[req.EndpointID]
+	if !ok {
+		return nil
+	}
+	return d.deleteEndpoint(ep)
+}
+
+func (d *Driver) deleteEndpoint(ep *endpoint) error {
+	d.joins.cancel(ep.ID)
+	published := len(ep.Published) > 0
+	if err := d.unpublish(ep); err != nil {
+		return err
+	}
+	if published {
+		// Recorded at once: should a step below fail, the next start must
+		// not publish again for an address Docker may give to another
+		// container.
+		if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
+			return err
+		}
+	}
+	// An endpoint's network is there while it is: New loads no endpoint of
+	// an unknown network, and a network deletes its endpoints first.
+	n := d.networks[ep.NetworkID]
+	if err := d.plane(n).deleteEndpoint(n, ep); errors.Is(err, links.ErrNotOwned) {
+		d.log.WithField("endpoint", short(ep.ID)).WithError(err).Warn("endpoint deleted; a link of its name that is not its own is left alone")
+	} else if err != nil {
+		return err
+	}
+	if err := d.forget(ep); err != nil {
+		return err
+	}
+	d.log.WithField("endpoint", short(ep.ID)).Info("endpoint deleted")
+	return nil
+}
+
+// forget drops ep's record and gives back the addresses dualstack
+// allocated for it, in one commit.
+func (d *Driver) forget(ep *endpoint) error {
+	if err := d.cfg.IPAM.ReleaseEach(ep.allocated(), func(tx *bolt.Tx) error { return del(tx, bucketEndpoints, ep.ID) }); err != nil {
+		return fmt.Errorf("forget endpoint %s: %w", short(ep.ID), err)
+	}
+	delete(d.endpoints, ep.ID)
+	d.track(ep, -1)
+	return nil
+}
+
+// EndpointInfo reports the veth names, the MAC and every address.
+func (d *Driver) EndpointInfo(req *api.InfoRequest) (*api.InfoResponse, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ep, ok := d.endpoints[req.EndpointID]
+	if !ok {
+		return &api.InfoResponse{Value: map[string]string{}}, nil
+	}
+	return &api.InfoResponse{Value: map[string]string{
+		"host_veth":      ep.HostVeth,
+		"container_veth": ep.PeerVeth,
+		"mac_address":    ep.MAC,
+		"addresses":      prefixes(ep.addresses()),
+	}}, nil
+}
+
+// randomMAC returns a random, locally administered unicast MAC address.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(mac)
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
+}

@@ -1,0 +1,109 @@
+package driver
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/dualstack-net/dualstack/driver/links"
+)
+
+// The host's own networks.
+//
+// A bridge network whose subnet is the LAN of one of the host's interfaces
+// (192.168.1.0/24 on eth0, say) puts that LAN's addresses, its gateway
+// among them, on the bridge and cuts the host off its LAN. A macvlan
+// network is meant to share its parent's LAN, but not another interface's.
+// Such a subnet is refused, naming the interface, unless the network says
+// host_overlap=true (for those who route it on purpose). And whatever the
+// options, an address the host holds in a network's subnet is held for the
+// host in the network's pool, so that no container gets it.
+
+// hostAddr is an address on one of the host's interfaces that dualstack
+// did not make.
+type hostAddr struct {
+	iface  string
+	prefix netip.Prefix // the address, with its network's length
+}
+
+// hostAddrs lists the global addresses on the host's interfaces, those on
+// dualstack's own links (links.Mark) left out.
+func hostAddrs() ([]hostAddr, error) {
+	list, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list the host's interfaces: %w", err)
+	}
+	names := map[int]string{}
+	for _, l := range list {
+		if links.Owner(l) == "" {
+			names[l.Attrs().Index] = l.Attrs().Name
+		}
+	}
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list the host's addresses: %w", err)
+	}
+	var out []hostAddr
+	for _, a := range addrs {
+		iface, ok := names[a.LinkIndex]
+		ip, okIP := netip.AddrFromSlice(a.IP)
+		if !ok || !okIP || a.IPNet == nil {
+			continue
+		}
+		ip = ip.Unmap()
+		if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		out = append(out, hostAddr{iface: iface, prefix: netip.PrefixFrom(ip, ones)})
+	}
+	return out, nil
+}
+
+// checkHostOverlap refuses n's subnets that overlap a network connected on
+// a host interface other than lan, the one whose network n shares by
+// design (a macvlan network's parent). host is hostAddrs'.
+func checkHostOverlap(n *network, lan string, host []hostAddr) error {
+	if n.Options.HostOverlap {
+		return nil
+	}
+	for _, p := range n.pools() {
+		for _, h := range host {
+			if h.iface == lan {
+				continue
+			}
+			if h.prefix.Masked().Overlaps(p.Prefix) {
+				return fmt.Errorf("subnet %s overlaps %s on the host's interface %s: the network would take that network's addresses (its gateway among them) and cut the host off it; choose another subnet, or give -o host_overlap=true if you route it on purpose",
+					p.Prefix, h.prefix.Masked(), h.iface)
+			}
+		}
+	}
+	return nil
+}
+
+// holdHostAddrs holds, in n's pools that dualstack's IPAM has, every
+// address the host itself has in them, for the host (owner
+// "host-address:<network ID>"), so that no container gets one.
+func (d *Driver) holdHostAddrs(n *network, host []hostAddr) error {
+	owner := hostAddrOwner(n)
+	for _, p := range n.pools() {
+		if p.PoolID == "" {
+			continue
+		}
+		for _, h := range host {
+			a := h.prefix.Addr()
+			if !p.Prefix.Contains(a) || slices.ContainsFunc(n.HostAddrs, func(x extraAddr) bool { return x.Addr.Addr() == a }) {
+				continue
+			}
+			if err := d.cfg.IPAM.Hold(p.PoolID, a, owner); err != nil {
+				return fmt.Errorf("hold %s, which the host has on %s, in subnet %s: %w", a, h.iface, p.Prefix, err)
+			}
+			n.HostAddrs = append(n.HostAddrs, extraAddr{PoolID: p.PoolID, Addr: netip.PrefixFrom(a, p.Prefix.Bits())})
+		}
+	}
+	return nil
+}
+
+func hostAddrOwner(n *network) string { return "host-address:" + n.ID }

@@ -1,0 +1,233 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	api "github.com/docker/go-plugins-helpers/network"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/validate"
+)
+
+// CreateNetwork creates the bridge with its gateways and records the
+// network; on any failure nothing is left behind.
+func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
+	if req.NetworkID == "" {
+		return errors.New("CreateNetwork without a network ID")
+	}
+	opts, err := parseOptions(req.NetworkID, req.Options)
+	if err != nil {
+		return err
+	}
+	n := &network{ID: req.NetworkID, Options: opts}
+	if opts.IPv4 {
+		if n.V4, err = parsePools(req.IPv4Data, true); err != nil {
+			return err
+		}
+	}
+	if opts.IPv6 {
+		if n.V6, err = parsePools(req.IPv6Data, false); err != nil {
+			return err
+		}
+	}
+	if len(n.V4) == 0 && len(n.V6) == 0 {
+		return errors.New("the network has no subnet: give it an IPv4 or an IPv6 subnet")
+	}
+	if len(n.V4) > 1 {
+		return fmt.Errorf("the network has %d IPv4 subnets: a network takes one (and any number of IPv6 subnets)", len(n.V4))
+	}
+	for i := range n.V4 {
+		n.V4[i].PoolID, _ = d.cfg.IPAM.PoolFor(n.V4[i].Space, n.V4[i].Prefix)
+	}
+	var foreign []string
+	for i := range n.V6 {
+		if id, ok := d.cfg.IPAM.PoolFor(n.V6[i].Space, n.V6[i].Prefix); ok {
+			n.V6[i].PoolID = id
+		} else {
+			foreign = append(foreign, n.V6[i].Prefix.String())
+		}
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.networks[n.ID]; ok {
+		// Docker retries a CreateNetwork whose answer a plugin crash lost:
+		// the network it asks for is there already.
+		if sameDefinition(old, n) {
+			d.log.WithField("network", short(n.ID)).Info("network exists already as asked (a retried request)")
+			return nil
+		}
+		return fmt.Errorf("network %s exists already with another definition (subnets %s, options %+v)", short(n.ID), old.subnets(), old.Options)
+	}
+	plane := d.plane(n)
+	if err := plane.checkFree(n, d.networks); err != nil {
+		return err
+	}
+	host, err := hostAddrs()
+	if err != nil {
+		return err
+	}
+	if err := checkHostOverlap(n, plane.lan(n), host); err != nil {
+		return err
+	}
+	if err := plane.prepare(n, d.cfg.IPAM); err != nil {
+		d.releaseHeld(n)
+		return err
+	}
+	if err := d.holdHostAddrs(n, host); err != nil {
+		d.releaseHeld(n)
+		return err
+	}
+	undo, err := plane.createNetwork(n, d.networks)
+	if err != nil {
+		d.releaseHeld(n)
+		return err
+	}
+	// The firewall guards the network before anything lets traffic in:
+	// forwarding, route_localnet.
+	d.networks[n.ID] = n
+	forward4, forward6 := plane.forwards(n)
+	if err := d.applyFirewall(d.forwardDrop(forward4, forward6)); err != nil {
+		delete(d.networks, n.ID)
+		undo()
+		d.releaseHeld(n)
+		return err
+	}
+	undoAll := func() {
+		delete(d.networks, n.ID)
+		if err := d.applyFirewall(nil); err != nil {
+			d.log.WithField("network", short(n.ID)).WithError(err).Warn("remove the rules of a network whose creation failed (the periodic check tries again)")
+		}
+		undo()
+		d.releaseHeld(n)
+	}
+	if err := d.enableForwarding(forward4, forward6, nil); err != nil {
+		undoAll()
+		return err
+	}
+	if err := plane.open(n); err != nil {
+		undoAll()
+		return err
+	}
+	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
+		undoAll()
+		return err
+	}
+	log := plane.describe(n, d.log.WithField("network", short(n.ID)).WithField("mode", opts.Mode).WithField("subnets", n.subnets()))
+	if len(foreign) > 0 {
+		log = log.WithField("extra-subnets-without-addresses", strings.Join(foreign, ","))
+		log.Warn("network created; another IPAM driver holds some IPv6 subnets, so containers get no address of their own in them (use --ipam-driver dualstack:latest)")
+	} else {
+		log.Info("network created")
+	}
+	return nil
+}
+
+// sameDefinition reports whether a network asked for again is the one
+// recorded: the same options and subnets. (The gateways may differ: a
+// macvlan network gives back those the IPAM picked itself.)
+func sameDefinition(recorded, asked *network) bool {
+	return recorded.Options == asked.Options && recorded.subnets() == asked.subnets()
+}
+
+// parsePools reads Docker's IPAM data of one family, sorted by subnet:
+// Docker builds the list from a map, so its order means nothing.
+func parsePools(data []*api.IPAMData, v4 bool) ([]pool, error) {
+	var out []pool
+	for _, d := range data {
+		if d == nil {
+			continue
+		}
+		p, err := netip.ParsePrefix(d.Pool)
+		if err != nil || p.Addr().Is4() != v4 {
+			return nil, fmt.Errorf("bad pool %q from Docker", d.Pool)
+		}
+		if err := validate.Subnet(p.Masked()); err != nil {
+			return nil, fmt.Errorf("%w", err)
+		}
+		pl := pool{Space: d.AddressSpace, Prefix: p.Masked()}
+		if d.Gateway != "" {
+			g, err := parseAddrOrPrefix(d.Gateway, p.Bits())
+			if err != nil || !p.Contains(g.Addr()) {
+				return nil, fmt.Errorf("bad gateway %q for pool %s", d.Gateway, p)
+			}
+			pl.Gateway = g
+		}
+		out = append(out, pl)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Prefix.Addr().Less(out[j].Prefix.Addr()) })
+	return out, nil
+}
+
+func parseAddrOrPrefix(s string, bits int) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, bits), nil
+}
+
+func (n *network) subnets() string {
+	var s []string
+	for _, p := range n.pools() {
+		s = append(s, p.Prefix.String())
+	}
+	return strings.Join(s, ",")
+}
+
+// DeleteNetwork removes the bridge and the record. A network that is not
+// known, or a bridge that is gone, is success.
+func (d *Driver) DeleteNetwork(req *api.DeleteNetworkRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.networks[req.NetworkID]
+	if !ok {
+		return nil
+	}
+	return d.deleteNetwork(n)
+}
+
+// deleteNetwork removes n with its endpoints, links, rules and record.
+func (d *Driver) deleteNetwork(n *network) error {
+	for _, ep := range d.endpoints {
+		if ep.NetworkID == n.ID {
+			if err := d.deleteEndpoint(ep); err != nil {
+				return err
+			}
+		}
+	}
+	if err := d.plane(n).deleteNetwork(n, d.networks); errors.Is(err, links.ErrNotOwned) {
+		// Ours is gone; the name is somebody else's now.
+		d.log.WithField("network", short(n.ID)).WithError(err).Warn("network deleted; a link of its name that is not its own is left alone")
+	} else if err != nil {
+		return err
+	}
+	delete(d.networks, n.ID)
+	if err := d.applyFirewall(nil); err != nil {
+		d.networks[n.ID] = n
+		return err
+	}
+	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return del(tx, bucketNetworks, n.ID) }); err != nil {
+		d.networks[n.ID] = n
+		return err
+	}
+	d.releaseHeld(n)
+	d.log.WithField("network", short(n.ID)).Info("network deleted")
+	return nil
+}
+
+// AllocateNetwork is a swarm call; dualstack networks are local.
+func (d *Driver) AllocateNetwork(*api.AllocateNetworkRequest) (*api.AllocateNetworkResponse, error) {
+	return nil, errors.New("dualstack networks are local: swarm-scoped networks are not supported")
+}
+
+// FreeNetwork succeeds: nothing is allocated by AllocateNetwork.
+func (d *Driver) FreeNetwork(*api.FreeNetworkRequest) error { return nil }
