@@ -51,7 +51,7 @@ func BenchmarkDurableRequestAddress(b *testing.B) {
 		b.Fatal(err)
 	}
 	srv := &http.Server{}
-	go New(fakeNetwork{}, id, log).Serve(srv, l)
+	go New(fakeNetwork{}, id, log).Serve(context.Background(), srv, l, time.Second)
 	defer srv.Shutdown(context.Background())
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	urlpath "path"
 	"runtime/debug"
 	"time"
 
@@ -49,16 +50,52 @@ type activation struct {
 	Implements []string
 }
 
-// errorResponse carries an error to Docker, which shows Err to the user.
+// errorResponse carries an error to Docker, which shows Err to the user:
+// "dualstack: " and the error, whose text says what failed, on what, and
+// what to do (the drivers' errors carry no prefix of their own).
 type errorResponse struct {
 	Err string
+}
+
+// Docker's plugin client (moby pkg/plugins, Engine 20.10 to this day)
+// sends a call again when the connection broke before the answer came (the
+// plugin died), for up to 30 seconds, but without its body: the first
+// attempt spent the buffer it reads the body from. Such a retry cannot be
+// told apart from a call of the same path with every field empty, and a
+// request for a default pool (RequestPool with no subnet) is one.
+//
+// So a call that creates something and arrives without a body is refused
+// with the reason, and nothing is done: the operation fails, Docker rolls
+// it back (it releases the pools and addresses it holds, which also takes
+// what the lost answer committed: see the IPAM's SetPoolRelease and
+// SetAddressRelease), and running the command again works. A call that
+// removes something or only reads is answered as Docker sends it: with no
+// field, it names nothing and succeeds, which is what the retry of a
+// removal the first attempt did needs; a removal the first attempt did not
+// finish is completed by the release that follows it.
+var needsBody = map[string]bool{
+	"/NetworkDriver.CreateNetwork":  true,
+	"/NetworkDriver.CreateEndpoint": true,
+	"/NetworkDriver.Join":           true,
+	"/IpamDriver.RequestPool":       true,
+	"/IpamDriver.RequestAddress":    true,
 }
 
 // Server routes plugin requests to the drivers.
 type Server struct {
 	mux *http.ServeMux
 	log logrus.FieldLogger
+	// crash, if set, is called after a request to path has been served
+	// and before its answer goes out: the test seam that loses an answer
+	// after the commit, as a crash does (see CrashAfter).
+	crash func(path string)
 }
+
+// CrashAfter has fn called after each request has been served (its
+// changes committed) and before its answer goes out. It is the test seam
+// for an answer lost in a crash: fn ends the process for the paths it
+// chooses, and Docker retries the call against the restarted plugin.
+func (s *Server) CrashAfter(fn func(path string)) { s.crash = fn }
 
 // JoinerFrom is a network driver that wants to know which process a Join
 // comes from: its SandboxKey is a path in that process's (dockerd's) mount
@@ -105,20 +142,49 @@ func New(nd network.Driver, id IPAM, log logrus.FieldLogger) *Server {
 	return s
 }
 
-// ServeHTTP makes the server an http.Handler (for tests and custom listeners).
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP makes the server an http.Handler (for tests and custom
+// listeners). A path that is not clean ("//x", "/a/../b") is unknown, as
+// every path Docker sends is clean: answered 404 in JSON like any unknown
+// call, not redirected by the mux.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != urlpath.Clean(r.URL.Path) {
+		s.notFound(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
-// Serve answers requests on l until l is closed or srv is shut down.
-func (s *Server) Serve(srv *http.Server, l net.Listener) error {
-	srv.Handler = s.mux
+// Serve answers requests on l until ctx is done (the plugin's SIGTERM),
+// then takes no new connection and returns once every request under way
+// has finished and answered, or grace has passed. Docker retries a call
+// whose answer it did not get, so a request cut short costs a retry; one
+// that finishes never leaves a commit without its answer.
+func (s *Server) Serve(ctx context.Context, srv *http.Server, l net.Listener, grace time.Duration) error {
+	srv.Handler = s
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		return context.WithValue(ctx, peerKey{}, peerPID(c))
 	}
-	err := srv.Serve(l)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err := <-served:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
 	}
-	return err
+	s.log.Info("shutting down: finishing the requests under way")
+	stopping, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(stopping)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("stop serving: %w", err)
+	}
+	return nil
 }
 
 // peerKey holds, in a connection's context, the peer's process ID.
@@ -147,7 +213,7 @@ func peerPID(c net.Conn) int {
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.log.WithField("path", r.URL.Path).Info("unknown plugin call: 404")
-	reply(w, http.StatusNotFound, errorResponse{Err: fmt.Sprintf("dualstack does not implement %s", r.URL.Path)})
+	reply(w, http.StatusNotFound, errorResponse{Err: fmt.Sprintf("dualstack: does not implement %s", r.URL.Path)})
 }
 
 // handle registers fn at path: it decodes the JSON body into a Req, calls fn,
@@ -178,54 +244,65 @@ func serve[Req, Resp any](s *Server, path string, fn func(*http.Request, *Req) (
 		}()
 		if r.Method != http.MethodPost {
 			log.Infof("refused: method %s", r.Method)
-			reply(w, http.StatusMethodNotAllowed, errorResponse{Err: fmt.Sprintf("%s takes POST, not %s", path, r.Method)})
+			reply(w, http.StatusMethodNotAllowed, errorResponse{Err: fmt.Sprintf("dualstack: %s takes POST, not %s", path, r.Method)})
 			return
 		}
 		req := new(Req)
-		if err := decode(r.Body, req); err != nil {
+		empty, err := decode(r.Body, req)
+		if err != nil {
 			log.WithField("took", time.Since(start)).Infof("bad request: %v", err)
-			reply(w, http.StatusBadRequest, errorResponse{Err: fmt.Sprintf("malformed request body for %s: %v", path, err)})
+			reply(w, http.StatusBadRequest, errorResponse{Err: fmt.Sprintf("dualstack: malformed request body for %s: %v", path, err)})
+			return
+		}
+		if empty && needsBody[path] {
+			log.WithField("took", time.Since(start)).Warn("refused: no request body (Docker resending a call whose answer a plugin restart lost)")
+			reply(w, http.StatusBadRequest, errorResponse{Err: fmt.Sprintf("dualstack: %s arrived without its request, as Docker sends a call again "+
+				"when the plugin restarted before answering it; dualstack cannot tell what it asks and did nothing: run the command again", path)})
 			return
 		}
 		log.WithField("request", debugJSON{req}).Debug("request")
 		resp, err := fn(r, req)
 		log = log.WithField("took", time.Since(start))
 		if err != nil {
-			log.Infof("error: %v", err)
-			reply(w, http.StatusInternalServerError, errorResponse{Err: err.Error()})
+			log.WithError(err).Info("refused")
+			reply(w, http.StatusInternalServerError, errorResponse{Err: "dualstack: " + err.Error()})
 			return
 		}
 		log.WithField("response", debugJSON{resp}).Debug("response")
 		log.Info("ok")
+		if s.crash != nil {
+			s.crash(path)
+		}
 		reply(w, http.StatusOK, resp)
 	})
 }
 
-// decode reads one JSON value into req. An empty body or `null` (what Docker
-// sends for calls without arguments) leaves req at its zero value.
-func decode(body io.Reader, req any) error {
+// decode reads one JSON value into req. An empty body (what Docker sends
+// for calls without arguments, and when it resends a call: see needsBody)
+// leaves req at its zero value and reports empty; so does `null`.
+func decode(body io.Reader, req any) (empty bool, err error) {
 	data, err := io.ReadAll(io.LimitReader(body, maxBody+1))
 	if err != nil {
-		return fmt.Errorf("read body: %w", err)
+		return false, fmt.Errorf("read body: %w", err)
 	}
 	if len(data) > maxBody {
-		return fmt.Errorf("body larger than %d bytes", maxBody)
+		return false, fmt.Errorf("body larger than %d bytes", maxBody)
 	}
 	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
-		return nil
+	if len(data) == 0 || string(data) == "null" {
+		return true, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(req); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return errors.New("truncated JSON")
+			return false, errors.New("truncated JSON")
 		}
-		return err
+		return false, err
 	}
 	if dec.More() {
-		return errors.New("trailing data after the JSON value")
+		return false, errors.New("trailing data after the JSON value")
 	}
-	return nil
+	return false, nil
 }
 
 // debugJSON defers marshalling to when the debug line is printed.

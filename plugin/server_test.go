@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/docker/go-plugins-helpers/network"
@@ -207,8 +208,8 @@ func TestNetworkDriverPaths(t *testing.T) {
 		}
 	}
 	_, out := post(t, ts, "/NetworkDriver.CreateNetwork", `{"NetworkID":"n1"}`)
-	if msg := out["Err"].(string); msg != errCreate.Error() {
-		t.Fatalf("CreateNetwork error should reach Docker verbatim: %q", msg)
+	if msg := out["Err"].(string); msg != "dualstack: "+errCreate.Error() {
+		t.Fatalf("CreateNetwork error should reach Docker verbatim, after the plugin's name: %q", msg)
 	}
 	_, caps := post(t, ts, "/NetworkDriver.GetCapabilities", "")
 	if caps["Scope"] != network.LocalScope {
@@ -225,6 +226,7 @@ func TestBadRequests(t *testing.T) {
 		want             string
 	}{
 		{"unknown path", "/IpamDriver.Nope", "{}", 404, "does not implement /IpamDriver.Nope"},
+		{"unclean path", "//IpamDriver.RequestPool", "{}", 404, "does not implement //IpamDriver.RequestPool"},
 		{"malformed", "/IpamDriver.RequestPool", "{nope", 400, "malformed request body for /IpamDriver.RequestPool"},
 		{"truncated", "/IpamDriver.RequestAddress", `{"PoolID":"p","Addr`, 400, "truncated JSON"},
 		{"wrong type", "/IpamDriver.RequestPool", `{"V6":"yes"}`, 400, "malformed"},
@@ -251,8 +253,8 @@ func TestDriverErrorsAndPanics(t *testing.T) {
 	f := &fakeIPAM{err: errors.New("address 192.0.2.9 is already in use in pool 192.0.2.0/24")}
 	ts := newTestServer(t, f)
 	status, out := post(t, ts, "/IpamDriver.RequestAddress", `{"PoolID":"p","Address":"192.0.2.9"}`)
-	if status != http.StatusInternalServerError || out["Err"] != f.err.Error() {
-		t.Fatalf("status %d, reply %v: want 500 and the driver's message verbatim", status, out)
+	if status != http.StatusInternalServerError || out["Err"] != "dualstack: "+f.err.Error() {
+		t.Fatalf("status %d, reply %v: want 500 and the driver's message verbatim, after the plugin's name", status, out)
 	}
 	f.err, f.panic = nil, true
 	status, out = post(t, ts, "/IpamDriver.ReleasePool", `{"PoolID":"p"}`)
@@ -301,7 +303,7 @@ func TestUnixSocket(t *testing.T) {
 	log.SetOutput(io.Discard)
 	srv := &http.Server{}
 	done := make(chan error, 1)
-	go func() { done <- New(fakeNetwork{}, &fakeIPAM{}, log).Serve(srv, l) }()
+	go func() { done <- New(fakeNetwork{}, &fakeIPAM{}, log).Serve(context.Background(), srv, l, time.Second) }()
 	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
@@ -346,7 +348,7 @@ func TestJoinFromTheSocketPeer(t *testing.T) {
 	log.SetOutput(io.Discard)
 	nd := joinerFrom{pids: make(chan int, 10)}
 	srv := &http.Server{}
-	go New(nd, &fakeIPAM{}, log).Serve(srv, l)
+	go New(nd, &fakeIPAM{}, log).Serve(context.Background(), srv, l, time.Second)
 	defer srv.Shutdown(context.Background())
 
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -377,5 +379,98 @@ func TestJoinFromTheSocketPeer(t *testing.T) {
 	r.Body.Close()
 	if pid := <-nd.pids; pid != 0 {
 		t.Fatalf("Join over TCP from %d, want 0", pid)
+	}
+}
+
+// slowNetwork takes its time to create a network, as a commit on a slow
+// disk would, and says when it is done.
+type slowNetwork struct {
+	fakeNetwork
+	started chan struct{}
+	done    chan struct{}
+}
+
+func (s slowNetwork) CreateNetwork(*network.CreateNetworkRequest) error {
+	close(s.started)
+	time.Sleep(500 * time.Millisecond)
+	close(s.done)
+	return nil
+}
+
+// TestGracefulStop: at SIGTERM (ctx done) a request under way finishes
+// and is answered before Serve returns; new connections are refused.
+func TestGracefulStop(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "dualstack.sock")
+	l, err := ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	nd := slowNetwork{started: make(chan struct{}), done: make(chan struct{})}
+	ctx, sigterm := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- New(nd, &fakeIPAM{}, log).Serve(ctx, &http.Server{}, l, 5*time.Second) }()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	answered := make(chan int, 1)
+	go func() {
+		r, err := client.Post("http://plugin/NetworkDriver.CreateNetwork", "application/json", strings.NewReader(`{"NetworkID":"n"}`))
+		if err != nil {
+			answered <- 0
+			return
+		}
+		r.Body.Close()
+		answered <- r.StatusCode
+	}()
+	<-nd.started
+	sigterm()
+	err = <-served
+	select {
+	case <-nd.done:
+	default:
+		t.Fatal("Serve returned before the request under way finished")
+	}
+	if err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if code := <-answered; code != http.StatusOK {
+		t.Fatalf("the request under way at SIGTERM got %d, want 200", code)
+	}
+	if c, err := net.Dial("unix", sock); err == nil {
+		c.Close()
+		t.Fatal("a new connection was taken after SIGTERM")
+	}
+}
+
+// TestBodylessRetries: Docker resends a call whose answer a plugin restart
+// lost, but without its body (see needsBody). A call that creates
+// something is then refused, saying why, without reaching the driver; a
+// removal or a call without arguments is served as usual.
+func TestBodylessRetries(t *testing.T) {
+	f := &fakeIPAM{}
+	ts := newTestServer(t, f)
+	for _, path := range []string{"/IpamDriver.RequestPool", "/IpamDriver.RequestAddress", "/NetworkDriver.CreateNetwork", "/NetworkDriver.CreateEndpoint", "/NetworkDriver.Join"} {
+		for _, body := range []string{"", "null", " \n"} {
+			status, out := post(t, ts, path, body)
+			msg, _ := out["Err"].(string)
+			if status != http.StatusBadRequest || !strings.Contains(msg, path+" arrived without its request") || !strings.Contains(msg, "run the command again") {
+				t.Errorf("%s with body %q: status %d, %q; want 400 saying the request is missing and to run the command again", path, body, status, msg)
+			}
+		}
+	}
+	if len(f.calls) != 0 {
+		t.Fatalf("body-less creations reached the IPAM: %q", f.calls)
+	}
+	for _, path := range []string{"/IpamDriver.ReleasePool", "/IpamDriver.ReleaseAddress", "/IpamDriver.GetCapabilities", "/NetworkDriver.DeleteNetwork", "/NetworkDriver.DeleteEndpoint", "/NetworkDriver.Leave", "/NetworkDriver.GetCapabilities", "/Plugin.Activate"} {
+		if status, out := post(t, ts, path, ""); status != http.StatusOK {
+			t.Errorf("%s without a body: status %d, %v; want it served", path, status, out)
+		}
+	}
+	// A default-pool request is a request with a body whose fields are
+	// empty: served.
+	if status, out := post(t, ts, "/IpamDriver.RequestPool", `{"AddressSpace":"local"}`); status != http.StatusOK {
+		t.Errorf("a default-pool request: status %d, %v", status, out)
 	}
 }

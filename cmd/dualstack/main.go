@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -59,7 +60,7 @@ func run(log *logrus.Logger) error {
 
 	machineID, err := os.ReadFile(cfg.MachineIDFile)
 	if err != nil {
-		log.Warnf("cannot read %s (%v): the IPv6 ULA prefix is derived from a random ID kept in the state file instead", cfg.MachineIDFile, err)
+		log.WithError(err).Warnf("cannot read %s: the IPv6 ULA prefix is derived from a random ID kept in the state file instead", cfg.MachineIDFile)
 	}
 	ipamDriver, err := ipamdriver.New(ipamdriver.Config{
 		DB:             db,
@@ -76,7 +77,7 @@ func run(log *logrus.Logger) error {
 	// Docker mounts /proc/sys read-only in a managed plugin; forwarding and
 	// the IPv6 settings of bridges and containers need it writable.
 	if err := sysctl.EnsureWritable(); err != nil {
-		log.Warnf("%v: networks that need forwarding or IPv6 settings will fail", err)
+		log.WithError(err).Warn("networks that need forwarding or IPv6 settings will fail")
 	}
 	// In the managed plugin the host's /run is mounted at settings.RunMount;
 	// run as a plain host process (a legacy plugin) host paths are ours.
@@ -112,24 +113,24 @@ func run(log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
+	// An address an endpoint holds never goes to another endpoint that
+	// merely has the same MAC address.
+	ipamDriver.SetClaims(netDriver.AddressClaimed)
+	ipamDriver.SetPoolRelease(netDriver.PoolReleased)
+	ipamDriver.SetAddressRelease(netDriver.AddressReleased)
 
 	l, err := plugin.ListenUnix(cfg.Socket)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second}
+	// docker plugin disable sends SIGTERM, and SIGKILL 10 seconds later.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		log.Info("shutting down")
-		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
 	restored := time.Now()
 	netDriver.ResumeJoins()
 	netDriver.CollectStale(driver.StaleGrace)
+	ipamDriver.CollectEmptyDefaultPools(driver.StaleGrace, netDriver.PoolClaimed)
 	go func() {
 		t := time.NewTicker(firewallSyncInterval)
 		defer t.Stop()
@@ -139,17 +140,49 @@ func run(log *logrus.Logger) error {
 				return
 			case <-t.C:
 				if err := netDriver.SyncFirewall(); err != nil {
-					log.Warnf("repair firewall rules: %v", err)
+					log.WithError(err).Warn("repair firewall rules")
 				}
 			}
 		}
 	}()
 	defer netDriver.Close()
 	log.WithFields(logrus.Fields{
-		"open": opened.Sub(started), "ipam": ipamLoaded.Sub(opened),
-		"firewall": firewallReady.Sub(ipamLoaded), "network": restored.Sub(firewallReady),
-		"resume": time.Since(restored),
+		"open_took": opened.Sub(started), "ipam_took": ipamLoaded.Sub(opened),
+		"firewall_took": firewallReady.Sub(ipamLoaded), "driver_took": restored.Sub(firewallReady),
+		"resume_took": time.Since(restored),
 	}).Debug("startup steps")
 	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(started).Round(time.Millisecond)).Info("dualstack serving")
-	return plugin.New(netDriver, ipamDriver, log).Serve(srv, l)
+	server := plugin.New(netDriver, ipamDriver, log)
+	if paths := cfg.TestCrashAfter; len(paths) > 0 {
+		server.CrashAfter(crashOnce(cfg.StateDir, paths, log))
+	}
+	err = server.Serve(ctx, srv, l, stopGrace)
+	log.WithError(err).Info("stopped: every request under way finished")
+	return err
 }
+
+// crashOnce is the TEST_CRASH_AFTER seam: after the first request to each
+// of paths is served, the process dies before it answers, as a crash
+// after the commit would. A file in the state directory remembers the
+// crash, so that the restarted plugin answers Docker's retry.
+func crashOnce(stateDir string, paths []string, log logrus.FieldLogger) func(string) {
+	return func(path string) {
+		if !slices.Contains(paths, path) {
+			return
+		}
+		marker := filepath.Join(stateDir, "crashed-after-"+strings.ReplaceAll(strings.Trim(path, "/"), "/", "_"))
+		if _, err := os.Stat(marker); err == nil {
+			return
+		}
+		if err := os.WriteFile(marker, nil, 0o600); err != nil {
+			log.WithError(err).Error("TEST_CRASH_AFTER: cannot record the crash; not crashing")
+			return
+		}
+		log.WithField("path", path).Warn("TEST_CRASH_AFTER: dying after the commit, before the answer")
+		os.Exit(3)
+	}
+}
+
+// stopGrace bounds the wait for requests under way at SIGTERM, within
+// the 10 seconds Docker waits before it kills the plugin.
+const stopGrace = 8 * time.Second
