@@ -77,7 +77,7 @@ integration-shared: plugin engines ## Run the mount-dependent end-to-end tests o
 # The fuzz targets, their packages and how many inputs each runs (a count,
 # not a duration: a duration that ends while a worker is busy makes go test
 # report a spurious "context deadline exceeded"). FUZZSCALE multiplies them.
-FUZZ      := FuzzRequests:./plugin/:3000 FuzzParseOptions:./driver/:100000 FuzzParse:./ipamdriver/:100000 FuzzPortmap:./driver/portmap/:100000
+FUZZ      := FuzzRequests:./plugin/:3000 FuzzParseOptions:./driver/:100000 FuzzParse:./ipamdriver/:100000 FuzzPortmap:./driver/portmap/:100000 FuzzCatalogue:./validate/:100000 FuzzServer:./driver/:2000
 FUZZSCALE ?= 1
 
 fuzz: ## Run each fuzz target for a fixed number of inputs (FUZZSCALE=10 for ten times more)

@@ -32,7 +32,7 @@ type engineAPI struct {
 	version string
 }
 
-func newEngineAPI(b *testing.B) *engineAPI {
+func newEngineAPI(b testing.TB) *engineAPI {
 	sock := strings.TrimPrefix(eng.host, "unix://")
 	return &engineAPI{
 		client: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -42,7 +42,8 @@ func newEngineAPI(b *testing.B) *engineAPI {
 	}
 }
 
-func (a *engineAPI) post(b *testing.B, path, body string) []byte {
+func (a *engineAPI) post(b testing.TB, path, body string) []byte {
+	b.Helper()
 	resp, err := a.client.Post("http://docker/"+a.version+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		b.Fatal(err)

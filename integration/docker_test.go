@@ -63,6 +63,17 @@ func runContainer(t testing.TB, name, network string, args ...string) {
 	docker(t, full...)
 }
 
+// apiAtLeast reports whether the engine's API version is 1.minor or later.
+func apiAtLeast(t testing.TB, minor int) bool {
+	t.Helper()
+	v := docker(t, "version", "-f", "{{.Server.APIVersion}}")
+	var major, have int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &have); err != nil {
+		t.Fatalf("engine API version %q: %v", v, err)
+	}
+	return major > 1 || (major == 1 && have >= minor)
+}
+
 // inspectAddrs returns the addresses Docker reports for container on network.
 func inspectAddrs(t testing.TB, container, network string) (v4, v6 netip.Addr) {
 	t.Helper()

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 )
@@ -12,10 +11,8 @@ import (
 // no --ipv4=false: Engine 20.10 always gives a network an IPv4 pool.
 func needsIPv4Option(t *testing.T) {
 	t.Helper()
-	v := docker(t, "version", "-f", "{{.Server.APIVersion}}")
-	var major, minor int
-	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil || major < 1 || (major == 1 && minor < 47) {
-		t.Skipf("engine API %s has no --ipv4=false (needs 1.47+): Engine 20.10 always adds an IPv4 pool; the IPv6-subnets-only case is TestBridgeIPv6Subnets", v)
+	if !apiAtLeast(t, 47) {
+		t.Skip("the engine's API has no --ipv4=false (needs 1.47+): Engine 20.10 always adds an IPv4 pool; the IPv6-subnets-only case is TestBridgeIPv6Subnets")
 	}
 }
 

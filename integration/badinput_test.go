@@ -1,0 +1,237 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The tests of issue 14: hostile and mistaken input is refused with the
+// reason and changes nothing; answers lost in a crash cost nothing.
+
+// refused runs `docker network create ARGS NAME`, wants it refused saying
+// words, and wants nothing changed: no network, and the same links,
+// addresses, rules and plugin state (hostSnapshot).
+func refused(t *testing.T, name string, args []string, words ...string) {
+	t.Helper()
+	before := hostSnapshot(t)
+	out := dockerFails(t, append(append([]string{"network", "create", "--label", testLabel}, args...), name)...)
+	wantMessage(t, out, words...)
+	noNetwork(t, name)
+	if after := hostSnapshot(t); after != before {
+		t.Fatalf("the refused request changed the host:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestRefusedNetworks: every row of the issue's table that Docker's
+// network create carries, refused with its reason, leaving nothing.
+func TestRefusedNetworks(t *testing.T) {
+	if eng.external {
+		t.Skip("needs the private engine's network namespace")
+	}
+	ds := []string{"-d", pluginName, "--ipam-driver", pluginName}
+	dsNet(t, "ds-rf-other", "--subnet", "198.18.0.0/24")
+	otherBridge := "ds-" + netID(t, "ds-rf-other")[:12]
+	// A LAN on a host interface.
+	ipRun(t, "-n", eng.netns, "link", "add", "dslan0", "type", "veth", "peer", "name", "dslan1")
+	t.Cleanup(func() { _ = exec.Command("ip", "-n", eng.netns, "link", "del", "dslan0").Run() })
+	ipRun(t, "-n", eng.netns, "addr", "add", "203.0.113.253/24", "dev", "dslan0")
+	ipRun(t, "-n", eng.netns, "link", "set", "dslan0", "up")
+
+	for _, c := range []struct {
+		name  string
+		args  []string
+		words []string
+	}{
+		{"parent lo", []string{"-o", "mode=macvlan", "-o", "parent=lo", "--subnet", "198.51.100.0/24"}, []string{"parent lo", "loopback"}},
+		{"parent docker0", []string{"-o", "mode=macvlan", "-o", "parent=docker0", "--subnet", "198.51.100.0/24"}, []string{"parent docker0", "Docker network"}},
+		{"parent another network's bridge", []string{"-o", "mode=macvlan", "-o", "parent=" + otherBridge, "--subnet", "198.51.100.0/24"}, []string{"parent " + otherBridge, "dualstack's own links"}},
+		{"parent a bridge port", []string{"-o", "mode=macvlan", "-o", "parent=dslan1", "--subnet", "198.51.100.0/24"}, nil},
+		{"subnet 0.0.0.0/0", []string{"--subnet", "0.0.0.0/0"}, []string{"shorter than /8"}},
+		{"subnet 2000::/3", []string{"--ipv6", "--subnet", "198.51.100.0/24", "--subnet", "2000::/3"}, []string{"shorter than /32"}},
+		{"a host LAN's subnet", []string{"--subnet", "203.0.113.0/24"}, []string{"203.0.113.0/24", "dslan0", "host_overlap=true"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.words == nil {
+				// dslan1 sits in the engine's namespace as a veth peer, not
+				// a bridge port: make it one for this case.
+				ipRun(t, "-n", eng.netns, "link", "add", "dslanbr", "type", "bridge")
+				t.Cleanup(func() { _ = exec.Command("ip", "-n", eng.netns, "link", "del", "dslanbr").Run() })
+				ipRun(t, "-n", eng.netns, "link", "set", "dslan1", "master", "dslanbr")
+				c.words = []string{"parent dslan1", "port of dslanbr"}
+			}
+			refused(t, "ds-rf", append(append([]string{}, ds...), c.args...), c.words...)
+		})
+	}
+	// The override: the host's own address in the subnet is never handed
+	// out, even where it is the next in sequence (the range's gateway is
+	// .252, the host holds .253).
+	dsNet(t, "ds-rf-lan", "-o", "host_overlap=true", "--subnet", "203.0.113.0/24", "--ip-range", "203.0.113.252/30")
+	runContainer(t, "ds-rf-a", "ds-rf-lan")
+	if v4, _ := inspectAddrs(t, "ds-rf-a", "ds-rf-lan"); v4.String() != "203.0.113.254" {
+		t.Fatalf("the container got %s: want 203.0.113.254, the host holding 203.0.113.253 on dslan0", v4)
+	}
+}
+
+// TestOneMACTwoContainers: two containers given one MAC address on one
+// network get two addresses, never one address twice.
+func TestOneMACTwoContainers(t *testing.T) {
+	const mac = "02:42:c6:33:64:99"
+	dsNet(t, "ds-mac", "--ipv6", "--subnet", "198.51.100.0/24", "--subnet", "fd00:14:1::/64", "--subnet", "fd00:14:2::/64")
+	run := func(name string) {
+		if apiAtLeast(t, 44) {
+			runContainer(t, name, "ds-mac", "--mac-address", mac)
+			return
+		}
+		// Today's CLI sends --mac-address per network, which needs API
+		// 1.44; to Engine 20.10 the container's own MacAddress is its
+		// endpoint's, so create the container through the API.
+		a := newEngineAPI(t)
+		t.Cleanup(func() { _, _ = dockerCmd("rm", "-f", name) })
+		out := a.post(t, "/containers/create?name="+name, fmt.Sprintf(`{"Image":%q,"Cmd":["sleep","3600"],"MacAddress":%q,"Labels":{"dualstack.test":"1"},"HostConfig":{"NetworkMode":"ds-mac"}}`, image, mac))
+		var created struct{ Id string }
+		if err := json.Unmarshal(out, &created); err != nil {
+			t.Fatalf("create %s: %v: %s", name, err, out)
+		}
+		a.post(t, "/containers/"+created.Id+"/start", "")
+	}
+	run("ds-mac-a")
+	run("ds-mac-b")
+	for _, c := range []string{"ds-mac-a", "ds-mac-b"} {
+		if got := docker(t, "inspect", "-f", `{{(index .NetworkSettings.Networks "ds-mac").MacAddress}}`, c); got != mac {
+			t.Fatalf("%s has MAC address %s on ds-mac; want %s as given", c, got, mac)
+		}
+	}
+	a4, a6 := inspectAddrs(t, "ds-mac-a", "ds-mac")
+	b4, b6 := inspectAddrs(t, "ds-mac-b", "ds-mac")
+	if a4 == b4 || a6 == b6 {
+		t.Fatalf("two containers with one MAC share an address: %s %s and %s %s", a4, a6, b4, b6)
+	}
+}
+
+// TestInternalMacvlan: containers on an --internal macvlan network reach
+// each other and nothing else, in both directions.
+func TestInternalMacvlan(t *testing.T) {
+	l := newLAN(t)
+	macvlanNet(t, "ds-mvi", "--internal", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:1::/64")
+	runContainer(t, "ds-mvi-a", "ds-mvi")
+	runContainer(t, "ds-mvi-b", "ds-mvi")
+	ping(t, "ds-mvi-a", "192.0.2.2", "2001:db8:1::2")
+	noPing(t, "ds-mvi-a", router4, router6a)
+	for _, a := range []string{"192.0.2.1", "2001:db8:1::1"} {
+		if out, err := exec.Command("ip", "netns", "exec", l.name, "busybox", "ping", "-c", "1", "-W", "1", a).CombinedOutput(); err == nil {
+			t.Fatalf("the LAN's router reaches %s on the internal network:\n%s", a, out)
+		}
+	}
+	// The user's parent is not the internal network's: nothing of it is
+	// on the LAN's interface.
+	var links []struct {
+		Name string `json:"ifname"`
+		Link string `json:"link"`
+	}
+	ipJSON(t, "", &links, "link", "show")
+	for _, ln := range links {
+		if ln.Link == lanParent {
+			t.Fatalf("link %s hangs from the LAN's interface %s", ln.Name, lanParent)
+		}
+	}
+}
+
+// TestMacvlanHostAddress: the host's own address on the parent is never
+// handed to a container, even where it is the next in sequence.
+func TestMacvlanHostAddress(t *testing.T) {
+	newLAN(t)
+	ipRun(t, "-n", eng.netns, "addr", "add", "192.0.2.100/24", "dev", lanParent)
+	macvlanNet(t, "ds-mvh", "--subnet", "192.0.2.0/24", "--gateway", router4, "--ip-range", "192.0.2.100/31")
+	runContainer(t, "ds-mvh-a", "ds-mvh")
+	if v4, _ := inspectAddrs(t, "ds-mvh-a", "ds-mvh"); v4.String() != "192.0.2.101" {
+		t.Fatalf("the container got %s: want 192.0.2.101, the host holding 192.0.2.100 on %s", v4, lanParent)
+	}
+}
+
+// TestLostReplies: an answer lost in a crash after the commit (the
+// TEST_CRASH_AFTER seam), at each step of a network's creation and of a
+// container's start. Docker sends the call again to the restarted plugin,
+// but without its body (moby pkg/plugins spends it on the first attempt);
+// dualstack refuses it saying why, the command fails, and Docker's
+// rollback takes what the lost answer committed. Running the command
+// again works each time, and once the network goes, the host is as it
+// was: no link, rule, pool or address is stuck.
+func TestLostReplies(t *testing.T) {
+	if eng.external {
+		t.Skip("changes the plugin's settings")
+	}
+	before := hostSnapshot(t)
+	paths := []string{"/IpamDriver.RequestPool", "/IpamDriver.RequestAddress", "/NetworkDriver.CreateNetwork", "/NetworkDriver.CreateEndpoint"}
+	setPlugin(t, "TEST_CRASH_AFTER="+strings.Join(paths, ","))
+	t.Cleanup(func() { setPlugin(t, "TEST_CRASH_AFTER=") })
+	lost := func(out string) {
+		t.Helper()
+		wantMessage(t, out, "arrived without its request", "run the command again")
+	}
+	// The network: its pool, its gateway's address, its creation, each
+	// answer lost once (in that order), then created.
+	args := []string{"network", "create", "--label", testLabel, "-d", pluginName, "--ipam-driver", pluginName,
+		"--ipv6", "--subnet", "198.51.100.0/24", "--subnet", "fd00:14:3::/64", "--subnet", "fd00:14:4::/64", "ds-lost"}
+	t.Cleanup(func() { _, _ = dockerCmd("network", "rm", "ds-lost") })
+	for i := range 3 {
+		out := dockerFails(t, args...)
+		if !strings.Contains(out, paths[i]) {
+			t.Fatalf("attempt %d: want the answer to %s lost:\n%s", i+1, paths[i], out)
+		}
+		lost(out)
+		noNetwork(t, "ds-lost")
+	}
+	docker(t, args...)
+	// A container: its endpoint's answer lost, then started; the endpoint
+	// Docker gave up on left nothing.
+	links := func() string {
+		out, err := exec.Command("ip", "-n", eng.netns, "-o", "link", "show").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip link show: %v: %s", err, out)
+		}
+		return string(out)
+	}
+	linksBefore := links()
+	run := []string{"run", "--rm", "--label", testLabel, "--network", "ds-lost", image, "ip", "-o", "addr", "show", "eth0"}
+	out := dockerFails(t, run...)
+	if !strings.Contains(out, "/NetworkDriver.CreateEndpoint") {
+		t.Fatalf("want the answer to CreateEndpoint lost:\n%s", out)
+	}
+	lost(out)
+	if after := links(); countDualstackLinks(after) != countDualstackLinks(linksBefore) {
+		t.Fatalf("the endpoint Docker gave up on left links:\nbefore:\n%s\nafter:\n%s", linksBefore, after)
+	}
+	out = docker(t, run...)
+	for _, want := range []string{"inet 198.51.100.", "inet6 fd00:14:3::", "inet6 fd00:14:4::"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the container lacks an address %s…:\n%s", want, out)
+		}
+	}
+	log := eng.pluginLog()
+	for _, p := range paths {
+		if !strings.Contains(log, fmt.Sprintf("path=%s", p)) || !strings.Contains(log, "dying after the commit") {
+			t.Fatalf("no crash after %s in the plugin's log:\n%s", p, lastLines(log, 40))
+		}
+	}
+	docker(t, "network", "rm", "ds-lost")
+	if after := hostSnapshot(t); after != before {
+		t.Fatalf("lost answers left something behind:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// countDualstackLinks counts the veths and macvlans of dualstack's
+// endpoints in `ip -o link show` output.
+func countDualstackLinks(out string) int {
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, ": dsv") || strings.Contains(l, ": dsc") {
+			n++
+		}
+	}
+	return n
+}
