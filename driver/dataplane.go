@@ -61,7 +61,8 @@ func (d *Driver) plane(n *network) dataplane { return d.planes[n.Options.Mode] }
 
 // The owners of dualstack's links (links.Mark): a network's bridge, an
 // endpoint's veth pair or macvlan child, a macvlan network's host link, a
-// parent dualstack created.
+// parent dualstack created. An endpoint and a host link own their
+// addresses in the IPAM under the same names.
 func networkOwner(n *network) string    { return "network:" + n.ID }
 func endpointOwner(ep *endpoint) string { return "endpoint:" + ep.ID }
 func hostLinkOwner(n *network) string   { return "host-link:" + n.ID }

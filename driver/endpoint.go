@@ -98,7 +98,7 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 				"give this one another address (--ip, --ip6) or disconnect the other", short(ep.ID), a.Addr(), d.holder(a.Addr()))
 		}
 	}
-	owner := "endpoint:" + ep.ID
+	owner := endpointOwner(ep)
 	rollback := func() { d.releaseAll(ep) }
 	// The address Docker gave none of, when dualstack's IPAM holds the pool.
 	if !ep.IPv4.IsValid() && len(n.V4) > 0 && n.V4[0].PoolID != "" {

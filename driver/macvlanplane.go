@@ -344,7 +344,7 @@ func dropAutoGateways(n *network, ipam Addresses) error {
 
 // allocateShim gives n's host link one address per family.
 func allocateShim(n *network, ipam Addresses) error {
-	owner := "host-link:" + n.ID
+	owner := hostLinkOwner(n)
 	for _, pools := range [][]pool{n.V4, n.V6} {
 		if len(pools) == 0 {
 			continue

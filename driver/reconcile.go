@@ -112,7 +112,9 @@ func (d *Driver) forgetGone(host hostLinks) {
 			}
 		}
 		log := d.log.WithField("endpoint", short(ep.ID)).WithField("network", short(ep.NetworkID))
-		_ = d.unpublish(ep)
+		if err := d.unpublish(ep); err != nil {
+			log.WithError(err).Warn("revoke the published ports of an endpoint whose container is gone")
+		}
 		if err := d.forget(ep); err != nil {
 			log.WithError(err).Warn("forget an endpoint whose container is gone")
 			continue

@@ -34,7 +34,7 @@ func (d *Driver) expectedOwners() map[string]map[string]bool {
 		owners := map[string]bool{"": true, "gateway": true, "gateway:auto": true, hostLinkOwner(n): true, hostAddrOwner(n): true}
 		for _, ep := range d.endpoints {
 			if ep.NetworkID == n.ID {
-				owners["endpoint:"+ep.ID] = true
+				owners[endpointOwner(ep)] = true
 				owners[strings.ToLower(ep.MAC)] = true
 			}
 		}

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -92,12 +91,8 @@ func TestOneMACTwoContainers(t *testing.T) {
 		// endpoint's, so create the container through the API.
 		a := newEngineAPI(t)
 		t.Cleanup(func() { _, _ = dockerCmd("rm", "-f", name) })
-		out := a.post(t, "/containers/create?name="+name, fmt.Sprintf(`{"Image":%q,"Cmd":["sleep","3600"],"MacAddress":%q,"Labels":{"dualstack.test":"1"},"HostConfig":{"NetworkMode":"ds-mac"}}`, image, mac))
-		var created struct{ Id string }
-		if err := json.Unmarshal(out, &created); err != nil {
-			t.Fatalf("create %s: %v: %s", name, err, out)
-		}
-		a.post(t, "/containers/"+created.Id+"/start", "")
+		id := a.create(t, "?name="+name, fmt.Sprintf(`{"Image":%q,"Cmd":["sleep","3600"],"MacAddress":%q,"Labels":{"dualstack.test":"1"},"HostConfig":{"NetworkMode":"ds-mac"}}`, image, mac))
+		a.post(t, "/containers/"+id+"/start", "")
 	}
 	run("ds-mac-a")
 	run("ds-mac-b")

@@ -56,18 +56,32 @@ func (a *engineAPI) post(b testing.TB, path, body string) []byte {
 	return out
 }
 
-// runRm is `docker run --rm IMAGE true` through the API: create, start,
-// and wait until the container is removed.
-func (a *engineAPI) runRm(b *testing.B, network string) time.Duration {
-	start := time.Now()
-	out := a.post(b, "/containers/create", fmt.Sprintf(`{"Image":%q,"Cmd":["true"],"Labels":{"dualstack.test":"1"},"HostConfig":{"NetworkMode":%q,"AutoRemove":true}}`, image, network))
+// create creates a container from body (the API's JSON) and returns its
+// ID; query ("?name=…") may name it.
+func (a *engineAPI) create(b testing.TB, query, body string) string {
+	b.Helper()
+	out := a.post(b, "/containers/create"+query, body)
 	var created struct{ Id string }
 	if err := json.Unmarshal(out, &created); err != nil {
-		b.Fatal(err)
+		b.Fatalf("create a container: %v: %s", err, out)
 	}
-	a.post(b, "/containers/"+created.Id+"/start", "")
-	a.post(b, "/containers/"+created.Id+"/wait?condition=removed", "")
+	return created.Id
+}
+
+// runRmBody is `docker run --rm` through the API of the container body
+// describes (with AutoRemove): create, start, and wait until the
+// container is removed.
+func (a *engineAPI) runRmBody(b testing.TB, body string) time.Duration {
+	start := time.Now()
+	id := a.create(b, "", body)
+	a.post(b, "/containers/"+id+"/start", "")
+	a.post(b, "/containers/"+id+"/wait?condition=removed", "")
 	return time.Since(start)
+}
+
+// runRm is `docker run --rm IMAGE true` on network.
+func (a *engineAPI) runRm(b *testing.B, network string) time.Duration {
+	return a.runRmBody(b, fmt.Sprintf(`{"Image":%q,"Cmd":["true"],"Labels":{"dualstack.test":"1"},"HostConfig":{"NetworkMode":%q,"AutoRemove":true}}`, image, network))
 }
 
 func median(lat []time.Duration) float64 {
@@ -102,15 +116,7 @@ func (a *engineAPI) runRmPorts(b *testing.B, network string, ports int) time.Dur
 	if err != nil {
 		b.Fatal(err)
 	}
-	start := time.Now()
-	out := a.post(b, "/containers/create", string(body))
-	var created struct{ Id string }
-	if err := json.Unmarshal(out, &created); err != nil {
-		b.Fatal(err)
-	}
-	a.post(b, "/containers/"+created.Id+"/start", "")
-	a.post(b, "/containers/"+created.Id+"/wait?condition=removed", "")
-	return time.Since(start)
+	return a.runRmBody(b, string(body))
 }
 
 // BenchmarkPublish measures `docker run --rm -p 20000:20000` against
