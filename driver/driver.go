@@ -20,11 +20,11 @@ import (
 
 	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
+	"github.com/dualstack-net/dualstack/state"
 )
 
 // Addresses is the part of dualstack's IPAM the network driver uses for the
@@ -41,13 +41,13 @@ type Addresses interface {
 	Allocations(poolID string) map[netip.Addr]string
 	// AllocateEach and ReleaseEach do several pools in one commit, which
 	// also holds the changes of with (the endpoint's own record).
-	AllocateEach(poolIDs []string, owner string, with func(tx *bolt.Tx, addrs []netip.Prefix) error) ([]netip.Prefix, error)
-	ReleaseEach(addrs map[string][]netip.Addr, with func(tx *bolt.Tx) error) error
+	AllocateEach(poolIDs []string, owner string, with func(tx state.Tx, addrs []netip.Prefix) error) ([]netip.Prefix, error)
+	ReleaseEach(addrs map[string][]netip.Addr, with func(tx state.Tx) error) error
 }
 
 // Config configures a Driver.
 type Config struct {
-	DB   *bolt.DB
+	DB   state.Store
 	IPAM Addresses
 	Log  logrus.FieldLogger
 	// UplinkAcceptRA lets the driver set accept_ra=2 on host interfaces

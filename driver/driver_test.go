@@ -12,7 +12,6 @@ import (
 	"github.com/docker/go-plugins-helpers/ipam"
 	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/netns"
@@ -30,7 +29,7 @@ type harness struct {
 	t    testing.TB
 	host netnstest.NS
 	dir  string
-	db   *bolt.DB
+	db   state.Store
 	ipam *ipamdriver.Driver
 	d    *Driver
 }
@@ -351,7 +350,7 @@ func TestRestartReconciles(t *testing.T) {
 	h.host.IP(t, "link", "set", "dsvfafafafafafa", "down")
 
 	// A record that cannot be read is skipped, not fatal.
-	if err := h.db.Update(func(tx *bolt.Tx) error {
+	if err := h.db.Update(func(tx state.Tx) error {
 		return put(tx, bucketEndpoints, "junk", "not an endpoint")
 	}); err != nil {
 		t.Fatal(err)

@@ -8,10 +8,10 @@ import (
 	"net/netip"
 
 	api "github.com/docker/go-plugins-helpers/network"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/portmap"
+	"github.com/dualstack-net/dualstack/state"
 	"github.com/dualstack-net/dualstack/validate"
 )
 
@@ -129,9 +129,9 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 			extraPools = append(extraPools, p.PoolID)
 		}
 	}
-	record := func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }
+	record := func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }
 	if len(extraPools) > 0 {
-		_, err = d.cfg.IPAM.AllocateEach(extraPools, owner, func(tx *bolt.Tx, extra []netip.Prefix) error {
+		_, err = d.cfg.IPAM.AllocateEach(extraPools, owner, func(tx state.Tx, extra []netip.Prefix) error {
 			ep.Extra = ep.Extra[:0]
 			for i, a := range extra {
 				ep.Extra = append(ep.Extra, extraAddr{PoolID: extraPools[i], Addr: a})
@@ -202,7 +202,7 @@ func (d *Driver) deleteEndpoint(ep *endpoint) error {
 		// Recorded at once: should a step below fail, the next start must
 		// not publish again for an address Docker may give to another
 		// container.
-		if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
+		if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
 			return err
 		}
 	}
@@ -224,7 +224,7 @@ func (d *Driver) deleteEndpoint(ep *endpoint) error {
 // forget drops ep's record and gives back the addresses dualstack
 // allocated for it, in one commit.
 func (d *Driver) forget(ep *endpoint) error {
-	if err := d.cfg.IPAM.ReleaseEach(ep.allocated(), func(tx *bolt.Tx) error { return del(tx, bucketEndpoints, ep.ID) }); err != nil {
+	if err := d.cfg.IPAM.ReleaseEach(ep.allocated(), func(tx state.Tx) error { return del(tx, bucketEndpoints, ep.ID) }); err != nil {
 		return fmt.Errorf("forget endpoint %s: %w", short(ep.ID), err)
 	}
 	delete(d.endpoints, ep.ID)

@@ -1,15 +1,14 @@
 package driver
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 
 	"github.com/sirupsen/logrus"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
+	"github.com/dualstack-net/dualstack/state"
 )
 
 // The packet filter follows the driver's state through one path: every
@@ -125,7 +124,7 @@ func (d *Driver) forwardDrop(v4, v6 bool) map[firewall.Family]bool {
 // The state file records in driver/meta the firewall backend, and that the
 // links dualstack made are marked (links.Mark).
 var (
-	bucketMeta     = []byte("meta")
+	bucketMeta     = "meta"
 	keyBackend     = "firewall-backend"
 	keyLinksMarked = "links-marked"
 )
@@ -136,17 +135,11 @@ var (
 // (then dualstack's rules in the old one are removed), or at the first
 // start the one holding the host's rules. The choice is recorded and
 // logged.
-func ChooseFirewall(db *bolt.DB, setting firewall.Backend, log logrus.FieldLogger) (*firewall.Firewall, error) {
+func ChooseFirewall(db state.Store, setting firewall.Backend, log logrus.FieldLogger) (*firewall.Firewall, error) {
 	var recorded firewall.Backend
-	err := db.View(func(tx *bolt.Tx) error {
-		b, err := driverBucket(tx, bucketMeta)
-		if err != nil || b == nil {
-			return err
-		}
-		if v := b.Get([]byte(keyBackend)); v != nil {
-			return json.Unmarshal(v, &recorded)
-		}
-		return nil
+	err := db.View(func(tx state.Tx) error {
+		_, err := get(tx, bucketMeta, keyBackend, &recorded)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read the recorded firewall backend: %w", err)
@@ -160,7 +153,7 @@ func ChooseFirewall(db *bolt.DB, setting firewall.Backend, log logrus.FieldLogge
 		}
 	}
 	if use != recorded {
-		if err := save(db, "firewall backend", func(tx *bolt.Tx) error { return put(tx, bucketMeta, keyBackend, use) }); err != nil {
+		if err := save(db, "firewall backend", func(tx state.Tx) error { return put(tx, bucketMeta, keyBackend, use) }); err != nil {
 			return nil, err
 		}
 	}

@@ -14,13 +14,13 @@ import (
 	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
+	"github.com/dualstack-net/dualstack/state"
 )
 
 // Join answers with the interface to move into the container and the
@@ -86,7 +86,7 @@ func (d *Driver) recordJoin(n *network, ep *endpoint, sandbox string) error {
 		return err
 	}
 	ep.Sandbox = sandbox
-	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
+	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
 		_ = d.unpublish(ep)
 		return err
 	}
@@ -108,7 +108,7 @@ func (d *Driver) recordLeave(ep *endpoint) error {
 	if err := d.unpublish(ep); err != nil {
 		return err
 	}
-	return save(d.cfg.DB, "endpoint "+ep.ID, func(tx *bolt.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) })
+	return save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) })
 }
 
 func publishedString(ports []firewall.Port) string {

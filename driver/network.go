@@ -8,9 +8,9 @@ import (
 	"strings"
 
 	api "github.com/docker/go-plugins-helpers/network"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/state"
 	"github.com/dualstack-net/dualstack/validate"
 )
 
@@ -114,7 +114,7 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		undoAll()
 		return err
 	}
-	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
+	if err := save(d.cfg.DB, "network "+n.ID, func(tx state.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
 		undoAll()
 		return err
 	}
@@ -215,7 +215,7 @@ func (d *Driver) deleteNetwork(n *network) error {
 		d.networks[n.ID] = n
 		return err
 	}
-	if err := save(d.cfg.DB, "network "+n.ID, func(tx *bolt.Tx) error { return del(tx, bucketNetworks, n.ID) }); err != nil {
+	if err := save(d.cfg.DB, "network "+n.ID, func(tx state.Tx) error { return del(tx, bucketNetworks, n.ID) }); err != nil {
 		d.networks[n.ID] = n
 		return err
 	}

@@ -5,7 +5,8 @@ import (
 	"testing"
 
 	api "github.com/docker/go-plugins-helpers/network"
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/dualstack-net/dualstack/state"
 )
 
 // TestForeignLinkUnderRecordedName: a host bridge created, while the
@@ -48,7 +49,7 @@ func TestLinksFromBeforeMarking(t *testing.T) {
 	for _, name := range []string{br, "dsve1e1e1e1e1e1", "dsce1e1e1e1e1e1"} {
 		h.host.IP(t, "link", "set", name, "alias", "")
 	}
-	if err := h.db.Update(func(tx *bolt.Tx) error { return del(tx, bucketMeta, keyLinksMarked) }); err != nil {
+	if err := h.db.Update(func(tx state.Tx) error { return del(tx, bucketMeta, keyLinksMarked) }); err != nil {
 		t.Fatal(err)
 	}
 	h.restart()

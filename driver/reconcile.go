@@ -7,10 +7,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/netns"
+	"github.com/dualstack-net/dualstack/state"
 )
 
 // hostLinks is the host's links by name, listed once for a reconcile.
@@ -70,7 +70,7 @@ func (d *Driver) reconcile() {
 		d.removeOrphans(links)
 	}
 	if adopt {
-		if err := save(d.cfg.DB, "links marked", func(tx *bolt.Tx) error { return put(tx, bucketMeta, keyLinksMarked, true) }); err != nil {
+		if err := save(d.cfg.DB, "links marked", func(tx state.Tx) error { return put(tx, bucketMeta, keyLinksMarked, true) }); err != nil {
 			d.log.WithError(err).Warn("record that the links are marked")
 		}
 	}
@@ -127,11 +127,8 @@ func (d *Driver) forgetGone(host hostLinks) {
 // as dualstack's (links.Mark).
 func (d *Driver) linksMarked() bool {
 	marked := false
-	_ = d.cfg.DB.View(func(tx *bolt.Tx) error {
-		b, err := driverBucket(tx, bucketMeta)
-		if err == nil && b != nil {
-			marked = b.Get([]byte(keyLinksMarked)) != nil
-		}
+	_ = d.cfg.DB.View(func(tx state.Tx) error {
+		marked = tx.Get(driverPath(bucketMeta), []byte(keyLinksMarked)) != nil
 		return nil
 	})
 	return marked

@@ -6,20 +6,20 @@ import (
 	"net/netip"
 
 	"github.com/sirupsen/logrus"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/portmap"
+	"github.com/dualstack-net/dualstack/state"
 )
 
 // Layout of the network driver's buckets in the state file:
 //
 //	driver/networks/<network ID>    network as JSON
 //	driver/endpoints/<endpoint ID>  endpoint as JSON
-var (
-	bucketDriver    = []byte("driver")
-	bucketNetworks  = []byte("networks")
-	bucketEndpoints = []byte("endpoints")
+const (
+	bucketDriver    = "driver"
+	bucketNetworks  = "networks"
+	bucketEndpoints = "endpoints"
 )
 
 // pool is one subnet of a network.
@@ -106,51 +106,35 @@ func (ep *endpoint) addresses() []netip.Prefix {
 	return out
 }
 
-func driverBucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
-	if !tx.Writable() {
-		root := tx.Bucket(bucketDriver)
-		if root == nil {
-			return nil, nil
-		}
-		return root.Bucket(name), nil
+func driverPath(bucket string) []string { return []string{bucketDriver, bucket} }
+
+// get reads the record id of bucket into v, reporting whether there is one.
+func get(tx state.Tx, bucket, id string, v any) (bool, error) {
+	data := tx.Get(driverPath(bucket), []byte(id))
+	if data == nil {
+		return false, nil
 	}
-	root, err := tx.CreateBucketIfNotExists(bucketDriver)
-	if err != nil {
-		return nil, err
-	}
-	return root.CreateBucketIfNotExists(name)
+	return true, json.Unmarshal(data, v)
 }
 
-func put(tx *bolt.Tx, bucket []byte, id string, v any) error {
-	b, err := driverBucket(tx, bucket)
-	if err != nil {
-		return err
-	}
+func put(tx state.Tx, bucket, id string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return b.Put([]byte(id), data)
+	return tx.Put(driverPath(bucket), []byte(id), data)
 }
 
-func del(tx *bolt.Tx, bucket []byte, id string) error {
-	b, err := driverBucket(tx, bucket)
-	if err != nil {
-		return err
-	}
-	return b.Delete([]byte(id))
+func del(tx state.Tx, bucket, id string) error {
+	return tx.Delete(driverPath(bucket), []byte(id))
 }
 
 // load reads every record of bucket into fn; unreadable records are
 // skipped with a warning, so that one bad record cannot keep Docker from
 // starting.
-func load[T any](db *bolt.DB, bucket []byte, log logrus.FieldLogger, fn func(id string, v *T)) error {
-	return db.View(func(tx *bolt.Tx) error {
-		b, err := driverBucket(tx, bucket)
-		if err != nil || b == nil {
-			return err
-		}
-		return b.ForEach(func(k, data []byte) error {
+func load[T any](db state.Store, bucket string, log logrus.FieldLogger, fn func(id string, v *T)) error {
+	return db.View(func(tx state.Tx) error {
+		return tx.ForEach(driverPath(bucket), func(k, data []byte) error {
 			v := new(T)
 			if err := json.Unmarshal(data, v); err != nil {
 				log.WithField("record", string(k)).WithError(err).Warnf("skipping unreadable %s record", bucket)
@@ -163,7 +147,7 @@ func load[T any](db *bolt.DB, bucket []byte, log logrus.FieldLogger, fn func(id 
 }
 
 // save commits fn's changes, naming what failed.
-func save(db *bolt.DB, what string, fn func(tx *bolt.Tx) error) error {
+func save(db state.Store, what string, fn func(tx state.Tx) error) error {
 	if err := db.Update(fn); err != nil {
 		return fmt.Errorf("record %s in the state file: %w", what, err)
 	}

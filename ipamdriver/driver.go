@@ -17,9 +17,9 @@ import (
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
+	"github.com/dualstack-net/dualstack/state"
 	"github.com/dualstack-net/dualstack/validate"
 )
 
@@ -66,7 +66,7 @@ type Capabilities struct {
 // Config configures a Driver.
 type Config struct {
 	// DB is the open state file.
-	DB *bolt.DB
+	DB state.Store
 	// DefaultPoolsV4 are the pools handed out to networks that ask for no
 	// IPv4 subnet (the DEFAULT_POOLS_V4 setting).
 	DefaultPoolsV4 []DefaultPool
@@ -83,7 +83,7 @@ type Config struct {
 // Driver implements the IPAM API. It is safe for concurrent use.
 type Driver struct {
 	mu        sync.Mutex
-	db        *bolt.DB
+	db        state.Store
 	pools     map[string]*pool
 	defaultV4 []DefaultPool
 	ula       netip.Prefix
@@ -224,7 +224,7 @@ func New(cfg Config) (*Driver, error) {
 		machineID = id
 	}
 	d.ula = ULAPrefix(machineID)
-	err := cfg.DB.View(func(tx *bolt.Tx) error {
+	err := cfg.DB.View(func(tx state.Tx) error {
 		var err error
 		d.pools, err = loadPools(tx, d.log)
 		return err
@@ -315,7 +315,7 @@ func (d *Driver) RequestPool(req *ipam.RequestPoolRequest) (*ipam.RequestPoolRes
 		return nil, err
 	}
 	p.byDefault = req.Pool == ""
-	if err := d.db.Update(func(tx *bolt.Tx) error { return savePool(tx, p) }); err != nil {
+	if err := d.db.Update(func(tx state.Tx) error { return savePool(tx, p) }); err != nil {
 		return nil, fmt.Errorf("record pool %s in the state file: %w", p.id, err)
 	}
 	d.pools[p.id] = p
@@ -407,7 +407,7 @@ func (d *Driver) ReleasePool(req *ipam.ReleasePoolRequest) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.db.Update(func(tx *bolt.Tx) error { return deletePool(tx, req.PoolID) }); err != nil {
+	if err := d.db.Update(func(tx state.Tx) error { return deletePool(tx, req.PoolID) }); err != nil {
 		return fmt.Errorf("remove pool %s from the state file: %w", req.PoolID, err)
 	}
 	delete(d.pools, req.PoolID)
@@ -466,7 +466,7 @@ func (d *Driver) requestAddress(p *pool, preferred, owner string, gateway, byMAC
 	if !gateway {
 		cursor = addr
 	}
-	if err := d.db.Update(func(tx *bolt.Tx) error { return saveAddr(tx, p.id, addr, owner, cursor) }); err != nil {
+	if err := d.db.Update(func(tx state.Tx) error { return saveAddr(tx, p.id, addr, owner, cursor) }); err != nil {
 		undo()
 		return netip.Addr{}, fmt.Errorf("record address %s of pool %s in the state file: %w", addr, p, err)
 	}
@@ -482,7 +482,7 @@ func (d *Driver) requestAddress(p *pool, preferred, owner string, gateway, byMAC
 func (d *Driver) pick(p *pool, owner string, gateway, byMAC bool) (addr netip.Addr, fresh bool, undo func(), err error) {
 	if owner != "" {
 		var held netip.Addr
-		_ = d.db.View(func(tx *bolt.Tx) error { held, _ = addrOf(tx, p.id, owner); return nil })
+		_ = d.db.View(func(tx state.Tx) error { held, _ = addrOf(tx, p.id, owner); return nil })
 		if held.IsValid() && p.alloc.Allocated(held) && (!byMAC || d.retry(p, held)) {
 			d.log.WithField("pool", p.id).WithField("address", held).Debugf("address already held by %s, returning it again", owner)
 			return held, false, func() {}, nil
@@ -521,7 +521,7 @@ func (d *Driver) reserve(p *pool, addr netip.Addr, owner string, byMAC bool) (ne
 	switch {
 	case errors.Is(err, allocator.ErrInUse):
 		var holder string
-		_ = d.db.View(func(tx *bolt.Tx) error { holder = ownerOf(tx, p.id, addr); return nil })
+		_ = d.db.View(func(tx state.Tx) error { holder = ownerOf(tx, p.id, addr); return nil })
 		// The same holder asking again; a gateway named now that the
 		// IPAM had picked itself (a replayed request) is the same gateway.
 		if owner != "" && (holder == owner && (!byMAC || d.retry(p, addr)) || owner == ownerGateway && holder == ownerAutoGateway) {
@@ -533,7 +533,7 @@ func (d *Driver) reserve(p *pool, addr netip.Addr, owner string, byMAC bool) (ne
 	case err != nil:
 		return netip.Addr{}, fmt.Errorf("reserve address %s in pool %s: %w", addr, p.prefix, err)
 	}
-	if err := d.db.Update(func(tx *bolt.Tx) error { return saveAddr(tx, p.id, addr, owner, netip.Addr{}) }); err != nil {
+	if err := d.db.Update(func(tx state.Tx) error { return saveAddr(tx, p.id, addr, owner, netip.Addr{}) }); err != nil {
 		p.alloc.Release(addr)
 		return netip.Addr{}, fmt.Errorf("record address %s of pool %s in the state file: %w", addr, p, err)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -23,7 +22,7 @@ import (
 type testEnv struct {
 	t    *testing.T
 	dir  string
-	db   *bolt.DB
+	db   state.Store
 	d    *Driver
 	host []netip.Prefix
 }

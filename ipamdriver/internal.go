@@ -6,7 +6,8 @@ import (
 	"strings"
 
 	"github.com/docker/go-plugins-helpers/ipam"
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/dualstack-net/dualstack/state"
 )
 
 // This file is the IPAM's API for dualstack's own network driver, which
@@ -69,7 +70,7 @@ func (d *Driver) ReleaseAutoGateway(poolID string) (netip.Addr, bool, error) {
 	p, ok := d.pools[poolID]
 	var held netip.Addr
 	if ok {
-		_ = d.db.View(func(tx *bolt.Tx) error { held, _ = addrOf(tx, p.id, ownerAutoGateway); return nil })
+		_ = d.db.View(func(tx state.Tx) error { held, _ = addrOf(tx, p.id, ownerAutoGateway); return nil })
 	}
 	d.mu.Unlock()
 	if !held.IsValid() {
@@ -92,12 +93,8 @@ func (d *Driver) Allocations(poolID string) map[netip.Addr]string {
 	if !ok {
 		return out
 	}
-	_ = d.db.View(func(tx *bolt.Tx) error {
-		_, addrs, _, err := poolBuckets(tx, p.id)
-		if err != nil {
-			return nil
-		}
-		return addrs.ForEach(func(k, v []byte) error {
+	_ = d.db.View(func(tx state.Tx) error {
+		return tx.ForEach(poolPath(p.id, bucketAddrs), func(k, v []byte) error {
 			if a, ok := netip.AddrFromSlice(k); ok {
 				out[a] = string(v)
 			}
@@ -113,7 +110,7 @@ func (d *Driver) Allocations(poolID string) map[netip.Addr]string {
 // caller's own record of the addresses in that same transaction. An
 // address owner already holds in a pool comes back. On any failure,
 // with's included, nothing is allocated.
-func (d *Driver) AllocateEach(poolIDs []string, owner string, with func(tx *bolt.Tx, addrs []netip.Prefix) error) ([]netip.Prefix, error) {
+func (d *Driver) AllocateEach(poolIDs []string, owner string, with func(tx state.Tx, addrs []netip.Prefix) error) ([]netip.Prefix, error) {
 	if owner == "" {
 		return nil, fmt.Errorf("allocate from pools %v: no owner given", poolIDs)
 	}
@@ -148,7 +145,7 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string, with func(tx *bolt
 	for i, s := range picks {
 		out[i] = netip.PrefixFrom(s.addr, s.p.prefix.Bits())
 	}
-	err := d.db.Update(func(tx *bolt.Tx) error {
+	err := d.db.Update(func(tx state.Tx) error {
 		for _, s := range picks {
 			if !s.fresh {
 				continue
@@ -173,7 +170,7 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string, with func(tx *bolt
 // held, or in pools that are gone, are skipped. with, if not nil, runs in
 // that same transaction (the caller drops its own record of them); if it
 // fails, nothing is released.
-func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr, with func(tx *bolt.Tx) error) error {
+func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr, with func(tx state.Tx) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	type item struct {
@@ -195,7 +192,7 @@ func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr, with func(tx *bolt.T
 	if len(items) == 0 && with == nil {
 		return nil
 	}
-	if err := d.db.Update(func(tx *bolt.Tx) error {
+	if err := d.db.Update(func(tx state.Tx) error {
 		for _, it := range items {
 			if err := deleteAddr(tx, it.p.id, it.addr); err != nil {
 				return err

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/dualstack-net/dualstack/state"
 )
 
 // TestAllocateEach: one address per pool in one commit, the same ones back
@@ -52,30 +52,24 @@ func TestEachWith(t *testing.T) {
 	e := newEnv(t)
 	a := e.pool("2001:db8:a::/64", "", true)
 	b := e.pool("2001:db8:b::/64", "", true)
-	bucket := []byte("caller")
-	record := func(tx *bolt.Tx, v string) error {
-		bk, err := tx.CreateBucketIfNotExists(bucket)
-		if err != nil {
-			return err
-		}
+	bucket := []string{"caller"}
+	record := func(tx state.Tx, v string) error {
 		if v == "" {
-			return bk.Delete([]byte("ep"))
+			return tx.Delete(bucket, []byte("ep"))
 		}
-		return bk.Put([]byte("ep"), []byte(v))
+		return tx.Put(bucket, []byte("ep"), []byte(v))
 	}
 	stored := func() string {
 		var v string
-		_ = e.db.View(func(tx *bolt.Tx) error {
-			if bk := tx.Bucket(bucket); bk != nil {
-				v = string(bk.Get([]byte("ep")))
-			}
+		_ = e.db.View(func(tx state.Tx) error {
+			v = string(tx.Get(bucket, []byte("ep")))
 			return nil
 		})
 		return v
 	}
 	failing := errors.New("disk full")
 
-	if _, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", func(tx *bolt.Tx, _ []netip.Prefix) error {
+	if _, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", func(tx state.Tx, _ []netip.Prefix) error {
 		_ = record(tx, "half")
 		return failing
 	}); !errors.Is(err, failing) {
@@ -86,7 +80,7 @@ func TestEachWith(t *testing.T) {
 	}
 
 	var seen []netip.Prefix
-	got, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", func(tx *bolt.Tx, addrs []netip.Prefix) error {
+	got, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", func(tx state.Tx, addrs []netip.Prefix) error {
 		seen = addrs
 		return record(tx, addrs[0].String()+" "+addrs[1].String())
 	})
@@ -99,7 +93,7 @@ func TestEachWith(t *testing.T) {
 	}
 
 	held := map[string][]netip.Addr{a: {got[0].Addr()}, b: {got[1].Addr()}}
-	if err := e.d.ReleaseEach(held, func(tx *bolt.Tx) error {
+	if err := e.d.ReleaseEach(held, func(tx state.Tx) error {
 		_ = record(tx, "")
 		return failing
 	}); !errors.Is(err, failing) {
@@ -109,7 +103,7 @@ func TestEachWith(t *testing.T) {
 	if len(e.d.Allocations(a)) != 1 || len(e.d.Allocations(b)) != 1 || stored() == "" {
 		t.Fatalf("a failed release changed something: %v, %v held, record %q", e.d.Allocations(a), e.d.Allocations(b), stored())
 	}
-	if err := e.d.ReleaseEach(held, func(tx *bolt.Tx) error { return record(tx, "") }); err != nil {
+	if err := e.d.ReleaseEach(held, func(tx state.Tx) error { return record(tx, "") }); err != nil {
 		t.Fatal(err)
 	}
 	e.restart()
@@ -117,8 +111,8 @@ func TestEachWith(t *testing.T) {
 		t.Fatalf("after ReleaseEach: %d addresses held, record %q", n, stored())
 	}
 	// Nothing left to release: the record still goes.
-	_ = e.db.Update(func(tx *bolt.Tx) error { return record(tx, "left") })
-	if err := e.d.ReleaseEach(held, func(tx *bolt.Tx) error { return record(tx, "") }); err != nil || stored() != "" {
+	_ = e.db.Update(func(tx state.Tx) error { return record(tx, "left") })
+	if err := e.d.ReleaseEach(held, func(tx state.Tx) error { return record(tx, "") }); err != nil || stored() != "" {
 		t.Fatalf("ReleaseEach of released addresses = %v, record %q; want the record gone", err, stored())
 	}
 }

@@ -6,7 +6,8 @@ import (
 	"net/netip"
 
 	"github.com/sirupsen/logrus"
-	bolt "go.etcd.io/bbolt"
+
+	"github.com/dualstack-net/dualstack/state"
 )
 
 // Layout of the IPAM buckets in the state file:
@@ -21,14 +22,17 @@ import (
 //
 // Addresses are stored as 4 or 16 raw bytes, so bbolt's key order is address
 // order and a pool loads as a sorted stream.
+const (
+	bucketIPAM   = "ipam"
+	bucketPools  = "pools"
+	bucketAddrs  = "addrs"
+	bucketOwners = "owners"
+)
+
 var (
-	bucketIPAM   = []byte("ipam")
-	bucketPools  = []byte("pools")
-	bucketAddrs  = []byte("addrs")
-	bucketOwners = []byte("owners")
-	keyMeta      = []byte("meta")
-	keyCursor    = []byte("cursor")
-	keyHostID    = []byte("host-id")
+	keyMeta   = []byte("meta")
+	keyCursor = []byte("cursor")
+	keyHostID = []byte("host-id")
 )
 
 // poolRecord is what is persisted of a pool; the allocator is rebuilt from
@@ -41,30 +45,14 @@ type poolRecord struct {
 	Default bool `json:"default,omitempty"`
 }
 
-func poolsBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
-	if tx.Writable() {
-		root, err := tx.CreateBucketIfNotExists(bucketIPAM)
-		if err != nil {
-			return nil, err
-		}
-		return root.CreateBucketIfNotExists(bucketPools)
-	}
-	root := tx.Bucket(bucketIPAM)
-	if root == nil {
-		return nil, nil
-	}
-	return root.Bucket(bucketPools), nil
+func poolPath(id string, sub ...string) []string {
+	return append([]string{bucketIPAM, bucketPools, id}, sub...)
 }
 
 // savePool records a new pool.
-func savePool(tx *bolt.Tx, p *pool) error {
-	pools, err := poolsBucket(tx)
-	if err != nil {
-		return err
-	}
-	b, err := pools.CreateBucket([]byte(p.id))
-	if err != nil {
-		return fmt.Errorf("record pool %s: %w", p.id, err)
+func savePool(tx state.Tx, p *pool) error {
+	if tx.HasBucket(poolPath(p.id)) {
+		return fmt.Errorf("record pool %s: it is recorded already", p.id)
 	}
 	rec := poolRecord{Space: p.space, Pool: p.prefix.String(), Default: p.byDefault}
 	if p.sub.IsValid() {
@@ -74,114 +62,76 @@ func savePool(tx *bolt.Tx, p *pool) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Put(keyMeta, meta); err != nil {
-		return err
-	}
-	if _, err := b.CreateBucket(bucketAddrs); err != nil {
-		return err
-	}
-	_, err = b.CreateBucket(bucketOwners)
-	return err
+	return tx.Put(poolPath(p.id), keyMeta, meta)
 }
 
 // deletePool forgets a pool and every address in it.
-func deletePool(tx *bolt.Tx, id string) error {
-	pools, err := poolsBucket(tx)
-	if err != nil {
-		return err
-	}
-	if pools.Bucket([]byte(id)) == nil {
-		return nil
-	}
-	return pools.DeleteBucket([]byte(id))
+func deletePool(tx state.Tx, id string) error {
+	return tx.DeleteBucket(poolPath(id))
 }
 
-// poolBuckets returns the addrs and owners buckets of pool id.
-func poolBuckets(tx *bolt.Tx, id string) (pb, addrs, owners *bolt.Bucket, err error) {
-	pools, err := poolsBucket(tx)
-	if err != nil {
-		return nil, nil, nil, err
+// checkPool fails when pool id is not in the state file.
+func checkPool(tx state.Tx, id string) error {
+	if !tx.HasBucket(poolPath(id)) {
+		return fmt.Errorf("pool %s is missing from the state file", id)
 	}
-	if pools != nil {
-		pb = pools.Bucket([]byte(id))
-	}
-	if pb == nil {
-		return nil, nil, nil, fmt.Errorf("pool %s is missing from the state file", id)
-	}
-	return pb, pb.Bucket(bucketAddrs), pb.Bucket(bucketOwners), nil
+	return nil
 }
 
 // saveAddr records addr as held by owner and, when cursor is valid, the new
 // sequential cursor.
-func saveAddr(tx *bolt.Tx, id string, addr netip.Addr, owner string, cursor netip.Addr) error {
-	pb, addrs, owners, err := poolBuckets(tx, id)
-	if err != nil {
+func saveAddr(tx state.Tx, id string, addr netip.Addr, owner string, cursor netip.Addr) error {
+	if err := checkPool(tx, id); err != nil {
 		return err
 	}
 	key := addr.AsSlice()
-	if err := addrs.Put(key, []byte(owner)); err != nil {
+	if err := tx.Put(poolPath(id, bucketAddrs), key, []byte(owner)); err != nil {
 		return err
 	}
 	if owner != "" {
-		if err := owners.Put([]byte(owner), key); err != nil {
+		if err := tx.Put(poolPath(id, bucketOwners), []byte(owner), key); err != nil {
 			return err
 		}
 	}
 	if cursor.IsValid() {
-		return pb.Put(keyCursor, cursor.AsSlice())
+		return tx.Put(poolPath(id), keyCursor, cursor.AsSlice())
 	}
 	return nil
 }
 
 // deleteAddr forgets addr and its owner index entry.
-func deleteAddr(tx *bolt.Tx, id string, addr netip.Addr) error {
-	_, addrs, owners, err := poolBuckets(tx, id)
-	if err != nil {
+func deleteAddr(tx state.Tx, id string, addr netip.Addr) error {
+	if err := checkPool(tx, id); err != nil {
 		return err
 	}
 	key := addr.AsSlice()
-	if owner := addrs.Get(key); len(owner) > 0 {
-		if cur := owners.Get(owner); cur != nil && string(cur) == string(key) {
-			if err := owners.Delete(owner); err != nil {
+	if owner := tx.Get(poolPath(id, bucketAddrs), key); len(owner) > 0 {
+		if cur := tx.Get(poolPath(id, bucketOwners), owner); cur != nil && string(cur) == string(key) {
+			if err := tx.Delete(poolPath(id, bucketOwners), owner); err != nil {
 				return err
 			}
 		}
 	}
-	return addrs.Delete(key)
+	return tx.Delete(poolPath(id, bucketAddrs), key)
 }
 
 // ownerOf returns who holds addr in pool id.
-func ownerOf(tx *bolt.Tx, id string, addr netip.Addr) string {
-	_, addrs, _, err := poolBuckets(tx, id)
-	if err != nil {
-		return ""
-	}
-	return string(addrs.Get(addr.AsSlice()))
+func ownerOf(tx state.Tx, id string, addr netip.Addr) string {
+	return string(tx.Get(poolPath(id, bucketAddrs), addr.AsSlice()))
 }
 
 // addrOf returns the address owner holds in pool id, if any.
-func addrOf(tx *bolt.Tx, id, owner string) (netip.Addr, bool) {
-	_, _, owners, err := poolBuckets(tx, id)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	a, ok := netip.AddrFromSlice(owners.Get([]byte(owner)))
-	return a, ok
+func addrOf(tx state.Tx, id, owner string) (netip.Addr, bool) {
+	return netip.AddrFromSlice(tx.Get(poolPath(id, bucketOwners), []byte(owner)))
 }
 
 // loadPools rebuilds every pool from the state file. A record that cannot be
 // read is skipped with a warning rather than stopping the plugin: Docker
 // cannot start without its IPAM driver.
-func loadPools(tx *bolt.Tx, log logrus.FieldLogger) (map[string]*pool, error) {
+func loadPools(tx state.Tx, log logrus.FieldLogger) (map[string]*pool, error) {
 	out := map[string]*pool{}
-	pools, err := poolsBucket(tx)
-	if err != nil || pools == nil {
-		return out, err
-	}
-	err = pools.ForEachBucket(func(k []byte) error {
-		id := string(k)
-		b := pools.Bucket(k)
-		p, err := loadPool(b)
+	err := tx.Buckets([]string{bucketIPAM, bucketPools}, func(id string) error {
+		p, err := loadPool(tx, id)
 		if err != nil {
 			log.WithField("pool", id).WithError(err).Warn("skipping unreadable pool record")
 			return nil
@@ -196,9 +146,9 @@ func loadPools(tx *bolt.Tx, log logrus.FieldLogger) (map[string]*pool, error) {
 	return out, err
 }
 
-func loadPool(b *bolt.Bucket) (*pool, error) {
+func loadPool(tx state.Tx, id string) (*pool, error) {
 	var rec poolRecord
-	if err := json.Unmarshal(b.Get(keyMeta), &rec); err != nil {
+	if err := json.Unmarshal(tx.Get(poolPath(id), keyMeta), &rec); err != nil {
 		return nil, fmt.Errorf("bad meta: %w", err)
 	}
 	prefix, err := parsePrefix("pool", rec.Pool)
@@ -216,11 +166,7 @@ func loadPool(b *bolt.Bucket) (*pool, error) {
 		return nil, err
 	}
 	p.byDefault = rec.Default
-	addrs := b.Bucket(bucketAddrs)
-	if addrs == nil {
-		return nil, fmt.Errorf("no addrs bucket")
-	}
-	err = addrs.ForEach(func(k, _ []byte) error {
+	err = tx.ForEach(poolPath(id, bucketAddrs), func(k, _ []byte) error {
 		a, ok := netip.AddrFromSlice(k)
 		if !ok {
 			return fmt.Errorf("bad address key %x", k)
@@ -230,7 +176,7 @@ func loadPool(b *bolt.Bucket) (*pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c, ok := netip.AddrFromSlice(b.Get(keyCursor)); ok {
+	if c, ok := netip.AddrFromSlice(tx.Get(poolPath(id), keyCursor)); ok {
 		if err := p.alloc.SetCursor(c); err != nil {
 			return nil, fmt.Errorf("bad cursor %s: %w", c, err)
 		}
@@ -240,19 +186,15 @@ func loadPool(b *bolt.Bucket) (*pool, error) {
 
 // hostID returns a random ID kept in the state file, creating it on first
 // use. It stands in for /etc/machine-id when that is empty or unreadable.
-func hostID(db *bolt.DB, random func() string) (string, error) {
+func hostID(db state.Store, random func() string) (string, error) {
 	var id string
-	err := db.Update(func(tx *bolt.Tx) error {
-		root, err := tx.CreateBucketIfNotExists(bucketIPAM)
-		if err != nil {
-			return err
-		}
-		if v := root.Get(keyHostID); len(v) > 0 {
+	err := db.Update(func(tx state.Tx) error {
+		if v := tx.Get([]string{bucketIPAM}, keyHostID); len(v) > 0 {
 			id = string(v)
 			return nil
 		}
 		id = random()
-		return root.Put(keyHostID, []byte(id))
+		return tx.Put([]string{bucketIPAM}, keyHostID, []byte(id))
 	})
 	return id, err
 }

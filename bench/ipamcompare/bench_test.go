@@ -21,11 +21,12 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
 	"github.com/moby/moby/v2/daemon/libnetwork/bitmap"
 	"github.com/moby/moby/v2/daemon/libnetwork/ipamapi"
 	"github.com/moby/moby/v2/daemon/libnetwork/ipams/defaultipam"
 	"github.com/moby/moby/v2/daemon/libnetwork/ipamutils"
+
+	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
 )
 
 // pool64 is the /64 every benchmark allocates from.
