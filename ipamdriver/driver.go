@@ -78,6 +78,9 @@ type Config struct {
 	HostPrefixes func(v6 bool) ([]netip.Prefix, error)
 	// Log receives one line per change; nil means the standard logger.
 	Log logrus.FieldLogger
+	// Leases is the cluster store, where the pools of cluster networks
+	// lease their blocks; nil: this host is in no cluster.
+	Leases Leases
 }
 
 // Driver implements the IPAM API. It is safe for concurrent use.
@@ -104,6 +107,20 @@ type Driver struct {
 	// addrReleased hears of each address Docker releases
 	// (SetAddressRelease).
 	addrReleased func(addr netip.Addr)
+	// leases is the cluster store (Config.Leases).
+	leases Leases
+	// blockLeased and blockReleased hear of each block a cluster pool
+	// leases and gives back (SetBlockChanges).
+	blockLeased, blockReleased func(poolID string, b Block)
+}
+
+// SetBlockChanges has leased and released hear of each block a cluster
+// pool leases and gives back, with the IPAM's lock held: they must not
+// call the IPAM.
+func (d *Driver) SetBlockChanges(leased, released func(poolID string, b Block)) {
+	d.mu.Lock()
+	d.blockLeased, d.blockReleased = leased, released
+	d.mu.Unlock()
 }
 
 // SetPoolRelease has fn hear of each pool Docker releases, before it goes
@@ -204,7 +221,7 @@ func (d *Driver) noteAnswered(p *pool, addr netip.Addr) {
 
 // New loads the IPAM state from cfg.DB and returns a ready driver.
 func New(cfg Config) (*Driver, error) {
-	d := &Driver{db: cfg.DB, defaultV4: cfg.DefaultPoolsV4, hostNets: cfg.HostPrefixes, log: cfg.Log, answered: map[string]map[netip.Addr]bool{}, answeredPools: map[string]bool{}}
+	d := &Driver{db: cfg.DB, defaultV4: cfg.DefaultPoolsV4, hostNets: cfg.HostPrefixes, log: cfg.Log, answered: map[string]map[netip.Addr]bool{}, answeredPools: map[string]bool{}, leases: cfg.Leases}
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
 	}
@@ -407,6 +424,9 @@ func (d *Driver) ReleasePool(req *ipam.ReleasePoolRequest) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if p, ok := d.pools[req.PoolID]; ok {
+		d.leaveCluster(p)
+	}
 	if err := d.db.Update(func(tx state.Tx) error { return deletePool(tx, req.PoolID) }); err != nil {
 		return fmt.Errorf("remove pool %s from the state file: %w", req.PoolID, err)
 	}
@@ -444,7 +464,7 @@ func (d *Driver) RequestAddress(req *ipam.RequestAddressRequest) (*ipam.RequestA
 	if byMAC {
 		d.noteAnswered(p, addr)
 	}
-	return &ipam.RequestAddressResponse{Address: netip.PrefixFrom(addr, p.prefix.Bits()).String(), Data: map[string]string{}}, nil
+	return &ipam.RequestAddressResponse{Address: netip.PrefixFrom(addr, p.addrBits(addr)).String(), Data: map[string]string{}}, nil
 }
 
 // requestAddress hands owner an address of p: preferred, or the next in
@@ -487,6 +507,10 @@ func (d *Driver) pick(p *pool, owner string, gateway, byMAC bool) (addr netip.Ad
 			d.log.WithField("pool", p.id).WithField("address", held).Debugf("address already held by %s, returning it again", owner)
 			return held, false, func() {}, nil
 		}
+	}
+	if p.cluster != nil && !gateway {
+		addr, undo, err := d.pickInBlocks(p)
+		return addr, err == nil, undo, err
 	}
 	prevCursor, hadCursor := p.alloc.Cursor()
 	if gateway {
@@ -533,8 +557,17 @@ func (d *Driver) reserve(p *pool, addr netip.Addr, owner string, byMAC bool) (ne
 	case err != nil:
 		return netip.Addr{}, fmt.Errorf("reserve address %s in pool %s: %w", addr, p.prefix, err)
 	}
+	// In a cluster network, an address outside the host's blocks is the
+	// host's only once the cluster store says so.
+	if p.cluster != nil {
+		if err := d.claimOutside(p, addr); err != nil {
+			p.alloc.Release(addr)
+			return netip.Addr{}, err
+		}
+	}
 	if err := d.db.Update(func(tx state.Tx) error { return saveAddr(tx, p.id, addr, owner, netip.Addr{}) }); err != nil {
 		p.alloc.Release(addr)
+		d.releaseClaims(p, []netip.Addr{addr})
 		return netip.Addr{}, fmt.Errorf("record address %s of pool %s in the state file: %w", addr, p, err)
 	}
 	return addr, nil

@@ -25,6 +25,8 @@ type testEnv struct {
 	db   state.Store
 	d    *Driver
 	host []netip.Prefix
+	// leases, when set, is the cluster store of this "host".
+	leases Leases
 }
 
 func newEnv(t *testing.T) *testEnv {
@@ -48,6 +50,7 @@ func (e *testEnv) open() {
 		MachineID:    "0123456789abcdef0123456789abcdef",
 		HostPrefixes: func(bool) ([]netip.Prefix, error) { return e.host, nil },
 		Log:          log,
+		Leases:       e.leases,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -143,7 +143,7 @@ func (d *Driver) AllocateEach(poolIDs []string, owner string, with func(tx state
 	}
 	out := make([]netip.Prefix, len(picks))
 	for i, s := range picks {
-		out[i] = netip.PrefixFrom(s.addr, s.p.prefix.Bits())
+		out[i] = netip.PrefixFrom(s.addr, s.p.addrBits(s.addr))
 	}
 	err := d.db.Update(func(tx state.Tx) error {
 		for _, s := range picks {
@@ -215,6 +215,7 @@ func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr, with func(tx state.T
 	for _, it := range items {
 		it.p.alloc.Release(it.addr)
 		delete(d.answered[it.p.id], it.addr)
+		d.releaseClaims(it.p, []netip.Addr{it.addr})
 	}
 	return nil
 }

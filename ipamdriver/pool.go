@@ -19,6 +19,12 @@ type pool struct {
 	// byDefault: picked from the default pools (a network that named no
 	// subnet).
 	byDefault bool
+	// winFirst and winLast bound what the pool hands out in sequence: its
+	// usable addresses, or its ip-range.
+	winFirst, winLast netip.Addr
+	// cluster is the part of a cluster network's pool; nil for a pool of
+	// one host.
+	cluster *clusterState
 }
 
 // poolID names a pool after what it holds, so that IDs read well in logs and
@@ -64,7 +70,7 @@ func newPool(space string, prefix, sub netip.Prefix) (*pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", prefix, err)
 	}
-	return &pool{id: poolID(space, prefix, sub), space: space, prefix: prefix, sub: sub, alloc: a}, nil
+	return &pool{id: poolID(space, prefix, sub), space: space, prefix: prefix, sub: sub, alloc: a, winFirst: winFirst, winLast: winLast}, nil
 }
 
 // String describes the pool for error messages: the subnet, and the range

@@ -181,6 +181,9 @@ func loadPool(tx state.Tx, id string) (*pool, error) {
 			return nil, fmt.Errorf("bad cursor %s: %w", c, err)
 		}
 	}
+	if err := loadCluster(tx, p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -242,6 +242,29 @@ func (a *Allocator) ResetCursor() {
 	a.hint = nil
 }
 
+// Window returns the sequential window.
+func (a *Allocator) Window() (first, last netip.Addr) {
+	return a.winFirst.toAddr(a.is4), a.winLast.toAddr(a.is4)
+}
+
+// SetWindow moves the sequential window to [first,last], which must lie
+// inside the bounds: a pool that allocates in several blocks moves it from
+// block to block. A cursor outside the new window is dropped, so Next
+// starts at its first address.
+func (a *Allocator) SetWindow(first, last netip.Addr) error {
+	lo, ok1 := a.key(first, a.first, a.last)
+	hi, ok2 := a.key(last, a.first, a.last)
+	if !ok1 || !ok2 || hi.less(lo) {
+		return fmt.Errorf("window %s-%s is not inside the bounds %s-%s: %w", first, last, a.first.toAddr(a.is4), a.last.toAddr(a.is4), ErrOutOfRange)
+	}
+	a.winFirst, a.winLast = lo, hi
+	if a.hasCursor && (a.cursor.less(lo) || hi.less(a.cursor)) {
+		a.hasCursor = false
+		a.hint = nil
+	}
+	return nil
+}
+
 // Runs returns the number of maximal runs of consecutive allocated
 // addresses.
 func (a *Allocator) Runs() int { return a.runs.tree.Len() }

@@ -782,3 +782,41 @@ func TestRandomAgainstModel(t *testing.T) {
 		})
 	}
 }
+
+// TestSetWindow: Next follows the window from block to block; a cursor
+// outside the new window is dropped, one inside it kept.
+func TestSetWindow(t *testing.T) {
+	a, err := New(netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.254"), netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.254"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func(want string) {
+		t.Helper()
+		got, err := a.Next()
+		if err != nil || got.String() != want {
+			t.Fatalf("Next = %v, %v; want %s", got, err, want)
+		}
+	}
+	set := func(first, last string) {
+		t.Helper()
+		if err := a.SetWindow(netip.MustParseAddr(first), netip.MustParseAddr(last)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("10.0.0.66", "10.0.0.67")
+	next("10.0.0.66")
+	next("10.0.0.67")
+	if _, err := a.Next(); !errors.Is(err, ErrFull) {
+		t.Fatalf("Next in a full window = %v, want ErrFull", err)
+	}
+	set("10.0.0.2", "10.0.0.62")
+	next("10.0.0.2")
+	set("10.0.0.2", "10.0.0.10") // the cursor (10.0.0.2) stays
+	next("10.0.0.3")
+	if first, last := a.Window(); first.String() != "10.0.0.2" || last.String() != "10.0.0.10" {
+		t.Fatalf("Window = %s-%s", first, last)
+	}
+	if err := a.SetWindow(netip.MustParseAddr("10.0.0.0"), netip.MustParseAddr("10.0.0.10")); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("a window outside the bounds: %v, want ErrOutOfRange", err)
+	}
+}

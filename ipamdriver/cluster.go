@@ -1,0 +1,449 @@
+package ipamdriver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
+	"github.com/dualstack-net/dualstack/state"
+)
+
+// This file is the IPAM of cluster networks: one address space shared by
+// several Docker hosts. A cluster pool allocates only inside the blocks
+// its host leased from the cluster store (Leases), in sequence and
+// durably in the state file as any pool does, with no round trip to the
+// store per address. When its blocks are full it leases the next block; a
+// given address outside its blocks is claimed in the store on its own.
+// The store guarantees that no two hosts hold one block or one claimed
+// address, so no two containers of the cluster get one address.
+
+// Leases is where the blocks of a cluster pool come from, and the single
+// addresses it holds outside them: the cluster store (cluster.Store), one
+// for every host of the cluster.
+type Leases interface {
+	// LeaseBlock leases for this host the first free block of length
+	// bits inside within.
+	LeaseBlock(ctx context.Context, network string, within netip.Prefix, bits int, skip func(netip.Prefix) bool) (netip.Prefix, error)
+	// ReleaseBlock gives a block back.
+	ReleaseBlock(ctx context.Context, network string, block netip.Prefix) error
+	// Claim holds addr for this host; nil without writing anything when
+	// the host's own block of length hostBlockBits holds it.
+	Claim(ctx context.Context, network string, addr netip.Addr, hostBlockBits int) error
+	// Unclaim gives a claimed address back.
+	Unclaim(ctx context.Context, network string, addr netip.Addr) error
+}
+
+// ClusterPool makes a pool part of a cluster network.
+type ClusterPool struct {
+	// Network is the cluster network's name (-o cluster=NAME).
+	Network string `json:"network"`
+	// Bits is the length of the host's blocks (host_block4/6).
+	Bits int `json:"bits"`
+	// Routed: a bridge network, whose blocks are subnets of their own,
+	// each with its gateway (the block's first usable address) on the
+	// host's bridge; addresses carry the block's length. Otherwise the
+	// blocks are ranges of one LAN (macvlan), and addresses carry the
+	// subnet's length.
+	Routed bool `json:"routed,omitempty"`
+}
+
+// Block is a block a cluster pool holds.
+type Block struct {
+	Prefix netip.Prefix
+	// Gateway is the block's gateway in a routed pool.
+	Gateway netip.Addr
+}
+
+// ownerBlockGateway marks the gateway address of a routed block.
+const ownerBlockGateway = "gateway:block"
+
+// storeTimeout bounds one call to the cluster store.
+const storeTimeout = 3 * time.Second
+
+// Buckets of a cluster pool, beside those of every pool:
+//
+//	ipam/pools/<pool ID>/
+//	  cluster                ClusterPool as JSON
+//	  blocks/<block>         the block's gateway (4 or 16 bytes) or empty
+//	  claims/<address>       empty: an address claimed in the store
+const (
+	bucketBlocks = "blocks"
+	bucketClaims = "claims"
+)
+
+var keyCluster = []byte("cluster")
+
+// clusterState is what a cluster pool holds beside its allocator.
+type clusterState struct {
+	ClusterPool
+	blocks []Block // in address order
+	claims map[netip.Addr]bool
+}
+
+// JoinCluster makes pool poolID a pool of cluster network c.Network, which
+// the network driver does when it creates a network with -o cluster: Docker
+// asked for the pool (and its gateway) before it told the driver anything
+// of the network. Joining again with the same c changes nothing.
+func (d *Driver) JoinCluster(poolID string, c ClusterPool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.pools[poolID]
+	if !ok {
+		return fmt.Errorf("no pool %q is held by dualstack: the network's IPAM state is missing; recreate the network", poolID)
+	}
+	if d.leases == nil {
+		return errors.New("cluster networks need a cluster store: set CLUSTER_STORE with `docker plugin set dualstack CLUSTER_STORE=http://ETCD:2379`")
+	}
+	if p.cluster != nil {
+		if p.cluster.ClusterPool == c {
+			return nil
+		}
+		return fmt.Errorf("pool %s is already part of cluster network %q with host blocks of /%d", p, p.cluster.Network, p.cluster.Bits)
+	}
+	if c.Bits < p.prefix.Bits() || c.Bits > p.prefix.Addr().BitLen() {
+		return fmt.Errorf("host blocks of /%d do not fit subnet %s: choose a length between /%d and /%d", c.Bits, p.prefix, p.prefix.Bits(), p.prefix.Addr().BitLen())
+	}
+	cs := &clusterState{ClusterPool: c, claims: map[netip.Addr]bool{}}
+	meta, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := d.db.Update(func(tx state.Tx) error { return tx.Put(poolPath(p.id), keyCluster, meta) }); err != nil {
+		return fmt.Errorf("record pool %s as part of cluster network %q in the state file: %w", p, c.Network, err)
+	}
+	p.cluster = cs
+	d.log.WithField("pool", p.id).WithField("network", c.Network).WithField("bits", c.Bits).Info("pool joined its cluster network")
+	return nil
+}
+
+// Blocks lists the blocks pool poolID holds, in address order; none for a
+// pool of one host.
+func (d *Driver) Blocks(poolID string) []Block {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p, ok := d.pools[poolID]; ok && p.cluster != nil {
+		return slices.Clone(p.cluster.blocks)
+	}
+	return nil
+}
+
+// storeContext bounds a call to the cluster store.
+func storeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeTimeout)
+}
+
+// addrBits is the prefix length addr of p is handed out with: its block's
+// in a routed cluster pool, the subnet's otherwise.
+func (p *pool) addrBits(addr netip.Addr) int {
+	if p.cluster != nil && p.cluster.Routed {
+		if b, ok := p.cluster.blockOf(addr); ok {
+			return b.Prefix.Bits()
+		}
+		return addr.BitLen() // a claimed address, routed on its own
+	}
+	return p.prefix.Bits()
+}
+
+func (c *clusterState) blockOf(addr netip.Addr) (Block, bool) {
+	for _, b := range c.blocks {
+		if b.Prefix.Contains(addr) {
+			return b, true
+		}
+	}
+	return Block{}, false
+}
+
+// blockWindow is the part of block b that p hands out in sequence: the
+// block inside the pool's own window (its usable addresses, or its
+// ip-range), without a routed block's network, gateway and broadcast
+// addresses. ok is false when nothing is left.
+func (p *pool) blockWindow(b Block) (first, last netip.Addr, ok bool) {
+	first, last = b.Prefix.Masked().Addr(), lastAddr(b.Prefix)
+	if p.cluster.Routed {
+		first = first.Next().Next()
+		if first.Is4() {
+			last = last.Prev()
+		}
+	}
+	if first.Less(p.winFirst) {
+		first = p.winFirst
+	}
+	if p.winLast.Less(last) {
+		last = p.winLast
+	}
+	return first, last, first.IsValid() && last.IsValid() && !last.Less(first)
+}
+
+// pickInBlocks hands out the next free address of p's blocks, from the
+// block of the cursor on, leasing a new block when they are all full. It
+// changes memory only (and, for a new block, the store and the state
+// file); undo gives the address back and restores the sequence.
+func (d *Driver) pickInBlocks(p *pool) (netip.Addr, func(), error) {
+	prevFirst, prevLast := p.alloc.Window()
+	prevCursor, hadCursor := p.alloc.Cursor()
+	restore := func() {
+		_ = p.alloc.SetWindow(prevFirst, prevLast)
+		if hadCursor {
+			_ = p.alloc.SetCursor(prevCursor)
+		} else {
+			p.alloc.ResetCursor()
+		}
+	}
+	try := func(b Block) (netip.Addr, bool, error) {
+		first, last, ok := p.blockWindow(b)
+		if !ok {
+			return netip.Addr{}, false, nil
+		}
+		if err := p.alloc.SetWindow(first, last); err != nil {
+			return netip.Addr{}, false, err
+		}
+		addr, err := p.alloc.Next()
+		if errors.Is(err, allocator.ErrFull) {
+			return netip.Addr{}, false, nil
+		}
+		return addr, err == nil, err
+	}
+	blocks := p.cluster.blocks
+	start := 0
+	if hadCursor {
+		for i, b := range blocks {
+			if b.Prefix.Contains(prevCursor) {
+				start = i
+			}
+		}
+	}
+	for i := range blocks {
+		addr, ok, err := try(blocks[(start+i)%len(blocks)])
+		if err != nil {
+			restore()
+			return netip.Addr{}, nil, fmt.Errorf("allocate an address in pool %s: %w", p, err)
+		}
+		if ok {
+			return addr, func() { p.alloc.Release(addr); restore() }, nil
+		}
+	}
+	b, err := d.leaseBlock(p, netip.Prefix{})
+	if err != nil {
+		restore()
+		return netip.Addr{}, nil, err
+	}
+	addr, ok, err := try(b)
+	if err != nil || !ok {
+		restore()
+		return netip.Addr{}, nil, fmt.Errorf("allocate an address in the new block %s of pool %s: %v", b.Prefix, p, err)
+	}
+	return addr, func() { p.alloc.Release(addr); restore() }, nil
+}
+
+// leaseBlock leases a block for p from the store and records it: the next
+// free one, or, when only is valid, that one. A routed block's gateway is
+// held with it.
+func (d *Driver) leaseBlock(p *pool, only netip.Prefix) (Block, error) {
+	within := p.prefix
+	if p.sub.IsValid() {
+		within = p.sub
+	}
+	if only.IsValid() {
+		within = only
+	}
+	ctx, cancel := storeContext()
+	defer cancel()
+	prefix, err := d.leases.LeaseBlock(ctx, p.cluster.Network, within, p.cluster.Bits, nil)
+	if err != nil {
+		return Block{}, fmt.Errorf("pool %s of cluster network %q needs a new block: %w", p, p.cluster.Network, err)
+	}
+	b := Block{Prefix: prefix}
+	heldGateway := false // reserved here, not already held (Docker's gateway)
+	if p.cluster.Routed {
+		gw := prefix.Masked().Addr().Next()
+		if !p.alloc.Allocated(gw) {
+			if err := p.alloc.Reserve(gw); err != nil {
+				return Block{}, d.giveBack(p, prefix, fmt.Errorf("hold gateway %s of block %s: %w", gw, prefix, err))
+			}
+			heldGateway = true
+		}
+		b.Gateway = gw
+	}
+	err = d.db.Update(func(tx state.Tx) error {
+		var gw []byte
+		if b.Gateway.IsValid() {
+			gw = b.Gateway.AsSlice()
+			if tx.Get(poolPath(p.id, bucketAddrs), gw) == nil {
+				if err := saveAddr(tx, p.id, b.Gateway, ownerBlockGateway, netip.Addr{}); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.Put(poolPath(p.id, bucketBlocks), []byte(prefix.String()), gw)
+	})
+	if err != nil {
+		if heldGateway {
+			p.alloc.Release(b.Gateway)
+		}
+		return Block{}, d.giveBack(p, prefix, fmt.Errorf("record block %s of pool %s in the state file: %w", prefix, p, err))
+	}
+	p.cluster.blocks = append(p.cluster.blocks, b)
+	slices.SortFunc(p.cluster.blocks, func(x, y Block) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
+	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Info("block leased")
+	if d.blockLeased != nil {
+		d.blockLeased(p.id, b)
+	}
+	return b, nil
+}
+
+// giveBack returns a block the IPAM could not record, and returns cause.
+func (d *Driver) giveBack(p *pool, block netip.Prefix, cause error) error {
+	ctx, cancel := storeContext()
+	defer cancel()
+	if err := d.leases.ReleaseBlock(ctx, p.cluster.Network, block); err != nil {
+		d.log.WithField("network", p.cluster.Network).WithField("block", block).WithError(err).Warn("give back a block that could not be recorded (release it with `dualstack cluster forget` once this host is gone)")
+	}
+	return cause
+}
+
+// claimOutside holds a given address of cluster pool p that lies outside
+// p's blocks: in a routed pool by leasing the block that holds it (its
+// containers route through that block's gateway), otherwise by claiming
+// the address alone.
+func (d *Driver) claimOutside(p *pool, addr netip.Addr) error {
+	if _, ok := p.cluster.blockOf(addr); ok {
+		return nil
+	}
+	if p.cluster.Routed {
+		block := netip.PrefixFrom(addr, p.cluster.Bits).Masked()
+		if addr == block.Addr().Next() {
+			return fmt.Errorf("address %s is the gateway of block %s of cluster network %q: choose another address", addr, block, p.cluster.Network)
+		}
+		_, err := d.leaseBlock(p, block)
+		return err
+	}
+	ctx, cancel := storeContext()
+	defer cancel()
+	if err := d.leases.Claim(ctx, p.cluster.Network, addr, p.cluster.Bits); err != nil {
+		return fmt.Errorf("address %s of cluster network %q: %w", addr, p.cluster.Network, err)
+	}
+	if err := d.db.Update(func(tx state.Tx) error { return tx.Put(poolPath(p.id, bucketClaims), addr.AsSlice(), nil) }); err != nil {
+		d.unclaim(p, addr)
+		return fmt.Errorf("record the claim of %s in the state file: %w", addr, err)
+	}
+	p.cluster.claims[addr] = true
+	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("address", addr).Info("address claimed")
+	return nil
+}
+
+// unclaim gives a claimed address of p back to the store; a store that
+// does not answer keeps it (it shows in `dualstack cluster status`).
+func (d *Driver) unclaim(p *pool, addr netip.Addr) {
+	ctx, cancel := storeContext()
+	defer cancel()
+	if err := d.leases.Unclaim(ctx, p.cluster.Network, addr); err != nil {
+		d.log.WithField("network", p.cluster.Network).WithField("address", addr).WithError(err).Warn("give back a claimed address")
+	}
+}
+
+// releaseClaims gives back the claims among addrs of p, after they were
+// released locally.
+func (d *Driver) releaseClaims(p *pool, addrs []netip.Addr) {
+	if p.cluster == nil {
+		return
+	}
+	var gone []netip.Addr
+	for _, a := range addrs {
+		if p.cluster.claims[a] {
+			gone = append(gone, a)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	_ = d.db.Update(func(tx state.Tx) error {
+		for _, a := range gone {
+			if err := tx.Delete(poolPath(p.id, bucketClaims), a.AsSlice()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, a := range gone {
+		delete(p.cluster.claims, a)
+		d.unclaim(p, a)
+	}
+}
+
+// leaveCluster gives back every block and claim of a pool that goes. What
+// the store does not take back is logged; `dualstack cluster status`
+// shows it and `dualstack cluster forget` releases it once the host is
+// gone.
+func (d *Driver) leaveCluster(p *pool) {
+	if p.cluster == nil || d.leases == nil {
+		return
+	}
+	ctx, cancel := storeContext()
+	defer cancel()
+	for _, b := range p.cluster.blocks {
+		if err := d.leases.ReleaseBlock(ctx, p.cluster.Network, b.Prefix); err != nil {
+			d.log.WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithError(err).Warn("give back the block of a pool that goes")
+			continue
+		}
+		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).Info("block given back")
+		if d.blockReleased != nil {
+			d.blockReleased(p.id, b)
+		}
+	}
+	for a := range p.cluster.claims {
+		d.unclaim(p, a)
+	}
+}
+
+// loadCluster reads the cluster part of pool p from the state file.
+func loadCluster(tx state.Tx, p *pool) error {
+	meta := tx.Get(poolPath(p.id), keyCluster)
+	if meta == nil {
+		return nil
+	}
+	cs := &clusterState{claims: map[netip.Addr]bool{}}
+	if err := json.Unmarshal(meta, &cs.ClusterPool); err != nil {
+		return fmt.Errorf("bad cluster record: %w", err)
+	}
+	err := tx.ForEach(poolPath(p.id, bucketBlocks), func(k, v []byte) error {
+		prefix, err := netip.ParsePrefix(string(k))
+		if err != nil {
+			return fmt.Errorf("bad block %q: %w", k, err)
+		}
+		b := Block{Prefix: prefix}
+		if gw, ok := netip.AddrFromSlice(v); ok {
+			b.Gateway = gw
+		}
+		cs.blocks = append(cs.blocks, b)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(cs.blocks, func(x, y Block) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
+	err = tx.ForEach(poolPath(p.id, bucketClaims), func(k, _ []byte) error {
+		if a, ok := netip.AddrFromSlice(k); ok {
+			cs.claims[a] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.cluster = cs
+	// The cursor's block is the window, so that the sequence goes on
+	// where it stopped.
+	if c, ok := netip.AddrFromSlice(tx.Get(poolPath(p.id), keyCursor)); ok {
+		if b, ok := cs.blockOf(c); ok {
+			if first, last, ok := p.blockWindow(b); ok {
+				_ = p.alloc.SetWindow(first, last)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package ipamdriver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/docker/go-plugins-helpers/ipam"
+)
+
+// fakeStore is the cluster store of the IPAM's tests, in memory: blocks
+// and claimed addresses by holder, with the store's one promise (no two
+// hosts hold one block or address). down makes it unreachable. The
+// real store's tests run against etcd (package cluster).
+type fakeStore struct {
+	mu     sync.Mutex
+	blocks map[netip.Prefix]string
+	claims map[netip.Addr]string
+	down   bool
+}
+
+var errFakeDown = errors.New("cluster store fake://etcd is unreachable")
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{blocks: map[netip.Prefix]string{}, claims: map[netip.Addr]string{}}
+}
+
+// host is the store as one host sees it.
+func (s *fakeStore) host(name string) Leases { return fakeLeases{s, name} }
+
+type fakeLeases struct {
+	s    *fakeStore
+	node string
+}
+
+func (l fakeLeases) LeaseBlock(_ context.Context, network string, within netip.Prefix, bits int, skip func(netip.Prefix) bool) (netip.Prefix, error) {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.down {
+		return netip.Prefix{}, errFakeDown
+	}
+	if bits < within.Bits() {
+		bits = within.Bits()
+	}
+	for c := netip.PrefixFrom(within.Addr(), bits).Masked(); within.Contains(c.Addr()); c = netip.PrefixFrom(lastAddr(c).Next(), bits) {
+		if _, taken := l.s.blocks[c]; taken || skip != nil && skip(c) {
+			continue
+		}
+		claimed := false
+		for a := range l.s.claims {
+			claimed = claimed || c.Contains(a)
+		}
+		if !claimed {
+			l.s.blocks[c] = l.node
+			return c, nil
+		}
+		if !lastAddr(c).Next().IsValid() {
+			break
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("every block of %s in %s is taken", network, within)
+}
+
+func (l fakeLeases) ReleaseBlock(_ context.Context, _ string, block netip.Prefix) error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.down {
+		return errFakeDown
+	}
+	if l.s.blocks[block] == l.node {
+		delete(l.s.blocks, block)
+	}
+	return nil
+}
+
+func (l fakeLeases) Claim(_ context.Context, _ string, addr netip.Addr, bits int) error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.down {
+		return errFakeDown
+	}
+	if holder := l.s.blocks[netip.PrefixFrom(addr, bits).Masked()]; holder != "" {
+		if holder == l.node {
+			return nil
+		}
+		return fmt.Errorf("held by node %s", holder)
+	}
+	if holder := l.s.claims[addr]; holder != "" && holder != l.node {
+		return fmt.Errorf("held by node %s", holder)
+	}
+	l.s.claims[addr] = l.node
+	return nil
+}
+
+func (l fakeLeases) Unclaim(_ context.Context, _ string, addr netip.Addr) error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.down {
+		return errFakeDown
+	}
+	if l.s.claims[addr] == l.node {
+		delete(l.s.claims, addr)
+	}
+	return nil
+}
+
+// clusterHost is one host's IPAM in a cluster network, as the network
+// driver makes it: Docker's pool and gateway, then the pool joined to the
+// cluster.
+func clusterHost(t *testing.T, s *fakeStore, name, subnet, ipRange string, c ClusterPool) (*testEnv, string) {
+	t.Helper()
+	e := &testEnv{t: t, dir: t.TempDir(), leases: s.host(name)}
+	e.open()
+	t.Cleanup(func() { e.db.Close() })
+	id := e.pool(subnet, ipRange, strings.Contains(subnet, ":"))
+	if c.Routed {
+		e.mustAddr(id, "", gw)
+	}
+	if err := e.d.JoinCluster(id, c); err != nil {
+		t.Fatal(err)
+	}
+	return e, id
+}
+
+// TestClusterBlocks: hosts of a routed cluster network allocate in
+// sequence inside blocks of their own, lease the next block when theirs
+// are full, hand out addresses with the block's length, hold each block's
+// gateway, and go on where they stopped after a restart.
+func TestClusterBlocks(t *testing.T) {
+	for _, tc := range []struct {
+		name, subnet string
+		bits         int
+		// first addresses of host a, then of host b
+		a, b []string
+		// after a's first block is full (it holds perBlock addresses)
+		perBlock int
+		next     string
+	}{
+		{"v4", "198.51.100.0/24", 26,
+			[]string{"198.51.100.2/26", "198.51.100.3/26"}, []string{"198.51.100.66/26"},
+			61, "198.51.100.130/26"},
+		{"v6", "fd00:c1::/64", 120,
+			[]string{"fd00:c1::2/120", "fd00:c1::3/120"}, []string{"fd00:c1::102/120"},
+			254, "fd00:c1::202/120"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newFakeStore()
+			c := ClusterPool{Network: "c1", Bits: tc.bits, Routed: true}
+			a, pa := clusterHost(t, s, "a", tc.subnet, "", c)
+			b, pb := clusterHost(t, s, "b", tc.subnet, "", c)
+			held := map[string]string{}
+			take := func(e *testEnv, id, host string, i int) string {
+				t.Helper()
+				got := e.mustAddr(id, "", mac(i))
+				if other, dup := held[got]; dup {
+					t.Fatalf("%s handed out %s, which %s holds", host, got, other)
+				}
+				held[got] = host
+				return got
+			}
+			for i, want := range tc.a {
+				if got := take(a, pa, "a", i); got != want {
+					t.Fatalf("host a, address %d = %s, want %s", i, got, want)
+				}
+			}
+			for i, want := range tc.b {
+				if got := take(b, pb, "b", 1000+i); got != want {
+					t.Fatalf("host b, address %d = %s, want %s", i, got, want)
+				}
+			}
+			for i := len(tc.a); i < tc.perBlock; i++ {
+				take(a, pa, "a", i)
+			}
+			a.restart()
+			if got := take(a, pa, "a", tc.perBlock); got != tc.next {
+				t.Fatalf("host a, first address once its block is full (after a restart) = %s, want %s", got, tc.next)
+			}
+			blocks := a.d.Blocks(pa)
+			if len(blocks) != 2 || blocks[0].Gateway != blocks[0].Prefix.Addr().Next() || blocks[1].Gateway != blocks[1].Prefix.Addr().Next() {
+				t.Fatalf("host a's blocks = %+v, want two, each with its first usable address as gateway", blocks)
+			}
+			for addr, host := range held {
+				p := netip.MustParsePrefix(addr)
+				holder := s.blocks[p.Masked()]
+				if holder != host || p.Bits() != tc.bits {
+					t.Errorf("%s of host %s: its block is %s's, want its own, with its length /%d", addr, host, holder, tc.bits)
+				}
+			}
+		})
+	}
+}
+
+// TestClusterStoreDown: with the store unreachable, a host still hands out
+// the addresses of its blocks; one that needs a new block gets an error
+// naming the store, which changes nothing; once the store is back, it
+// leases the block.
+func TestClusterStoreDown(t *testing.T) {
+	s := newFakeStore()
+	a, pa := clusterHost(t, s, "a", "198.51.100.0/24", "", ClusterPool{Network: "c1", Bits: 29, Routed: true})
+	a.mustAddr(pa, "", mac(0)) // leases 198.51.100.0/29
+	s.down = true
+	for i := 1; i < 5; i++ { // .3 to .6: the rest of the block
+		a.mustAddr(pa, "", mac(i))
+	}
+	before := len(a.d.Allocations(pa))
+	_, err := a.addr(pa, "", mac(9))
+	if err == nil || !strings.Contains(err.Error(), "fake://etcd") || !strings.Contains(err.Error(), `"c1"`) {
+		t.Fatalf("an address that needs a new block with the store down: %v; want an error naming the store and the network", err)
+	}
+	if after := len(a.d.Allocations(pa)); after != before {
+		t.Fatalf("the refused request changed the pool: %d addresses, %d before", after, before)
+	}
+	s.down = false
+	if got := a.mustAddr(pa, "", mac(9)); got != "198.51.100.10/29" {
+		t.Fatalf("once the store is back: %s, want 198.51.100.10/29 (the next block's first address after its gateway)", got)
+	}
+}
+
+// TestClusterGivenAddresses: a given address outside the host's blocks is
+// the host's only through the store: a routed network leases its block, a
+// LAN claims the address alone; another host's is refused, naming it; a
+// released claim goes back to the store, and so do the blocks when the pool
+// goes.
+func TestClusterGivenAddresses(t *testing.T) {
+	s := newFakeStore()
+	routed := ClusterPool{Network: "r", Bits: 26, Routed: true}
+	a, pa := clusterHost(t, s, "a", "198.51.100.0/24", "", routed)
+	b, pb := clusterHost(t, s, "b", "198.51.100.0/24", "", routed)
+	if got := a.mustAddr(pa, "198.51.100.200", mac(1)); got != "198.51.100.200/26" {
+		t.Fatalf("--ip outside host a's blocks = %s", got)
+	}
+	if s.blocks[netip.MustParsePrefix("198.51.100.192/26")] != "a" {
+		t.Fatalf("blocks after --ip 198.51.100.200: %v, want a holding 198.51.100.192/26", s.blocks)
+	}
+	if _, err := b.addr(pb, "198.51.100.201", mac(2)); err == nil {
+		t.Fatal("host b got an address of host a's block")
+	}
+	if _, err := b.addr(pb, "198.51.100.65", mac(3)); err == nil || !strings.Contains(err.Error(), "gateway") {
+		t.Fatalf("--ip of a block's gateway: %v, want a refusal naming the gateway", err)
+	}
+
+	lan := ClusterPool{Network: "lan", Bits: 28}
+	la, pla := clusterHost(t, s, "a", "203.0.113.0/24", "203.0.113.128/25", lan)
+	lb, plb := clusterHost(t, s, "b", "203.0.113.0/24", "203.0.113.128/25", lan)
+	if got := la.mustAddr(pla, "", mac(1)); got != "203.0.113.128/24" {
+		t.Fatalf("first address of a LAN cluster pool = %s, want the range's first with the subnet's length", got)
+	}
+	if err := lb.d.Hold(plb, netip.MustParseAddr("203.0.113.10"), "host-link:x"); err != nil {
+		t.Fatal(err)
+	}
+	if s.claims[netip.MustParseAddr("203.0.113.10")] != "b" {
+		t.Fatalf("claims = %v, want b holding 203.0.113.10", s.claims)
+	}
+	if _, err := la.addr(pla, "203.0.113.10", mac(2)); err == nil || !strings.Contains(err.Error(), "node b") {
+		t.Fatalf("host a asking for host b's claimed address: %v, want a refusal naming b", err)
+	}
+	if err := lb.d.Release(plb, netip.MustParseAddr("203.0.113.10")); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.claims) != 0 {
+		t.Fatalf("claims after the release = %v, want none", s.claims)
+	}
+	la.mustAddr(pla, "203.0.113.10", mac(2))
+
+	if err := a.d.ReleasePool(&ipam.ReleasePoolRequest{PoolID: pa}); err != nil {
+		t.Fatal(err)
+	}
+	for blk, holder := range s.blocks {
+		if holder == "a" && netip.MustParsePrefix("198.51.100.0/24").Contains(blk.Addr()) {
+			t.Errorf("block %s of a pool released by host a is still a's", blk)
+		}
+	}
+}
