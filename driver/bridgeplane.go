@@ -54,6 +54,7 @@ func (bridgePlane) filter(n *network) (firewall.Network, bool) {
 		ICC:         !n.Options.NoICC,
 		Masquerade4: !n.Options.NoMasquerade,
 		NAT6:        n.Options.IPv6Mode == IPv6ModeNAT,
+		Cluster:     n.routed(),
 	}
 	for _, p := range n.pools() {
 		fn.Subnets = append(fn.Subnets, p.Prefix)

@@ -24,6 +24,7 @@ import (
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
+	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/state"
 )
 
@@ -43,6 +44,12 @@ type Addresses interface {
 	// also holds the changes of with (the endpoint's own record).
 	AllocateEach(poolIDs []string, owner string, with func(tx state.Tx, addrs []netip.Prefix) error) ([]netip.Prefix, error)
 	ReleaseEach(addrs map[string][]netip.Addr, with func(tx state.Tx) error) error
+	// Range is a pool's ip-range, if it has one.
+	Range(poolID string) (netip.Prefix, bool)
+	// JoinCluster makes a pool one of a cluster network's, and Blocks
+	// lists the blocks it holds (see ipamdriver.ClusterPool).
+	JoinCluster(poolID string, c ipamdriver.ClusterPool) error
+	Blocks(poolID string) []ipamdriver.Block
 }
 
 // Config configures a Driver.
@@ -62,6 +69,9 @@ type Config struct {
 	// the driver turns forwarding on there, as Docker does
 	// (FORWARD_DROP).
 	ForwardDrop bool
+	// Cluster is the cluster store (CLUSTER_STORE); nil: this host is in
+	// no cluster, and networks with -o cluster are refused.
+	Cluster ClusterStore
 }
 
 // Firewall programs the packet filter (see driver/firewall).
@@ -130,6 +140,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 			d.log.WithField("network", id).Warn("skipping network record with a mismatched ID")
 			return
 		}
+		d.refreshBlocks(n)
 		d.networks[id] = n
 	}); err != nil {
 		return nil, fmt.Errorf("load networks: %w", err)

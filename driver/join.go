@@ -46,7 +46,13 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 		d.mu.Unlock()
 		return nil, fmt.Errorf("endpoint %s is unknown to the plugin: remove and recreate the container's connection", short(req.EndpointID))
 	}
-	err = d.recordJoin(n, ep, req.SandboxKey)
+	// A routed cluster network's bridge gets the gateways of blocks leased
+	// since: the container's default routes go through them.
+	err = d.syncBlockGateways(n)
+	blockGateways := n.blockGateways
+	if err == nil {
+		err = d.recordJoin(n, ep, req.SandboxKey)
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -58,6 +64,16 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 		return nil, err
 	}
 	resp := &api.JoinResponse{InterfaceName: api.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth"}}
+	if n.routed() {
+		// The container's default routes go through its blocks' gateways.
+		if gw, ok := blockGateway(blockGateways, ep.IPv4.Addr()); ok && ep.IPv4.IsValid() {
+			resp.Gateway = gw.String()
+		}
+		if gw, ok := blockGateway(blockGateways, ep.IPv6.Addr()); ok && ep.IPv6.IsValid() {
+			resp.GatewayIPv6 = gw.String()
+		}
+		return resp, nil
+	}
 	if !n.Options.Internal {
 		if len(n.V4) > 0 && n.V4[0].Gateway.IsValid() && ep.IPv4.IsValid() {
 			resp.Gateway = n.V4[0].Gateway.Addr().String()

@@ -79,6 +79,11 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		d.releaseHeld(n)
 		return err
 	}
+	// After prepare: a LAN's gateways are what is left of Docker's.
+	if err := d.joinCluster(n); err != nil {
+		d.releaseHeld(n)
+		return err
+	}
 	if err := d.holdHostAddrs(n, host); err != nil {
 		d.releaseHeld(n)
 		return err

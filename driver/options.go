@@ -37,12 +37,16 @@ const (
 	optMacvlanMode  = "macvlan_mode"
 	optHostLink     = "host_link"
 	optHostOverlap  = "host_overlap"
+	optCluster      = "cluster"
+	optHostBlock4   = "host_block4"
+	optHostBlock6   = "host_block6"
+	optClusterRoute = "cluster_routes"
 )
 
 // Options each mode takes (besides Docker's own).
 var modeOptions = map[string][]string{
-	ModeBridge:  {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq, optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker, optHostOverlap},
-	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA, optHostOverlap},
+	ModeBridge:  {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq, optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker, optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute},
+	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA, optHostOverlap, optCluster, optHostBlock4, optHostBlock6},
 }
 
 // Macvlan modes (macvlan_mode).
@@ -94,6 +98,16 @@ type netOptions struct {
 	// a network connected on a host interface: for those who route it on
 	// purpose.
 	HostOverlap bool `json:"hostOverlap,omitempty"`
+
+	// Cluster (cluster=NAME) makes the network one cluster network across
+	// the hosts of the cluster store; HostBlock4 and HostBlock6 are the
+	// lengths of each host's blocks (0: the default for the subnet, see
+	// hostBlock), and ClusterRoutes how hosts reach each other's blocks
+	// (bridge mode: host-gw, the default, or none).
+	Cluster       string `json:"cluster,omitempty"`
+	HostBlock4    int    `json:"hostBlock4,omitempty"`
+	HostBlock6    int    `json:"hostBlock6,omitempty"`
+	ClusterRoutes string `json:"clusterRoutes,omitempty"`
 }
 
 // ra is how containers handle router advertisements.
@@ -163,6 +177,30 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 				errs = append(errs, fmt.Sprintf("host_overlap=%q: want true or false", v))
 			}
 			o.HostOverlap = b
+		case optCluster:
+			if err := validate.ClusterName(v); err != nil {
+				errs = append(errs, fmt.Sprintf("cluster=%q: %v", v, err))
+			}
+			o.Cluster = v
+		case optHostBlock4, optHostBlock6:
+			bits, err := strconv.Atoi(strings.TrimPrefix(v, "/"))
+			max := 32
+			if k == optHostBlock6 {
+				max = 128
+			}
+			if err != nil || bits < 1 || bits > max {
+				errs = append(errs, fmt.Sprintf("%s=%q: want a prefix length between 1 and %d, such as %s", k, v, max, map[string]string{optHostBlock4: "26", optHostBlock6: "64"}[k]))
+			}
+			if k == optHostBlock4 {
+				o.HostBlock4 = bits
+			} else {
+				o.HostBlock6 = bits
+			}
+		case optClusterRoute:
+			if v != clusterRoutesHostGW && v != clusterRoutesNone {
+				errs = append(errs, fmt.Sprintf("cluster_routes=%q: want %s (the default: a route to each other host's blocks through its CLUSTER_ADDRESS, hosts on one LAN) or %s (the network routes them)", v, clusterRoutesHostGW, clusterRoutesNone))
+			}
+			o.ClusterRoutes = v
 		case optBridge, optBridgeDocker:
 			if err := validate.InterfaceName(v); err != nil {
 				errs = append(errs, fmt.Sprintf("%s=%q: %v", k, v, err))
@@ -255,6 +293,15 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 			o.MacvlanMode = "bridge"
 		}
 		o.Bridge = ""
+	}
+	if o.Cluster == "" && (o.HostBlock4 != 0 || o.HostBlock6 != 0 || o.ClusterRoutes != "") {
+		errs = append(errs, "host_block4, host_block6 and cluster_routes are options of cluster networks: add -o cluster=NAME")
+	}
+	if o.Cluster != "" && o.Mode == ModeBridge && o.ClusterRoutes == "" {
+		o.ClusterRoutes = clusterRoutesHostGW
+	}
+	if o.Cluster != "" && o.Internal {
+		errs = append(errs, "cluster=NAME: an --internal network reaches nothing outside its host, so it cannot span hosts; drop one of the two")
 	}
 	if o.IPv6 && o.MTU != 0 && o.MTU >= 68 {
 		if err := validate.MTU(o.MTU, true); err != nil {

@@ -46,6 +46,11 @@ type network struct {
 	// HostAddrs are addresses the host itself has in the network's
 	// subnets, held in its pools so that no container gets one.
 	HostAddrs []extraAddr `json:"hostAddrs,omitempty"`
+
+	// blockGateways (a routed cluster network) are the gateways of the
+	// blocks the host holds, with the blocks' lengths: the bridge's
+	// addresses, in place of Docker's gateways. Read from the IPAM.
+	blockGateways []netip.Prefix
 }
 
 // pools lists the network's subnets, IPv4 first.
@@ -55,6 +60,9 @@ func (n *network) pools() []pool {
 
 // gateways lists the addresses the bridge holds.
 func (n *network) gateways() []netip.Prefix {
+	if n.routed() {
+		return n.blockGateways
+	}
 	var out []netip.Prefix
 	for _, p := range n.pools() {
 		if p.Gateway.IsValid() {

@@ -36,6 +36,11 @@ type Leases interface {
 	Claim(ctx context.Context, network string, addr netip.Addr, hostBlockBits int) error
 	// Unclaim gives a claimed address back.
 	Unclaim(ctx context.Context, network string, addr netip.Addr) error
+	// HeldBlocks lists the blocks of network this host holds.
+	HeldBlocks(ctx context.Context, network string) ([]netip.Prefix, error)
+	// Undefine forgets network's definition once no host holds any of
+	// it.
+	Undefine(ctx context.Context, network string) error
 }
 
 // ClusterPool makes a pool part of a cluster network.
@@ -257,6 +262,12 @@ func (d *Driver) leaseBlock(p *pool, only netip.Prefix) (Block, error) {
 	if err != nil {
 		return Block{}, fmt.Errorf("pool %s of cluster network %q needs a new block: %w", p, p.cluster.Network, err)
 	}
+	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Info("block leased")
+	return d.recordBlock(p, prefix)
+}
+
+// recordBlock records block as p's, with a routed block's gateway held.
+func (d *Driver) recordBlock(p *pool, prefix netip.Prefix) (Block, error) {
 	b := Block{Prefix: prefix}
 	heldGateway := false // reserved here, not already held (Docker's gateway)
 	if p.cluster.Routed {
@@ -269,7 +280,7 @@ func (d *Driver) leaseBlock(p *pool, only netip.Prefix) (Block, error) {
 		}
 		b.Gateway = gw
 	}
-	err = d.db.Update(func(tx state.Tx) error {
+	err := d.db.Update(func(tx state.Tx) error {
 		var gw []byte
 		if b.Gateway.IsValid() {
 			gw = b.Gateway.AsSlice()
@@ -289,11 +300,46 @@ func (d *Driver) leaseBlock(p *pool, only netip.Prefix) (Block, error) {
 	}
 	p.cluster.blocks = append(p.cluster.blocks, b)
 	slices.SortFunc(p.cluster.blocks, func(x, y Block) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
-	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Info("block leased")
 	if d.blockLeased != nil {
 		d.blockLeased(p.id, b)
 	}
 	return b, nil
+}
+
+// AdoptLeasedBlocks records the blocks the cluster store says this host
+// holds that the state file does not: a plugin that died between leasing
+// a block and recording it would otherwise leak the block. The plugin
+// calls it at start, until the store answers.
+func (d *Driver) AdoptLeasedBlocks() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.leases == nil {
+		return nil
+	}
+	for _, p := range d.sortedPools() {
+		if p.cluster == nil {
+			continue
+		}
+		ctx, cancel := storeContext()
+		held, err := d.leases.HeldBlocks(ctx, p.cluster.Network)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("list the blocks of cluster network %q this host holds: %w", p.cluster.Network, err)
+		}
+		for _, prefix := range held {
+			if !p.prefix.Contains(prefix.Addr()) {
+				continue
+			}
+			if _, known := p.cluster.blockOf(prefix.Addr()); known {
+				continue
+			}
+			if _, err := d.recordBlock(p, prefix); err != nil {
+				return err
+			}
+			d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Warn("block the store gives this host but the state file did not record (the plugin died in between) adopted")
+		}
+	}
+	return nil
 }
 
 // giveBack returns a block the IPAM could not record, and returns cause.
@@ -397,6 +443,10 @@ func (d *Driver) leaveCluster(p *pool) {
 	}
 	for a := range p.cluster.claims {
 		d.unclaim(p, a)
+	}
+	// The last host to let go of the network takes its definition along.
+	if err := d.leases.Undefine(ctx, p.cluster.Network); err != nil {
+		d.log.WithField("network", p.cluster.Network).WithError(err).Debug("forget the definition of a cluster network no host may hold any more")
 	}
 }
 

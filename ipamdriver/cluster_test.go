@@ -108,6 +108,23 @@ func (l fakeLeases) Unclaim(_ context.Context, _ string, addr netip.Addr) error 
 	return nil
 }
 
+func (l fakeLeases) HeldBlocks(context.Context, string) ([]netip.Prefix, error) {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.down {
+		return nil, errFakeDown
+	}
+	var out []netip.Prefix
+	for b, holder := range l.s.blocks {
+		if holder == l.node {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+func (l fakeLeases) Undefine(context.Context, string) error { return nil }
+
 // clusterHost is one host's IPAM in a cluster network, as the network
 // driver makes it: Docker's pool and gateway, then the pool joined to the
 // cluster.
@@ -273,5 +290,34 @@ func TestClusterGivenAddresses(t *testing.T) {
 		if holder == "a" && netip.MustParsePrefix("198.51.100.0/24").Contains(blk.Addr()) {
 			t.Errorf("block %s of a pool released by host a is still a's", blk)
 		}
+	}
+}
+
+// TestClusterAdoptsLeasedBlocks: a block the store gives the host that the
+// state file does not know (the plugin died between leasing and recording
+// it) is the host's again at the next start, gateway included, and is used
+// before any new block.
+func TestClusterAdoptsLeasedBlocks(t *testing.T) {
+	s := newFakeStore()
+	a, pa := clusterHost(t, s, "a", "198.51.100.0/24", "", ClusterPool{Network: "c1", Bits: 26, Routed: true})
+	lost := netip.MustParsePrefix("198.51.100.128/26")
+	s.blocks[lost] = "a"
+	s.down = true
+	if err := a.d.AdoptLeasedBlocks(); err == nil || !strings.Contains(err.Error(), "fake://etcd") {
+		t.Fatalf("adoption with the store down: %v, want an error naming the store", err)
+	}
+	s.down = false
+	a.restart()
+	if err := a.d.AdoptLeasedBlocks(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.d.Blocks(pa); len(got) != 1 || got[0].Prefix != lost || got[0].Gateway.String() != "198.51.100.129" {
+		t.Fatalf("blocks after adoption = %+v, want %s with its gateway", got, lost)
+	}
+	if got := a.mustAddr(pa, "", mac(1)); got != "198.51.100.130/26" {
+		t.Fatalf("first address after adoption = %s, want 198.51.100.130/26 (inside the adopted block)", got)
+	}
+	if len(s.blocks) != 1 {
+		t.Fatalf("store blocks = %v, want only the adopted one", s.blocks)
 	}
 }

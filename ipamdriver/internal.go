@@ -56,6 +56,16 @@ func (d *Driver) Hold(poolID string, addr netip.Addr, owner string) error {
 	return err
 }
 
+// Range returns the ip-range of pool poolID, if it has one.
+func (d *Driver) Range(poolID string) (netip.Prefix, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p, ok := d.pools[poolID]; ok && p.sub.IsValid() {
+		return p.sub, true
+	}
+	return netip.Prefix{}, false
+}
+
 // Release frees addr in pool poolID; idempotent like ReleaseAddress.
 func (d *Driver) Release(poolID string, addr netip.Addr) error {
 	return d.ReleaseAddress(&ipam.ReleaseAddressRequest{PoolID: poolID, Address: addr.String()})

@@ -5,6 +5,8 @@ package settings
 
 import (
 	"fmt"
+	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/ipamdriver"
+	"github.com/dualstack-net/dualstack/validate"
 )
 
 // Settings are the plugin's settings, parsed and checked.
@@ -42,6 +45,21 @@ type Settings struct {
 	// NetnsAccess is NETNS_ACCESS: how the plugin reaches container
 	// network namespaces (auto, proc or mount).
 	NetnsAccess sandboxkey.Mechanism
+	// ClusterStore is CLUSTER_STORE: the etcd endpoints of the cluster
+	// store (http:// or https:// URLs); none: this host is in no cluster.
+	ClusterStore []string
+	// ClusterNode is CLUSTER_NODE, this host's name in the cluster (the
+	// hostname by default).
+	ClusterNode string
+	// ClusterAddress is CLUSTER_ADDRESS: the host's addresses, at most one
+	// per family, through which the other hosts reach its blocks. Empty:
+	// the source address of the route to the first store endpoint.
+	ClusterAddress []netip.Addr
+	// ClusterTLSDir is CLUSTER_TLS_DIR, the directory of the store's
+	// client certificate (cert.pem, key.pem) and CA (ca.pem), for https://
+	// endpoints: by default cluster-tls in the state mount, so the host
+	// directory is <state.source>/cluster-tls.
+	ClusterTLSDir string
 	// TestCrashAfter is TEST_CRASH_AFTER, a test seam: the request paths
 	// after whose first commit the plugin dies before it answers.
 	TestCrashAfter []string
@@ -55,6 +73,9 @@ const (
 	DefaultHostRun       = "/run"
 	// RunMount is where config.json mounts HostRun in the plugin.
 	RunMount = "/host/run"
+	// DefaultClusterTLSDir is the cluster-tls directory of the state
+	// mount.
+	DefaultClusterTLSDir = DefaultStateDir + "/cluster-tls"
 )
 
 // FromEnv reads the settings from the environment via getenv (os.Getenv when
@@ -100,8 +121,50 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 	if s.NetnsAccess, err = sandboxkey.ParseMechanism(get("NETNS_ACCESS", "auto")); err != nil {
 		errs = append(errs, "NETNS_ACCESS="+err.Error())
 	}
+	errs = append(errs, s.clusterFromEnv(get)...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("bad plugin settings (fix with `docker plugin set dualstack NAME=value`): %s", strings.Join(errs, "; "))
 	}
 	return s, nil
+}
+
+// clusterFromEnv reads the cluster settings, returning what is wrong.
+func (s *Settings) clusterFromEnv(get func(name, def string) string) []string {
+	var errs []string
+	for _, e := range strings.Split(get("CLUSTER_STORE", ""), ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Sprintf("CLUSTER_STORE=%q: want etcd endpoints as comma-separated http:// or https:// URLs, such as http://10.0.0.1:2379", e))
+			continue
+		}
+		s.ClusterStore = append(s.ClusterStore, e)
+	}
+	hostname, _ := os.Hostname()
+	s.ClusterNode = get("CLUSTER_NODE", hostname)
+	if len(s.ClusterStore) > 0 || get("CLUSTER_NODE", "") != "" {
+		if err := validate.ClusterName(s.ClusterNode); err != nil {
+			errs = append(errs, fmt.Sprintf("CLUSTER_NODE=%q: %v", s.ClusterNode, err))
+		}
+	}
+	families := map[bool]bool{}
+	for _, a := range strings.Split(get("CLUSTER_ADDRESS", ""), ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		addr, err := netip.ParseAddr(a)
+		switch {
+		case err != nil || addr.Zone() != "" || !addr.IsGlobalUnicast() && !addr.IsPrivate():
+			errs = append(errs, fmt.Sprintf("CLUSTER_ADDRESS=%q: want unicast addresses, at most one IPv4 and one IPv6, comma-separated", a))
+		case families[addr.Unmap().Is4()]:
+			errs = append(errs, fmt.Sprintf("CLUSTER_ADDRESS: %s is a second address of its family: give at most one IPv4 and one IPv6 address", a))
+		default:
+			families[addr.Unmap().Is4()] = true
+			s.ClusterAddress = append(s.ClusterAddress, addr.Unmap())
+		}
+	}
+	s.ClusterTLSDir = get("CLUSTER_TLS_DIR", DefaultClusterTLSDir)
+	return errs
 }

@@ -44,3 +44,25 @@ func TestBadValuesAreAllNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestCluster: the cluster settings, read and checked; none means no
+// cluster.
+func TestCluster(t *testing.T) {
+	s, err := FromEnv(env(nil))
+	if err != nil || len(s.ClusterStore) != 0 || len(s.ClusterAddress) != 0 {
+		t.Fatalf("no cluster settings: %+v, %v", s, err)
+	}
+	s, err = FromEnv(env(map[string]string{"CLUSTER_STORE": "http://198.51.100.1:2379, https://etcd.example:2379", "CLUSTER_NODE": "host-1", "CLUSTER_ADDRESS": "198.51.100.2,fd00:1::2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.ClusterStore) != 2 || s.ClusterStore[1] != "https://etcd.example:2379" || s.ClusterNode != "host-1" || len(s.ClusterAddress) != 2 || s.ClusterAddress[1].String() != "fd00:1::2" {
+		t.Fatalf("cluster settings: %+v", s)
+	}
+	_, err = FromEnv(env(map[string]string{"CLUSTER_STORE": "etcd:2379", "CLUSTER_NODE": "a/b", "CLUSTER_ADDRESS": "198.51.100.2,198.51.100.3,nonsense"}))
+	for _, want := range []string{`CLUSTER_STORE="etcd:2379"`, `CLUSTER_NODE="a/b"`, "198.51.100.3 is a second address", `CLUSTER_ADDRESS="nonsense"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+}

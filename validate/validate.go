@@ -57,6 +57,22 @@ func InterfaceName(name string) error {
 	return nil
 }
 
+// ClusterName checks the name of a cluster network (-o cluster) or of a
+// node (CLUSTER_NODE): 1 to 63 letters, digits, '_', '.' and '-', not
+// starting with '.' or '-'. It is part of the cluster store's keys.
+func ClusterName(name string) error {
+	if name == "" || len(name) > 63 {
+		return fmt.Errorf("name %q must be 1 to 63 characters long", name)
+	}
+	for i, c := range name {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || (c == '.' || c == '-') && i > 0
+		if !ok {
+			return fmt.Errorf("name %q may hold only letters, digits, '_', '.' and '-' (and start with a letter, digit or '_')", name)
+		}
+	}
+	return nil
+}
+
 // Shortest prefixes a network may have: a shorter one would take over the
 // host's routes (a gateway's prefix route for 0.0.0.0/0 is a default
 // route).

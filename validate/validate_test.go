@@ -152,3 +152,14 @@ func FuzzCatalogue(f *testing.F) {
 		}
 	})
 }
+
+func TestClusterName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"c1": true, "prod.net-6_a": true, "_x": true, strings.Repeat("a", 63): true,
+		"": false, strings.Repeat("a", 64): false, "-x": false, ".x": false, "a/b": false, "a b": false, "ä": false,
+	} {
+		if err := ClusterName(name); (err == nil) != ok {
+			t.Errorf("ClusterName(%q) = %v, want ok=%t", name, err, ok)
+		}
+	}
+}

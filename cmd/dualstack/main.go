@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
@@ -38,6 +39,13 @@ func main() {
 	// error, each line with its own timestamp and the plugin's ID.
 	log.SetOutput(os.Stdout)
 	log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true, DisableColors: true})
+	if len(os.Args) > 1 && os.Args[1] == "cluster" {
+		if err := clusterCommand(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "dualstack cluster:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(log); err != nil {
 		log.Fatal(err)
 	}
@@ -58,6 +66,19 @@ func run(log *logrus.Logger) error {
 	defer db.Close()
 	opened := time.Now()
 
+	store, err := openCluster(cfg, log.WithField("driver", "cluster"))
+	if err != nil {
+		return err
+	}
+	var leases ipamdriver.Leases
+	var clusterStore driver.ClusterStore
+	if store != nil {
+		// Revokes the host's lease: the other hosts see it gone at once.
+		defer store.Close()
+		leases, clusterStore = clusterLeases{store}, store
+		log.WithField("store", strings.Join(cfg.ClusterStore, ",")).WithField("node", store.Node()).Info("cluster store")
+	}
+
 	machineID, err := os.ReadFile(cfg.MachineIDFile)
 	if err != nil {
 		log.WithError(err).Warnf("cannot read %s: the IPv6 ULA prefix is derived from a random ID kept in the state file instead", cfg.MachineIDFile)
@@ -68,6 +89,7 @@ func run(log *logrus.Logger) error {
 		MachineID:      strings.TrimSpace(string(machineID)),
 		HostPrefixes:   ipamdriver.HostPrefixes,
 		Log:            log.WithField("driver", "ipam"),
+		Leases:         leases,
 	})
 	if err != nil {
 		return err
@@ -109,6 +131,7 @@ func run(log *logrus.Logger) error {
 		UplinkAcceptRA: cfg.UplinkAcceptRA,
 		ForwardDrop:    cfg.ForwardDrop,
 		Sandboxes:      sandboxes,
+		Cluster:        clusterStore,
 	})
 	if err != nil {
 		return err
@@ -146,6 +169,10 @@ func run(log *logrus.Logger) error {
 		}
 	}()
 	defer netDriver.Close()
+	if store != nil {
+		go watchClusterRoutes(ctx, store, netDriver, log.WithField("driver", "cluster"))
+		go rejoinCluster(ctx, netDriver, ipamDriver, log.WithField("driver", "cluster"))
+	}
 	log.WithFields(logrus.Fields{
 		"open_took": opened.Sub(started), "ipam_took": ipamLoaded.Sub(opened),
 		"firewall_took": firewallReady.Sub(ipamLoaded), "driver_took": restored.Sub(firewallReady),

@@ -95,6 +95,11 @@ type Network struct {
 	// NAT6 masquerades IPv6 traffic that leaves the network (ipv6_mode=nat);
 	// otherwise IPv6 is routed, and only replies and published ports come in.
 	NAT6 bool
+	// Cluster: the network spans hosts (-o cluster), and Subnets are the
+	// whole cluster's. Containers of the other hosts come in from their
+	// own addresses as the network's own containers do (with ICC), and
+	// nothing bound for them is masqueraded.
+	Cluster bool
 }
 
 // Port is one published port of one family: HostIP:HostPort (any local

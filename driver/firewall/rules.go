@@ -105,6 +105,15 @@ func Rules(s State, f Family, h Host) []chain {
 		}
 		if n.ICC {
 			add(ChainAllow, "-i", b, "-o", b, "-j", "ACCEPT")
+			if n.Cluster && !n.Internal {
+				// The network's containers on the other hosts, routed
+				// here from their own addresses.
+				for _, sub := range n.Subnets {
+					if sub.Addr().Is4() == (f == IPv4) {
+						add(ChainAllow, "-s", sub.Masked().String(), "-o", b, "-j", "ACCEPT")
+					}
+				}
+			}
 		}
 	}
 	// A published port is reached only through the translation from the
@@ -168,6 +177,11 @@ func Rules(s State, f Family, h Host) []chain {
 				continue
 			}
 			s := sub.Masked().String()
+			if masquerade && n.Cluster {
+				// Between the hosts of a cluster network, containers
+				// keep their own addresses.
+				add(ChainPostrouting, "-s", s, "-d", s, "!", "-o", b, "-j", "RETURN")
+			}
 			if masquerade {
 				add(ChainPostrouting, "-s", s, "!", "-o", b, "-j", "MASQUERADE")
 			}

@@ -86,6 +86,16 @@ func combinations() []combination {
 	return out
 }
 
+// TestGoldenCluster: a cluster network (icc, then not): the network's
+// containers on other hosts come in from the cluster's subnets, and what
+// goes to them keeps its source address.
+func TestGoldenCluster(t *testing.T) {
+	for _, icc := range []bool{true, false} {
+		n := Network{Bridge: "ds-cluster", Subnets: []netip.Prefix{subnet4, subnet6a, subnet6b}, ICC: icc, Masquerade4: true, Cluster: true}
+		golden(t, fmt.Sprintf("cluster,icc=%t.restore", icc), restoreFiles(State{Networks: []Network{n}, Ports: publish(n.Bridge)}, nil))
+	}
+}
+
 // restoreFiles is what Apply feeds iptables-restore and ip6tables-restore
 // for s on host sv (the same for each family), as one text.
 func restoreFiles(s State, sv map[Family]saved) string {

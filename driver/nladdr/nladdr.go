@@ -36,3 +36,21 @@ func Equal(a netlink.Addr, p netip.Prefix) bool {
 	ones, _ := a.Mask.Size()
 	return ip.Unmap() == p.Addr() && ones == p.Bits()
 }
+
+// IPNet converts p to the net.IPNet of a route's destination.
+func IPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Masked().Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// Prefix converts a route's destination to a prefix; false for none.
+func Prefix(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	ip, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(ip.Unmap(), ones).Masked(), true
+}

@@ -1,0 +1,313 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/dualstack-net/dualstack/cluster"
+	"github.com/dualstack-net/dualstack/driver/bridge"
+	"github.com/dualstack-net/dualstack/driver/nladdr"
+	"github.com/dualstack-net/dualstack/ipamdriver"
+)
+
+// This file is the driver's part in cluster networks (-o cluster=NAME):
+// one network across the hosts of a cluster store, each host's containers
+// in blocks of the subnets it leases (the IPAM's cluster pools). A bridge
+// cluster network is routed: the host's bridge holds a gateway per block,
+// containers reach the other hosts' blocks through routes (host-gw: one
+// per block, via the holder's CLUSTER_ADDRESS) with their own addresses.
+// A macvlan cluster network is one LAN: its blocks are ranges, nothing to
+// route.
+
+// Values of cluster_routes.
+const (
+	clusterRoutesHostGW = cluster.RoutesHostGW
+	clusterRoutesNone   = cluster.RoutesNone
+)
+
+// ClusterStore is the part of the cluster store the driver uses
+// (cluster.Store).
+type ClusterStore interface {
+	// Define records the definition of cluster network name, or checks
+	// def against the one recorded (a *cluster.MismatchError).
+	Define(ctx context.Context, name string, def cluster.Definition) (cluster.Definition, error)
+}
+
+// defaultHostBlock is the length of a host's blocks in subnets of bits
+// when the network does not say (host_block4, host_block6): in a routed
+// (bridge) network a /26 of IPv4 (61 containers) and a /64 of IPv6 (a /80
+// in a /64 or a longer subnet); in a LAN, small ranges: a /28 and a /120.
+// Never shorter than the subnet.
+func defaultHostBlock(bits int, v6, routed bool) int {
+	want := 0
+	switch {
+	case !v6 && routed:
+		want = 26
+	case !v6:
+		want = 28
+	case routed && bits <= 56:
+		want = 64
+	case routed:
+		want = 80
+		if bits > 72 {
+			want = min(bits+8, 124)
+		}
+	default:
+		want = 120
+	}
+	return max(want, bits)
+}
+
+// hostBlocks returns the block lengths of n: the options', or the
+// defaults for its longest subnet of each family.
+func hostBlocks(n *network) (v4, v6 int) {
+	v4, v6 = n.Options.HostBlock4, n.Options.HostBlock6
+	routed := n.Options.Mode == ModeBridge
+	for _, p := range n.V4 {
+		if n.Options.HostBlock4 == 0 {
+			v4 = max(v4, defaultHostBlock(p.Prefix.Bits(), false, routed))
+		}
+	}
+	for _, p := range n.V6 {
+		if n.Options.HostBlock6 == 0 {
+			v6 = max(v6, defaultHostBlock(p.Prefix.Bits(), true, routed))
+		}
+	}
+	if len(n.V4) == 0 {
+		v4 = 0
+	}
+	if len(n.V6) == 0 {
+		v6 = 0
+	}
+	return v4, v6
+}
+
+// definition is what n says of its cluster network, to be the same on
+// every host.
+func (d *Driver) definition(n *network) cluster.Definition {
+	v4, v6 := hostBlocks(n)
+	def := cluster.Definition{Mode: n.Options.Mode, HostBlock4: v4, HostBlock6: v6, Routes: n.Options.ClusterRoutes, Options: map[string]string{}}
+	if def.Routes == "" {
+		def.Routes = clusterRoutesNone
+	}
+	for _, p := range n.pools() {
+		def.Subnets = append(def.Subnets, p.Prefix)
+		if r, ok := d.cfg.IPAM.Range(p.PoolID); ok {
+			if def.IPRanges == nil {
+				def.IPRanges = map[netip.Prefix]netip.Prefix{}
+			}
+			def.IPRanges[p.Prefix] = r
+		}
+		// A LAN's gateway is its router, the same for every host; a
+		// routed network's are its blocks'.
+		if n.Options.Mode == ModeMacvlan && p.Gateway.IsValid() {
+			if def.Gateways == nil {
+				def.Gateways = map[netip.Prefix]netip.Addr{}
+			}
+			def.Gateways[p.Prefix] = p.Gateway.Addr()
+		}
+	}
+	if n.Options.Mode == ModeBridge {
+		def.Options["icc"] = fmt.Sprint(!n.Options.NoICC)
+		def.Options["ip_masquerade"] = fmt.Sprint(!n.Options.NoMasquerade)
+		def.Options["ipv6_mode"] = n.Options.IPv6Mode
+	}
+	return def
+}
+
+// joinCluster records n's definition in the cluster store, or checks it
+// against the one there, and makes n's pools cluster pools.
+func (d *Driver) joinCluster(n *network) error {
+	if n.Options.Cluster == "" {
+		return nil
+	}
+	if d.cfg.Cluster == nil {
+		return errors.New("cluster=" + n.Options.Cluster + ": this host has no cluster store: set it with `docker plugin set dualstack CLUSTER_STORE=http://ETCD:2379` (the plugin disabled), then create the network again")
+	}
+	for _, p := range n.pools() {
+		if p.PoolID == "" {
+			return fmt.Errorf("cluster=%s: subnet %s is held by another IPAM driver; a cluster network takes its addresses from dualstack's: add --ipam-driver dualstack:latest", n.Options.Cluster, p.Prefix)
+		}
+	}
+	def := d.definition(n)
+	if err := def.Validate(); err != nil {
+		return fmt.Errorf("cluster=%s: %w", n.Options.Cluster, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := d.cfg.Cluster.Define(ctx, n.Options.Cluster, def); err != nil {
+		return err
+	}
+	v4, v6 := def.HostBlock4, def.HostBlock6
+	for _, p := range n.pools() {
+		bits := v4
+		if p.Prefix.Addr().Is6() {
+			bits = v6
+		}
+		c := ipamdriver.ClusterPool{Network: n.Options.Cluster, Bits: bits, Routed: n.Options.Mode == ModeBridge}
+		if err := d.cfg.IPAM.JoinCluster(p.PoolID, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DefineClusterNetworks confirms the definition of each of the host's
+// cluster networks in the store, as the plugin starts: the store needs it
+// to lease blocks, and puts back one that went with the last block of its
+// network.
+func (d *Driver) DefineClusterNetworks(ctx context.Context) error {
+	if d.cfg.Cluster == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defs := map[string]cluster.Definition{}
+	for _, n := range d.networks {
+		if n.Options.Cluster != "" {
+			defs[n.Options.Cluster] = d.definition(n)
+		}
+	}
+	d.mu.Unlock()
+	var errs []error
+	for name, def := range defs {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := d.cfg.Cluster.Define(ctx, name, def); err != nil {
+			errs = append(errs, fmt.Errorf("cluster network %q: %w", name, err))
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// routed reports whether n is a routed cluster network: its bridge holds
+// the gateways of its blocks instead of Docker's.
+func (n *network) routed() bool { return n.Options.Cluster != "" && n.Options.Mode == ModeBridge }
+
+// refreshBlocks reads the gateways of n's blocks from the IPAM.
+func (d *Driver) refreshBlocks(n *network) {
+	if !n.routed() {
+		return
+	}
+	var gws []netip.Prefix
+	for _, p := range n.pools() {
+		for _, b := range d.cfg.IPAM.Blocks(p.PoolID) {
+			if b.Gateway.IsValid() {
+				gws = append(gws, netip.PrefixFrom(b.Gateway, b.Prefix.Bits()))
+			}
+		}
+	}
+	n.blockGateways = gws
+}
+
+// syncBlockGateways puts the gateways of blocks n leased since on its
+// bridge: before a container joins, as its default route goes through its
+// block's gateway.
+func (d *Driver) syncBlockGateways(n *network) error {
+	if !n.routed() {
+		return nil
+	}
+	before := slices.Clone(n.blockGateways)
+	d.refreshBlocks(n)
+	if slices.Equal(before, n.blockGateways) {
+		return nil
+	}
+	if _, err := bridge.Ensure(bridgeConfig(n, false)); err != nil {
+		return fmt.Errorf("network %s: put the gateways of its blocks on bridge %s: %w", short(n.ID), n.Options.Bridge, err)
+	}
+	return nil
+}
+
+// blockGateway returns the gateway among gws (a network's blockGateways)
+// of the block that holds a.
+func blockGateway(gws []netip.Prefix, a netip.Addr) (netip.Addr, bool) {
+	for _, g := range gws {
+		if g.Masked().Contains(a) {
+			return g.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// routeProtocol marks the routes dualstack installs to other hosts'
+// blocks (host-gw), so that it finds its own among the host's routes.
+const routeProtocol = netlink.RouteProtocol(0xd5)
+
+// HostBlock is a block of a cluster network held by a host, as the
+// cluster store reports it, with the host's addresses (CLUSTER_ADDRESS).
+type HostBlock struct {
+	Network string
+	Prefix  netip.Prefix
+	Node    string
+	Via     []netip.Addr
+}
+
+// ClusterRoutes makes the host's routes to the blocks of other hosts
+// those of blocks: a route to each block of a cluster network with
+// cluster_routes=host-gw that this host has, via its holder's address of
+// the block's family. Routes of dualstack's to anything else go. It is
+// called with every change the cluster store reports.
+func (d *Driver) ClusterRoutes(self string, blocks []HostBlock) error {
+	d.mu.Lock()
+	want := map[netip.Prefix]netip.Addr{}
+	for _, n := range d.networks {
+		if n.Options.ClusterRoutes != clusterRoutesHostGW {
+			continue
+		}
+		for _, b := range blocks {
+			if b.Network != n.Options.Cluster || b.Node == self {
+				continue
+			}
+			for _, a := range b.Via {
+				if a.Is4() == b.Prefix.Addr().Is4() {
+					want[b.Prefix.Masked()] = a
+				}
+			}
+		}
+	}
+	d.mu.Unlock()
+	return syncRoutes(want, d.log)
+}
+
+// syncRoutes makes dualstack's routes (routeProtocol) in the main table
+// exactly want.
+func syncRoutes(want map[netip.Prefix]netip.Addr, log interface{ Infof(string, ...any) }) error {
+	filter := &netlink.Route{Protocol: routeProtocol, Table: unix.RT_TABLE_MAIN}
+	have, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("list the host's routes to cluster blocks: %w", err)
+	}
+	var errs []error
+	seen := map[netip.Prefix]bool{}
+	for _, r := range have {
+		dst, ok := nladdr.Prefix(r.Dst)
+		via, _ := netip.AddrFromSlice(r.Gw)
+		if ok && want[dst] == via.Unmap() && !seen[dst] {
+			seen[dst] = true
+			continue
+		}
+		if err := netlink.RouteDel(&r); err != nil {
+			errs = append(errs, fmt.Errorf("remove the route to %v: %w", r.Dst, err))
+			continue
+		}
+		log.Infof("route to cluster block %v via %v removed", r.Dst, r.Gw)
+	}
+	for dst, via := range want {
+		if seen[dst] {
+			continue
+		}
+		r := &netlink.Route{Dst: nladdr.IPNet(dst), Gw: via.AsSlice(), Protocol: routeProtocol, Table: unix.RT_TABLE_MAIN}
+		if err := netlink.RouteReplace(r); err != nil {
+			errs = append(errs, fmt.Errorf("route cluster block %s via %s: %w (is %s on a network this host reaches directly? cluster_routes=host-gw needs the hosts on one LAN)", dst, via, err, via))
+			continue
+		}
+		log.Infof("route to cluster block %s via %s added", dst, via)
+	}
+	return errors.Join(errs...)
+}
