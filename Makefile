@@ -24,7 +24,7 @@ DEBS_DIR        ?= $(BUILD)/debs
 
 .DEFAULT_GOAL := help
 
-.PHONY: engines help build plugin install demo test fuzz integration integration-moby integration-shared integration-nftables test-all bench clean
+.PHONY: engines help build plugin install demo test fuzz integration integration-moby integration-shared integration-nftables integration-cluster test-all bench clean
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -48,6 +48,11 @@ test: ## Run the unit tests with the race detector (kernel tests need root)
 	@[ "$$($(GO) env CGO_ENABLED)" = 1 ] || { \
 		echo 'make test: go test -race needs cgo and a C compiler (apt-get install gcc)' >&2; exit 1; }
 	$(GO) test -race ./...
+	@# The cluster store's tests again against Debian's etcd (3.4), when
+	@# installed; above they ran against the current etcd in-process.
+	@if command -v etcd >/dev/null; then \
+		echo "cluster store tests against $$(etcd --version | head -n 1)"; \
+		DUALSTACK_ETCD_BINARY=$$(command -v etcd) $(GO) test -count=1 ./cluster/...; fi
 
 integration: plugin ## Run the end-to-end tests against a private Engine 20.10 whose root mount is private, as on hosts without systemd (root)
 	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
@@ -74,6 +79,9 @@ integration-shared: plugin engines ## Run the mount-dependent end-to-end tests o
 	DUALSTACK_ROOT=shared $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(SHARED_TESTS)' ./integration/...
 	DUALSTACK_ROOT=shared DUALSTACK_ENGINE=moby $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(SHARED_TESTS)' ./integration/...
 
+integration-cluster: plugin engines ## Run the cluster networks' end-to-end tests: three current Moby engines on a fabric, with Debian's etcd (apt-get install etcd-server etcd-client; root)
+	DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=1 $(GO) test -tags integration -count=1 -timeout 30m -v -run '^TestCluster' ./integration/...
+
 # The fuzz targets, their packages and how many inputs each runs (a count,
 # not a duration: a duration that ends while a worker is busy makes go test
 # report a spurious "context deadline exceeded"). FUZZSCALE multiplies them.
@@ -94,6 +102,7 @@ test-all: ## Run every test: unit tests, a short fuzz run, end to end on Engine 
 	@$(MAKE) --no-print-directory integration-moby
 	@$(MAKE) --no-print-directory integration-shared
 	@$(MAKE) --no-print-directory integration-nftables
+	@$(MAKE) --no-print-directory integration-cluster
 
 bench: ## Run the benchmarks behind the README's figures (bench/run.sh)
 	bench/run.sh

@@ -114,6 +114,14 @@ func startEngine(repo string) (*engine, error) {
 	if root != rootPrivate && root != rootShared {
 		return nil, fmt.Errorf("DUALSTACK_ROOT=%s: want %s or %s", root, rootPrivate, rootShared)
 	}
+	cleanStale()
+	return newEngine(kind, root, strconv.Itoa(os.Getpid()))
+}
+
+// newEngine starts a private engine of kind, with its mount namespace
+// made as root says, in network namespace dsit-ID (ID starts with the test
+// process's pid, see cleanStale).
+func newEngine(kind, root, id string) (*engine, error) {
 	dockerd := "dockerd"
 	// in-netns.sh makes the engine's mount namespace as root says.
 	env := append(os.Environ(), "DUALSTACK_ROOT="+root)
@@ -131,7 +139,6 @@ func startEngine(repo string) (*engine, error) {
 		// The cache first, so that containerd's shims run its runc.
 		env = append(env, "PATH="+bin+":"+os.Getenv("PATH"))
 	}
-	cleanStale()
 	dir, err := os.MkdirTemp("", "dualstack-it-")
 	if err != nil {
 		return nil, err
@@ -139,9 +146,9 @@ func startEngine(repo string) (*engine, error) {
 	e := &engine{
 		kind:     kind,
 		root:     root,
-		netns:    fmt.Sprintf("%s%d", netnsPrefix, os.Getpid()),
+		netns:    netnsPrefix + id,
 		dir:      dir,
-		execRoot: filepath.Join(runPrefix, fmt.Sprintf("%d", os.Getpid())),
+		execRoot: filepath.Join(runPrefix, id),
 		host:     "unix://" + filepath.Join(dir, "docker.sock"),
 		env:      env,
 	}
@@ -528,14 +535,17 @@ func cleanStale() {
 		if len(f) == 0 || !strings.HasPrefix(f[0], netnsPrefix) {
 			continue
 		}
-		pid, err := strconv.Atoi(strings.TrimPrefix(f[0], netnsPrefix))
+		// dsit-PID, or dsit-PID-NAME for the further hosts of a run.
+		id := strings.TrimPrefix(f[0], netnsPrefix)
+		pidPart, _, _ := strings.Cut(id, "-")
+		pid, err := strconv.Atoi(pidPart)
 		if err == nil && processAlive(pid) && pid != os.Getpid() {
 			continue // another live test run
 		}
 		killNetns(f[0])
 		deleteNetns(f[0])
 		if err == nil {
-			root := filepath.Join(runPrefix, strconv.Itoa(pid))
+			root := filepath.Join(runPrefix, id)
 			unmountBelow(root)
 			os.RemoveAll(root)
 		}

@@ -64,11 +64,33 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		return 1
 	}
+	if os.Getenv("DUALSTACK_CLUSTER") == "1" {
+		if eng.external {
+			fmt.Fprintln(os.Stderr, "DUALSTACK_CLUSTER=1 needs private engines: unset DOCKER_HOST")
+			return 1
+		}
+		b, err := startClusterBed(eng.kind, eng.root)
+		if b != nil {
+			defer b.close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster test bed:", err)
+			return 1
+		}
+		bed = b
+		fmt.Printf("cluster test bed: %d hosts on fabric %s and %s, etcd at %s\n", len(bed.hosts), fabricSubnet4, fabricSubnet6, bed.endpoint())
+	}
 	if err := installPlugin(); err != nil {
 		fmt.Fprintln(os.Stderr, "plugin:", err)
 		return 1
 	}
 	defer removePlugin()
+	if bed != nil {
+		if err := bed.installPlugins(); err != nil {
+			fmt.Fprintln(os.Stderr, "plugin:", err)
+			return 1
+		}
+	}
 	defer sweep()
 
 	code := m.Run()
@@ -152,10 +174,14 @@ func pluginSettings() []string {
 	if level == "" {
 		level = "debug"
 	}
-	return []string{
+	settings := []string{
 		"state.source=" + filepath.Join(eng.dir, "plugin-state"),
 		"LOG_LEVEL=" + level,
 	}
+	if bed != nil {
+		settings = append(settings, bed.pluginSettings(bed.hosts[0])...)
+	}
+	return settings
 }
 
 // leftoverRules lists the private engine's dualstack rules and chains, in
