@@ -6,7 +6,11 @@
 #    does not depend on moby);
 # 2. durable RequestAddress over the plugin's unix socket (p50/p99);
 # 3. fsyncs per durable allocation, counted with strace when it is present
-#    (BENCH_IPAM=0 skips 1-3);
+#    (BENCH_IPAM=0 skips 1-3); the same RequestAddress in a cluster
+#    network's pool, inside its host's block;
+# 3b. cluster networks (BENCH_CLUSTER=0 skips): a block leased against a
+#    three-member etcd, and docker run -d of 100 containers at once per
+#    host on the three hosts of the cluster test bed against one host;
 # 4. for each engine (BENCH_ENGINES, default Engine 20.10 and current
 #    Moby), on a private engine (root; BENCH_ENGINE=0 skips): docker run
 #    --rm, dualstack bridge against Docker's bridge, with the engine's root
@@ -35,15 +39,18 @@ if [ "${BENCH_IPAM:-1}" = 1 ]; then
 	echo "## allocator package"
 	go test -run '^$' -bench . -benchmem ./ipamdriver/allocator/ | grep -E '^Benchmark'
 
-	echo "## durable RequestAddress over the unix socket"
+	echo "## durable RequestAddress over the unix socket: a pool of one host, and a cluster network's inside its host's block"
 	go test -run '^$' -bench DurableRequestAddress -benchtime 2000x ./plugin/ | tee "$out/durable.txt" | grep -E '^Benchmark'
+	awk '/^BenchmarkDurableRequestAddress\/single-host/ { for (i = 2; i <= NF; i++) if ($i == "p50-µs") one = $(i-1) }
+	     /^BenchmarkDurableRequestAddress\/cluster/ { for (i = 2; i <= NF; i++) if ($i == "p50-µs") cl = $(i-1) }
+	     END { if (one > 0) printf "ratio RequestAddress p50, cluster/single host: %.3f (%d µs against %d µs)\n", cl / one, cl, one }' "$out/durable.txt"
 
 	if command -v strace >/dev/null; then
 		echo "## fsyncs per durable allocation"
 		go test -c -o "$out/plugin.test" ./plugin/
 		n=1000
 		strace -f -c -e trace=fsync,fdatasync -o "$out/strace.txt" \
-			"$out/plugin.test" -test.run '^$' -test.bench DurableRequestAddress -test.benchtime ${n}x >/dev/null
+			"$out/plugin.test" -test.run '^$' -test.bench 'DurableRequestAddress/single-host' -test.benchtime ${n}x >/dev/null
 		calls=$(awk '$NF ~ /^(fsync|fdatasync)$/ { s += $4 } END { print s + 0 }' "$out/strace.txt")
 		# The pool request and the state file's creation add a few; per 1000
 		# allocations they round away.
@@ -53,6 +60,26 @@ if [ "${BENCH_IPAM:-1}" = 1 ]; then
 	fi
 else
 	echo "## IPAM benchmarks: skipped (BENCH_IPAM=0)"
+fi
+
+if [ "${BENCH_CLUSTER:-1}" = 1 ]; then
+	echo "## cluster: a block leased against a three-member etcd (in-process, fsync on)"
+	go test -run '^$' -bench LeaseBlock -benchtime 300x ./cluster/ | tee "$out/lease.txt" | grep -E '^Benchmark'
+	if [ "$(id -u)" = 0 ] && command -v etcd >/dev/null; then
+		make --no-print-directory plugin >/dev/null
+		engines/build-moby.sh >/dev/null
+		echo "## cluster: docker run -d of 100 containers at once per host, on 3 hosts (Moby, the cluster test bed) against one"
+		DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=1 DUALSTACK_IT_LOG_LEVEL=info go test -tags integration -count=1 -run '^$' \
+			-bench ClusterRuns -benchtime 1x -timeout 30m ./integration/ | tee "$out/cluster-runs.txt" | grep -E '^Benchmark'
+		awk '/^BenchmarkClusterRuns/ { for (i = 2; i <= NF; i++) m[$i] = $(i-1) }
+		     END { if (m["dualstack-one-host-ms"] > 0)
+		       printf "ratio docker run per container, 3 hosts at once on a cluster network/one host: %.3f (%.1f ms against %.1f ms; Docker'"'"'s bridge on one host: %.1f ms)\n",
+		         m["dualstack-cluster-ms"] / m["dualstack-one-host-ms"], m["dualstack-cluster-ms"], m["dualstack-one-host-ms"], m["docker-bridge-one-host-ms"] }' "$out/cluster-runs.txt"
+	else
+		echo "## cluster: docker run across hosts skipped (needs root and Debian's etcd: apt-get install etcd-server etcd-client)"
+	fi
+else
+	echo "## cluster benchmarks: skipped (BENCH_CLUSTER=0)"
 fi
 
 if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then

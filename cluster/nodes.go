@@ -148,6 +148,18 @@ func (s *Store) Blocks(ctx context.Context, name string) ([]Block, error) {
 	return snap.blocks, nil
 }
 
+// HeldBlocks lists the blocks of cluster network name this node holds.
+func (s *Store) HeldBlocks(ctx context.Context, name string) ([]netip.Prefix, error) {
+	blocks, err := s.Blocks(ctx, name)
+	var out []netip.Prefix
+	for _, b := range blocks {
+		if b.Node == s.cfg.Node {
+			out = append(out, b.Prefix)
+		}
+	}
+	return out, err
+}
+
 // Claims lists the claimed addresses of cluster network name, or of every
 // network when name is "", sorted by network and address.
 func (s *Store) Claims(ctx context.Context, name string) ([]Claim, error) {

@@ -293,6 +293,11 @@ func TestLeaseBlockSequential(t *testing.T) {
 	if got := mustLease(t, a, "web", "10.1.0.0/24", 26); got.String() != "10.1.0.64/26" {
 		t.Errorf("lease after a release: got %s, want 10.1.0.64/26", got)
 	}
+	// Each host lists its own blocks only.
+	held, err := b.HeldBlocks(context.Background(), "web")
+	if err != nil || fmt.Sprint(held) != "[fd00:1::100/120 fd00:1::200/120]" {
+		t.Errorf("host-b's blocks = %v, %v; want fd00:1::100/120 and fd00:1::200/120", held, err)
+	}
 	blocks, err := a.Blocks(context.Background(), "web")
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -254,6 +255,55 @@ type HostBlock struct {
 // the block's family. Routes of dualstack's to anything else go. It is
 // called with every change the cluster store reports.
 func (d *Driver) ClusterRoutes(self string, blocks []HostBlock) error {
+	d.routes.mu.Lock()
+	defer d.routes.mu.Unlock()
+	// A host whose plugin is stopped or restarting has no node key, so
+	// the store gives its blocks no address; its containers still run:
+	// route to the address it had.
+	if d.routes.via == nil {
+		d.routes.via = map[string][]netip.Addr{}
+	}
+	blocks = slices.Clone(blocks)
+	for i, b := range blocks {
+		if len(b.Via) > 0 {
+			d.routes.via[b.Node] = b.Via
+		} else {
+			blocks[i].Via = d.routes.via[b.Node]
+		}
+	}
+	d.routes.self, d.routes.blocks, d.routes.known = self, blocks, true
+	return d.syncClusterRoutes()
+}
+
+// clusterRoutes is what the routes to the other hosts' blocks are made
+// of: the blocks the store reported last.
+type clusterRoutes struct {
+	mu     sync.Mutex // held while the routes change
+	self   string
+	blocks []HostBlock
+	known  bool
+	// via are the addresses each host had when the store last gave them.
+	via map[string][]netip.Addr
+}
+
+// resyncClusterRoutes makes the routes again from the blocks the store
+// reported last, for a cluster network created or deleted since: the
+// store may report nothing new.
+func (d *Driver) resyncClusterRoutes() {
+	d.routes.mu.Lock()
+	defer d.routes.mu.Unlock()
+	if !d.routes.known {
+		return
+	}
+	if err := d.syncClusterRoutes(); err != nil {
+		d.log.WithError(err).Warn("routes to the other hosts' blocks")
+	}
+}
+
+// syncClusterRoutes makes the routes from d.routes, which the caller
+// holds.
+func (d *Driver) syncClusterRoutes() error {
+	self, blocks := d.routes.self, d.routes.blocks
 	d.mu.Lock()
 	want := map[netip.Prefix]netip.Addr{}
 	for _, n := range d.networks {

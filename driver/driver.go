@@ -83,6 +83,8 @@ type Firewall interface {
 
 // Driver implements api.Driver. It is safe for concurrent use.
 type Driver struct {
+	// routes are the host-gw routes of cluster networks (cluster.go).
+	routes    clusterRoutes
 	cfg       Config
 	log       logrus.FieldLogger
 	planes    map[string]dataplane // by mode

@@ -123,6 +123,9 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		undoAll()
 		return err
 	}
+	if n.Options.ClusterRoutes == clusterRoutesHostGW {
+		go d.resyncClusterRoutes() // to the blocks other hosts hold already
+	}
 	log := plane.describe(n, d.log.WithField("network", short(n.ID)).WithField("mode", opts.Mode).WithField("subnets", n.subnets()))
 	if len(foreign) > 0 {
 		log = log.WithField("extra-subnets-without-addresses", strings.Join(foreign, ","))
@@ -225,6 +228,9 @@ func (d *Driver) deleteNetwork(n *network) error {
 		return err
 	}
 	d.releaseHeld(n)
+	if n.Options.ClusterRoutes == clusterRoutesHostGW {
+		go d.resyncClusterRoutes()
+	}
 	d.log.WithField("network", short(n.ID)).Info("network deleted")
 	return nil
 }

@@ -5,6 +5,7 @@ package integration
 import (
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -413,6 +414,14 @@ func TestClusterStatusAndForget(t *testing.T) {
 		}
 		return nil
 	})
+	// Its containers still run: the other hosts keep routing to them.
+	h1 := bed.hosts[0]
+	for _, b := range blocks[h3.name] {
+		out, err := exec.Command("ip", "-n", h1.e.netns, "route", "show", b.String()).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "via "+h3.addr4.String()) {
+			t.Errorf("with %s's plugin stopped, %s has no route to its block %s: %v %s", h3.name, h1.name, b, err, out)
+		}
+	}
 	if out, err := clusterCLI("forget", h3.name); err != nil || !strings.Contains(out, "released") {
 		t.Fatalf("forget of a dead node: %v: %s", err, out)
 	}
@@ -425,4 +434,88 @@ func TestClusterStatusAndForget(t *testing.T) {
 	}
 	h3.docker(t, "plugin", "enable", pluginName)
 	enabled = true
+}
+
+// A host that creates a cluster network after the others leased blocks of
+// it routes to those blocks at once, though the store reports no change.
+func TestClusterLateHost(t *testing.T) {
+	needBed(t)
+	args := []string{"-o", "cluster=cl-late", "--subnet", "198.19.40.0/24"}
+	clusterNet(t, "cl-late", bed.hosts[:1], args...)
+	startEverywhere(t, bed.hosts[:1], "cl-late", 1, false)
+	blocks := clusterStatus(t).blocksOf("cl-late")[bed.hosts[0].name]
+	if len(blocks) != 1 {
+		t.Fatalf("host1's blocks of cl-late: %v, want one", blocks)
+	}
+	late := bed.hosts[2]
+	clusterNet(t, "cl-late", []*clusterHost{late}, args...)
+	within(t, 5*time.Second, func() error {
+		out, err := exec.Command("ip", "-n", late.e.netns, "route", "show", blocks[0].String()).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "via "+bed.hosts[0].addr4.String()) {
+			return fmt.Errorf("%s has no route to %s via %s: %v %s", late.name, blocks[0], bed.hosts[0].addr4, err, out)
+		}
+		return nil
+	})
+}
+
+// A swarm service on a cluster network, as the README says to make one:
+// the network stays local-scope, each node has a --config-only network
+// naming the cluster, and one swarm-scoped network takes its config from
+// it. The service's tasks on the three nodes get addresses from each
+// node's own blocks, none twice, and reach each other.
+func TestClusterSwarmService(t *testing.T) {
+	needBed(t)
+	// Swarm mode refuses --live-restore, which the bed's engines run with.
+	restartAll := func(liveRestore bool) {
+		var wg sync.WaitGroup
+		for _, h := range bed.hosts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := h.e.restartWith(liveRestore); err != nil {
+					t.Errorf("%s: restart dockerd (live-restore %t): %v", h.name, liveRestore, err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	restartAll(false)
+	t.Cleanup(func() { restartAll(true) })
+	mgr := bed.hosts[0]
+	mgr.docker(t, "swarm", "init", "--advertise-addr", mgr.addr4.String(), "--listen-addr", mgr.addr4.String()+":2377")
+	t.Cleanup(func() {
+		for _, h := range bed.hosts {
+			_, _ = h.dockerCmd("swarm", "leave", "--force")
+		}
+	})
+	token := mgr.docker(t, "swarm", "join-token", "-q", "worker")
+	for _, h := range bed.hosts[1:] {
+		h.docker(t, "swarm", "join", "--token", token, "--advertise-addr", h.addr4.String(), "--listen-addr", h.addr4.String()+":2377", mgr.addr4.String()+":2377")
+	}
+	for _, h := range bed.hosts {
+		h.docker(t, "network", "create", "--label", testLabel, "--config-only", "--ipam-driver", pluginName,
+			"-o", "cluster=cl-sw", "--subnet", "198.19.48.0/24", "--ipv6", "--subnet", "fd00:c5::/48", "cl-sw-conf")
+		t.Cleanup(func() { _, _ = h.dockerCmd("network", "rm", "cl-sw-conf") })
+	}
+	mgr.docker(t, "network", "create", "-d", pluginName, "--scope", "swarm", "--config-from", "cl-sw-conf", "cl-sw") // no label: a network with --config-from takes no configuration of its own
+	t.Cleanup(func() { _, _ = mgr.dockerCmd("network", "rm", "cl-sw") })
+	mgr.docker(t, "service", "create", "--detach", "--name", "cl-sw-svc", "--network", "cl-sw", "--mode", "global", image, "sleep", "3600")
+	t.Cleanup(func() { _, _ = mgr.dockerCmd("service", "rm", "cl-sw-svc") })
+	var tasks []started
+	within(t, 60*time.Second, func() error {
+		tasks = tasks[:0]
+		for _, h := range bed.hosts {
+			names, _ := h.dockerCmd("ps", "--filter", "name=cl-sw-svc", "--format", "{{.Names}}")
+			for _, n := range strings.Fields(names) {
+				tasks = append(tasks, started{h, n})
+			}
+		}
+		if len(tasks) != len(bed.hosts) {
+			ps, _ := mgr.dockerCmd("service", "ps", "--no-trunc", "cl-sw-svc")
+			return fmt.Errorf("%d tasks running, want one per node:\n%s", len(tasks), ps)
+		}
+		return nil
+	})
+	addrs := wantClusterAddrs(t, tasks, "cl-sw", "198.19.48.0/24", "fd00:c5::/48")
+	wantCrossHostPings(t, tasks, addrs)
 }

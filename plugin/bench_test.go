@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -16,6 +17,8 @@ import (
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/cluster"
+	"github.com/dualstack-net/dualstack/cluster/clustertest"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -23,6 +26,11 @@ import (
 // realIPAM returns dualstack's IPAM driver on a state file in dir, closed
 // when tb ends, and a logger that discards.
 func realIPAM(tb testing.TB, dir string) (*ipamdriver.Driver, logrus.FieldLogger) {
+	return realClusterIPAM(tb, dir, nil)
+}
+
+// realClusterIPAM is realIPAM with a cluster store (nil for none).
+func realClusterIPAM(tb testing.TB, dir string, leases ipamdriver.Leases) (*ipamdriver.Driver, logrus.FieldLogger) {
 	tb.Helper()
 	db, err := state.Open(dir, time.Second)
 	if err != nil {
@@ -31,7 +39,7 @@ func realIPAM(tb testing.TB, dir string) (*ipamdriver.Driver, logrus.FieldLogger
 	tb.Cleanup(func() { db.Close() })
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	id, err := ipamdriver.New(ipamdriver.Config{DB: db, MachineID: "test", Log: log})
+	id, err := ipamdriver.New(ipamdriver.Config{DB: db, MachineID: "test", Log: log, Leases: leases})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -41,10 +49,33 @@ func realIPAM(tb testing.TB, dir string) (*ipamdriver.Driver, logrus.FieldLogger
 // BenchmarkDurableRequestAddress measures what Docker waits for: one
 // RequestAddress over the plugin's unix socket, answered after the
 // allocation is committed (fsynced) to the state file. It reports the
-// median and 99th percentile latency.
+// median and 99th percentile latency, in a pool of one host and in a
+// cluster network's pool, inside the block its host leased (which the
+// first request, before the timer, leases).
 func BenchmarkDurableRequestAddress(b *testing.B) {
+	b.Run("single-host", func(b *testing.B) { benchRequestAddress(b, false) })
+	b.Run("cluster", func(b *testing.B) { benchRequestAddress(b, true) })
+}
+
+func benchRequestAddress(b *testing.B, inCluster bool) {
 	dir := b.TempDir()
-	id, log := realIPAM(b, dir)
+	var leases ipamdriver.Leases
+	var store *cluster.Store
+	if inCluster {
+		endpoints, _, _ := clustertest.Etcd(b)
+		var err error
+		store, err = cluster.Open(cluster.Config{Endpoints: endpoints, Node: "bench", Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.2")}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { store.Close() })
+		def := cluster.Definition{Mode: cluster.ModeBridge, Subnets: []netip.Prefix{netip.MustParsePrefix("2001:db8::/64")}, HostBlock6: 80, Routes: cluster.RoutesHostGW}
+		if _, err := store.Define(context.Background(), "bench", def); err != nil {
+			b.Fatal(err)
+		}
+		leases = store
+	}
+	id, log := realClusterIPAM(b, dir, leases)
 	sock := filepath.Join(dir, "dualstack.sock")
 	l, err := ListenUnix(sock)
 	if err != nil {
@@ -73,17 +104,26 @@ func BenchmarkDurableRequestAddress(b *testing.B) {
 	}
 	var pool ipam.RequestPoolResponse
 	call("/IpamDriver.RequestPool", ipam.RequestPoolRequest{AddressSpace: "local", Pool: "2001:db8::/64", V6: true}, &pool)
-
-	lat := make([]time.Duration, 0, b.N)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	if inCluster {
+		if err := id.JoinCluster(pool.PoolID, ipamdriver.ClusterPool{Network: "bench", Bits: 80, Routed: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	request := func(i int) time.Duration {
 		req := ipam.RequestAddressRequest{PoolID: pool.PoolID, Options: map[string]string{
 			"com.docker.network.endpoint.macaddress": fmt.Sprintf("02:42:%02x:%02x:%02x:%02x", byte(i>>24), byte(i>>16), byte(i>>8), byte(i)),
 		}}
 		var resp ipam.RequestAddressResponse
 		start := time.Now()
 		call("/IpamDriver.RequestAddress", req, &resp)
-		lat = append(lat, time.Since(start))
+		return time.Since(start)
+	}
+	request(-1) // a cluster pool leases its block here
+
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lat = append(lat, request(i))
 	}
 	b.StopTimer()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })

@@ -103,21 +103,6 @@ func sourceAddress(endpoint string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-// clusterLeases is the cluster store as the IPAM uses it.
-type clusterLeases struct{ *cluster.Store }
-
-// HeldBlocks lists the blocks of network this host holds.
-func (l clusterLeases) HeldBlocks(ctx context.Context, network string) ([]netip.Prefix, error) {
-	blocks, err := l.Blocks(ctx, network)
-	var out []netip.Prefix
-	for _, b := range blocks {
-		if b.Node == l.Node() {
-			out = append(out, b.Prefix)
-		}
-	}
-	return out, err
-}
-
 // rejoinCluster, at start, confirms the definitions of this host's cluster
 // networks in the store (putting back one that went with the last block
 // of its network) and has the IPAM adopt the blocks it leased but did not
@@ -125,6 +110,12 @@ func (l clusterLeases) HeldBlocks(ctx context.Context, network string) ([]netip.
 func rejoinCluster(ctx context.Context, d *driver.Driver, ipam *ipamdriver.Driver, log logrus.FieldLogger) {
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		err := d.DefineClusterNetworks(ctx)
+		var mismatch *cluster.MismatchError
+		if errors.As(err, &mismatch) {
+			// Not the store's absence: trying again changes nothing.
+			log.WithError(err).Error("a cluster network of this host is defined differently in the cluster store now: its new blocks cannot be leased until the definitions agree")
+			err = nil
+		}
 		if err == nil {
 			err = ipam.AdoptLeasedBlocks()
 		}

@@ -75,7 +75,7 @@ func run(log *logrus.Logger) error {
 	if store != nil {
 		// Revokes the host's lease: the other hosts see it gone at once.
 		defer store.Close()
-		leases, clusterStore = clusterLeases{store}, store
+		leases, clusterStore = store, store
 		log.WithField("store", strings.Join(cfg.ClusterStore, ",")).WithField("node", store.Node()).Info("cluster store")
 	}
 
