@@ -10,7 +10,8 @@
 #    network's pool, inside its host's block;
 # 3b. cluster networks (BENCH_CLUSTER=0 skips): a block leased against a
 #    three-member etcd, and docker run -d of 100 containers at once per
-#    host on the three hosts of the cluster test bed against one host;
+#    host on the three hosts of the cluster test bed against one host
+#    (three rounds, medians);
 # 4. for each engine (BENCH_ENGINES, default Engine 20.10 and current
 #    Moby), on a private engine (root; BENCH_ENGINE=0 skips): docker run
 #    --rm, dualstack bridge against Docker's bridge, with the engine's root
@@ -70,11 +71,15 @@ if [ "${BENCH_CLUSTER:-1}" = 1 ]; then
 		engines/build-moby.sh >/dev/null
 		echo "## cluster: docker run -d of 100 containers at once per host, on 3 hosts (Moby, the cluster test bed) against one"
 		DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=1 DUALSTACK_IT_LOG_LEVEL=info go test -tags integration -count=1 -run '^$' \
-			-bench ClusterRuns -benchtime 1x -timeout 30m ./integration/ | tee "$out/cluster-runs.txt" | grep -E '^Benchmark'
+			-bench ClusterRuns -benchtime 1x -timeout 40m -v ./integration/ | tee "$out/cluster-runs.txt" | grep -E '^Benchmark.*ms|each round' | sed 's/^ *clusterbench_test.go:[0-9]*: //'
 		awk '/^BenchmarkClusterRuns/ { for (i = 2; i <= NF; i++) m[$i] = $(i-1) }
-		     END { if (m["dualstack-one-host-ms"] > 0)
-		       printf "ratio docker run per container, 3 hosts at once on a cluster network/one host: %.3f (%.1f ms against %.1f ms; Docker'"'"'s bridge on one host: %.1f ms)\n",
-		         m["dualstack-cluster-ms"] / m["dualstack-one-host-ms"], m["dualstack-cluster-ms"], m["dualstack-one-host-ms"], m["docker-bridge-one-host-ms"] }' "$out/cluster-runs.txt"
+		     function ratio(what, a, b) { if (b > 0) printf "ratio %s: %.3f (%.1f ms against %.1f ms per container)\n", what, a / b, a, b }
+		     END {
+		       ratio("docker run, 3 hosts at once on a cluster network/one host", m["dualstack-cluster-ms"], m["dualstack-one-host-ms"])
+		       ratio("docker run, 3 hosts at once, cluster network/a dualstack network of each host", m["dualstack-cluster-ms"], m["dualstack-three-hosts-ms"])
+		       ratio("docker run, 3 hosts at once, cluster network/Docker'"'"'s bridge", m["dualstack-cluster-ms"], m["docker-bridge-three-hosts-ms"])
+		       ratio("docker run, 3 hosts at once/one host, Docker'"'"'s bridge", m["docker-bridge-three-hosts-ms"], m["docker-bridge-one-host-ms"])
+		     }' "$out/cluster-runs.txt"
 	else
 		echo "## cluster: docker run across hosts skipped (needs root and Debian's etcd: apt-get install etcd-server etcd-client)"
 	fi

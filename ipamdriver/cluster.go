@@ -262,7 +262,7 @@ func (d *Driver) leaseBlock(p *pool, only netip.Prefix) (Block, error) {
 	if err != nil {
 		return Block{}, fmt.Errorf("pool %s of cluster network %q needs a new block: %w", p, p.cluster.Network, err)
 	}
-	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Info("block leased")
+	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Debug("block leased for the pool (the cluster store logs the lease)")
 	return d.recordBlock(p, prefix)
 }
 
@@ -378,7 +378,7 @@ func (d *Driver) claimOutside(p *pool, addr netip.Addr) error {
 		return fmt.Errorf("record the claim of %s in the state file: %w", addr, err)
 	}
 	p.cluster.claims[addr] = true
-	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("address", addr).Info("address claimed")
+	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("address", addr).Debug("address claimed for the pool (the cluster store logs the claim)")
 	return nil
 }
 
@@ -436,7 +436,7 @@ func (d *Driver) leaveCluster(p *pool) {
 			d.log.WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithError(err).Warn("give back the block of a pool that goes")
 			continue
 		}
-		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).Info("block given back")
+		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).Debug("block of the pool given back (the cluster store logs the release)")
 		if d.blockReleased != nil {
 			d.blockReleased(p.id, b)
 		}
