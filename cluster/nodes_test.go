@@ -114,9 +114,7 @@ func TestObserver(t *testing.T) {
 
 func TestForget(t *testing.T) {
 	t.Parallel()
-	endpoints, _, _ := clustertest.Etcd(t)
-	a := openStore(t, endpoints, "host-a")
-	b := openStore(t, endpoints, "host-b")
+	_, a, b := twoHosts(t)
 	ctx := context.Background()
 	mustDefine(t, a, "web", smallDef())
 	mustDefine(t, a, "db", smallDef())

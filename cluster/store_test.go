@@ -62,6 +62,14 @@ func rawClient(t testing.TB, endpoints []string) *clientv3.Client {
 
 // smallDef is a network with a /24 (four /26 blocks) and a /112
 // (256 /120 blocks).
+// twoHosts starts an etcd for t and opens the store of two hosts on it,
+// host-a and host-b.
+func twoHosts(t testing.TB) (endpoints []string, a, b *Store) {
+	t.Helper()
+	endpoints, _, _ = clustertest.Etcd(t)
+	return endpoints, openStore(t, endpoints, "host-a"), openStore(t, endpoints, "host-b")
+}
+
 func smallDef() Definition {
 	return Definition{
 		Mode:       ModeBridge,
@@ -112,9 +120,7 @@ func TestOpenValidates(t *testing.T) {
 
 func TestDefine(t *testing.T) {
 	t.Parallel()
-	endpoints, _, _ := clustertest.Etcd(t)
-	a := openStore(t, endpoints, "host-a")
-	b := openStore(t, endpoints, "host-b")
+	_, a, b := twoHosts(t)
 	ctx := context.Background()
 
 	def := smallDef()
@@ -208,9 +214,7 @@ func TestUndefine(t *testing.T) {
 
 func TestLeaseBlockPutsBackRememberedDefinition(t *testing.T) {
 	t.Parallel()
-	endpoints, _, _ := clustertest.Etcd(t)
-	a := openStore(t, endpoints, "host-a")
-	b := openStore(t, endpoints, "host-b")
+	endpoints, a, b := twoHosts(t)
 	ctx := context.Background()
 	mustDefine(t, a, "web", smallDef())
 	mustDefine(t, b, "web", smallDef())
@@ -264,9 +268,7 @@ func TestLeaseBlockPutsBackRememberedDefinition(t *testing.T) {
 
 func TestLeaseBlockSequential(t *testing.T) {
 	t.Parallel()
-	endpoints, _, _ := clustertest.Etcd(t)
-	a := openStore(t, endpoints, "host-a")
-	b := openStore(t, endpoints, "host-b")
+	_, a, b := twoHosts(t)
 	mustDefine(t, a, "web", smallDef())
 	for i, tc := range []struct {
 		s      *Store
@@ -377,9 +379,7 @@ func TestLeaseBlockExhausted(t *testing.T) {
 
 func TestLeaseBlockSkipsClaimsAndCallerChoice(t *testing.T) {
 	t.Parallel()
-	endpoints, _, _ := clustertest.Etcd(t)
-	a := openStore(t, endpoints, "host-a")
-	b := openStore(t, endpoints, "host-b")
+	_, a, b := twoHosts(t)
 	ctx := context.Background()
 	mustDefine(t, a, "web", smallDef())
 	// b claims an address in the first block: a must not lease that block.
@@ -405,9 +405,7 @@ func TestLeaseBlockSkipsClaimsAndCallerChoice(t *testing.T) {
 
 func TestLeaseBlockWithinSmallerThanBlock(t *testing.T) {
 	t.Parallel()
-	endpoints, _, _ := clustertest.Etcd(t)
-	a := openStore(t, endpoints, "host-a")
-	b := openStore(t, endpoints, "host-b")
+	_, a, b := twoHosts(t)
 	ctx := context.Background()
 	def := smallDef()
 	r := netip.MustParsePrefix("10.1.0.16/28")
@@ -436,9 +434,7 @@ func TestLeaseBlockWithinSmallerThanBlock(t *testing.T) {
 // give up), and must not hide a real conflict either.
 func TestLeaseBlockOtherFamilyKeysInRange(t *testing.T) {
 	t.Parallel()
-	endpoints, _, _ := clustertest.Etcd(t)
-	a := openStore(t, endpoints, "host-a")
-	b := openStore(t, endpoints, "host-b")
+	_, a, b := twoHosts(t)
 	ctx := context.Background()
 	def := Definition{
 		Mode:       ModeBridge,
@@ -531,9 +527,7 @@ func TestLeaseBlockConcurrent(t *testing.T) {
 
 func TestClaim(t *testing.T) {
 	t.Parallel()
-	endpoints, _, _ := clustertest.Etcd(t)
-	a := openStore(t, endpoints, "host-a")
-	b := openStore(t, endpoints, "host-b")
+	endpoints, a, b := twoHosts(t)
 	raw := rawClient(t, endpoints)
 	ctx := context.Background()
 	mustDefine(t, a, "web", smallDef())
@@ -608,9 +602,7 @@ func TestClaim(t *testing.T) {
 
 func TestReleaseAndUnclaim(t *testing.T) {
 	t.Parallel()
-	endpoints, _, _ := clustertest.Etcd(t)
-	a := openStore(t, endpoints, "host-a")
-	b := openStore(t, endpoints, "host-b")
+	_, a, b := twoHosts(t)
 	ctx := context.Background()
 	mustDefine(t, a, "web", smallDef())
 	block := mustLease(t, a, "web", "10.1.0.0/24", 26)
