@@ -281,7 +281,15 @@ func TestClusterStoreDown(t *testing.T) {
 	if err := start(0); err != nil {
 		t.Fatal(err)
 	}
+	// A second network whose block goes back while the store is away.
+	clusterNet(t, "cl-sd2", []*clusterHost{h}, "-o", "cluster=cl-sd2", "--subnet", "198.19.9.0/24")
+	h.docker(t, "run", "-d", "--label", testLabel, "--name", "cl-sd2-0", "--network", "cl-sd2", image, "sleep", "3600")
+	if got := clusterStatus(t).blocksOf("cl-sd2")[h.name]; len(got) != 1 {
+		t.Fatalf("blocks of cl-sd2: %v, want one", got)
+	}
 	bed.stopEtcd()
+	h.docker(t, "rm", "-f", "cl-sd2-0")
+	h.docker(t, "network", "rm", "cl-sd2")
 	restarted := false
 	t.Cleanup(func() {
 		if !restarted {
@@ -324,6 +332,15 @@ func TestClusterStoreDown(t *testing.T) {
 	if err := start(6); err != nil {
 		t.Fatalf("with the store back, a container inside the new block: %v", err)
 	}
+	// The block of the network removed while the store was away goes back
+	// at the next retry (every 30 s).
+	within(t, 45*time.Second, func() error {
+		if got := clusterStatus(t).blocksOf("cl-sd2")[h.name]; len(got) != 0 {
+			time.Sleep(time.Second)
+			return fmt.Errorf("blocks of cl-sd2, removed while the store was away, are still %s's: %v", h.name, got)
+		}
+		return nil
+	})
 }
 
 // Acceptance 5: the plugin of host 1 SIGKILLed in a burst of starts on

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -316,6 +318,10 @@ func (d *Driver) AdoptLeasedBlocks() error {
 	if d.leases == nil {
 		return nil
 	}
+	pending := map[pendingRelease]bool{}
+	for _, r := range d.pending() {
+		pending[r] = true
+	}
 	for _, p := range d.sortedPools() {
 		if p.cluster == nil {
 			continue
@@ -331,6 +337,10 @@ func (d *Driver) AdoptLeasedBlocks() error {
 				continue
 			}
 			if _, known := p.cluster.blockOf(prefix.Addr()); known {
+				continue
+			}
+			// A block of a pool that went, still to be given back.
+			if pending[pendingRelease{p.cluster.Network, pendingBlock, prefix}] {
 				continue
 			}
 			if _, err := d.recordBlock(p, prefix); err != nil {
@@ -388,8 +398,113 @@ func (d *Driver) unclaim(p *pool, addr netip.Addr) {
 	ctx, cancel := storeContext()
 	defer cancel()
 	if err := d.leases.Unclaim(ctx, p.cluster.Network, addr); err != nil {
-		d.log.WithField("network", p.cluster.Network).WithField("address", addr).WithError(err).Warn("give back a claimed address")
+		d.log.WithField("network", p.cluster.Network).WithField("address", addr).WithError(err).Warn("give back a claimed address (tried again later)")
+		d.pend(p.cluster.Network, pendingClaim, netip.PrefixFrom(addr, addr.BitLen()))
 	}
+}
+
+// What the store did not take back when it was given (it did not answer)
+// waits in the state file until it does (RetryPendingReleases):
+//
+//	ipam/pending/<network>/<kind>:<prefix>   empty
+//
+// kind is pendingBlock or pendingClaim (a claimed address, as a /32 or
+// /128).
+const (
+	bucketPending = "pending"
+	pendingBlock  = "block"
+	pendingClaim  = "claim"
+)
+
+// pend records what could not be given back to the store.
+func (d *Driver) pend(network, kind string, p netip.Prefix) {
+	err := d.db.Update(func(tx state.Tx) error {
+		return tx.Put([]string{bucketIPAM, bucketPending, network}, []byte(kind+":"+p.String()), nil)
+	})
+	if err != nil {
+		d.log.WithField("network", network).WithField("block", p).WithError(err).Error("record what the cluster store is still to take back (`dualstack cluster status` shows it)")
+	}
+}
+
+// pendingRelease is one thing the store is still to take back.
+type pendingRelease struct {
+	network, kind string
+	prefix        netip.Prefix
+}
+
+// pending lists what the store is still to take back.
+func (d *Driver) pending() []pendingRelease {
+	var out []pendingRelease
+	_ = d.db.View(func(tx state.Tx) error {
+		root := []string{bucketIPAM, bucketPending}
+		return tx.Buckets(root, func(network string) error {
+			return tx.ForEach(append(root, network), func(k, _ []byte) error {
+				kind, s, _ := strings.Cut(string(k), ":")
+				if p, err := netip.ParsePrefix(s); err == nil {
+					out = append(out, pendingRelease{network, kind, p})
+				}
+				return nil
+			})
+		})
+	})
+	return out
+}
+
+// holds reports whether a pool of network holds prefix (a block, or a
+// claimed address) now: a network created again since, which leased or
+// claimed it anew.
+func (d *Driver) holds(network string, prefix netip.Prefix) bool {
+	for _, p := range d.pools {
+		if p.cluster == nil || p.cluster.Network != network {
+			continue
+		}
+		if b, ok := p.cluster.blockOf(prefix.Addr()); ok && b.Prefix == prefix || p.cluster.claims[prefix.Addr()] {
+			return true
+		}
+	}
+	return false
+}
+
+// RetryPendingReleases gives back to the store what it did not take when
+// it was given (see pend). The plugin calls it at start and periodically;
+// it fails while the store does not answer.
+func (d *Driver) RetryPendingReleases() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.leases == nil {
+		return nil
+	}
+	var errs []error
+	for _, r := range d.pending() {
+		if !d.holds(r.network, r.prefix) {
+			ctx, cancel := storeContext()
+			var err error
+			if r.kind == pendingBlock {
+				err = d.leases.ReleaseBlock(ctx, r.network, r.prefix)
+			} else {
+				err = d.leases.Unclaim(ctx, r.network, r.prefix.Addr())
+			}
+			cancel()
+			switch {
+			case errors.Is(err, cluster.ErrUnreachable):
+				errs = append(errs, fmt.Errorf("give back %s of cluster network %q: %w", r.prefix, r.network, err))
+				continue
+			case err != nil:
+				// Not this host's any more (forgotten, and taken by
+				// another): nothing to give back.
+				d.log.WithField("network", r.network).WithField("block", r.prefix).WithError(err).Warn("no longer this host's to give back")
+			default:
+				d.log.WithField("network", r.network).WithField("block", r.prefix).Info("given back to the cluster store, which did not answer before")
+			}
+		}
+		err := d.db.Update(func(tx state.Tx) error {
+			return tx.Delete([]string{bucketIPAM, bucketPending, r.network}, []byte(r.kind+":"+r.prefix.String()))
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // releaseClaims gives back the claims among addrs of p, after they were
@@ -433,7 +548,8 @@ func (d *Driver) leaveCluster(p *pool) {
 	defer cancel()
 	for _, b := range p.cluster.blocks {
 		if err := d.leases.ReleaseBlock(ctx, p.cluster.Network, b.Prefix); err != nil {
-			d.log.WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithError(err).Warn("give back the block of a pool that goes")
+			d.log.WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithError(err).Warn("give back the block of a pool that goes (tried again later)")
+			d.pend(p.cluster.Network, pendingBlock, b.Prefix)
 			continue
 		}
 		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).Debug("block of the pool given back (the cluster store logs the release)")

@@ -2,7 +2,6 @@ package ipamdriver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+
+	"github.com/dualstack-net/dualstack/cluster"
 )
 
 // fakeStore is the cluster store of the IPAM's tests, in memory: blocks
@@ -23,7 +24,7 @@ type fakeStore struct {
 	down   bool
 }
 
-var errFakeDown = errors.New("cluster store fake://etcd is unreachable")
+var errFakeDown = fmt.Errorf("cluster store fake://etcd: %w", cluster.ErrUnreachable)
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{blocks: map[netip.Prefix]string{}, claims: map[netip.Addr]string{}}
@@ -71,8 +72,12 @@ func (l fakeLeases) ReleaseBlock(_ context.Context, _ string, block netip.Prefix
 	if l.s.down {
 		return errFakeDown
 	}
-	if l.s.blocks[block] == l.node {
+	switch holder := l.s.blocks[block]; holder {
+	case l.node:
 		delete(l.s.blocks, block)
+	case "":
+	default:
+		return fmt.Errorf("block %s is held by node %s", block, holder)
 	}
 	return nil
 }
@@ -319,5 +324,74 @@ func TestClusterAdoptsLeasedBlocks(t *testing.T) {
 	}
 	if len(s.blocks) != 1 {
 		t.Fatalf("store blocks = %v, want only the adopted one", s.blocks)
+	}
+}
+
+// TestClusterPendingReleases: blocks and claims the store does not take
+// back when a pool goes (it does not answer) are given back once it does,
+// after a restart too; adoption leaves them alone, and one a pool holds
+// again by then stays.
+func TestClusterPendingReleases(t *testing.T) {
+	s := newFakeStore()
+	lan := ClusterPool{Network: "lan", Bits: 28}
+	a, pa := clusterHost(t, s, "a", "203.0.113.0/24", "203.0.113.128/25", lan)
+	a.mustAddr(pa, "", mac(1))             // leases 203.0.113.128/28
+	a.mustAddr(pa, "203.0.113.10", mac(2)) // claims 203.0.113.10
+	s.down = true
+	if err := a.d.ReleasePool(&ipam.ReleasePoolRequest{PoolID: pa}); err != nil {
+		t.Fatal(err)
+	}
+	s.down = false
+	if len(s.blocks) != 1 || len(s.claims) != 1 {
+		t.Fatalf("store after a release it did not answer: %v %v, want the block and the claim still there", s.blocks, s.claims)
+	}
+	a.restart()
+	// The network comes back before the store takes the old block: the
+	// block, to be given back, is not adopted.
+	again := a.pool("203.0.113.0/24", "203.0.113.128/25", false)
+	if err := a.d.JoinCluster(again, lan); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.d.AdoptLeasedBlocks(); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.d.Blocks(again); len(got) != 0 {
+		t.Fatalf("the new pool adopted %v, a block still to be given back", got)
+	}
+	s.down = true
+	if err := a.d.RetryPendingReleases(); err == nil || !strings.Contains(err.Error(), "fake://etcd") {
+		t.Fatalf("retry with the store down: %v, want an error naming the store", err)
+	}
+	s.down = false
+	if err := a.d.RetryPendingReleases(); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.blocks) != 0 || len(s.claims) != 0 {
+		t.Fatalf("store after the retry: %v %v, want nothing of host a", s.blocks, s.claims)
+	}
+	if got := a.d.pending(); len(got) != 0 {
+		t.Fatalf("still pending after the retry: %v", got)
+	}
+
+	// Pending, but the network came back and holds the block again.
+	b, pb := clusterHost(t, s, "b", "198.51.100.0/24", "", ClusterPool{Network: "r", Bits: 26, Routed: true})
+	b.mustAddr(pb, "", mac(1))
+	held := b.d.Blocks(pb)[0].Prefix
+	b.d.pend("r", pendingBlock, held)
+	if err := b.d.RetryPendingReleases(); err != nil {
+		t.Fatal(err)
+	}
+	if s.blocks[held] != "b" || len(b.d.pending()) != 0 {
+		t.Fatalf("a block the pool holds again: store %v, pending %v; want it kept and no longer pending", s.blocks, b.d.pending())
+	}
+	// Pending, but forgotten and taken by another host meanwhile.
+	taken := netip.MustParsePrefix("198.51.100.192/26")
+	s.blocks[taken] = "z"
+	b.d.pend("r", pendingBlock, taken)
+	if err := b.d.RetryPendingReleases(); err != nil {
+		t.Fatal(err)
+	}
+	if s.blocks[taken] != "z" || len(b.d.pending()) != 0 {
+		t.Fatalf("a block another host holds now: store %v, pending %v; want it left to that host and no longer pending", s.blocks, b.d.pending())
 	}
 }

@@ -106,7 +106,8 @@ func sourceAddress(endpoint string) (netip.Addr, error) {
 // rejoinCluster, at start, confirms the definitions of this host's cluster
 // networks in the store (putting back one that went with the last block
 // of its network) and has the IPAM adopt the blocks it leased but did not
-// record before a crash, trying until the store answers or ctx ends.
+// record before a crash, trying until the store answers; then, until ctx
+// ends, it gives back what the store did not take while it was away.
 func rejoinCluster(ctx context.Context, d *driver.Driver, ipam *ipamdriver.Driver, log logrus.FieldLogger) {
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		err := d.DefineClusterNetworks(ctx)
@@ -120,14 +121,34 @@ func rejoinCluster(ctx context.Context, d *driver.Driver, ipam *ipamdriver.Drive
 			err = ipam.AdoptLeasedBlocks()
 		}
 		if err == nil {
-			return
+			break
 		}
 		log.WithError(err).Warn("check the blocks this host holds in the cluster store (trying again)")
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, wait) {
 			return
-		case <-time.After(wait):
 		}
+	}
+	for {
+		if err := ipam.RetryPendingReleases(); err != nil {
+			log.WithError(err).Warn("give back what the cluster store did not take back (trying again)")
+		}
+		if !sleep(ctx, pendingRetryInterval) {
+			return
+		}
+	}
+}
+
+// pendingRetryInterval is how often what the store did not take back is
+// offered again.
+const pendingRetryInterval = 30 * time.Second
+
+// sleep waits d, or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
 	}
 }
 
