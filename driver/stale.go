@@ -95,10 +95,11 @@ func (d *Driver) releaseStale(suspects map[staleKey]string) {
 // A network whose creation failed after the plugin committed it (the
 // answer to CreateNetwork was lost and Docker stopped retrying, or a later
 // step of Docker's failed) is never deleted: Docker has no such network.
-// Docker does give its pools back, though, and a pool goes back only after
-// DeleteNetwork when a network is removed as usual. So when Docker releases
-// a pool that a network still holds, that network was given up on, and
-// goes now.
+// Docker does give its pools back, though. So when Docker releases a pool
+// that a network still holds, the network goes now. Current engines
+// (moby v2) release a network's pools before they call DeleteNetwork even
+// when they remove it as usual; Engine 20.10 releases them after. Either
+// way the network is to go, and a DeleteNetwork that follows finds it gone.
 
 // PoolReleased is told of each pool Docker releases, before the IPAM
 // forgets it (ipamdriver.Driver.SetPoolRelease): a network that still
@@ -112,7 +113,7 @@ func (d *Driver) PoolReleased(poolID string) {
 				continue
 			}
 			log := d.log.WithField("network", short(n.ID)).WithField("pool", poolID)
-			log.Warn("Docker gave back the pool of a network it never deleted (its creation failed after the plugin committed it): removing the network")
+			log.Info("Docker released the pool of a network it has not deleted (current engines release the pools first; after a failed creation it never deletes it): removing the network")
 			if err := d.deleteNetwork(n); err != nil {
 				log.WithError(err).Error("remove a network Docker gave up on")
 			}
