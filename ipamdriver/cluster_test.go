@@ -277,6 +277,14 @@ func TestClusterGivenAddresses(t *testing.T) {
 	if s.claims[netip.MustParseAddr("203.0.113.10")] != "b" {
 		t.Fatalf("claims = %v, want b holding 203.0.113.10", s.claims)
 	}
+	// An address of the host inside a block another host leased already
+	// cannot be held: the network is refused there, naming the holder.
+	if err := lb.d.Hold(plb, netip.MustParseAddr("203.0.113.129"), "host-link:x"); err == nil || !strings.Contains(err.Error(), "node a") {
+		t.Fatalf("hold of an address in host a's block: %v, want a refusal naming a", err)
+	}
+	if _, held := lb.d.Allocations(plb)[netip.MustParseAddr("203.0.113.129")]; held {
+		t.Fatal("the refused hold left the address held")
+	}
 	if _, err := la.addr(pla, "203.0.113.10", mac(2)); err == nil || !strings.Contains(err.Error(), "node b") {
 		t.Fatalf("host a asking for host b's claimed address: %v, want a refusal naming b", err)
 	}
