@@ -302,9 +302,6 @@ func (d *Driver) recordBlock(p *pool, prefix netip.Prefix) (Block, error) {
 	}
 	p.cluster.blocks = append(p.cluster.blocks, b)
 	slices.SortFunc(p.cluster.blocks, func(x, y Block) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
-	if d.blockLeased != nil {
-		d.blockLeased(p.id, b)
-	}
 	return b, nil
 }
 
@@ -553,9 +550,6 @@ func (d *Driver) leaveCluster(p *pool) {
 			continue
 		}
 		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).Debug("block of the pool given back (the cluster store logs the release)")
-		if d.blockReleased != nil {
-			d.blockReleased(p.id, b)
-		}
 	}
 	for a := range p.cluster.claims {
 		d.unclaim(p, a)

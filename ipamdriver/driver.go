@@ -109,18 +109,6 @@ type Driver struct {
 	addrReleased func(addr netip.Addr)
 	// leases is the cluster store (Config.Leases).
 	leases Leases
-	// blockLeased and blockReleased hear of each block a cluster pool
-	// leases and gives back (SetBlockChanges).
-	blockLeased, blockReleased func(poolID string, b Block)
-}
-
-// SetBlockChanges has leased and released hear of each block a cluster
-// pool leases and gives back, with the IPAM's lock held: they must not
-// call the IPAM.
-func (d *Driver) SetBlockChanges(leased, released func(poolID string, b Block)) {
-	d.mu.Lock()
-	d.blockLeased, d.blockReleased = leased, released
-	d.mu.Unlock()
 }
 
 // SetPoolRelease has fn hear of each pool Docker releases, before it goes
