@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -327,7 +328,7 @@ func (d *Driver) syncClusterRoutes() error {
 
 // syncRoutes makes dualstack's routes (routeProtocol) in the main table
 // exactly want.
-func syncRoutes(want map[netip.Prefix]netip.Addr, log interface{ Infof(string, ...any) }) error {
+func syncRoutes(want map[netip.Prefix]netip.Addr, log logrus.FieldLogger) error {
 	filter := &netlink.Route{Protocol: routeProtocol, Table: unix.RT_TABLE_MAIN}
 	have, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {

@@ -151,10 +151,16 @@ func (p *pool) addrBits(addr netip.Addr) int {
 		if b, ok := p.cluster.blockOf(addr); ok {
 			return b.Prefix.Bits()
 		}
-		return addr.BitLen() // a claimed address, routed on its own
+		// No block holds it: a routed pool hands out no such address (a
+		// given one leases its block first), so this is only a fallback.
+		return addr.BitLen()
 	}
 	return p.prefix.Bits()
 }
+
+// routedGateway is the gateway of a routed block: its first usable
+// address, which the host's bridge holds.
+func routedGateway(block netip.Prefix) netip.Addr { return block.Masked().Addr().Next() }
 
 func (c *clusterState) blockOf(addr netip.Addr) (Block, bool) {
 	for _, b := range c.blocks {
@@ -172,7 +178,7 @@ func (c *clusterState) blockOf(addr netip.Addr) (Block, bool) {
 func (p *pool) blockWindow(b Block) (first, last netip.Addr, ok bool) {
 	first, last = b.Prefix.Masked().Addr(), lastAddr(b.Prefix)
 	if p.cluster.Routed {
-		first = first.Next().Next()
+		first = routedGateway(b.Prefix).Next()
 		if first.Is4() {
 			last = last.Prev()
 		}
@@ -240,9 +246,12 @@ func (d *Driver) pickInBlocks(p *pool) (netip.Addr, func(), error) {
 		return netip.Addr{}, nil, err
 	}
 	addr, ok, err := try(b)
-	if err != nil || !ok {
+	if err == nil && !ok {
+		err = errors.New("it has no address to hand out: choose longer host blocks")
+	}
+	if err != nil {
 		restore()
-		return netip.Addr{}, nil, fmt.Errorf("allocate an address in the new block %s of pool %s: %v", b.Prefix, p, err)
+		return netip.Addr{}, nil, fmt.Errorf("allocate an address in the new block %s of pool %s: %w", b.Prefix, p, err)
 	}
 	return addr, func() { p.alloc.Release(addr); restore() }, nil
 }
@@ -273,7 +282,7 @@ func (d *Driver) recordBlock(p *pool, prefix netip.Prefix) (Block, error) {
 	b := Block{Prefix: prefix}
 	heldGateway := false // reserved here, not already held (Docker's gateway)
 	if p.cluster.Routed {
-		gw := prefix.Masked().Addr().Next()
+		gw := routedGateway(prefix)
 		if !p.alloc.Allocated(gw) {
 			if err := p.alloc.Reserve(gw); err != nil {
 				return Block{}, d.giveBack(p, prefix, fmt.Errorf("hold gateway %s of block %s: %w", gw, prefix, err))
@@ -369,7 +378,7 @@ func (d *Driver) claimOutside(p *pool, addr netip.Addr) error {
 	}
 	if p.cluster.Routed {
 		block := netip.PrefixFrom(addr, p.cluster.Bits).Masked()
-		if addr == block.Addr().Next() {
+		if addr == routedGateway(block) {
 			return fmt.Errorf("address %s is the gateway of block %s of cluster network %q: choose another address", addr, block, p.cluster.Network)
 		}
 		_, err := d.leaseBlock(p, block)
@@ -389,8 +398,8 @@ func (d *Driver) claimOutside(p *pool, addr netip.Addr) error {
 	return nil
 }
 
-// unclaim gives a claimed address of p back to the store; a store that
-// does not answer keeps it (it shows in `dualstack cluster status`).
+// unclaim gives a claimed address of p back to the store; one the store
+// does not take is offered it again (pend).
 func (d *Driver) unclaim(p *pool, addr netip.Addr) {
 	ctx, cancel := storeContext()
 	defer cancel()
