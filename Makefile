@@ -24,7 +24,7 @@ DEBS_DIR        ?= $(BUILD)/debs
 
 .DEFAULT_GOAL := help
 
-.PHONY: engines help build plugin install demo test fuzz integration integration-moby integration-shared integration-nftables integration-cluster test-all bench clean
+.PHONY: engines help build plugin install demo test fuzz integration integration-moby integration-shared integration-nftables integration-cluster integration-bgp test-all bench clean
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -82,6 +82,9 @@ integration-shared: plugin engines ## Run the mount-dependent end-to-end tests o
 integration-cluster: plugin engines ## Run the cluster networks' end-to-end tests: three current Moby engines on a fabric, with Debian's etcd (apt-get install etcd-server etcd-client; root)
 	DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=1 $(GO) test -tags integration -count=1 -timeout 30m -v -run '^TestCluster' ./integration/...
 
+integration-bgp: plugin engines ## Run the BGP end-to-end tests: three current Moby engines, each on its own link to a bird2 router (apt-get install bird2; root)
+	DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=bgp $(GO) test -tags integration -count=1 -timeout 20m -v -run '^TestBGP' ./integration/...
+
 # The fuzz targets, their packages and how many inputs each runs (a count,
 # not a duration: a duration that ends while a worker is busy makes go test
 # report a spurious "context deadline exceeded"). FUZZSCALE multiplies them.
@@ -103,6 +106,7 @@ test-all: ## Run every test: unit tests, a short fuzz run, end to end on Engine 
 	@$(MAKE) --no-print-directory integration-shared
 	@$(MAKE) --no-print-directory integration-nftables
 	@$(MAKE) --no-print-directory integration-cluster
+	@$(MAKE) --no-print-directory integration-bgp
 
 bench: ## Run the benchmarks behind the README's figures (bench/run.sh)
 	bench/run.sh

@@ -12,6 +12,8 @@
 #    three-member etcd, and docker run -d of 100 containers at once per
 #    host on the three hosts of the cluster test bed against one host
 #    (three rounds, medians);
+# 3c. BGP (BENCH_BGP=0 skips): on the routed test bed, how long a host's
+#    new blocks take to reach the router (BIRD), and to leave it;
 # 4. for each engine (BENCH_ENGINES, default Engine 20.10 and current
 #    Moby), on a private engine (root; BENCH_ENGINE=0 skips): docker run
 #    --rm, dualstack bridge against Docker's bridge, with the engine's root
@@ -85,6 +87,16 @@ if [ "${BENCH_CLUSTER:-1}" = 1 ]; then
 	fi
 else
 	echo "## cluster benchmarks: skipped (BENCH_CLUSTER=0)"
+fi
+
+if [ "${BENCH_BGP:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v etcd >/dev/null && command -v bird >/dev/null; then
+	make --no-print-directory plugin >/dev/null
+	engines/build-moby.sh >/dev/null
+	echo "## BGP: a host's new blocks at the router (BIRD) from docker network create, and gone from docker network rm (Moby, the routed test bed)"
+	DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=bgp DUALSTACK_IT_LOG_LEVEL=info go test -tags integration -count=1 -run '^$' \
+		-bench BGPAnnounce -benchtime 20x -timeout 20m ./integration/ | tee "$out/bgp.txt" | grep -E '^Benchmark'
+else
+	echo "## BGP benchmarks: skipped (BENCH_BGP=0, or not root, or no etcd or bird: apt-get install etcd-server etcd-client bird2)"
 fi
 
 if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then

@@ -16,6 +16,7 @@ const (
 
 	RoutesHostGW = "host-gw"
 	RoutesNone   = "none"
+	RoutesBGP    = "bgp"
 )
 
 // Definition is what makes a cluster network the same network on every
@@ -43,7 +44,8 @@ type Definition struct {
 	HostBlock4 int `json:"host_block4"`
 	HostBlock6 int `json:"host_block6"`
 	// Routes says how hosts reach each other's blocks: RoutesHostGW (a
-	// route per block via its holder's address) or RoutesNone.
+	// route per block via its holder's address), RoutesBGP (announced to
+	// routers) or RoutesNone.
 	Routes string `json:"routes"`
 	// Options holds the remaining network options that must agree across
 	// hosts.
@@ -98,9 +100,9 @@ func (d Definition) Validate() error {
 		return fmt.Errorf("mode %q: want %q or %q", d.Mode, ModeBridge, ModeMacvlan)
 	}
 	switch d.Routes {
-	case RoutesHostGW, RoutesNone:
+	case RoutesHostGW, RoutesBGP, RoutesNone:
 	default:
-		return fmt.Errorf("routes %q: want %q or %q", d.Routes, RoutesHostGW, RoutesNone)
+		return fmt.Errorf("routes %q: want %q, %q or %q", d.Routes, RoutesHostGW, RoutesBGP, RoutesNone)
 	}
 	if len(d.Subnets) == 0 {
 		return fmt.Errorf("no subnet: a cluster network needs at least one")

@@ -51,7 +51,7 @@ func TestDefinitionValidate(t *testing.T) {
 		want   string
 	}{
 		{"mode", func(d *Definition) { d.Mode = "ipvlan" }, `mode "ipvlan"`},
-		{"routes", func(d *Definition) { d.Routes = "bgp" }, `routes "bgp"`},
+		{"routes", func(d *Definition) { d.Routes = "ospf" }, `routes "ospf"`},
 		{"no subnet", func(d *Definition) { d.Subnets = nil; d.HostBlock4, d.HostBlock6 = 0, 0 }, "no subnet"},
 		{"overlap", func(d *Definition) { d.Subnets = append(d.Subnets, netip.MustParsePrefix("10.10.5.0/24")) }, "overlap"},
 		{"host block 4", func(d *Definition) { d.HostBlock4 = 0 }, "host_block4 is 0"},

@@ -26,6 +26,9 @@ type Node struct {
 	// TTL is the time left on the node's lease (0 when not alive, or when
 	// the lease could not be read).
 	TTL time.Duration
+	// BGP is the node's BGP status as it reported it (package bgp's
+	// Status, as JSON); empty without BGP.
+	BGP json.RawMessage `json:",omitempty"`
 }
 
 // snapshot is the store's content under the prefix at one revision.
@@ -204,7 +207,7 @@ func (s *Store) Nodes(ctx context.Context) ([]Node, error) {
 func (s *Store) nodesOf(ctx context.Context, snap *snapshot) []Node {
 	var out []Node
 	for name, n := range snap.nodes {
-		node := Node{Name: name, Addresses: n.rec.Addresses, Alive: true}
+		node := Node{Name: name, Addresses: n.rec.Addresses, Alive: true, BGP: n.rec.BGP}
 		node.Since, _ = time.Parse(time.RFC3339, n.rec.Since)
 		node.TTL = s.leaseLeft(ctx, n.lease)
 		out = append(out, node)

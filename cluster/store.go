@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +81,12 @@ type Store struct {
 	lease      clientv3.LeaseID
 	closeOnce  sync.Once
 	closeError error
+
+	// What the node record says besides the addresses: when this
+	// registration was made, and the host's BGP status (SetBGPStatus).
+	recordMu sync.Mutex
+	since    string
+	bgp      json.RawMessage
 }
 
 // Open checks cfg and returns a Store. It does not contact etcd and does
@@ -180,6 +187,9 @@ func Open(cfg Config) (*Store, error) {
 
 // Node is this host's node name.
 func (s *Store) Node() string { return s.cfg.Node }
+
+// Addresses returns this host's cluster addresses.
+func (s *Store) Addresses() []netip.Addr { return slices.Clone(s.cfg.Addresses) }
 
 // Close ends the liveness registration, revokes the node's lease (so other
 // hosts see at once that this node stopped, rather than after its TTL) and
@@ -290,8 +300,9 @@ func safeName(n string) bool {
 
 // nodeRecord is the value of nodes/<node>.
 type nodeRecord struct {
-	Addresses []netip.Addr `json:"addresses"`
-	Since     string       `json:"since"` // RFC 3339
+	Addresses []netip.Addr    `json:"addresses"`
+	Since     string          `json:"since"` // RFC 3339
+	BGP       json.RawMessage `json:"bgp,omitempty"`
 }
 
 // Liveness.
@@ -348,6 +359,9 @@ func (s *Store) register() (clientv3.LeaseID, error) {
 	if err != nil {
 		return 0, s.storeError(err, fmt.Sprintf("node %s cannot register", s.cfg.Node))
 	}
+	s.recordMu.Lock()
+	s.since = time.Now().UTC().Format(time.RFC3339)
+	s.recordMu.Unlock()
 	if err := s.putNode(ctx, g.ID); err != nil {
 		// Let the lease expire by itself if the revoke fails too.
 		rctx, rcancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
@@ -363,7 +377,9 @@ func (s *Store) register() (clientv3.LeaseID, error) {
 }
 
 func (s *Store) putNode(ctx context.Context, id clientv3.LeaseID) error {
-	rec, _ := json.Marshal(nodeRecord{Addresses: s.cfg.Addresses, Since: time.Now().UTC().Format(time.RFC3339)})
+	s.recordMu.Lock()
+	rec, _ := json.Marshal(nodeRecord{Addresses: s.cfg.Addresses, Since: s.since, BGP: s.bgp})
+	s.recordMu.Unlock()
 	if _, err := s.client.Put(ctx, s.nodeKey(s.cfg.Node), string(rec), clientv3.WithLease(id)); err != nil {
 		return s.storeError(err, fmt.Sprintf("node %s cannot register", s.cfg.Node))
 	}
@@ -408,5 +424,25 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// SetBGPStatus puts the host's BGP status (JSON, package bgp's Status) in
+// its node record, for `dualstack cluster status` on any host; it is
+// written again with every registration.
+func (s *Store) SetBGPStatus(status json.RawMessage) {
+	s.recordMu.Lock()
+	s.bgp = status
+	s.recordMu.Unlock()
+	s.leaseMu.Lock()
+	id := s.lease
+	s.leaseMu.Unlock()
+	if id == clientv3.NoLease {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.liveCtx, s.cfg.Timeout)
+	defer cancel()
+	if err := s.putNode(ctx, id); err != nil {
+		s.log.WithError(err).Debug("BGP status not recorded in the cluster store; it is with the next registration")
 	}
 }

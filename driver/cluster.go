@@ -323,13 +323,17 @@ func (d *Driver) syncClusterRoutes() error {
 		}
 	}
 	d.mu.Unlock()
-	return syncRoutes(want, d.log)
+	return syncRoutes(routeProtocol, want, d.log, hostGWHint)
 }
 
-// syncRoutes makes dualstack's routes (routeProtocol) in the main table
-// exactly want.
-func syncRoutes(want map[netip.Prefix]netip.Addr, log logrus.FieldLogger) error {
-	filter := &netlink.Route{Protocol: routeProtocol, Table: unix.RT_TABLE_MAIN}
+// hostGWHint is what to check when a host-gw route cannot be added.
+const hostGWHint = "cluster_routes=host-gw needs the hosts on one LAN: is the next hop on a network this host reaches directly?"
+
+// syncRoutes makes dualstack's routes of protocol proto (routeProtocol,
+// learnedProtocol) in the main table exactly want; hint is what to check
+// when a route cannot be added.
+func syncRoutes(proto netlink.RouteProtocol, want map[netip.Prefix]netip.Addr, log logrus.FieldLogger, hint string) error {
+	filter := &netlink.Route{Protocol: proto, Table: unix.RT_TABLE_MAIN}
 	have, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return fmt.Errorf("list the host's routes to cluster blocks: %w", err)
@@ -353,9 +357,9 @@ func syncRoutes(want map[netip.Prefix]netip.Addr, log logrus.FieldLogger) error 
 		if seen[dst] {
 			continue
 		}
-		r := &netlink.Route{Dst: nladdr.IPNet(dst), Gw: via.AsSlice(), Protocol: routeProtocol, Table: unix.RT_TABLE_MAIN}
+		r := &netlink.Route{Dst: nladdr.IPNet(dst), Gw: via.AsSlice(), Protocol: proto, Table: unix.RT_TABLE_MAIN}
 		if err := netlink.RouteReplace(r); err != nil {
-			errs = append(errs, fmt.Errorf("route cluster block %s via %s: %w (is %s on a network this host reaches directly? cluster_routes=host-gw needs the hosts on one LAN)", dst, via, err, via))
+			errs = append(errs, fmt.Errorf("route cluster block %s via %s: %w (%s)", dst, via, err, hint))
 			continue
 		}
 		log.Infof("route to cluster block %s via %s added", dst, via)

@@ -25,7 +25,7 @@ func TestClusterRouteSync(t *testing.T) {
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
 	sync := func(want map[netip.Prefix]netip.Addr) error {
-		return netns.Do(host.Path, func() error { return syncRoutes(want, log) })
+		return netns.Do(host.Path, func() error { return syncRoutes(routeProtocol, want, log, hostGWHint) })
 	}
 	routes := func() string {
 		v4 := strings.TrimSpace(string(host.IP(t, "-4", "route", "show", "proto", "213")))

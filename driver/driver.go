@@ -72,6 +72,11 @@ type Config struct {
 	// Cluster is the cluster store (CLUSTER_STORE); nil: this host is in
 	// no cluster, and networks with -o cluster are refused.
 	Cluster ClusterStore
+	// BGP announces the host's prefixes (BGP_ASN); nil: BGP does not
+	// run, and networks that need it are refused, with BGPOff as the
+	// reason when the settings are wrong.
+	BGP    Announcer
+	BGPOff error
 }
 
 // Firewall programs the packet filter (see driver/firewall).
@@ -108,6 +113,10 @@ type Driver struct {
 		sync.Mutex
 		addrs map[netip.Addr]int
 	}
+	// learned are the routes BGP learned; announceMu orders the changes
+	// of what the host announces (announce.go).
+	learned    learnedRoutes
+	announceMu sync.Mutex
 }
 
 var _ api.Driver = (*Driver)(nil)

@@ -24,6 +24,9 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 	if err != nil {
 		return err
 	}
+	if err := d.checkBGP(opts); err != nil {
+		return err
+	}
 	n := &network{ID: req.NetworkID, Options: opts}
 	if opts.IPv4 {
 		if n.V4, err = parsePools(req.IPv4Data, true); err != nil {
@@ -123,8 +126,11 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		undoAll()
 		return err
 	}
-	if n.Options.ClusterRoutes == clusterRoutesHostGW {
+	switch {
+	case n.Options.ClusterRoutes == clusterRoutesHostGW:
 		go d.resyncClusterRoutes() // to the blocks other hosts hold already
+	case n.Options.ClusterRoutes == clusterRoutesBGP || n.Options.Announce:
+		go d.SyncBGP()
 	}
 	log := plane.describe(n, d.log.WithField("network", short(n.ID)).WithField("mode", opts.Mode).WithField("subnets", n.subnets()))
 	if len(foreign) > 0 {
@@ -228,8 +234,11 @@ func (d *Driver) deleteNetwork(n *network) error {
 		return err
 	}
 	d.releaseHeld(n)
-	if n.Options.ClusterRoutes == clusterRoutesHostGW {
+	switch {
+	case n.Options.ClusterRoutes == clusterRoutesHostGW:
 		go d.resyncClusterRoutes()
+	case n.Options.ClusterRoutes == clusterRoutesBGP || n.Options.Announce:
+		go d.SyncBGP()
 	}
 	d.log.WithField("network", short(n.ID)).Info("network deleted")
 	return nil

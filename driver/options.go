@@ -41,11 +41,12 @@ const (
 	optHostBlock4   = "host_block4"
 	optHostBlock6   = "host_block6"
 	optClusterRoute = "cluster_routes"
+	optAnnounce     = "announce"
 )
 
 // Options each mode takes (besides Docker's own).
 var modeOptions = map[string][]string{
-	ModeBridge:  {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq, optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker, optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute},
+	ModeBridge:  {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq, optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker, optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute, optAnnounce},
 	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA, optHostOverlap, optCluster, optHostBlock4, optHostBlock6},
 }
 
@@ -108,6 +109,10 @@ type netOptions struct {
 	HostBlock4    int    `json:"hostBlock4,omitempty"`
 	HostBlock6    int    `json:"hostBlock6,omitempty"`
 	ClusterRoutes string `json:"clusterRoutes,omitempty"`
+
+	// Announce (announce=true, bridge) has the host's BGP speaker announce
+	// the network's subnets: routed IPv6 on one host behind a router.
+	Announce bool `json:"announce,omitempty"`
 }
 
 // ra is how containers handle router advertisements.
@@ -197,8 +202,8 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 				o.HostBlock6 = bits
 			}
 		case optClusterRoute:
-			if v != clusterRoutesHostGW && v != clusterRoutesNone {
-				errs = append(errs, fmt.Sprintf("cluster_routes=%q: want %s (the default: a route to each other host's blocks through its CLUSTER_ADDRESS, hosts on one LAN) or %s (the network routes them)", v, clusterRoutesHostGW, clusterRoutesNone))
+			if v != clusterRoutesHostGW && v != clusterRoutesBGP && v != clusterRoutesNone {
+				errs = append(errs, fmt.Sprintf("cluster_routes=%q: want %s (the default: a route to each other host's blocks through its CLUSTER_ADDRESS, hosts on one LAN), %s (the host's blocks are announced to the routers in BGP_PEERS) or %s (the network routes them)", v, clusterRoutesHostGW, clusterRoutesBGP, clusterRoutesNone))
 			}
 			o.ClusterRoutes = v
 		case optBridge, optBridgeDocker:
@@ -221,6 +226,12 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 				errs = append(errs, fmt.Sprintf("hairpin=%q: want true or false", v))
 			}
 			o.Hairpin = b
+		case optAnnounce:
+			b, err := asBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("announce=%q: want true or false", v))
+			}
+			o.Announce = b
 		case optIPv6Mode:
 			switch strings.ToLower(v) {
 			case IPv6ModeRouted:
@@ -296,6 +307,9 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 	}
 	if o.Cluster == "" && (o.HostBlock4 != 0 || o.HostBlock6 != 0 || o.ClusterRoutes != "") {
 		errs = append(errs, "host_block4, host_block6 and cluster_routes are options of cluster networks: add -o cluster=NAME")
+	}
+	if o.Cluster != "" && o.Announce {
+		errs = append(errs, "announce=true: a cluster network announces its host's blocks with -o cluster_routes=bgp, not its whole subnets; drop announce=true")
 	}
 	if o.Cluster != "" && o.Mode == ModeBridge && o.ClusterRoutes == "" {
 		o.ClusterRoutes = clusterRoutesHostGW

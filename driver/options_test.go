@@ -34,6 +34,10 @@ func TestParseOptions(t *testing.T) {
 			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true, IPv6Mode: "nat", NoICC: true, NoMasquerade: true}},
 		{"firewall, docker names", generic("com.docker.network.bridge.enable_icc", "false", "com.docker.network.bridge.enable_ip_masquerade", "true", "ipv6_mode", "Routed"),
 			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true, IPv6Mode: "routed", NoICC: true}},
+		{"cluster, routes over BGP", generic("cluster", "prod", "cluster_routes", "bgp"),
+			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true, IPv6Mode: "routed", Cluster: "prod", ClusterRoutes: "bgp"}},
+		{"announced", generic("announce", "true"),
+			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true, IPv6Mode: "routed", Announce: true}},
 	}
 	for _, c := range good {
 		got, err := parseOptions(id, c.raw)
@@ -56,6 +60,10 @@ func TestParseOptions(t *testing.T) {
 		{"icc not a boolean", generic("icc", "sometimes"), []string{`icc="sometimes"`, "true or false"}},
 		{"masquerade not a boolean", generic("com.docker.network.bridge.enable_ip_masquerade", "x"), []string{`enable_ip_masquerade="x"`}},
 		{"macvlan without parent", generic("mode", "macvlan"), []string{"mode=macvlan needs -o parent=IF"}},
+		{"cluster_routes bogus", generic("cluster", "prod", "cluster_routes", "ospf"), []string{`cluster_routes="ospf"`, "host-gw", "bgp", "none"}},
+		{"announce in a cluster", generic("cluster", "prod", "announce", "true"), []string{"announce=true: a cluster network announces its host's blocks with -o cluster_routes=bgp"}},
+		{"announce on macvlan", generic("mode", "macvlan", "parent", "eth0", "announce", "true"), []string{"announce"}},
+		{"announce not a boolean", generic("announce", "yes please"), []string{`announce="yes please"`}},
 		{"unknown mode", generic("mode", "ipvlan"), []string{`mode="ipvlan"`, "want bridge (the default) or macvlan"}},
 		{"macvlan_mode bogus", generic("mode", "macvlan", "parent", "eth0", "macvlan_mode", "bogus"), []string{`macvlan_mode="bogus"`, "bridge, private, vepa, passthru"}},
 		{"bridge options on macvlan", generic("mode", "macvlan", "parent", "eth0", "icc", "false", "bridge", "x"), []string{"option(s) bridge, icc: not for mode=macvlan networks"}},

@@ -16,10 +16,15 @@ import (
 // The cluster networks' end-to-end tests, on the test bed of
 // clusterbed_test.go (DUALSTACK_CLUSTER=1, `make integration-cluster`).
 
-func needBed(t *testing.T) {
+// needFabric skips a test unless the bed is the fabric: its hosts share a
+// LAN (host-gw routes to each other's addresses, macvlan on the uplink).
+func needFabric(t *testing.T) {
 	t.Helper()
-	if bed == nil {
+	switch {
+	case bed == nil:
 		t.Skip("cluster tests run on the three-host test bed: DUALSTACK_CLUSTER=1 (make integration-cluster)")
+	case bed.routed:
+		t.Skip("cluster tests need the hosts on one LAN, the fabric: DUALSTACK_CLUSTER=1 (make integration-cluster); this is the routed bed")
 	}
 }
 
@@ -170,7 +175,7 @@ func wantCrossHostPings(t *testing.T, cs []started, addrs map[started][]netip.Pr
 // container reaches a container of each other host on every subnet, from
 // its own addresses.
 func TestClusterBridge(t *testing.T) {
-	needBed(t)
+	needFabric(t)
 	subnets := []string{"198.18.0.0/16", "fd00:c1::/48", "fd00:c2::/48"}
 	clusterNet(t, "cl-br", bed.hosts, "-o", "cluster=cl-br", "--subnet", subnets[0], "--ipv6", "--subnet", subnets[1], "--subnet", subnets[2])
 	cs := startEverywhere(t, bed.hosts, "cl-br", 20, false)
@@ -217,7 +222,7 @@ func TestClusterBridge(t *testing.T) {
 // container reaches the other hosts' containers, and no host address is
 // handed out.
 func TestClusterMacvlan(t *testing.T) {
-	needBed(t)
+	needFabric(t)
 	subnets := []string{fabricSubnet4, fabricSubnet6}
 	clusterNet(t, "cl-mv", bed.hosts, "-o", "mode=macvlan", "-o", "parent="+fabricIf, "-o", "cluster=cl-mv",
 		"--subnet", subnets[0], "--ip-range", "198.51.100.0/25", "--ipv6", "--subnet", subnets[1], "--ip-range", "fd00:fab::/112")
@@ -244,7 +249,7 @@ func TestClusterMacvlan(t *testing.T) {
 // Acceptance 3: a host that defines the network differently is refused,
 // with the difference named, and nothing is created.
 func TestClusterMismatch(t *testing.T) {
-	needBed(t)
+	needFabric(t)
 	clusterNet(t, "cl-mm", bed.hosts[:1], "-o", "cluster=cl-mm", "--subnet", "198.19.0.0/16")
 	h := bed.hosts[1]
 	out, err := h.dockerCmd("network", "create", "--label", testLabel, "-d", pluginName, "--ipam-driver", pluginName, "-o", "cluster=cl-mm", "-o", "host_block4=24", "--subnet", "198.19.0.0/16", "cl-mm")
@@ -265,7 +270,7 @@ func TestClusterMismatch(t *testing.T) {
 // block still starts; one that needs a new block fails with an error
 // naming the store; once etcd is back, both work, without a restart.
 func TestClusterStoreDown(t *testing.T) {
-	needBed(t)
+	needFabric(t)
 	h := bed.hosts[0]
 	// Blocks of /29: a gateway and five addresses each.
 	clusterNet(t, "cl-sd", []*clusterHost{h}, "-o", "cluster=cl-sd", "-o", "host_block4=29", "--subnet", "198.19.8.0/24")
@@ -348,7 +353,7 @@ func TestClusterStoreDown(t *testing.T) {
 // and once host 1's containers and network are gone, the store holds no
 // block of host 1 (none leaked between its lease and its record).
 func TestClusterPluginKilledDuringBurst(t *testing.T) {
-	needBed(t)
+	needFabric(t)
 	// Blocks of /28: 13 containers each, so the burst leases blocks.
 	clusterNet(t, "cl-kill", bed.hosts[:2], "-o", "cluster=cl-kill", "-o", "host_block4=28", "--subnet", "198.19.16.0/20")
 	done := make(chan []started)
@@ -384,7 +389,7 @@ func TestClusterPluginKilledDuringBurst(t *testing.T) {
 // their blocks; `dualstack cluster forget` refuses a live node and
 // releases a dead one's blocks.
 func TestClusterStatusAndForget(t *testing.T) {
-	needBed(t)
+	needFabric(t)
 	clusterNet(t, "cl-st", bed.hosts, "-o", "cluster=cl-st", "--subnet", "198.19.32.0/24")
 	startEverywhere(t, bed.hosts, "cl-st", 1, false)
 	st := clusterStatus(t)
@@ -456,7 +461,7 @@ func TestClusterStatusAndForget(t *testing.T) {
 // A host that creates a cluster network after the others leased blocks of
 // it routes to those blocks at once, though the store reports no change.
 func TestClusterLateHost(t *testing.T) {
-	needBed(t)
+	needFabric(t)
 	args := []string{"-o", "cluster=cl-late", "--subnet", "198.19.40.0/24"}
 	clusterNet(t, "cl-late", bed.hosts[:1], args...)
 	startEverywhere(t, bed.hosts[:1], "cl-late", 1, false)
@@ -481,7 +486,7 @@ func TestClusterLateHost(t *testing.T) {
 // it. The service's tasks on the three nodes get addresses from each
 // node's own blocks, none twice, and reach each other.
 func TestClusterSwarmService(t *testing.T) {
-	needBed(t)
+	needFabric(t)
 	// Swarm mode refuses --live-restore, which the bed's engines run with.
 	restartAll := func(liveRestore bool) {
 		var wg sync.WaitGroup

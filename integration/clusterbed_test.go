@@ -10,57 +10,140 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// The cluster test bed (DUALSTACK_CLUSTER=1, `make integration-cluster`):
-// the suite's engine and two more, each a "host" in its own network
-// namespace with its own state, joined by a "fabric" bridge in a namespace
-// of its own, and etcd (Debian's etcd-server) in another namespace on the
-// fabric. Every address is inside these namespaces; nothing leaves the
-// machine.
+// The cluster test beds: the suite's engine and two more, each a "host" in
+// its own network namespace with its own state, and etcd (Debian's
+// etcd-server) in another namespace, each linked by a veth pair to a hub in
+// a namespace of its own. Every address is inside these namespaces; nothing
+// leaves the machine. DUALSTACK_CLUSTER chooses the hub:
+//
+// 1 (make integration-cluster): a "fabric", one LAN, the hub a bridge.
 //
 //	fabric (dsfab-PID): bridge fab, one veth port per host and etcd
 //	  host1 (the suite's engine)  fabric0 198.51.100.11/24 fd00:fab::11/64
 //	  host2 (dsit-PID-host2)      fabric0 198.51.100.12/24 fd00:fab::12/64
 //	  host3 (dsit-PID-host3)      fabric0 198.51.100.13/24 fd00:fab::13/64
 //	  etcd  (dsetcd-PID)          fabric0 198.51.100.200/24, client port 2379
+//
+// bgp (make integration-bgp): routed, the hub a router running Debian's
+// BIRD 2 (bgpbed_test.go). Each host and etcd has a link of its own to it
+// (no shared L2), a /28 of 198.51.100.0/24 and a /64 of fd00:fab::/32, and
+// routes those two, only, through the router: no default route, so the
+// containers of another host are reached through routes learned over BGP
+// or not at all. The router (AS 65000) peers with each host and forwards
+// by what it learned.
+//
+//	router (dsrtr-PID): BIRD, one veth port p-NAME per link
+//	  host1 (the suite's engine)  fabric0 198.51.100.18/28 fd00:fab:1::2/64, router .17 fd00:fab:1::1, AS 65001
+//	  host2 (dsit-PID-host2)      fabric0 198.51.100.34/28 fd00:fab:2::2/64, router .33 fd00:fab:2::1, AS 65002
+//	  host3 (dsit-PID-host3)      fabric0 198.51.100.50/28 fd00:fab:3::2/64, router .49 fd00:fab:3::1, AS 65003
+//	  etcd  (dsetcd-PID)          fabric0 198.51.100.200/28, router .193, client port 2379
 var bed *clusterBed
 
 const (
+	// The fabric's LAN.
 	fabricSubnet4 = "198.51.100.0/24"
 	fabricSubnet6 = "fd00:fab::/64"
-	etcdAddr      = "198.51.100.200"
-	fabricIf      = "fabric0"
+	// The routed bed's links are cut from these, which every host and
+	// etcd routes through the router.
+	routedNet4 = "198.51.100.0/24"
+	// (fd00:fab:N::/64 has N in its third group: it is inside
+	// fd00:fab::/32, not fd00:fab::/48.)
+	routedNet6 = "fd00:fab::/32"
+	etcdAddr   = "198.51.100.200"
+	// The bed's own namespaces are these followed by the test process's
+	// pid (cleanStale).
+	fabricNSPrefix = "dsfab-"
+	routerNSPrefix = "dsrtr-"
+	etcdNSPrefix   = "dsetcd-"
+	// fabricIf is the uplink of every host and of etcd, on either bed:
+	// their end of the veth pair to the hub.
+	fabricIf = "fabric0"
 )
 
 type clusterBed struct {
-	fabricNS, etcdNS string
-	etcdDir          string
-	etcd             *exec.Cmd
-	etcdDone         chan struct{}
-	hosts            []*clusterHost
+	// routed: the routed bed (DUALSTACK_CLUSTER=bgp), not the fabric.
+	routed bool
+	// hubNS is the namespace every link ends in: the fabric's bridge or
+	// the router.
+	hubNS, etcdNS string
+	etcdDir       string
+	etcd          *daemon
+	// The routed bed's BIRD: its directory holds its config, control
+	// socket and log.
+	routerDir string
+	bird      *daemon
+	hosts     []*clusterHost
 }
 
 // clusterHost is one host of the bed.
 type clusterHost struct {
 	name         string // CLUSTER_NODE
 	e            *engine
-	addr4, addr6 netip.Addr
+	addr4, addr6 netip.Addr // CLUSTER_ADDRESS
+	link         hubLink
+	asn          uint32 // routed bed: BGP_ASN
+}
+
+// hubLink is how a namespace is linked to the hub: a veth pair, p-NAME in
+// the hub and fabricIf in the namespace, and the namespace's addresses on
+// it, with the link's prefix length (addr6 may be left out).
+type hubLink struct {
+	name         string
+	addr4, addr6 netip.Prefix
+	// On the routed bed, the router's addresses on the link, through
+	// which the namespace routes routedNet4 and routedNet6.
+	gw4, gw6 netip.Addr
+}
+
+// hostLink is host i's link (i from 1).
+func (b *clusterBed) hostLink(i int) hubLink {
+	l := hubLink{name: fmt.Sprintf("host%d", i)}
+	if !b.routed {
+		l.addr4 = netip.MustParsePrefix(fmt.Sprintf("198.51.100.%d/24", 10+i))
+		l.addr6 = netip.MustParsePrefix(fmt.Sprintf("fd00:fab::%d/64", 10+i))
+		return l
+	}
+	// 198.51.100.16i/28: the router .16i+1, the host .16i+2.
+	l.gw4 = netip.MustParseAddr(fmt.Sprintf("198.51.100.%d", 16*i+1))
+	l.addr4 = netip.PrefixFrom(l.gw4.Next(), 28)
+	// fd00:fab:i::/64: the router ::1, the host ::2.
+	l.gw6 = netip.MustParseAddr(fmt.Sprintf("fd00:fab:%x::1", i))
+	l.addr6 = netip.PrefixFrom(l.gw6.Next(), 64)
+	return l
+}
+
+// etcdLink is etcd's link: IPv4 only, as etcd listens on etcdAddr.
+func (b *clusterBed) etcdLink() hubLink {
+	if !b.routed {
+		return hubLink{name: "etcd", addr4: netip.MustParsePrefix(etcdAddr + "/24")}
+	}
+	return hubLink{
+		name:  "etcd",
+		addr4: netip.PrefixFrom(netip.MustParseAddr(etcdAddr), 28),
+		gw4:   netip.MustParseAddr(routerID),
+	}
 }
 
 func (b *clusterBed) endpoint() string { return "http://" + etcdAddr + ":2379" }
 
-// startClusterBed builds the fabric and etcd, attaches the suite's engine,
-// and starts the two further hosts with the image imported; the plugin is
-// installed on each by installPlugin.
-func startClusterBed(kind, root string) (*clusterBed, error) {
+// startClusterBed builds the hub (the fabric, or the router when routed)
+// and etcd, attaches the suite's engine, and starts the two further hosts
+// with the image imported; the plugin is installed on each by
+// installPlugin.
+func startClusterBed(kind, root string, routed bool) (*clusterBed, error) {
 	pid := os.Getpid()
-	b := &clusterBed{fabricNS: fmt.Sprintf("dsfab-%d", pid), etcdNS: fmt.Sprintf("dsetcd-%d", pid)}
-	for _, ns := range []string{b.fabricNS, b.etcdNS} {
+	b := &clusterBed{routed: routed, hubNS: fabricNSPrefix + strconv.Itoa(pid), etcdNS: etcdNSPrefix + strconv.Itoa(pid)}
+	if routed {
+		b.hubNS = routerNSPrefix + strconv.Itoa(pid)
+	}
+	for _, ns := range []string{b.hubNS, b.etcdNS} {
 		if err := sh("ip", "netns", "add", ns); err != nil {
 			return b, err
 		}
@@ -68,23 +151,31 @@ func startClusterBed(kind, root string) (*clusterBed, error) {
 			return b, err
 		}
 	}
-	if err := sh("ip", "-n", b.fabricNS, "link", "add", "fab", "type", "bridge"); err != nil {
-		return b, err
+	// The fabric's bridge, or a router that forwards.
+	hub := [][]string{
+		{"ip", "-n", b.hubNS, "link", "add", "fab", "type", "bridge"},
+		{"ip", "-n", b.hubNS, "link", "set", "fab", "up"},
 	}
-	if err := sh("ip", "-n", b.fabricNS, "link", "set", "fab", "up"); err != nil {
-		return b, err
+	if routed {
+		// all.forwarding also sets the default of the links to come.
+		hub = [][]string{{"ip", "netns", "exec", b.hubNS, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"}}
 	}
-	if err := b.attach(b.etcdNS, "etcd", netip.MustParseAddr(etcdAddr), netip.Addr{}); err != nil {
+	for _, s := range hub {
+		if err := sh(s...); err != nil {
+			return b, err
+		}
+	}
+	if err := b.attach(b.etcdNS, b.etcdLink()); err != nil {
 		return b, err
 	}
 	if err := b.startEtcd(); err != nil {
 		return b, err
 	}
 	for i := 1; i <= 3; i++ {
-		h := &clusterHost{
-			name:  fmt.Sprintf("host%d", i),
-			addr4: netip.MustParseAddr(fmt.Sprintf("198.51.100.%d", 10+i)),
-			addr6: netip.MustParseAddr(fmt.Sprintf("fd00:fab::%d", 10+i)),
+		l := b.hostLink(i)
+		h := &clusterHost{name: l.name, addr4: l.addr4.Addr(), addr6: l.addr6.Addr(), link: l}
+		if routed {
+			h.asn = routerASN + uint32(i)
 		}
 		if i == 1 {
 			h.e = eng
@@ -99,7 +190,7 @@ func startClusterBed(kind, root string) (*clusterBed, error) {
 			h.e = e
 		}
 		b.hosts = append(b.hosts, h)
-		if err := b.attach(h.e.netns, h.name, h.addr4, h.addr6); err != nil {
+		if err := b.attach(h.e.netns, l); err != nil {
 			return b, err
 		}
 		if i > 1 {
@@ -108,29 +199,117 @@ func startClusterBed(kind, root string) (*clusterBed, error) {
 			}
 		}
 	}
+	if routed {
+		if err := b.startRouter(); err != nil {
+			return b, err
+		}
+	}
 	return b, nil
 }
 
-// attach connects namespace ns to the fabric through a veth pair whose
-// end in ns is fabric0, with the given addresses.
-func (b *clusterBed) attach(ns, name string, a4, a6 netip.Addr) error {
-	port := "p-" + name
-	steps := [][]string{
-		{"ip", "-n", b.fabricNS, "link", "add", port, "type", "veth", "peer", "name", fabricIf, "netns", ns},
-		{"ip", "-n", b.fabricNS, "link", "set", port, "master", "fab", "up"},
-		{"ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf." + fabricIf + ".accept_dad=0"},
-		{"ip", "-n", ns, "addr", "add", a4.String() + "/24", "dev", fabricIf},
-		{"ip", "-n", ns, "link", "set", fabricIf, "up"},
+// String describes the bed, for the suite's output.
+func (b *clusterBed) String() string {
+	if !b.routed {
+		return fmt.Sprintf("%d hosts on fabric %s and %s, etcd at %s", len(b.hosts), fabricSubnet4, fabricSubnet6, b.endpoint())
 	}
-	if a6.IsValid() {
-		steps = append(steps, []string{"ip", "-n", ns, "addr", "add", a6.String() + "/64", "dev", fabricIf, "nodad"})
+	var hosts []string
+	for _, h := range b.hosts {
+		hosts = append(hosts, fmt.Sprintf("%s %s %s AS %d", h.name, h.link.addr4, h.link.addr6, h.asn))
+	}
+	return fmt.Sprintf("%d hosts routed by %s, AS %d, each on a link of its own (%s), etcd at %s",
+		len(b.hosts), birdVersion(), routerASN, strings.Join(hosts, ", "), b.endpoint())
+}
+
+// attach links namespace ns to the hub as l says. On the fabric the hub's
+// end joins the bridge; on the routed bed it has the router's addresses,
+// and ns routes the bed's networks through them.
+func (b *clusterBed) attach(ns string, l hubLink) error {
+	port := "p-" + l.name
+	hub := func(args ...string) []string { return append([]string{"ip", "-n", b.hubNS}, args...) }
+	in := func(args ...string) []string { return append([]string{"ip", "-n", ns}, args...) }
+	steps := [][]string{hub("link", "add", port, "type", "veth", "peer", "name", fabricIf, "netns", ns)}
+	if b.routed {
+		steps = append(steps,
+			[]string{"ip", "netns", "exec", b.hubNS, "sysctl", "-qw", "net.ipv6.conf." + port + ".accept_dad=0"},
+			hub("addr", "add", netip.PrefixFrom(l.gw4, l.addr4.Bits()).String(), "dev", port))
+		if l.gw6.IsValid() {
+			steps = append(steps, hub("addr", "add", netip.PrefixFrom(l.gw6, l.addr6.Bits()).String(), "dev", port, "nodad"))
+		}
+	} else {
+		steps = append(steps, hub("link", "set", port, "master", "fab"))
+	}
+	steps = append(steps,
+		hub("link", "set", port, "up"),
+		[]string{"ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf." + fabricIf + ".accept_dad=0"},
+		in("addr", "add", l.addr4.String(), "dev", fabricIf),
+		in("link", "set", fabricIf, "up"))
+	if l.addr6.IsValid() {
+		steps = append(steps, in("addr", "add", l.addr6.String(), "dev", fabricIf, "nodad"))
+	}
+	if b.routed {
+		steps = append(steps, in("route", "add", routedNet4, "via", l.gw4.String()))
+		if l.gw6.IsValid() {
+			steps = append(steps, in("route", "add", routedNet6, "via", l.gw6.String()))
+		}
 	}
 	for _, s := range steps {
 		if err := sh(s...); err != nil {
-			return fmt.Errorf("attach %s to the fabric: %w", name, err)
+			return fmt.Errorf("attach %s to the %s: %w", l.name, b.hubName(), err)
 		}
 	}
 	return nil
+}
+
+func (b *clusterBed) hubName() string {
+	if b.routed {
+		return "router"
+	}
+	return "fabric"
+}
+
+// daemon is a process the bed runs in one of its namespaces (etcd, BIRD),
+// in a process group of its own, its output appended to a log file.
+type daemon struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed once it has exited
+}
+
+// startDaemon starts args in namespace ns and waits up to 30s for ready
+// to succeed.
+func startDaemon(ns, logFile string, ready func() error, args ...string) (*daemon, error) {
+	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{name: filepath.Base(args[0]), done: make(chan struct{})}
+	d.cmd = exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	d.cmd.Stdout, d.cmd.Stderr = log, log
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("start %s in %s: %w", d.name, ns, err)
+	}
+	go func() { _ = d.cmd.Wait(); log.Close(); close(d.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for ready() != nil {
+		select {
+		case <-d.done:
+			return nil, fmt.Errorf("%s exited during start; its log:\n%s", d.name, tail(logFile, 20))
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			d.kill()
+			return nil, fmt.Errorf("%s did not answer within 30s; its log:\n%s", d.name, tail(logFile, 20))
+		}
+	}
+	return d, nil
+}
+
+// kill kills the daemon's process group and waits for the daemon.
+func (d *daemon) kill() {
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	<-d.done
 }
 
 // startEtcd starts Debian's etcd in its namespace and waits until it
@@ -145,60 +324,42 @@ func (b *clusterBed) startEtcd() error {
 			return err
 		}
 	}
-	log, err := os.OpenFile(filepath.Join(b.etcdDir, "etcd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
 	url := b.endpoint()
-	b.etcd = exec.Command("ip", "netns", "exec", b.etcdNS, bin,
+	health := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return exec.CommandContext(ctx, "ip", "netns", "exec", b.etcdNS, "etcdctl", "--endpoints", url, "endpoint", "health").Run()
+	}
+	b.etcd, err = startDaemon(b.etcdNS, filepath.Join(b.etcdDir, "etcd.log"), health, bin,
 		"--name", "bed", "--data-dir", filepath.Join(b.etcdDir, "data"),
 		"--listen-client-urls", url, "--advertise-client-urls", url,
 		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
 		"--initial-cluster", "bed=http://127.0.0.1:2380")
-	b.etcd.Stdout, b.etcd.Stderr = log, log
-	b.etcd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := b.etcd.Start(); err != nil {
-		log.Close()
-		return fmt.Errorf("start etcd: %w", err)
-	}
-	done := make(chan struct{})
-	b.etcdDone = done
-	go func() { _ = b.etcd.Wait(); log.Close(); close(done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := exec.CommandContext(ctx, "ip", "netns", "exec", b.etcdNS, "etcdctl", "--endpoints", url, "endpoint", "health").Run()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("etcd exited during start; its log:\n%s", tail(filepath.Join(b.etcdDir, "etcd.log"), 20))
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("etcd did not answer within 30s; its log:\n%s", tail(filepath.Join(b.etcdDir, "etcd.log"), 20))
+	return err
 }
 
 // stopEtcd kills etcd, as a crash or a lost machine would.
 func (b *clusterBed) stopEtcd() {
-	if b.etcd == nil || b.etcd.Process == nil {
+	if b.etcd == nil {
 		return
 	}
-	_ = syscall.Kill(-b.etcd.Process.Pid, syscall.SIGKILL)
+	b.etcd.kill()
 	killNetns(b.etcdNS)
-	<-b.etcdDone
 	b.etcd = nil
 }
 
-// pluginSettings are host h's cluster settings.
+// pluginSettings are host h's cluster settings, and on the routed bed its
+// BGP settings.
 func (b *clusterBed) pluginSettings(h *clusterHost) []string {
-	return []string{
+	settings := []string{
 		"CLUSTER_STORE=" + b.endpoint(),
 		"CLUSTER_NODE=" + h.name,
 		"CLUSTER_ADDRESS=" + h.addr4.String() + "," + h.addr6.String(),
 	}
+	if b.routed {
+		settings = append(settings, b.bgpSettings(h)...)
+	}
+	return settings
 }
 
 // installPlugins installs the plugin, built by installPlugin for the
@@ -215,19 +376,28 @@ func (b *clusterBed) installPlugins() error {
 	return nil
 }
 
-// close removes the further hosts, etcd and the fabric.
+// close removes the further hosts, etcd and the hub (the links go with
+// it), whatever startClusterBed got to.
 func (b *clusterBed) close() {
-	for _, h := range b.hosts[1:] {
+	for _, h := range b.hosts {
+		if h.e == eng {
+			continue // the suite's, closed by run
+		}
 		withHost(h, func() { sweep(); removePlugin() })
 		h.e.close()
 	}
+	if b.bird != nil {
+		b.bird.kill()
+	}
 	b.stopEtcd()
-	for _, ns := range []string{b.etcdNS, b.fabricNS} {
+	for _, ns := range []string{b.etcdNS, b.hubNS} {
 		killNetns(ns)
 		_ = exec.Command("ip", "netns", "del", ns).Run()
 	}
-	if b.etcdDir != "" {
-		os.RemoveAll(b.etcdDir)
+	for _, dir := range []string{b.etcdDir, b.routerDir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 }
 

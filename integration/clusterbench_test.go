@@ -20,8 +20,8 @@ import (
 // hosts without a cluster network show; against them, the cluster's own
 // cost.
 func BenchmarkClusterRuns(b *testing.B) {
-	if bed == nil {
-		b.Skip("runs on the cluster test bed: DUALSTACK_CLUSTER=1")
+	if bed == nil || bed.routed {
+		b.Skip("runs on the fabric cluster test bed: DUALSTACK_CLUSTER=1")
 	}
 	const n = 100
 	burst := func(hosts []*clusterHost, network string) time.Duration {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -526,23 +527,35 @@ func unmountBelow(dir string) {
 	}
 }
 
-// cleanStale removes private engines left by earlier runs that were killed
-// before they could clean up (a `go test -timeout` panic, say).
+// cleanStale removes private engines, and cluster test beds, left by
+// earlier runs that were killed before they could clean up (a `go test
+// -timeout` panic, say).
 func cleanStale() {
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, l := range strings.Split(string(out), "\n") {
 		f := strings.Fields(l)
-		if len(f) == 0 || !strings.HasPrefix(f[0], netnsPrefix) {
+		if len(f) == 0 {
 			continue
 		}
-		// dsit-PID, or dsit-PID-NAME for the further hosts of a run.
-		id := strings.TrimPrefix(f[0], netnsPrefix)
+		engineNS := strings.HasPrefix(f[0], netnsPrefix)
+		bedNS := slices.ContainsFunc([]string{fabricNSPrefix, routerNSPrefix, etcdNSPrefix}, func(p string) bool { return strings.HasPrefix(f[0], p) })
+		if !engineNS && !bedNS {
+			continue
+		}
+		// dsit-PID, or dsit-PID-NAME for the further hosts of a run; the
+		// bed's own: dsfab-PID, dsrtr-PID, dsetcd-PID.
+		_, id, _ := strings.Cut(f[0], "-")
 		pidPart, _, _ := strings.Cut(id, "-")
 		pid, err := strconv.Atoi(pidPart)
 		if err == nil && processAlive(pid) && pid != os.Getpid() {
 			continue // another live test run
 		}
 		killNetns(f[0])
+		if bedNS {
+			// A bed's hub or etcd: no mount namespace, no exec-root.
+			_ = exec.Command("ip", "netns", "del", f[0]).Run()
+			continue
+		}
 		deleteNetns(f[0])
 		if err == nil {
 			root := filepath.Join(runPrefix, id)

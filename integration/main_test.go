@@ -64,12 +64,19 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		return 1
 	}
-	if os.Getenv("DUALSTACK_CLUSTER") == "1" {
-		if eng.external {
-			fmt.Fprintln(os.Stderr, "DUALSTACK_CLUSTER=1 needs private engines: unset DOCKER_HOST")
+	// DUALSTACK_CLUSTER: the cluster test bed, the fabric (1) or the
+	// routed one (bgp); see clusterbed_test.go.
+	if topo := os.Getenv("DUALSTACK_CLUSTER"); topo != "" {
+		if topo != "1" && topo != "bgp" {
+			fmt.Fprintf(os.Stderr, "DUALSTACK_CLUSTER=%s: want 1 (the fabric) or bgp (the routed bed)\n", topo)
 			return 1
 		}
-		b, err := startClusterBed(eng.kind, eng.root)
+		if eng.external {
+			fmt.Fprintf(os.Stderr, "DUALSTACK_CLUSTER=%s needs private engines: unset DOCKER_HOST\n", topo)
+			return 1
+		}
+		start := time.Now()
+		b, err := startClusterBed(eng.kind, eng.root, topo == "bgp")
 		if b != nil {
 			defer b.close()
 		}
@@ -78,7 +85,7 @@ func run(m *testing.M) int {
 			return 1
 		}
 		bed = b
-		fmt.Printf("cluster test bed: %d hosts on fabric %s and %s, etcd at %s\n", len(bed.hosts), fabricSubnet4, fabricSubnet6, bed.endpoint())
+		fmt.Printf("cluster test bed (started in %.1fs): %s\n", time.Since(start).Seconds(), bed)
 	}
 	if err := installPlugin(); err != nil {
 		fmt.Fprintln(os.Stderr, "plugin:", err)

@@ -4,15 +4,18 @@
 package settings
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/bgp"
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/ipamdriver"
@@ -60,6 +63,14 @@ type Settings struct {
 	// endpoints: by default cluster-tls in the state mount, so the host
 	// directory is <state.source>/cluster-tls.
 	ClusterTLSDir string
+	// BGP is the BGP speaker's configuration (BGP_*), nil when BGP_ASN is
+	// empty or BGPError is set. The router ID, when BGP_ROUTER_ID is
+	// empty, and the next hops are the caller's to fill in.
+	BGP *bgp.Config
+	// BGPError is what is wrong with the BGP settings. Unlike the other
+	// settings it does not stop the plugin: BGP is off and the plugin
+	// says why, in its log and in `dualstack cluster status`.
+	BGPError error
 	// TestCrashAfter is TEST_CRASH_AFTER, a test seam: the request paths
 	// after whose first commit the plugin dies before it answers.
 	TestCrashAfter []string
@@ -122,6 +133,7 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 		errs = append(errs, "NETNS_ACCESS="+err.Error())
 	}
 	errs = append(errs, s.clusterFromEnv(get)...)
+	s.BGP, s.BGPError = bgpFromEnv(get)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("bad plugin settings (fix with `docker plugin set dualstack NAME=value`): %s", strings.Join(errs, "; "))
 	}
@@ -167,4 +179,59 @@ func (s *Settings) clusterFromEnv(get func(name, def string) string) []string {
 	}
 	s.ClusterTLSDir = get("CLUSTER_TLS_DIR", DefaultClusterTLSDir)
 	return errs
+}
+
+// bgpFromEnv reads the BGP settings: nil without BGP_ASN.
+func bgpFromEnv(get func(name, def string) string) (*bgp.Config, error) {
+	asn := get("BGP_ASN", "")
+	if asn == "" {
+		for _, name := range []string{"BGP_PEERS", "BGP_ROUTER_ID", "BGP_PASSWORD"} {
+			if get(name, "") != "" {
+				return nil, fmt.Errorf("BGP is off: %s is set but BGP_ASN is empty: set BGP_ASN to this host's AS (`docker plugin set dualstack BGP_ASN=64512`), or clear %s", name, name)
+			}
+		}
+		return nil, nil
+	}
+	c := &bgp.Config{Password: get("BGP_PASSWORD", "")}
+	var errs []error
+	var err error
+	if c.ASN, err = bgp.ParseASN(asn); err != nil {
+		errs = append(errs, fmt.Errorf("BGP_ASN: %w", err))
+	}
+	if c.Peers, err = bgp.ParsePeers(get("BGP_PEERS", "")); err != nil {
+		errs = append(errs, fmt.Errorf("BGP_PEERS=%q: %w", get("BGP_PEERS", ""), err))
+	}
+	if id := get("BGP_ROUTER_ID", ""); id != "" {
+		if c.RouterID, err = netip.ParseAddr(id); err != nil || !c.RouterID.Is4() {
+			errs = append(errs, fmt.Errorf("BGP_ROUTER_ID=%q: want an IPv4 address", id))
+		}
+	}
+	if h := get("BGP_HOLD_TIME", ""); h != "" {
+		n, err := strconv.ParseUint(h, 10, 16)
+		if err != nil || n < 3 {
+			errs = append(errs, fmt.Errorf("BGP_HOLD_TIME=%q: want seconds, 3 to 65535", h))
+		}
+		c.HoldTime = time.Duration(n) * time.Second
+	}
+	if c.Import, err = strconv.ParseBool(get("BGP_IMPORT_ROUTES", "false")); err != nil {
+		errs = append(errs, fmt.Errorf("BGP_IMPORT_ROUTES=%q: want true or false", get("BGP_IMPORT_ROUTES", "")))
+	}
+	if len(errs) == 0 && c.RouterID.IsValid() {
+		errs = append(errs, c.Validate())
+	} else if len(errs) == 0 {
+		// The router ID comes later; check the rest.
+		c.RouterID = netip.IPv4Unspecified()
+		errs = append(errs, c.Validate())
+		c.RouterID = netip.Addr{}
+	}
+	var msgs []string
+	for _, err := range errs {
+		if err != nil {
+			msgs = append(msgs, strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+	}
+	if len(msgs) > 0 {
+		return nil, errors.New("BGP is off: " + strings.Join(msgs, "; ") + " (fix with `docker plugin set dualstack NAME=value`)")
+	}
+	return c, nil
 }

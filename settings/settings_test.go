@@ -66,3 +66,44 @@ func TestCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestBGP: the BGP settings, read and checked; bad ones turn BGP off
+// with the reason but are no error of the plugin's.
+func TestBGP(t *testing.T) {
+	s, err := FromEnv(env(nil))
+	if err != nil || s.BGP != nil || s.BGPError != nil {
+		t.Fatalf("no BGP settings: %+v, %v", s, err)
+	}
+	s, err = FromEnv(env(map[string]string{"BGP_ASN": "65001", "BGP_PEERS": "198.51.100.1:65000,[fd00::1]:65000", "BGP_HOLD_TIME": "9", "BGP_IMPORT_ROUTES": "true", "BGP_PASSWORD": "s3cret"}))
+	if err != nil || s.BGPError != nil {
+		t.Fatal(err, s.BGPError)
+	}
+	if c := s.BGP; c.ASN != 65001 || len(c.Peers) != 2 || c.Peers[1].Address.String() != "fd00::1" || c.HoldTime.Seconds() != 9 || !c.Import || c.Password != "s3cret" || c.RouterID.IsValid() {
+		t.Fatalf("BGP settings: %+v", c)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{"BGP_ASN": "65001", "BGP_PEERS": "198.51.100.1"}, []string{`BGP_PEERS="198.51.100.1"`, "want ADDRESS:ASN"}},
+		{map[string]string{"BGP_ASN": "65001", "BGP_PEERS": "203.0.113.1:3356"}, []string{"public AS 3356", "AS 65001 (BGP_ASN) is private"}},
+		{map[string]string{"BGP_ASN": "65001"}, []string{"BGP_PEERS", "no peer"}},
+		{map[string]string{"BGP_ASN": "x", "BGP_PEERS": "198.51.100.1:65000", "BGP_ROUTER_ID": "fd00::1", "BGP_HOLD_TIME": "1", "BGP_IMPORT_ROUTES": "yes please"}, []string{"BGP_ASN", "BGP_ROUTER_ID", "BGP_HOLD_TIME", "BGP_IMPORT_ROUTES"}},
+		{map[string]string{"BGP_PEERS": "198.51.100.1:65000"}, []string{"BGP_PEERS is set but BGP_ASN is empty"}},
+	} {
+		s, err := FromEnv(env(tc.env))
+		if err != nil {
+			t.Errorf("%v: bad BGP settings stop the plugin: %v", tc.env, err)
+			continue
+		}
+		if s.BGP != nil || s.BGPError == nil {
+			t.Errorf("%v: BGP %+v, error %v; want BGP off with an error", tc.env, s.BGP, s.BGPError)
+			continue
+		}
+		for _, want := range append(tc.want, "BGP is off", "docker plugin set dualstack") {
+			if !strings.Contains(s.BGPError.Error(), want) {
+				t.Errorf("%v: error does not say %q: %v", tc.env, want, s.BGPError)
+			}
+		}
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver"
@@ -95,12 +94,12 @@ func sourceAddress(endpoint string) (netip.Addr, error) {
 	if err != nil || len(ips) == 0 {
 		return netip.Addr{}, fmt.Errorf("the store endpoint %s does not resolve (%v)", endpoint, err)
 	}
-	routes, err := netlink.RouteGet(ips[0])
-	if err != nil || len(routes) == 0 || routes[0].Src == nil {
-		return netip.Addr{}, fmt.Errorf("the host has no route with a source address to the store endpoint %s (%v)", endpoint, err)
+	a, _ := netip.AddrFromSlice(ips[0])
+	src, err := sourceTo(a.Unmap())
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("the store endpoint %s: %w", endpoint, err)
 	}
-	a, _ := netip.AddrFromSlice(routes[0].Src)
-	return a.Unmap(), nil
+	return src, nil
 }
 
 // rejoinCluster, at start, confirms the definitions of this host's cluster
@@ -243,6 +242,7 @@ func printStatus(w io.Writer, st *cluster.Status) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, joinAddrs(n.Addresses), lease)
 	}
+	printBGP(tw, st.Nodes)
 	for _, nw := range st.Networks {
 		fmt.Fprintf(tw, "\nNETWORK %s", nw.Name)
 		if nw.Definition != nil {

@@ -79,6 +79,14 @@ func run(log *logrus.Logger) error {
 		log.WithField("store", strings.Join(cfg.ClusterStore, ",")).WithField("node", store.Node()).Info("cluster store")
 	}
 
+	speaker, bgpOff := startBGP(cfg, store, log.WithField("driver", "bgp"))
+	var announcer driver.Announcer
+	if speaker != nil {
+		// Withdraws the host's routes from the routers at once.
+		defer speaker.Stop()
+		announcer = speaker
+	}
+
 	machineID, err := os.ReadFile(cfg.MachineIDFile)
 	if err != nil {
 		log.WithError(err).Warnf("cannot read %s: the IPv6 ULA prefix is derived from a random ID kept in the state file instead", cfg.MachineIDFile)
@@ -132,6 +140,8 @@ func run(log *logrus.Logger) error {
 		ForwardDrop:    cfg.ForwardDrop,
 		Sandboxes:      sandboxes,
 		Cluster:        clusterStore,
+		BGP:            announcer,
+		BGPOff:         bgpOff,
 	})
 	if err != nil {
 		return err
@@ -169,6 +179,7 @@ func run(log *logrus.Logger) error {
 		}
 	}()
 	defer netDriver.Close()
+	followBGP(ctx, speaker, cfg, netDriver, log.WithField("driver", "bgp"))
 	if store != nil {
 		go watchClusterRoutes(ctx, store, netDriver, log.WithField("driver", "cluster"))
 		go rejoinCluster(ctx, netDriver, ipamDriver, log.WithField("driver", "cluster"))

@@ -1,0 +1,222 @@
+package bgp
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	bgppkt "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+	"github.com/sirupsen/logrus"
+)
+
+// router is a second GoBGP in the test, on a port of loopback: the
+// speaker's peer.
+type router struct {
+	srv  *server.BgpServer
+	port uint16
+}
+
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// startRouter runs a router of AS 65000 that accepts the speaker (AS
+// 65001, from 127.0.0.1).
+func startRouter(t *testing.T) *router {
+	t.Helper()
+	r := &router{srv: server.NewBgpServer(), port: freePort(t)}
+	go r.srv.Serve()
+	ctx := context.Background()
+	if err := r.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: "198.51.100.1", ListenPort: int32(r.port), ListenAddresses: []string{"127.0.0.1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	fam := func(afi api.Family_Afi) *api.AfiSafi {
+		return &api.AfiSafi{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: afi, Safi: api.Family_SAFI_UNICAST}, Enabled: true}}
+	}
+	if err := r.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
+		Transport: &api.Transport{PassiveMode: true},
+		AfiSafis:  []*api.AfiSafi{fam(api.Family_AFI_IP), fam(api.Family_AFI_IP6)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.srv.Stop)
+	return r
+}
+
+// routes returns what the router learned from the speaker: prefix to
+// next hop.
+func (r *router) routes(t *testing.T) map[netip.Prefix]netip.Addr {
+	t.Helper()
+	out := map[netip.Prefix]netip.Addr{}
+	for _, f := range []bgppkt.Family{bgppkt.RF_IPv4_UC, bgppkt.RF_IPv6_UC} {
+		err := r.srv.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: f}, func(n bgppkt.NLRI, paths []*apiutil.Path) {
+			for _, p := range paths {
+				if p.PeerAddress.IsValid() {
+					out[n.(*bgppkt.IPAddrPrefix).Prefix] = nextHop(p)
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func testConfig(port uint16) Config {
+	return Config{
+		ASN:      65001,
+		RouterID: netip.MustParseAddr("198.51.100.11"),
+		Peers:    []Peer{{Address: netip.MustParseAddr("127.0.0.1"), ASN: 65000}},
+		HoldTime: 3 * time.Second,
+		NextHops: []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("fd00:fab::11")},
+		Port:     port,
+		Log:      logrus.NewEntry(logrus.StandardLogger()),
+	}
+}
+
+// TestSpeaker: what the speaker announces reaches the router with the
+// host's next hop of each family, and leaves it when withdrawn and when
+// the speaker stops; what the router sends is learned.
+func TestSpeaker(t *testing.T) {
+	r := startRouter(t)
+	cfg := testConfig(r.port)
+	cfg.Import = true
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	var mu sync.Mutex
+	var learned map[netip.Prefix]netip.Addr
+	s.OnLearned(func(m map[netip.Prefix]netip.Addr) { mu.Lock(); learned = m; mu.Unlock() })
+	statuses := make(chan Status, 100)
+	s.OnStatus(func(st Status) { statuses <- st })
+
+	v4, v6 := netip.MustParsePrefix("198.18.0.0/26"), netip.MustParsePrefix("fd00:1:2:3::/64")
+	if err := s.Announce([]netip.Prefix{v4, v6}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the router to learn both prefixes", func() bool {
+		got := r.routes(t)
+		return got[v4] == netip.MustParseAddr("198.51.100.11") && got[v6] == netip.MustParseAddr("fd00:fab::11")
+	})
+	st := s.Status()
+	if len(st.Peers) != 1 || st.Peers[0].State != "established" || len(st.Announced) != 2 {
+		t.Errorf("status %+v: want the peer established and 2 prefixes announced", st)
+	}
+	if !strings.Contains(st.String(), "peer 127.0.0.1 AS 65000 established") {
+		t.Errorf("status line %q does not show the session", st)
+	}
+
+	// Announcing is declarative and idempotent.
+	if err := s.Announce([]netip.Prefix{v4, v4}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the IPv6 prefix to be withdrawn", func() bool {
+		got := r.routes(t)
+		_, has6 := got[v6]
+		_, has4 := got[v4]
+		return !has6 && has4
+	})
+
+	// Learning: a route of the router's reaches the speaker.
+	other := netip.MustParsePrefix("198.18.0.64/26")
+	nlri, _ := bgppkt.NewIPAddrPrefix(other)
+	nh, _ := bgppkt.NewPathAttributeNextHop(netip.MustParseAddr("198.51.100.12"))
+	if _, err := r.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{{Family: bgppkt.RF_IPv4_UC, Nlri: nlri, Attrs: []bgppkt.PathAttributeInterface{bgppkt.NewPathAttributeOrigin(0), nh}}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the speaker to learn the router's route", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return learned[other] == netip.MustParseAddr("198.51.100.12")
+	})
+	if _, own := learned[v4]; own {
+		t.Errorf("the speaker's own prefix %s is among the learned: %v", v4, learned)
+	}
+
+	// A graceful stop takes the routes out of the router at once.
+	stopped := time.Now()
+	s.Stop()
+	waitFor(t, "the router to drop the speaker's routes", func() bool { return len(r.routes(t)) == 0 })
+	if took := time.Since(stopped); took > time.Second {
+		t.Errorf("the routes left the router %v after the stop; want under 1s", took)
+	}
+	select {
+	case st := <-statuses:
+		if st.ASN != 65001 {
+			t.Errorf("reported status %+v", st)
+		}
+	default:
+		t.Error("no status was reported")
+	}
+}
+
+// TestSpeakerNoImport: without BGP_IMPORT_ROUTES nothing is learned.
+func TestSpeakerNoImport(t *testing.T) {
+	r := startRouter(t)
+	s, err := Start(testConfig(r.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	calls := 0
+	s.OnLearned(func(map[netip.Prefix]netip.Addr) { calls++ })
+	nlri, _ := bgppkt.NewIPAddrPrefix(netip.MustParsePrefix("198.18.0.64/26"))
+	nh, _ := bgppkt.NewPathAttributeNextHop(netip.MustParseAddr("198.51.100.12"))
+	if _, err := r.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{{Family: bgppkt.RF_IPv4_UC, Nlri: nlri, Attrs: []bgppkt.PathAttributeInterface{bgppkt.NewPathAttributeOrigin(0), nh}}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the session", func() bool { return s.Status().Peers[0].State == "established" })
+	time.Sleep(300 * time.Millisecond)
+	if st := s.Status(); st.Learned != 0 || calls != 0 {
+		t.Errorf("learned %d routes (%d calls) with import off", st.Learned, calls)
+	}
+}
+
+// TestSpeakerUnreachablePeer: a peer that never answers is reported with
+// the reason.
+func TestSpeakerUnreachablePeer(t *testing.T) {
+	defer func(d time.Duration) { notEstablishedAfter = d }(notEstablishedAfter)
+	notEstablishedAfter = 200 * time.Millisecond
+	cfg := testConfig(freePort(t)) // nothing listens there
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	waitFor(t, "the peer's error", func() bool { return s.Status().Peers[0].Error != "" })
+	st := s.Status()
+	if p := st.Peers[0]; p.State == "established" || !strings.Contains(p.Error, "cannot connect") || !strings.Contains(p.Error, "refused") {
+		t.Errorf("peer status %+v: want the connection refused named", p)
+	}
+	if !strings.Contains(st.String(), "cannot connect") {
+		t.Errorf("status line %q does not say why", st)
+	}
+}

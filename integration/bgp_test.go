@@ -1,0 +1,340 @@
+//go:build integration
+
+package integration
+
+import (
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The BGP end-to-end tests, on the routed test bed (bgpbed_test.go,
+// DUALSTACK_CLUSTER=bgp, `make integration-bgp`): each host on its own
+// link to a BIRD router, which learns the hosts' blocks from their
+// plugins' speakers.
+
+// waitSessions waits until the router has a session up with every host:
+// a plugin just installed may not have connected yet.
+func waitSessions(t testing.TB) {
+	t.Helper()
+	within(t, 30*time.Second, func() error {
+		protos := bed.birdProtocols(t)
+		for _, h := range bed.hosts {
+			if protos[h.name] != "Established" {
+				time.Sleep(200 * time.Millisecond)
+				return fmt.Errorf("the router's session with %s is %q, not Established\nits log:\n%s", h.name, protos[h.name], bed.routerLog(20))
+			}
+		}
+		return nil
+	})
+}
+
+// hostBlocks returns h's blocks of cluster network name, from the store.
+func hostBlocks(t *testing.T, name string, h *clusterHost) []netip.Prefix {
+	t.Helper()
+	return clusterStatus(t).blocksOf(name)[h.name]
+}
+
+// missingAtRouter returns what of blocks the router does not have via h's
+// address of the block's family.
+func missingAtRouter(t *testing.T, h *clusterHost, blocks []netip.Prefix) []string {
+	t.Helper()
+	have := bed.routerRoutes(t)
+	var missing []string
+	for _, b := range blocks {
+		via := h.addr4
+		if b.Addr().Is6() {
+			via = h.addr6
+		}
+		if !slices.Contains(have[b], via) {
+			missing = append(missing, fmt.Sprintf("%s via %s (has %v)", b, via, have[b]))
+		}
+	}
+	return missing
+}
+
+// presentAtRouter returns which of blocks the router still has.
+func presentAtRouter(t *testing.T, blocks []netip.Prefix) []netip.Prefix {
+	t.Helper()
+	have := bed.routerRoutes(t)
+	var out []netip.Prefix
+	for _, b := range blocks {
+		if len(have[b]) > 0 {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// routesOf lists host h's routes of protocol proto, both families.
+func routesOf(t *testing.T, h *clusterHost, proto string) string {
+	t.Helper()
+	var out []string
+	for _, fam := range []string{"-4", "-6"} {
+		b, err := exec.Command("ip", "-n", h.e.netns, fam, "route", "show", "proto", proto).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: ip route: %v: %s", h.name, err, b)
+		}
+		if s := strings.TrimSpace(string(b)); s != "" {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// Acceptances 1 and 2: each host's IPv4 and IPv6 blocks are at the router
+// with the host's address as next hop, and containers on each host reach
+// those of the other hosts on IPv4 and every IPv6 subnet through the
+// router, by routes the hosts learned over BGP (protocol 214), with no
+// host-gw route anywhere.
+func TestBGPAnnounceAndRoute(t *testing.T) {
+	needRoutedBed(t)
+	waitSessions(t)
+	subnets := []string{"198.19.64.0/20", "fd00:b1::/48", "fd00:b2::/48"}
+	clusterNet(t, "bgp-br", bed.hosts, "-o", "cluster=bgp-br", "-o", "cluster_routes=bgp", "--subnet", subnets[0], "--ipv6", "--subnet", subnets[1], "--subnet", subnets[2])
+	cs := startEverywhere(t, bed.hosts, "bgp-br", 3, false)
+	addrs := wantClusterAddrs(t, cs, "bgp-br", subnets...)
+	st := clusterStatus(t)
+	for _, h := range bed.hosts {
+		blocks := st.blocksOf("bgp-br")[h.name]
+		if len(blocks) != 3 {
+			t.Errorf("%s holds blocks %v, want one per subnet", h.name, blocks)
+		}
+		within(t, 10*time.Second, func() error {
+			if m := missingAtRouter(t, h, blocks); len(m) > 0 {
+				return fmt.Errorf("the router lacks %s's blocks %v\nits log:\n%s", h.name, m, bed.routerLog(20))
+			}
+			return nil
+		})
+	}
+	h1 := bed.hosts[0]
+	within(t, 10*time.Second, func() error {
+		learned := routesOf(t, h1, "214")
+		for _, h := range bed.hosts[1:] {
+			for _, b := range st.blocksOf("bgp-br")[h.name] {
+				via := bed.router4(h1)
+				if b.Addr().Is6() {
+					via = bed.router6(h1)
+				}
+				if !strings.Contains(learned, b.String()+" via "+via.String()) {
+					return fmt.Errorf("%s has no learned route to %s's block %s via the router %s; its routes of protocol 214:\n%s", h1.name, h.name, b, via, learned)
+				}
+			}
+		}
+		return nil
+	})
+	t.Logf("%s's routes learned over BGP:\n%s", h1.name, routesOf(t, h1, "214"))
+	for _, h := range bed.hosts {
+		if hostgw := routesOf(t, h, "213"); hostgw != "" {
+			t.Errorf("%s has host-gw routes on the routed bed:\n%s", h.name, hostgw)
+		}
+	}
+	wantCrossHostPings(t, cs, addrs)
+
+	// Removing the network withdraws its blocks.
+	var all []netip.Prefix
+	for _, h := range bed.hosts {
+		all = append(all, st.blocksOf("bgp-br")[h.name]...)
+	}
+	for _, c := range cs {
+		c.host.docker(t, "rm", "-f", c.name)
+	}
+	for _, h := range bed.hosts {
+		h.docker(t, "network", "rm", "bgp-br")
+	}
+	within(t, 5*time.Second, func() error {
+		if left := presentAtRouter(t, all); len(left) > 0 {
+			return fmt.Errorf("the router still has %v after the network was removed everywhere", left)
+		}
+		return nil
+	})
+	within(t, 5*time.Second, func() error {
+		if left := routesOf(t, h1, "214"); left != "" {
+			return fmt.Errorf("%s keeps learned routes after the network went:\n%s", h1.name, left)
+		}
+		return nil
+	})
+}
+
+// Acceptance 3: a graceful stop of host 2's plugin takes its routes out
+// of the router within 1 s; a SIGKILL of host 1's within the hold time
+// (the kernel closes the session at once); each comes back when the
+// plugin runs again.
+func TestBGPStopKillRestart(t *testing.T) {
+	needRoutedBed(t)
+	waitSessions(t)
+	clusterNet(t, "bgp-stop", bed.hosts[:2], "-o", "cluster=bgp-stop", "-o", "cluster_routes=bgp", "--subnet", "198.19.96.0/20", "--ipv6", "--subnet", "fd00:b3::/48")
+	// A host leases its blocks for its first container.
+	startEverywhere(t, bed.hosts[:2], "bgp-stop", 1, false)
+	h1, h2 := bed.hosts[0], bed.hosts[1]
+	b1, b2 := hostBlocks(t, "bgp-stop", h1), hostBlocks(t, "bgp-stop", h2)
+	if len(b1) != 2 || len(b2) != 2 {
+		t.Fatalf("blocks %v of %s and %v of %s: want an IPv4 and an IPv6 block each", b1, h1.name, b2, h2.name)
+	}
+	for _, hb := range []struct {
+		h      *clusterHost
+		blocks []netip.Prefix
+	}{{h1, b1}, {h2, b2}} {
+		within(t, 10*time.Second, func() error {
+			if m := missingAtRouter(t, hb.h, hb.blocks); len(m) > 0 {
+				return fmt.Errorf("the router lacks %v", m)
+			}
+			return nil
+		})
+	}
+
+	h2.docker(t, "plugin", "disable", "-f", pluginName)
+	disabled := time.Now()
+	enabled := false
+	t.Cleanup(func() {
+		if !enabled {
+			_, _ = h2.dockerCmd("plugin", "enable", pluginName)
+		}
+	})
+	within(t, time.Second, func() error {
+		if left := presentAtRouter(t, b2); len(left) > 0 {
+			return fmt.Errorf("%v after %s's plugin stopped: the router still has %v", time.Since(disabled).Round(time.Millisecond), h2.name, left)
+		}
+		return nil
+	})
+	t.Logf("graceful stop: %s's routes left the router %v after `docker plugin disable` returned", h2.name, time.Since(disabled).Round(time.Millisecond))
+	if m := missingAtRouter(t, h1, b1); len(m) > 0 {
+		t.Errorf("%s's routes went with %s's plugin: %v", h1.name, h2.name, m)
+	}
+	h2.docker(t, "plugin", "enable", pluginName)
+	enabled = true
+	within(t, 20*time.Second, func() error {
+		if m := missingAtRouter(t, h2, b2); len(m) > 0 {
+			return fmt.Errorf("after %s's plugin was enabled again, the router lacks %v", h2.name, m)
+		}
+		return nil
+	})
+
+	// SIGKILL: watch the router while the plugin dies and Docker
+	// restarts it.
+	var mu sync.Mutex
+	var goneAfter time.Duration
+	stop := make(chan struct{})
+	watching := sync.WaitGroup{}
+	watching.Add(1)
+	killed := time.Now()
+	go func() {
+		defer watching.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if len(presentAtRouter(t, b1)) == 0 {
+				mu.Lock()
+				goneAfter = time.Since(killed)
+				mu.Unlock()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	killPlugin(t) // host1's; returns once Docker restarted it
+	within(t, 20*time.Second, func() error {
+		if m := missingAtRouter(t, h1, b1); len(m) > 0 {
+			return fmt.Errorf("after %s's plugin was restarted, the router lacks %v", h1.name, m)
+		}
+		return nil
+	})
+	close(stop)
+	watching.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if goneAfter == 0 || goneAfter > bgpHoldTime*time.Second {
+		t.Fatalf("after the SIGKILL of %s's plugin its routes did not leave the router within the hold time (%ds)", h1.name, bgpHoldTime)
+	}
+	t.Logf("SIGKILL: %s's routes left the router %v after the kill, and came back with the restarted plugin", h1.name, goneAfter.Round(time.Millisecond))
+}
+
+// Acceptance 4: bad BGP settings on host 3 (a malformed peer, a private AS
+// with a public peer, an unreachable peer) give a clear error at start and
+// in `dualstack cluster status`, and the plugin still serves local
+// networks.
+func TestBGPBadSettings(t *testing.T) {
+	needRoutedBed(t)
+	h3 := bed.hosts[2]
+	good := bed.bgpSettings(h3)
+	set := func(settings ...string) {
+		t.Helper()
+		h3.docker(t, "plugin", "disable", "-f", pluginName)
+		h3.docker(t, append([]string{"plugin", "set", pluginName}, settings...)...)
+		h3.docker(t, "plugin", "enable", pluginName)
+	}
+	t.Cleanup(func() {
+		_, _ = h3.dockerCmd("plugin", "disable", "-f", pluginName)
+		_, _ = h3.dockerCmd(append([]string{"plugin", "set", pluginName}, good...)...)
+		_, _ = h3.dockerCmd("plugin", "enable", pluginName)
+	})
+	statusLine := func() string {
+		out, err := clusterCLI("status")
+		if err != nil {
+			t.Fatalf("dualstack cluster status: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == h3.name && !strings.Contains(line, "alive") && !strings.Contains(line, "dead") {
+				return strings.TrimSpace(line)
+			}
+		}
+		return ""
+	}
+	r := bed.router4(h3).String()
+	for _, tc := range []struct {
+		name, peers string
+		want        []string // in the status line; the last one in the log too
+	}{
+		{"malformed peer", "BGP_PEERS=" + r, []string{"not running", `BGP is off: BGP_PEERS="` + r + `": peer "` + r + `": want ADDRESS:ASN`}},
+		{"private AS, public peer", "BGP_PEERS=" + r + ":3356", []string{"not running", "BGP is off: peer " + r + " is in public AS 3356 but this host's AS 65003 (BGP_ASN) is private"}},
+		{"unreachable peer", "BGP_PEERS=198.51.100.99:65000", []string{"AS 65003, router ID " + h3.addr4.String() + "; peer 198.51.100.99 AS 65000", "not established after 10s: cannot connect: dial tcp 198.51.100.99:179"}},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			set(tc.peers)
+			within(t, 25*time.Second, func() error {
+				line := statusLine()
+				for _, w := range tc.want {
+					if !strings.Contains(line, w) {
+						time.Sleep(500 * time.Millisecond)
+						return fmt.Errorf("%s: dualstack cluster status shows %q for %s, want %q", tc.name, line, h3.name, w)
+					}
+				}
+				return nil
+			})
+			t.Logf("%s: dualstack cluster status: %s", tc.name, statusLine())
+			last := tc.want[len(tc.want)-1]
+			// dockerd quotes the plugin's lines: drop the escapes.
+			if log := strings.ReplaceAll(lastLines(h3.e.pluginLog(), 200), `\`, ""); !strings.Contains(log, "level=error") || !strings.Contains(log, last) {
+				t.Errorf("%s: the plugin's log has no error line saying %q:\n%s", tc.name, last, lastLines(log, 20))
+			}
+			// Local networks are served.
+			name := "bgp-local-" + strings.ReplaceAll(tc.name, " ", "-")
+			name = strings.ReplaceAll(name, ",", "")
+			h3.docker(t, "network", "create", "--label", testLabel, "-d", pluginName, "--ipam-driver", pluginName, "--subnet", "198.19.112.0/24", name)
+			defer func() { _, _ = h3.dockerCmd("network", "rm", name) }()
+			out := h3.docker(t, "run", "--rm", "--label", testLabel, "--network", name, image, "ping", "-c", "1", "-W", "2", "198.19.112.1")
+			if !strings.Contains(out, "1 packets received") {
+				t.Errorf("%s: a container on a local network cannot reach its gateway: %s", tc.name, out)
+			}
+		})
+	}
+	// A network that needs BGP is refused with the reason while it is off.
+	set("BGP_PEERS=" + bed.router4(h3).String())
+	out, err := h3.dockerCmd("network", "create", "-d", pluginName, "--ipam-driver", pluginName, "-o", "cluster=bgp-refused", "-o", "cluster_routes=bgp", "--subnet", "198.19.113.0/24", "bgp-refused")
+	if err == nil {
+		_, _ = h3.dockerCmd("network", "rm", "bgp-refused")
+		t.Fatal("a cluster_routes=bgp network was created with BGP off")
+	}
+	if !strings.Contains(out, "cluster_routes=bgp: BGP does not run on this host: BGP is off: BGP_PEERS=") {
+		t.Errorf("the refusal does not say why: %s", out)
+	}
+	t.Logf("the user sees: %s", strings.TrimSpace(out))
+}
