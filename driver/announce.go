@@ -83,22 +83,33 @@ func (d *Driver) SyncBGP() {
 // announcements are the prefixes the host announces; the caller holds
 // d.mu.
 func (d *Driver) announcements() []netip.Prefix {
-	var out []netip.Prefix
+	_, out := d.bgpBlocks()
 	for _, n := range d.networks {
-		switch {
-		case n.Options.ClusterRoutes == clusterRoutesBGP:
-			for _, p := range n.pools() {
-				for _, b := range d.cfg.IPAM.Blocks(p.PoolID) {
-					out = append(out, b.Prefix.Masked())
-				}
-			}
-		case n.Options.Announce:
+		if n.Options.Announce {
 			for _, p := range n.pools() {
 				out = append(out, p.Prefix.Masked())
 			}
 		}
 	}
 	return out
+}
+
+// bgpBlocks returns the subnets of the host's networks with
+// cluster_routes=bgp and the blocks it holds of them; the caller holds
+// d.mu.
+func (d *Driver) bgpBlocks() (subnets, blocks []netip.Prefix) {
+	for _, n := range d.networks {
+		if n.Options.ClusterRoutes != clusterRoutesBGP {
+			continue
+		}
+		for _, p := range n.pools() {
+			subnets = append(subnets, p.Prefix.Masked())
+			for _, b := range d.cfg.IPAM.Blocks(p.PoolID) {
+				blocks = append(blocks, b.Prefix.Masked())
+			}
+		}
+	}
+	return subnets, blocks
 }
 
 // LearnedRoutes installs the routes BGP learned (prefix to next hop) that
@@ -119,18 +130,7 @@ func (d *Driver) syncLearnedRoutes() error {
 		return nil
 	}
 	d.mu.Lock()
-	var subnets, own []netip.Prefix
-	for _, n := range d.networks {
-		if n.Options.ClusterRoutes != clusterRoutesBGP {
-			continue
-		}
-		for _, p := range n.pools() {
-			subnets = append(subnets, p.Prefix.Masked())
-			for _, b := range d.cfg.IPAM.Blocks(p.PoolID) {
-				own = append(own, b.Prefix.Masked())
-			}
-		}
-	}
+	subnets, own := d.bgpBlocks()
 	d.mu.Unlock()
 	want := map[netip.Prefix]netip.Addr{}
 	for p, via := range d.learned.routes {

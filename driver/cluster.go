@@ -301,6 +301,19 @@ func (d *Driver) resyncClusterRoutes() {
 	}
 }
 
+// routesFollow makes the host's routes, and what it announces, follow
+// network n, created or deleted: host-gw routes are made again from the
+// blocks the store reported last, and BGP announces the host's blocks or
+// subnets. Run on its own goroutine: the caller holds d.mu.
+func (d *Driver) routesFollow(n *network) {
+	switch {
+	case n.Options.ClusterRoutes == clusterRoutesHostGW:
+		d.resyncClusterRoutes()
+	case n.Options.ClusterRoutes == clusterRoutesBGP || n.Options.Announce:
+		d.SyncBGP()
+	}
+}
+
 // syncClusterRoutes makes the routes from d.routes, which the caller
 // holds.
 func (d *Driver) syncClusterRoutes() error {

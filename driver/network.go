@@ -126,12 +126,7 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		undoAll()
 		return err
 	}
-	switch {
-	case n.Options.ClusterRoutes == clusterRoutesHostGW:
-		go d.resyncClusterRoutes() // to the blocks other hosts hold already
-	case n.Options.ClusterRoutes == clusterRoutesBGP || n.Options.Announce:
-		go d.SyncBGP()
-	}
+	go d.routesFollow(n) // to the blocks other hosts hold already
 	log := plane.describe(n, d.log.WithField("network", short(n.ID)).WithField("mode", opts.Mode).WithField("subnets", n.subnets()))
 	if len(foreign) > 0 {
 		log = log.WithField("extra-subnets-without-addresses", strings.Join(foreign, ","))
@@ -234,12 +229,7 @@ func (d *Driver) deleteNetwork(n *network) error {
 		return err
 	}
 	d.releaseHeld(n)
-	switch {
-	case n.Options.ClusterRoutes == clusterRoutesHostGW:
-		go d.resyncClusterRoutes()
-	case n.Options.ClusterRoutes == clusterRoutesBGP || n.Options.Announce:
-		go d.SyncBGP()
-	}
+	go d.routesFollow(n)
 	d.log.WithField("network", short(n.ID)).Info("network deleted")
 	return nil
 }
