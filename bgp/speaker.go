@@ -86,12 +86,7 @@ func Start(cfg Config) (*Speaker, error) {
 		return fail(fmt.Errorf("start the BGP speaker (AS %d, router ID %s): %w", cfg.ASN, cfg.RouterID, err))
 	}
 	if !cfg.Import {
-		// Learn nothing: a router's full table is not kept in memory.
-		if err := s.srv.SetPolicyAssignment(s.ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-			Name:          "global",
-			Direction:     api.PolicyDirection_POLICY_DIRECTION_IMPORT,
-			DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
-		}}); err != nil {
+		if err := s.learnNothing(); err != nil {
 			return fail(fmt.Errorf("BGP speaker: import no routes: %w", err))
 		}
 	}
@@ -117,6 +112,30 @@ func Start(cfg Config) (*Speaker, error) {
 	go s.reportStatus()
 	log.WithFields(logrus.Fields{"asn": cfg.ASN, "router_id": cfg.RouterID, "peers": len(cfg.Peers), "import": cfg.Import}).Info("BGP speaker started")
 	return s, nil
+}
+
+// learnNothing keeps the routes the peers send out of the speaker's table
+// (BGP_IMPORT_ROUTES=false): the global import policy rejects those from
+// peers, internal and external. A default action of reject would take
+// the speaker's own routes too: GoBGP imports them through the same
+// policy.
+func (s *Speaker) learnNothing() error {
+	reject := func(name string, rt api.Conditions_RouteType) *api.Statement {
+		return &api.Statement{Name: name, Conditions: &api.Conditions{RouteType: rt}, Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT}}
+	}
+	policy := &api.Policy{Name: "dualstack-learn-nothing", Statements: []*api.Statement{
+		reject("from-ebgp-peers", api.Conditions_ROUTE_TYPE_EXTERNAL),
+		reject("from-ibgp-peers", api.Conditions_ROUTE_TYPE_INTERNAL),
+	}}
+	if err := s.srv.AddPolicy(s.ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
+		return err
+	}
+	return s.srv.SetPolicyAssignment(s.ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name:          "global",
+		Direction:     api.PolicyDirection_POLICY_DIRECTION_IMPORT,
+		Policies:      []*api.Policy{{Name: policy.Name}},
+		DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
+	}})
 }
 
 // peerConfig is GoBGP's configuration of peer p: both unicast families.

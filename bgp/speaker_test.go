@@ -36,18 +36,27 @@ func freePort(t *testing.T) uint16 {
 // startRouter runs a router of AS 65000 that accepts the speaker (AS
 // 65001, from 127.0.0.1).
 func startRouter(t *testing.T) *router {
+	return startRouterOn(t, "127.0.0.1", "")
+}
+
+// startRouterOn runs the router on address addr of loopback, with a TCP
+// MD5 password for the speaker's session if password is not empty. Start
+// it before the speaker, and no other router or speaker of the test
+// process may be running: GoBGP keeps its route selection options in a
+// global that starting a server writes and sessions read.
+func startRouterOn(t *testing.T, addr, password string) *router {
 	t.Helper()
 	r := &router{srv: server.NewBgpServer(), port: freePort(t)}
 	go r.srv.Serve()
 	ctx := context.Background()
-	if err := r.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: "198.51.100.1", ListenPort: int32(r.port), ListenAddresses: []string{"127.0.0.1"}}}); err != nil {
+	if err := r.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: "198.51.100.1", ListenPort: int32(r.port), ListenAddresses: []string{addr}}}); err != nil {
 		t.Fatal(err)
 	}
 	fam := func(afi api.Family_Afi) *api.AfiSafi {
 		return &api.AfiSafi{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: afi, Safi: api.Family_SAFI_UNICAST}, Enabled: true}}
 	}
 	if err := r.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
+		Conf:      &api.PeerConf{NeighborAddress: addr, PeerAsn: 65001, AuthPassword: password},
 		Transport: &api.Transport{PassiveMode: true},
 		AfiSafis:  []*api.AfiSafi{fam(api.Family_AFI_IP), fam(api.Family_AFI_IP6)},
 	}}); err != nil {
@@ -193,7 +202,12 @@ func TestSpeakerNoImport(t *testing.T) {
 	if _, err := r.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{{Family: bgppkt.RF_IPv4_UC, Nlri: nlri, Attrs: []bgppkt.PathAttributeInterface{bgppkt.NewPathAttributeOrigin(0), nh}}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the session", func() bool { return s.Status().Peers[0].State == "established" })
+	// What the speaker announces still goes out.
+	own := netip.MustParsePrefix("198.18.0.0/26")
+	if err := s.Announce([]netip.Prefix{own}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the router to learn the speaker's prefix", func() bool { _, ok := r.routes(t)[own]; return ok })
 	time.Sleep(300 * time.Millisecond)
 	if st := s.Status(); st.Learned != 0 || calls != 0 {
 		t.Errorf("learned %d routes (%d calls) with import off", st.Learned, calls)
@@ -218,5 +232,56 @@ func TestSpeakerUnreachablePeer(t *testing.T) {
 	}
 	if !strings.Contains(st.String(), "cannot connect") {
 		t.Errorf("status line %q does not say why", st)
+	}
+}
+
+// TestSpeakerIPv6Peer: over a session to an IPv6 peer both families go,
+// each prefix with the host's next hop of its family.
+func TestSpeakerIPv6Peer(t *testing.T) {
+	r := startRouterOn(t, "::1", "")
+	cfg := testConfig(r.port)
+	cfg.Peers = []Peer{{Address: netip.MustParseAddr("::1"), ASN: 65000}}
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	v4, v6 := netip.MustParsePrefix("198.18.0.0/26"), netip.MustParsePrefix("fd00:1:2:3::/64")
+	if err := s.Announce([]netip.Prefix{v4, v6}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the router to learn both prefixes over IPv6", func() bool {
+		got := r.routes(t)
+		return got[v4] == netip.MustParseAddr("198.51.100.11") && got[v6] == netip.MustParseAddr("fd00:fab::11")
+	})
+}
+
+// TestSpeakerPassword: BGP_PASSWORD signs the session (TCP MD5); a
+// speaker with another password gets no session.
+func TestSpeakerPassword(t *testing.T) {
+	for _, tc := range []struct {
+		password string
+		up       bool
+	}{{"s3cret", true}, {"wrong", false}} {
+		// A router of its own each time: GoBGP's route selection
+		// options are a global that starting a server writes, so no
+		// other server's session may be coming up meanwhile.
+		r := startRouterOn(t, "127.0.0.1", "s3cret")
+		cfg := testConfig(r.port)
+		cfg.Password = tc.password
+		s, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.up {
+			waitFor(t, "the signed session", func() bool { return s.Status().Peers[0].State == "established" })
+		} else {
+			time.Sleep(3 * time.Second)
+			if st := s.Status().Peers[0].State; st == "established" {
+				t.Error("a session came up with the wrong password")
+			}
+		}
+		s.Stop()
+		r.srv.Stop()
 	}
 }

@@ -60,8 +60,8 @@ func (d *Driver) checkBGP(o netOptions) error {
 }
 
 // SyncBGP makes what the host announces and the routes it learned match
-// its networks: when a network comes or goes, when a container joins one
-// with a new block, and when the plugin starts.
+// its networks: when a network comes or goes, when the IPAM leases a
+// block, and when the plugin starts.
 func (d *Driver) SyncBGP() {
 	if d.cfg.BGP == nil {
 		return

@@ -63,10 +63,6 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 		d.mu.Unlock()
 		return nil, err
 	}
-	if n.Options.ClusterRoutes == clusterRoutesBGP {
-		// The container's address may be in a block leased for it.
-		d.SyncBGP()
-	}
 	resp := &api.JoinResponse{InterfaceName: api.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth"}}
 	if n.routed() {
 		// The container's default routes go through its blocks' gateways.

@@ -133,6 +133,11 @@ func TestBGPAnnounceAndRoute(t *testing.T) {
 		if hostgw := routesOf(t, h, "213"); hostgw != "" {
 			t.Errorf("%s has host-gw routes on the routed bed:\n%s", h.name, hostgw)
 		}
+		// Host 3 learns nothing (BGP_IMPORT_ROUTES=false): its default
+		// gateway, the router, routes the other hosts' blocks.
+		if learned := routesOf(t, h, "214"); h.link.defaultGateway && learned != "" {
+			t.Errorf("%s, importing no routes, has learned ones:\n%s", h.name, learned)
+		}
 	}
 	wantCrossHostPings(t, cs, addrs)
 
@@ -337,4 +342,155 @@ func TestBGPBadSettings(t *testing.T) {
 		t.Errorf("the refusal does not say why: %s", out)
 	}
 	t.Logf("the user sees: %s", strings.TrimSpace(out))
+}
+
+// Acceptance 3, the hold time: host 3 lost to the router without a word
+// (its BGP packets dropped, as when the host dies or its link is cut):
+// the router drops its routes when the hold time runs out, not before
+// half of it, and takes them again when the host is back.
+func TestBGPHostLost(t *testing.T) {
+	needRoutedBed(t)
+	waitSessions(t)
+	h3 := bed.hosts[2]
+	clusterNet(t, "bgp-lost", []*clusterHost{h3}, "-o", "cluster=bgp-lost", "-o", "cluster_routes=bgp", "--subnet", "198.19.104.0/22", "--ipv6", "--subnet", "fd00:b4::/48")
+	startEverywhere(t, []*clusterHost{h3}, "bgp-lost", 1, false)
+	blocks := hostBlocks(t, "bgp-lost", h3)
+	if len(blocks) != 2 {
+		t.Fatalf("%s holds blocks %v, want an IPv4 and an IPv6 one", h3.name, blocks)
+	}
+	within(t, 10*time.Second, func() error {
+		if m := missingAtRouter(t, h3, blocks); len(m) > 0 {
+			return fmt.Errorf("the router lacks %v", m)
+		}
+		return nil
+	})
+	r := bed.router4(h3).String()
+	rules := [][]string{
+		{"OUTPUT", "-d", r, "-p", "tcp", "--dport", "179", "-j", "DROP"},
+		{"INPUT", "-s", r, "-p", "tcp", "--sport", "179", "-j", "DROP"},
+	}
+	iptables := func(op string, rule []string) error {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", h3.e.netns, "iptables", op}, rule...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s %v in %s: %v: %s", op, rule, h3.name, err, out)
+		}
+		return nil
+	}
+	cut := time.Now()
+	for _, rule := range rules {
+		if err := iptables("-I", rule); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = iptables("-D", rule) })
+	}
+	within(t, (bgpHoldTime+2)*time.Second, func() error {
+		if left := presentAtRouter(t, blocks); len(left) > 0 {
+			time.Sleep(50 * time.Millisecond)
+			return fmt.Errorf("%v after %s was cut off, the router still has %v (hold time %ds)\nits log:\n%s", time.Since(cut).Round(time.Millisecond), h3.name, left, bgpHoldTime, bed.routerLog(10))
+		}
+		return nil
+	})
+	gone := time.Since(cut)
+	if gone < bgpHoldTime*time.Second/2 {
+		t.Errorf("the router dropped %s's routes %v after the cut: before the hold timer could run out (%ds)", h3.name, gone.Round(time.Millisecond), bgpHoldTime)
+	}
+	t.Logf("cut off: %s's routes left the router %v after the cut (hold time %ds)", h3.name, gone.Round(time.Millisecond), bgpHoldTime)
+	for _, rule := range rules {
+		if err := iptables("-D", rule); err != nil {
+			t.Fatal(err)
+		}
+	}
+	back := time.Now()
+	within(t, 30*time.Second, func() error {
+		if m := missingAtRouter(t, h3, blocks); len(m) > 0 {
+			time.Sleep(200 * time.Millisecond)
+			return fmt.Errorf("%s is reachable again, yet the router lacks %v", h3.name, m)
+		}
+		return nil
+	})
+	t.Logf("back: the router had %s's routes again %v later", h3.name, time.Since(back).Round(time.Millisecond))
+}
+
+// A single-host network with -o announce=true: its subnets are at the
+// router via the host's addresses while it exists; the router reaches a
+// container's published port on its own IPv6 address through that route,
+// and not an unpublished one (the firewall holds as without BGP).
+func TestBGPAnnounceSingleHost(t *testing.T) {
+	needRoutedBed(t)
+	waitSessions(t)
+	h1 := bed.hosts[0]
+	sub4, sub6 := netip.MustParsePrefix("198.19.120.0/24"), netip.MustParsePrefix("fd00:b9::/64")
+	h1.docker(t, "network", "create", "--label", testLabel, "-d", pluginName, "--ipam-driver", pluginName, "-o", "announce=true", "--subnet", sub4.String(), "--ipv6", "--subnet", sub6.String(), "bgp-one")
+	t.Cleanup(func() { _, _ = h1.dockerCmd("network", "rm", "bgp-one") })
+	within(t, 10*time.Second, func() error {
+		if m := missingAtRouter(t, h1, []netip.Prefix{sub4, sub6}); len(m) > 0 {
+			return fmt.Errorf("the router lacks %v", m)
+		}
+		return nil
+	})
+	runServer(t, "bgp-one-web", "bgp-one", "-p", "8080:80")
+	var v6 netip.Addr
+	for _, a := range globalAddrs(t, started{h1, "bgp-one-web"}) {
+		if sub6.Contains(a.Addr()) {
+			v6 = a.Addr()
+		}
+	}
+	if !v6.IsValid() {
+		t.Fatalf("bgp-one-web has no address in %s", sub6)
+	}
+	router := "/run/netns/" + bed.hubNS
+	wantReach(t, "the router, to the published port", router, hostPort(v6.String(), "80"), "bgp-one-web")
+	wantBlocked(t, "the router, to a port not published", router, hostPort(v6.String(), "81"))
+	h1.docker(t, "rm", "-f", "bgp-one-web")
+	h1.docker(t, "network", "rm", "bgp-one")
+	within(t, 5*time.Second, func() error {
+		if left := presentAtRouter(t, []netip.Prefix{sub4, sub6}); len(left) > 0 {
+			return fmt.Errorf("the router still has %v after the network was removed", left)
+		}
+		return nil
+	})
+}
+
+// The firewall: a host whose INPUT policy drops everything but replies
+// still has its session and its routes at the router, since the speaker
+// only connects out; dualstack adds no INPUT rule for BGP.
+func TestBGPInputPolicyDrop(t *testing.T) {
+	needRoutedBed(t)
+	waitSessions(t)
+	h2 := bed.hosts[1]
+	clusterNet(t, "bgp-drop", []*clusterHost{h2}, "-o", "cluster=bgp-drop", "-o", "cluster_routes=bgp", "--subnet", "198.19.108.0/22")
+	startEverywhere(t, []*clusterHost{h2}, "bgp-drop", 1, false)
+	blocks := hostBlocks(t, "bgp-drop", h2)
+	if len(blocks) != 1 {
+		t.Fatalf("%s holds blocks %v of bgp-drop, want one", h2.name, blocks)
+	}
+	iptables := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ip", append([]string{"netns", "exec", h2.e.netns, "iptables"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("iptables %v in %s: %v: %s", args, h2.name, err, out)
+		}
+		return string(out)
+	}
+	iptables("-I", "INPUT", "1", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+	iptables("-I", "INPUT", "2", "-i", "lo", "-j", "ACCEPT")
+	iptables("-P", "INPUT", "DROP")
+	t.Cleanup(func() {
+		iptables("-P", "INPUT", "ACCEPT")
+		iptables("-D", "INPUT", "-i", "lo", "-j", "ACCEPT")
+		iptables("-D", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+	})
+	// A new session, made under that policy.
+	h2.docker(t, "plugin", "disable", "-f", pluginName)
+	h2.docker(t, "plugin", "enable", pluginName)
+	waitSessions(t)
+	within(t, 20*time.Second, func() error {
+		if m := missingAtRouter(t, h2, blocks); len(m) > 0 {
+			return fmt.Errorf("with INPUT policy DROP on %s, the router lacks %v", h2.name, m)
+		}
+		return nil
+	})
+	if rules := iptables("-S", "INPUT"); strings.Contains(rules, "179") {
+		t.Errorf("dualstack opened BGP in %s's INPUT chain:\n%s", h2.name, rules)
+	}
 }

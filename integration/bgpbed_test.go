@@ -44,14 +44,14 @@ func (b *clusterBed) router6(h *clusterHost) netip.Addr { return h.link.gw6 }
 
 // bgpSettings are host h's BGP settings: its AS, the router as its one
 // peer, the bed's short hold time, and the import of what the router
-// learned from the other hosts. BGP_ROUTER_ID is left to its default, the
-// host's IPv4 CLUSTER_ADDRESS.
+// learned from the other hosts, unless the router is h's default gateway.
+// BGP_ROUTER_ID is left to its default, the host's IPv4 CLUSTER_ADDRESS.
 func (b *clusterBed) bgpSettings(h *clusterHost) []string {
 	return []string{
 		fmt.Sprintf("BGP_ASN=%d", h.asn),
 		fmt.Sprintf("BGP_PEERS=%s:%d", b.router4(h), routerASN),
 		fmt.Sprintf("BGP_HOLD_TIME=%d", bgpHoldTime),
-		"BGP_IMPORT_ROUTES=true",
+		fmt.Sprintf("BGP_IMPORT_ROUTES=%v", !h.link.defaultGateway),
 	}
 }
 
@@ -305,7 +305,11 @@ func TestBGPBed(t *testing.T) {
 			}
 		}
 		for _, a := range []string{"198.19.77.1", "fd00:77::1"} {
-			if out, err := exec.Command("ip", "-n", h.e.netns, "route", "get", a).CombinedOutput(); err == nil {
+			out, err := exec.Command("ip", "-n", h.e.netns, "route", "get", a).CombinedOutput()
+			switch {
+			case h.link.defaultGateway && err != nil:
+				t.Errorf("%s has no route to %s, yet the router is its default gateway: %v %s", h.name, a, err, out)
+			case !h.link.defaultGateway && err == nil:
 				t.Errorf("%s has a route to %s, beyond the bed's links, with no BGP route learned: %s", h.name, a, out)
 			}
 		}

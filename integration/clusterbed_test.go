@@ -36,13 +36,14 @@ import (
 // (no shared L2), a /28 of 198.51.100.0/24 and a /64 of fd00:fab::/32, and
 // routes those two, only, through the router: no default route, so the
 // containers of another host are reached through routes learned over BGP
-// or not at all. The router (AS 65000) peers with each host and forwards
-// by what it learned.
+// or not at all; but host3, whose default gateway is the router, as many
+// hosts' is, and which learns nothing. The router (AS 65000) peers with
+// each host and forwards by what it learned.
 //
 //	router (dsrtr-PID): BIRD, one veth port p-NAME per link
 //	  host1 (the suite's engine)  fabric0 198.51.100.18/28 fd00:fab:1::2/64, router .17 fd00:fab:1::1, AS 65001
 //	  host2 (dsit-PID-host2)      fabric0 198.51.100.34/28 fd00:fab:2::2/64, router .33 fd00:fab:2::1, AS 65002
-//	  host3 (dsit-PID-host3)      fabric0 198.51.100.50/28 fd00:fab:3::2/64, router .49 fd00:fab:3::1, AS 65003
+//	  host3 (dsit-PID-host3)      fabric0 198.51.100.50/28 fd00:fab:3::2/64, router .49 fd00:fab:3::1, AS 65003, default via the router
 //	  etcd  (dsetcd-PID)          fabric0 198.51.100.200/28, router .193, client port 2379
 var bed *clusterBed
 
@@ -98,8 +99,10 @@ type hubLink struct {
 	name         string
 	addr4, addr6 netip.Prefix
 	// On the routed bed, the router's addresses on the link, through
-	// which the namespace routes routedNet4 and routedNet6.
-	gw4, gw6 netip.Addr
+	// which the namespace routes routedNet4 and routedNet6, or everything
+	// when the router is its default gateway.
+	gw4, gw6       netip.Addr
+	defaultGateway bool
 }
 
 // hostLink is host i's link (i from 1).
@@ -116,6 +119,9 @@ func (b *clusterBed) hostLink(i int) hubLink {
 	// fd00:fab:i::/64: the router ::1, the host ::2.
 	l.gw6 = netip.MustParseAddr(fmt.Sprintf("fd00:fab:%x::1", i))
 	l.addr6 = netip.PrefixFrom(l.gw6.Next(), 64)
+	// Host 3 has the router as its default gateway, as many hosts do: it
+	// needs no route learned (BGP_IMPORT_ROUTES=false).
+	l.defaultGateway = i == 3
 	return l
 }
 
@@ -214,7 +220,11 @@ func (b *clusterBed) String() string {
 	}
 	var hosts []string
 	for _, h := range b.hosts {
-		hosts = append(hosts, fmt.Sprintf("%s %s %s AS %d", h.name, h.link.addr4, h.link.addr6, h.asn))
+		desc := fmt.Sprintf("%s %s %s AS %d", h.name, h.link.addr4, h.link.addr6, h.asn)
+		if h.link.defaultGateway {
+			desc += " (default gateway: the router)"
+		}
+		hosts = append(hosts, desc)
 	}
 	return fmt.Sprintf("%d hosts routed by %s, AS %d, each on a link of its own (%s), etcd at %s",
 		len(b.hosts), birdVersion(), routerASN, strings.Join(hosts, ", "), b.endpoint())
@@ -247,9 +257,13 @@ func (b *clusterBed) attach(ns string, l hubLink) error {
 		steps = append(steps, in("addr", "add", l.addr6.String(), "dev", fabricIf, "nodad"))
 	}
 	if b.routed {
-		steps = append(steps, in("route", "add", routedNet4, "via", l.gw4.String()))
+		dst4, dst6 := routedNet4, routedNet6
+		if l.defaultGateway {
+			dst4, dst6 = "default", "default"
+		}
+		steps = append(steps, in("-4", "route", "add", dst4, "via", l.gw4.String()))
 		if l.gw6.IsValid() {
-			steps = append(steps, in("route", "add", routedNet6, "via", l.gw6.String()))
+			steps = append(steps, in("-6", "route", "add", dst6, "via", l.gw6.String()))
 		}
 	}
 	for _, s := range steps {

@@ -174,7 +174,30 @@ func activate(sock string) error {
 	return nil
 }
 
-// killPlugin SIGKILLs the plugin process and waits for Docker to restart it.
+// driverRegistrations counts the times dockerd asked the plugin for the
+// capabilities of both its drivers, as it does when it registers them.
+func driverRegistrations() int {
+	log := eng.pluginLog()
+	return min(strings.Count(log, "msg=ok path=/NetworkDriver.GetCapabilities"), strings.Count(log, "msg=ok path=/IpamDriver.GetCapabilities"))
+}
+
+// waitRegistration waits, for up to 10 s, until dockerd has registered
+// the plugin's drivers again since it had registered them before times.
+// dockerd does that after the restarted plugin answers, and Moby's proxy
+// of a network driver keeps the endpoints it created per registration: a
+// container started in between may get an endpoint from the old one and
+// be refused by the new one ("remote network driver: endpoint ... not
+// found").
+func waitRegistration(before int) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if driverRegistrations() > before {
+			return
+		}
+	}
+}
+
+// killPlugin SIGKILLs the plugin process and waits for Docker to restart
+// it and to register its drivers again.
 func killPlugin(t testing.TB) {
 	t.Helper()
 	// /proc/PID/ns/net is the namespace of the plugin's main thread, which
@@ -195,6 +218,7 @@ func killPlugin(t testing.TB) {
 		}
 		t.Fatalf("want one plugin process, found %v; the engine's namespace holds %d processes: %v", pids, len(seen), seen)
 	}
+	registered := driverRegistrations()
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +226,7 @@ func killPlugin(t testing.TB) {
 	for time.Now().Before(deadline) {
 		if now := pluginPIDs(); len(now) == 1 && now[0] != pids[0] {
 			waitPlugin(t)
+			waitRegistration(registered)
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

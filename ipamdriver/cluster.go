@@ -311,6 +311,10 @@ func (d *Driver) recordBlock(p *pool, prefix netip.Prefix) (Block, error) {
 	}
 	p.cluster.blocks = append(p.cluster.blocks, b)
 	slices.SortFunc(p.cluster.blocks, func(x, y Block) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
+	if fn := d.blockAdded; fn != nil {
+		// The caller holds d.mu.
+		go fn(p.id)
+	}
 	return b, nil
 }
 

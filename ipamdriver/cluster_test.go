@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/docker/go-plugins-helpers/ipam"
 
@@ -213,6 +214,31 @@ func TestClusterBlocks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClusterBlockAdded: the network driver hears of each block a pool
+// comes to hold, and may ask the IPAM about it then.
+func TestClusterBlockAdded(t *testing.T) {
+	s := newFakeStore()
+	a, pa := clusterHost(t, s, "a", "198.51.100.0/24", "", ClusterPool{Network: "c1", Bits: 28, Routed: true})
+	heard := make(chan []Block, 10)
+	a.d.SetBlockAdded(func(id string) {
+		if id == pa {
+			heard <- a.d.Blocks(id)
+		}
+	})
+	before := len(a.d.Blocks(pa))
+	for i := 0; len(a.d.Blocks(pa)) == before; i++ {
+		a.mustAddr(pa, "", mac(i))
+	}
+	select {
+	case blocks := <-heard:
+		if len(blocks) != before+1 {
+			t.Fatalf("the driver heard of a new block and read %v, want %d blocks", blocks, before+1)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the driver did not hear of the new block")
 	}
 }
 

@@ -107,6 +107,9 @@ type Driver struct {
 	// addrReleased hears of each address Docker releases
 	// (SetAddressRelease).
 	addrReleased func(addr netip.Addr)
+	// blockAdded hears of each block a cluster pool comes to hold
+	// (SetBlockAdded).
+	blockAdded func(poolID string)
 	// leases is the cluster store (Config.Leases).
 	leases Leases
 }
@@ -124,6 +127,15 @@ func (d *Driver) SetPoolRelease(fn func(poolID string)) {
 func (d *Driver) SetAddressRelease(fn func(addr netip.Addr)) {
 	d.mu.Lock()
 	d.addrReleased = fn
+	d.mu.Unlock()
+}
+
+// SetBlockAdded has fn hear of each block a cluster pool comes to hold,
+// leased or adopted: the host announces its blocks over BGP. fn runs on a
+// goroutine of its own once the IPAM is free again, and may call it.
+func (d *Driver) SetBlockAdded(fn func(poolID string)) {
+	d.mu.Lock()
+	d.blockAdded = fn
 	d.mu.Unlock()
 }
 

@@ -151,6 +151,8 @@ func run(log *logrus.Logger) error {
 	ipamDriver.SetClaims(netDriver.AddressClaimed)
 	ipamDriver.SetPoolRelease(netDriver.PoolReleased)
 	ipamDriver.SetAddressRelease(netDriver.AddressReleased)
+	// A block leased is announced at once (BGP).
+	ipamDriver.SetBlockAdded(func(string) { netDriver.SyncBGP() })
 
 	l, err := plugin.ListenUnix(cfg.Socket)
 	if err != nil {
