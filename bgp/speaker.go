@@ -90,6 +90,9 @@ func Start(cfg Config) (*Speaker, error) {
 			return fail(fmt.Errorf("BGP speaker: import no routes: %w", err))
 		}
 	}
+	for _, p := range cfg.Peers {
+		s.peers[p.Address] = &PeerStatus{Address: p.Address, ASN: p.ASN, State: "connecting"}
+	}
 	if err := s.srv.WatchEvent(s.ctx, server.WatchEventMessageCallbacks{
 		OnPeerUpdate: s.peerEvent,
 		OnBestPath:   s.bestPaths,
@@ -97,7 +100,6 @@ func Start(cfg Config) (*Speaker, error) {
 		return fail(fmt.Errorf("BGP speaker: watch sessions and routes: %w", err))
 	}
 	for _, p := range cfg.Peers {
-		s.peers[p.Address] = &PeerStatus{Address: p.Address, ASN: p.ASN, State: "connecting"}
 		if err := s.srv.AddPeer(s.ctx, &api.AddPeerRequest{Peer: s.peerConfig(p)}); err != nil {
 			return fail(fmt.Errorf("BGP peer %s: %w", p, err))
 		}
