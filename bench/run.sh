@@ -92,7 +92,7 @@ fi
 if [ "${BENCH_BGP:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v etcd >/dev/null && command -v bird >/dev/null; then
 	make --no-print-directory plugin >/dev/null
 	engines/build-moby.sh >/dev/null
-	echo "## BGP: a host's new blocks at the router (BIRD) from docker network create, and gone from docker network rm (Moby, the routed test bed)"
+	echo "## BGP: a host's new blocks at the router (BIRD) from their lease in etcd, and gone from docker network rm (Moby, the routed test bed)"
 	DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=bgp DUALSTACK_IT_LOG_LEVEL=info go test -tags integration -count=1 -run '^$' \
 		-bench BGPAnnounce -benchtime 20x -timeout 20m ./integration/ | tee "$out/bgp.txt" | grep -E '^Benchmark'
 else
