@@ -143,17 +143,23 @@ func (s *Speaker) learnNothing() error {
 // peerConfig is GoBGP's configuration of peer p: both unicast families.
 func (s *Speaker) peerConfig(p Peer) *api.Peer {
 	hold := uint64(s.cfg.HoldTime / time.Second)
-	fam := func(afi api.Family_Afi) *api.AfiSafi {
-		return &api.AfiSafi{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: afi, Safi: api.Family_SAFI_UNICAST}, Enabled: true}}
-	}
 	return &api.Peer{
 		Conf: &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.ASN, AuthPassword: s.cfg.Password},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			HoldTime: hold, KeepaliveInterval: max(1, hold/3), ConnectRetry: 5,
 		}},
 		Transport: &api.Transport{RemotePort: uint32(s.cfg.Port)},
-		AfiSafis:  []*api.AfiSafi{fam(api.Family_AFI_IP), fam(api.Family_AFI_IP6)},
+		AfiSafis:  bothUnicast(),
 	}
+}
+
+// bothUnicast is the families of every session: IPv4 and IPv6 unicast.
+func bothUnicast() []*api.AfiSafi {
+	var out []*api.AfiSafi
+	for _, afi := range []api.Family_Afi{api.Family_AFI_IP, api.Family_AFI_IP6} {
+		out = append(out, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: afi, Safi: api.Family_SAFI_UNICAST}, Enabled: true}})
+	}
+	return out
 }
 
 // Announce makes the announced prefixes exactly want: new ones are

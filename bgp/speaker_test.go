@@ -52,13 +52,10 @@ func startRouterOn(t *testing.T, addr, password string) *router {
 	if err := r.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65000, RouterId: "198.51.100.1", ListenPort: int32(r.port), ListenAddresses: []string{addr}}}); err != nil {
 		t.Fatal(err)
 	}
-	fam := func(afi api.Family_Afi) *api.AfiSafi {
-		return &api.AfiSafi{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: afi, Safi: api.Family_SAFI_UNICAST}, Enabled: true}}
-	}
 	if err := r.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: addr, PeerAsn: 65001, AuthPassword: password},
 		Transport: &api.Transport{PassiveMode: true},
-		AfiSafis:  []*api.AfiSafi{fam(api.Family_AFI_IP), fam(api.Family_AFI_IP6)},
+		AfiSafis:  bothUnicast(),
 	}}); err != nil {
 		t.Fatal(err)
 	}
