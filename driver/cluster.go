@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dualstack-net/dualstack/driver/nldump"
+
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -347,7 +349,7 @@ const hostGWHint = "cluster_routes=host-gw needs the hosts on one LAN: is the ne
 // when a route cannot be added.
 func syncRoutes(proto netlink.RouteProtocol, want map[netip.Prefix]netip.Addr, log logrus.FieldLogger, hint string) error {
 	filter := &netlink.Route{Protocol: proto, Table: unix.RT_TABLE_MAIN}
-	have, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	have, err := nldump.Routes(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return fmt.Errorf("list the host's routes to cluster blocks: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/dualstack-net/dualstack/driver/nldump"
+
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/driver/links"
@@ -31,7 +33,7 @@ type hostAddr struct {
 // hostAddrs lists the global addresses on the host's interfaces, those on
 // dualstack's own links (links.Mark) left out.
 func hostAddrs() ([]hostAddr, error) {
-	list, err := netlink.LinkList()
+	list, err := nldump.Links()
 	if err != nil {
 		return nil, fmt.Errorf("list the host's interfaces: %w", err)
 	}
@@ -41,7 +43,7 @@ func hostAddrs() ([]hostAddr, error) {
 			names[l.Attrs().Index] = l.Attrs().Name
 		}
 	}
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	addrs, err := nldump.Addrs(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("list the host's addresses: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dualstack-net/dualstack/driver/nldump"
+
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
@@ -17,7 +19,7 @@ import (
 type hostLinks map[string]netlink.Link
 
 func listLinks() (hostLinks, error) {
-	list, err := netlink.LinkList()
+	list, err := nldump.Links()
 	if err != nil {
 		return nil, err
 	}

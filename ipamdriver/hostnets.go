@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/dualstack-net/dualstack/driver/nldump"
+
 	"github.com/vishvananda/netlink"
 )
 
@@ -15,11 +17,11 @@ func HostPrefixes(v6 bool) ([]netip.Prefix, error) {
 	if v6 {
 		family = netlink.FAMILY_V6
 	}
-	routes, err := netlink.RouteList(nil, family)
+	routes, err := nldump.Routes(family, nil, 0)
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := netlink.AddrList(nil, family)
+	addrs, err := nldump.Addrs(nil, family)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/dualstack-net/dualstack/driver/nldump"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -233,7 +235,7 @@ func ipv6Sysctls(c Config) error {
 }
 
 func addAddrs(link netlink.Link, c Config) error {
-	have, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	have, err := nldump.Addrs(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("bridge %s: list addresses: %w", c.Name, err)
 	}
@@ -293,7 +295,7 @@ func Addresses(name string) ([]netlink.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("link %s: look up: %w", name, err)
 	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	addrs, err := nldump.Addrs(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("link %s: list addresses: %w", name, err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dualstack-net/dualstack/driver/nldump"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -206,7 +208,7 @@ func EnsureShim(s Shim) (err error) {
 			return fmt.Errorf("host link %s: %w", s.Name, err)
 		}
 	}
-	have, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	have, err := nldump.Addrs(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("host link %s: %w", s.Name, err)
 	}

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dualstack-net/dualstack/driver/nldump"
+
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -73,7 +75,7 @@ var errNoInterface = errors.New("no such interface")
 
 // find returns the link that m matches in the calling thread's namespace.
 func find(m InterfaceMatch) (netlink.Link, error) {
-	links, err := netlink.LinkList()
+	links, err := nldump.Links()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
@@ -184,7 +186,7 @@ func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefi
 				return fmt.Errorf("interface %s: %w", name, err)
 			}
 		}
-		have, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+		have, err := nldump.Addrs(link, netlink.FAMILY_ALL)
 		if err != nil {
 			return fmt.Errorf("interface %s: list addresses: %w", name, err)
 		}
