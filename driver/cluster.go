@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dualstack-net/dualstack/driver/nldump"
-
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -18,6 +16,7 @@ import (
 	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver/bridge"
 	"github.com/dualstack-net/dualstack/driver/nladdr"
+	"github.com/dualstack-net/dualstack/driver/nldump"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 )
 

@@ -5,11 +5,10 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/dualstack-net/dualstack/driver/nldump"
-
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/driver/nldump"
 )
 
 // The host's own networks.

@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dualstack-net/dualstack/driver/nldump"
-
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/netns"
+	"github.com/dualstack-net/dualstack/driver/nldump"
 	"github.com/dualstack-net/dualstack/state"
 )
 

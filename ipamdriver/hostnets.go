@@ -4,9 +4,9 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/dualstack-net/dualstack/driver/nldump"
-
 	"github.com/vishvananda/netlink"
+
+	"github.com/dualstack-net/dualstack/driver/nldump"
 )
 
 // HostPrefixes lists the destinations of the host's routes (main table,

@@ -13,15 +13,13 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/dualstack-net/dualstack/driver/nldump"
-
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/nladdr"
-	"github.com/dualstack-net/dualstack/driver/sysctl"
-
 	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/driver/nladdr"
+	"github.com/dualstack-net/dualstack/driver/nldump"
+	"github.com/dualstack-net/dualstack/driver/sysctl"
 	"github.com/dualstack-net/dualstack/validate"
 )
 

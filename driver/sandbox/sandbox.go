@@ -17,13 +17,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dualstack-net/dualstack/driver/nldump"
-
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/nladdr"
+	"github.com/dualstack-net/dualstack/driver/nldump"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
 )
 
