@@ -60,16 +60,8 @@ func (sv saved) host() Host {
 			continue
 		}
 		for _, r := range rules {
-			f := strings.Fields(r)
-			// "-o BR ... -j DOCKER" (FORWARD on Engine 20.10, DOCKER-BRIDGE
-			// on current engines) and "-o BR -j DROP" in
-			// DOCKER-ISOLATION-STAGE-2 name Docker's bridges.
-			if len(f) < 4 || f[0] != "-o" || f[len(f)-2] != "-j" {
-				continue
-			}
-			target := f[len(f)-1]
-			if target == "DOCKER" || (k.chain == "DOCKER-ISOLATION-STAGE-2" && target == "DROP") {
-				seen[f[1]] = true
+			for _, b := range dockerBridges(k.chain, r) {
+				seen[b] = true
 			}
 		}
 	}
@@ -78,6 +70,40 @@ func (sv saved) host() Host {
 	}
 	slices.Sort(h.DockerBridges)
 	return h
+}
+
+// dockerBridges returns the bridges of Docker's networks that rule r of
+// filter chain c names: every output interface ("-o BR", "! -o BR") of a
+// rule in one of Docker's chains (DOCKER, DOCKER-FORWARD, DOCKER-BRIDGE,
+// DOCKER-CT, DOCKER-INTERNAL, DOCKER-ISOLATION-STAGE-1 and -2, whatever
+// the engine's version names them), and in FORWARD those of rules that
+// jump to one of them (Engine 20.10's "-o BR -j DOCKER"). Every network
+// Docker makes has such a rule, --internal ones ("! -s SUBNET -o BR -j
+// DROP") and bridges with a custom name included: Docker names only its
+// bridges as output interfaces (a trusted host interface is an input
+// interface). DOCKER-USER is the user's, and names whatever the user
+// likes; a rule of another manager's in FORWARD ("-i br0 -o br0 -j
+// ACCEPT" on a host whose LAN is a bridge) names no Docker network.
+func dockerBridges(c, r string) []string {
+	docker := strings.HasPrefix(c, "DOCKER") && c != "DOCKER-USER"
+	f := strings.Fields(r)
+	var out []string
+	target := ""
+	for i := 0; i+1 < len(f); i++ {
+		switch f[i] {
+		case "-o":
+			// A wildcard (docker+) names no one bridge.
+			if !strings.HasSuffix(f[i+1], "+") {
+				out = append(out, f[i+1])
+			}
+		case "-j":
+			target = f[i+1]
+		}
+	}
+	if docker || c == "FORWARD" && strings.HasPrefix(target, "DOCKER") && target != "DOCKER-USER" {
+		return out
+	}
+	return nil
 }
 
 // plan returns the iptables-restore --noflush input that makes family f of

@@ -155,19 +155,59 @@ COMMIT
 COMMIT
 `
 
-// TestHostFacts: what Docker's rules say of its networks, on Engine 20.10
-// and on current engines (DOCKER-BRIDGE), and nothing from a bare host.
+// TestHostFacts: what Docker's rules say of its networks, on Engine 20.10,
+// on engines of the ipset era (27), on current engines (DOCKER-BRIDGE,
+// DOCKER-INTERNAL), with --internal networks and bridges with a custom
+// name; nothing from a bare host, from the user's DOCKER-USER, or from
+// another manager's rules naming the host's own interfaces.
 func TestHostFacts(t *testing.T) {
-	h := parseSave([]byte(dockerHost)).host()
-	if !h.DockerUser || strings.Join(h.DockerBridges, " ") != "br-0123 docker0" {
-		t.Fatalf("Engine 20.10's rules: %+v", h)
+	filter := func(rules ...string) string {
+		return "*filter\n:FORWARD DROP [0:0]\n" + strings.Join(rules, "\n") + "\nCOMMIT\n"
 	}
-	current := "*filter\n:FORWARD DROP [0:0]\n:DOCKER-BRIDGE - [0:0]\n:DOCKER-FORWARD - [0:0]\n-A FORWARD -j DOCKER-USER\n-A FORWARD -j DOCKER-FORWARD\n-A DOCKER-BRIDGE -o docker0 -j DOCKER\n-A DOCKER-BRIDGE -o br-4567 -j DOCKER\nCOMMIT\n"
-	if h := parseSave([]byte(current)).host(); !h.DockerUser || strings.Join(h.DockerBridges, " ") != "br-4567 docker0" {
-		t.Fatalf("current engines' rules: %+v", h)
-	}
-	if h := parseSave([]byte("*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -o eth0 -j ACCEPT\nCOMMIT\n")).host(); h.DockerUser || len(h.DockerBridges) != 0 {
-		t.Fatalf("a host without Docker: %+v", h)
+	for _, c := range []struct {
+		name, save string
+		user       bool
+		bridges    string
+	}{
+		{"Engine 20.10", dockerHost, true, "br-0123 docker0"},
+		{"Engine 20.10, an --internal network", filter(
+			"-A FORWARD -j DOCKER-USER",
+			"-A FORWARD -j DOCKER-ISOLATION-STAGE-1",
+			"-A FORWARD -i br-int -o br-int -j ACCEPT",
+			"-A DOCKER-ISOLATION-STAGE-1 ! -s 203.0.113.0/24 -o br-int -j DROP",
+			"-A DOCKER-ISOLATION-STAGE-1 ! -d 203.0.113.0/24 -i br-int -j DROP"), true, "br-int"},
+		{"ipset era: external bridges in a set, an internal one by name", filter(
+			"-A FORWARD -j DOCKER-USER",
+			"-A FORWARD -m set --match-set docker-ext-bridges-v4 dst -j DOCKER",
+			"-A FORWARD -i bridge1 -o bridge1 -j ACCEPT",
+			"-A FORWARD -i docker0 ! -o docker0 -j ACCEPT",
+			"-A DOCKER ! -i docker0 -o docker0 -j DROP",
+			"-A DOCKER-ISOLATION-STAGE-1 ! -s 192.0.2.0/24 -o bridge1 -j DROP",
+			"-A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP"), true, "bridge1 docker0"},
+		{"current engines", filter(
+			"-A FORWARD -j DOCKER-USER",
+			"-A FORWARD -j DOCKER-FORWARD",
+			"-A DOCKER ! -i docker0 -o docker0 -j DROP",
+			"-A DOCKER ! -i mybridge -o mybridge -j DROP",
+			"-A DOCKER -i eth1 -o mybridge -j ACCEPT",
+			"-A DOCKER-BRIDGE -o docker0 -j DOCKER",
+			"-A DOCKER-BRIDGE -o mybridge -j DOCKER",
+			"-A DOCKER-FORWARD -j DOCKER-INTERNAL",
+			"-A DOCKER-FORWARD -i docker0 -j ACCEPT",
+			"-A DOCKER-INTERNAL ! -s 198.51.100.0/24 -o isolated0 -j DROP",
+			"-A DOCKER-INTERNAL ! -d 198.51.100.0/24 -i isolated0 -j DROP"), true, "docker0 isolated0 mybridge"},
+		{"the user's DOCKER-USER and other managers", filter(
+			"-A FORWARD -j DOCKER-USER",
+			"-A FORWARD -i br0 -o br0 -j ACCEPT",
+			"-A FORWARD -o virbr0 -j LIBVIRT_FWI",
+			"-A FORWARD -o docker+ -j DOCKER",
+			"-A DOCKER-USER -o eth0 -j DROP"), true, ""},
+		{"a host without Docker", filter("-A FORWARD -o eth0 -j ACCEPT"), false, ""},
+	} {
+		h := parseSave([]byte(c.save)).host()
+		if h.DockerUser != c.user || strings.Join(h.DockerBridges, " ") != c.bridges {
+			t.Errorf("%s: got DOCKER-USER %t, bridges %q; want %t, %q", c.name, h.DockerUser, strings.Join(h.DockerBridges, " "), c.user, c.bridges)
+		}
 	}
 }
 
