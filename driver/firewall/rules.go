@@ -38,11 +38,8 @@ type hook struct {
 
 // tables are the tables dualstack uses in family f, in the order of a
 // restore file.
-func tables(f Family) []string {
-	if f == IPv4 {
-		return []string{"filter", "nat", "raw"}
-	}
-	return []string{"filter", "nat"}
+func tables(Family) []string {
+	return []string{"filter", "nat", "raw"}
 }
 
 // hooks lists the jumps into dualstack's chains of family f.
@@ -52,9 +49,7 @@ func hooks(f Family) []hook {
 		{table: "nat", chain: "PREROUTING", spec: "-m addrtype --dst-type LOCAL -j " + ChainDNAT},
 		{table: "nat", chain: "OUTPUT", spec: "-m addrtype --dst-type LOCAL -j " + ChainDNAT},
 		{table: "nat", chain: "POSTROUTING", spec: "-j " + ChainPostrouting},
-	}
-	if f == IPv4 {
-		out = append(out, hook{table: "raw", chain: "PREROUTING", spec: "-j " + ChainPrerouting})
+		{table: "raw", chain: "PREROUTING", spec: "-j " + ChainPrerouting},
 	}
 	return out
 }
@@ -67,9 +62,7 @@ func chainNames(f Family) []chain {
 		{table: "filter", name: ChainDrop},
 		{table: "nat", name: ChainDNAT},
 		{table: "nat", name: ChainPostrouting},
-	}
-	if f == IPv4 {
-		out = append(out, chain{table: "raw", name: ChainPrerouting})
+		{table: "raw", name: ChainPrerouting},
 	}
 	return out
 }
@@ -162,6 +155,20 @@ func Rules(s State, f Family, h Host) []chain {
 		spec = append(spec, "-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.HostPort)),
 			"-j", "DNAT", "--to-destination", netip.AddrPortFrom(p.Container, p.ContainerPort).String())
 		add(ChainDNAT, spec...)
+	}
+	for _, n := range nets {
+		// A source in a network's subnets comes only from where the
+		// routing table says it lives: the bridge for the host's own
+		// containers, the way to their host for a cluster's others. A
+		// packet forged with such a source (CAP_NET_RAW, which Docker
+		// grants containers, is enough) from the LAN or from another
+		// network of the host's is dropped before anything else sees
+		// it; IPv6 has no rp_filter sysctl to do it.
+		for _, sub := range n.Subnets {
+			if sub.Addr().Is4() == (f == IPv4) {
+				add(ChainPrerouting, "-s", sub.Masked().String(), "-m", "rpfilter", "--invert", "-j", "DROP")
+			}
+		}
 	}
 	for _, n := range nets {
 		if n.Internal {
