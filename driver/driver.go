@@ -13,10 +13,12 @@
 package driver
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
@@ -84,6 +86,13 @@ type Firewall interface {
 	// Apply makes dualstack's rules those of the state, atomically per
 	// family; with no network it removes them all.
 	Apply(firewall.State) error
+	// Repair is Apply, and reports the families whose rules it changed.
+	Repair(firewall.State) ([]firewall.Family, error)
+	// Follow calls sync on the calling goroutine whenever the host's
+	// rules change by another hand, at least every every, and soon again
+	// after a sync that failed, until ctx is done; watchFailed says when
+	// it falls back to comparing the rules periodically.
+	Follow(ctx context.Context, every time.Duration, sync func() error, watchFailed func(error))
 }
 
 // Driver implements api.Driver. It is safe for concurrent use.
@@ -102,6 +111,10 @@ type Driver struct {
 	// opened: the firewall guards the networks, and forwarding and
 	// route_localnet are on where they need them (guardThenOpen).
 	opened bool
+	// dropped are the families whose forwarding dualstack turned on with
+	// FORWARD policy DROP (recorded): the policy is DROP again at every
+	// apply while dualstack has networks.
+	dropped map[firewall.Family]bool
 	// links is the host's links while reconcile runs (listed once).
 	links hostLinks
 	// reserved holds the host ports each endpoint publishes.
@@ -140,6 +153,12 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 		reserved:  map[string][]*portmap.Reservation{},
 	}
 	d.claims.addrs = map[netip.Addr]int{}
+	if err := cfg.DB.View(func(tx state.Tx) error {
+		_, err := get(tx, bucketMeta, keyForwardDrop, &d.dropped)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("read the families whose FORWARD policy dualstack set: %w", err)
+	}
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
 	}

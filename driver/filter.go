@@ -1,8 +1,11 @@
 package driver
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -13,11 +16,11 @@ import (
 
 // The packet filter follows the driver's state through one path: every
 // change (a network created or removed, ports published or revoked), the
-// start and the periodic check hand the firewall the whole state, and the
+// start and the follower (FollowFirewall) hand the firewall the whole state, and the
 // firewall makes its rules that state's (see driver/firewall).
 
 // filterSync orders the applies: the changes of requests apply with the
-// driver's lock held, in order; the periodic check takes its state under
+// driver's lock held, in order; the follower takes its state under
 // the lock and applies it outside, unless a newer state was applied
 // meanwhile.
 type filterSync struct {
@@ -27,8 +30,9 @@ type filterSync struct {
 }
 
 // firewallState is the firewall's part of every bridge network and the
-// ports published on them (macvlan traffic never crosses the host). The
-// driver's lock is held.
+// ports published on them (macvlan traffic never crosses the host), with
+// FORWARD policy DROP in the families whose forwarding dualstack turned
+// on. The driver's lock is held.
 func (d *Driver) firewallState() firewall.State {
 	var s firewall.State
 	for _, n := range d.networks {
@@ -39,38 +43,75 @@ func (d *Driver) firewallState() firewall.State {
 	for _, ep := range d.endpoints {
 		s.Ports = append(s.Ports, ep.Published...)
 	}
+	if d.cfg.ForwardDrop && len(d.dropped) > 0 {
+		s.ForwardDrop = maps.Clone(d.dropped)
+	}
 	return s
 }
 
 // applyFirewall makes the rules those of the driver's state now, with
-// FORWARD policy DROP in the families of drop. The driver's lock is held.
+// FORWARD policy DROP in the families of drop (about to get forwarding)
+// and those recorded. A failed apply leaves the rules as they were (the
+// firewall goes back to its last good rules) and fails the request. The
+// driver's lock is held.
 func (d *Driver) applyFirewall(drop map[firewall.Family]bool) error {
 	fw := d.cfg.Firewall
 	if fw == nil {
 		return nil
 	}
 	s := d.firewallState()
-	s.ForwardDrop = drop
+	for f := range drop {
+		if s.ForwardDrop == nil {
+			s.ForwardDrop = map[firewall.Family]bool{}
+		}
+		s.ForwardDrop[f] = true
+	}
 	d.filter.taken++
 	v := d.filter.taken
 	d.filter.mu.Lock()
 	defer d.filter.mu.Unlock()
 	if err := fw.Apply(s); err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	d.filter.applied = v
 	for f := range drop {
 		d.log.WithField("family", f).Info("filter FORWARD policy set to DROP, as Docker sets it when it turns forwarding on (FORWARD_DROP=false leaves the policy alone)")
 	}
+	if err := d.recordDropped(drop); err != nil {
+		d.log.WithError(err).Warn("the FORWARD policy is DROP now, but is kept so only until the plugin restarts")
+	}
+	return nil
+}
+
+// recordDropped records the families of drop among those whose FORWARD
+// policy dualstack keeps at DROP. The driver's lock is held.
+func (d *Driver) recordDropped(drop map[firewall.Family]bool) error {
+	all := maps.Clone(d.dropped)
+	for f := range drop {
+		if !all[f] {
+			if all == nil {
+				all = map[firewall.Family]bool{}
+			}
+			all[f] = true
+		}
+	}
+	if len(all) == len(d.dropped) {
+		return nil
+	}
+	if err := save(d.cfg.DB, "FORWARD policy families", func(tx state.Tx) error { return put(tx, bucketMeta, keyForwardDrop, all) }); err != nil {
+		return err
+	}
+	d.dropped = all
 	return nil
 }
 
 // SyncFirewall puts back rules and hooks of dualstack's that someone
-// removed or changed since (a firewall manager reloading, say), and follows
-// the host's own rules (Docker's networks, DOCKER-USER), changing nothing
-// when all is in place. The plugin calls it periodically. It holds the
-// driver's lock only to take the state. A start that could not apply the
-// firewall turns forwarding and route_localnet on once this succeeds.
+// removed, changed or moved since (dockerd restarting, a firewall manager
+// reloading), and follows the host's own rules (Docker's networks,
+// DOCKER-USER), changing nothing when all is in place. FollowFirewall
+// calls it. It holds the driver's lock only to take the state. A start
+// that could not apply the firewall turns forwarding and route_localnet
+// on once this succeeds.
 func (d *Driver) SyncFirewall() error {
 	fw := d.cfg.Firewall
 	if fw == nil {
@@ -91,11 +132,39 @@ func (d *Driver) SyncFirewall() error {
 	if d.filter.applied > v {
 		return nil // a newer state is in place
 	}
-	if err := fw.Apply(s); err != nil {
+	changed, err := fw.Repair(s)
+	if err != nil {
 		return err
 	}
 	d.filter.applied = v
+	if len(changed) > 0 {
+		d.log.WithField("families", changed).Info("firewall: the host's rules changed (a Docker network, dockerd starting, another manager): dualstack's rules and hooks are in place again")
+	}
 	return nil
+}
+
+// firewallSyncInterval is how often FollowFirewall checks the rules even
+// when the host reports no change.
+const firewallSyncInterval = 30 * time.Second
+
+// FollowFirewall keeps dualstack's rules in place until ctx is done: at
+// once when the host's rules change by another hand (see the firewall's
+// Follow), and every firewallSyncInterval in any case. It runs on the
+// calling goroutine, which must be in the host's network namespace.
+func (d *Driver) FollowFirewall(ctx context.Context) {
+	fw := d.cfg.Firewall
+	if fw == nil {
+		return
+	}
+	fw.Follow(ctx, firewallSyncInterval, func() error {
+		err := d.SyncFirewall()
+		if err != nil {
+			d.log.WithError(err).Warn("firewall: put dualstack's rules back in place (tried again in a second)")
+		}
+		return err
+	}, func(err error) {
+		d.log.WithError(err).Warn("firewall: cannot listen to the host's rule changes; comparing them every few hundred milliseconds instead")
+	})
 }
 
 // forwardDrop lists the families whose forwarding the driver is about to
@@ -121,12 +190,14 @@ func (d *Driver) forwardDrop(v4, v6 bool) map[firewall.Family]bool {
 	return drop
 }
 
-// The state file records in driver/meta the firewall backend, and that the
-// links dualstack made are marked (links.Mark).
+// The state file records in driver/meta the firewall backend, that the
+// links dualstack made are marked (links.Mark), and the families whose
+// FORWARD policy dualstack set to DROP.
 var (
 	bucketMeta     = "meta"
 	keyBackend     = "firewall-backend"
 	keyLinksMarked = "links-marked"
+	keyForwardDrop = "forward-drop"
 )
 
 // ChooseFirewall returns the firewall of this start: its backend is the

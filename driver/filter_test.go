@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"context"
 	"errors"
 	"os/exec"
 	"strings"
@@ -26,6 +27,17 @@ func (s *switchable) Apply(st firewall.State) error {
 		return errors.New("the packet filter refused the rules")
 	}
 	return s.real.Apply(st)
+}
+
+func (s *switchable) Repair(st firewall.State) ([]firewall.Family, error) {
+	if s.broken {
+		return nil, errors.New("the packet filter refused the rules")
+	}
+	return s.real.Repair(st)
+}
+
+func (s *switchable) Follow(ctx context.Context, every time.Duration, sync func() error, watchFailed func(error)) {
+	s.real.Follow(ctx, every, sync, watchFailed)
 }
 
 // policy is the FORWARD policy of family cmd (iptables-nft or

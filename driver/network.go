@@ -109,7 +109,7 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 	undoAll := func() {
 		delete(d.networks, n.ID)
 		if err := d.applyFirewall(nil); err != nil {
-			d.log.WithField("network", short(n.ID)).WithError(err).Warn("remove the rules of a network whose creation failed (the periodic check tries again)")
+			d.log.WithField("network", short(n.ID)).WithError(err).Warn("remove the rules of a network whose creation failed (the firewall follower tries again)")
 		}
 		undo()
 		d.releaseHeld(n)

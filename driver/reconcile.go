@@ -77,7 +77,7 @@ func (d *Driver) reconcile() {
 	}
 	orphansDone := time.Now()
 	if err := d.guardThenOpen(); err != nil {
-		d.log.WithError(err).Error("put the firewall in place: forwarding and route_localnet stay off until the periodic check succeeds")
+		d.log.WithError(err).Error("put the firewall in place: forwarding and route_localnet stay off until the firewall follower succeeds (it tries again every second)")
 	}
 	d.links = nil
 	d.log.WithFields(logrus.Fields{"networks": len(d.networks), "endpoints": len(d.endpoints), "took": time.Since(start).Round(time.Millisecond)}).Info("state restored")

@@ -29,10 +29,6 @@ import (
 // driver takes the pid of the process each Join comes from.
 var _ plugin.JoinerFrom = (*driver.Driver)(nil)
 
-// firewallSyncInterval is how often the plugin checks that its firewall
-// rules are still in place.
-const firewallSyncInterval = 30 * time.Second
-
 func main() {
 	log := logrus.StandardLogger()
 	// dockerd logs a managed plugin's stdout at info and its stderr at
@@ -166,20 +162,9 @@ func run(log *logrus.Logger) error {
 	netDriver.ResumeJoins()
 	netDriver.CollectStale(driver.StaleGrace)
 	ipamDriver.CollectEmptyDefaultPools(driver.StaleGrace, netDriver.PoolClaimed)
-	go func() {
-		t := time.NewTicker(firewallSyncInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := netDriver.SyncFirewall(); err != nil {
-					log.WithError(err).Warn("repair firewall rules")
-				}
-			}
-		}
-	}()
+	// dualstack's rules follow the host's as they change (Docker's
+	// networks, dockerd restarting, another manager).
+	go netDriver.FollowFirewall(ctx)
 	defer netDriver.Close()
 	followBGP(ctx, speaker, cfg, netDriver, log.WithField("driver", "bgp"))
 	if store != nil {

@@ -20,10 +20,17 @@ const (
 	callTimeout = 30 * time.Second
 )
 
-// Firewall applies dualstack's rules with one backend. It is not safe for
-// concurrent use; the network driver serialises its calls.
+// Firewall applies dualstack's rules with one backend. Apply, Repair and
+// Holds are not safe for concurrent use (the network driver serialises
+// them, Follow's sync among them).
 type Firewall struct {
 	backend Backend
+	// last is the state both families held after the last Apply that
+	// succeeded (valid once ok is set): what a failed Apply goes back to.
+	last State
+	ok   bool
+	// own remembers the restores this Firewall ran, for Follow.
+	own ownChanges
 }
 
 // New returns a Firewall that uses backend's iptables-save and
@@ -36,13 +43,41 @@ func (fw *Firewall) Backend() Backend { return fw.backend }
 // Apply makes dualstack's chains and hooks in both families those of s:
 // one iptables-save per family, and one iptables-restore --noflush per
 // family that does not hold them already. Each restore is atomic: the
-// family's rules are the old ones or the new ones, never a mix. With no
-// network in s it removes every chain and hook of dualstack's. The calls
-// run in the calling thread's network namespace.
+// family's rules are the old ones or the new ones, never a mix. When one
+// family's restore fails, both go back to the rules of the last Apply
+// that succeeded, so that the families never disagree (the error says
+// whether that worked). With no network in s it removes every chain and
+// hook of dualstack's. The calls run in the calling thread's network
+// namespace.
 func (fw *Firewall) Apply(s State) error {
+	_, err := fw.Repair(s)
+	return err
+}
+
+// Repair is Apply, and reports the families whose rules it changed:
+// none when the kernel held s already.
+func (fw *Firewall) Repair(s State) ([]Family, error) {
+	changed, err := fw.apply(s)
+	if err == nil {
+		fw.last, fw.ok = s, true
+		return changed, nil
+	}
+	if !fw.ok {
+		return changed, err
+	}
+	if _, back := fw.apply(fw.last); back != nil {
+		return changed, fmt.Errorf("%w; going back to the last good rules failed too: %v", err, back)
+	}
+	return changed, fmt.Errorf("%w (both families hold the rules they had before this change)", err)
+}
+
+// apply runs the restores that make the kernel hold s, both families at
+// once, each started from this goroutine (so that it runs in this
+// thread's network namespace).
+func (fw *Firewall) apply(s State) ([]Family, error) {
 	texts, err := fw.plans(s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var restores []*restore
 	for i, f := range Families {
@@ -50,21 +85,25 @@ func (fw *Firewall) Apply(s State) error {
 			restores = append(restores, &restore{family: f, text: texts[i]})
 		}
 	}
-	// Both families at once, each started from this goroutine (so that it
-	// runs in this thread's network namespace).
 	for _, r := range restores {
 		r.start(fw.backend)
+		if r.cmd.Process != nil {
+			fw.own.add(r.cmd.Process.Pid)
+		}
 	}
 	var failed []error
+	var changed []Family
 	for _, r := range restores {
 		if err := r.wait(); err != nil {
 			failed = append(failed, err)
+			continue
 		}
+		changed = append(changed, r.family)
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("firewall: %w", errors.Join(failed...))
+		return changed, fmt.Errorf("firewall: %w", errors.Join(failed...))
 	}
-	return nil
+	return changed, nil
 }
 
 // Holds reports whether both families hold s's rules already: what Apply

@@ -1,12 +1,14 @@
 package firewall
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
@@ -229,5 +231,98 @@ func TestDetect(t *testing.T) {
 	}
 	if _, err := ParseBackend("iptables"); err == nil || !strings.Contains(err.Error(), "auto, nft or legacy") {
 		t.Errorf("ParseBackend(iptables): %v", err)
+	}
+}
+
+// TestApplyGoesBack: when one family's restore fails and the other's
+// succeeds, both families hold the last good rules again: a port whose
+// IPv4 half the kernel takes and whose IPv6 half it refuses leaves no
+// IPv4 rule behind, and the error says what failed and that the rules are
+// back.
+func TestApplyGoesBack(t *testing.T) {
+	for _, b := range backends {
+		t.Run(string(b), func(t *testing.T) {
+			ns := netnstest.New(t)
+			good := State{Networks: []Network{{Bridge: "ds-a", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Masquerade4: true}}}
+			fw := New(b)
+			if err := netns.Do(ns.Path, func() error { return fw.Apply(good) }); err != nil {
+				t.Fatal(err)
+			}
+			before := save(t, ns, b)
+			bad := good
+			bad.Ports = []Port{
+				{Bridge: "ds-a", Proto: "tcp", HostPort: 8080, Container: c4, ContainerPort: 80},
+				{Bridge: "ds-a", Proto: "nosuchproto", HostPort: 8080, Container: c6, ContainerPort: 80},
+			}
+			var err error
+			if e := netns.Do(ns.Path, func() error { err = fw.Apply(bad); return nil }); e != nil {
+				t.Fatal(e)
+			}
+			if err == nil || !strings.Contains(err.Error(), "IPv6") || !strings.Contains(err.Error(), "nosuchproto") || !strings.Contains(err.Error(), "hold the rules they had before") {
+				t.Fatalf("Apply of a rule the kernel refuses in IPv6 only: %v", err)
+			}
+			if after := save(t, ns, b); after != before {
+				t.Fatalf("the families were left apart:\n%s\nwant:\n%s", after, before)
+			}
+		})
+	}
+}
+
+// TestFollow: a change of the host's rules by another hand (a rule
+// inserted on top of FORWARD, as dockerd does when it starts) has Follow
+// sync within a second; with the nft backend, the Firewall's own applies
+// do not.
+func TestFollow(t *testing.T) {
+	for _, b := range backends {
+		t.Run(string(b), func(t *testing.T) {
+			ns := netnstest.New(t)
+			fw := New(b)
+			s := State{Networks: []Network{{Bridge: "ds-a", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true}}}
+			if err := netns.Do(ns.Path, func() error { return fw.Apply(s) }); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			changes := make(chan struct{}, 100)
+			done := make(chan error, 1)
+			go func() {
+				done <- netns.Do(ns.Path, func() error {
+					var failed error
+					fw.Follow(ctx, time.Hour, func() error { changes <- struct{}{}; return nil }, func(err error) { failed = err })
+					return failed
+				})
+			}()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Follow could not listen: %v", err)
+				}
+			}()
+			time.Sleep(2 * legacyPoll) // the first read of the legacy rules
+			if b == BackendNFT {
+				s.Ports = publish("ds-a")[:2]
+				if err := netns.Do(ns.Path, func() error { return fw.Apply(s) }); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-changes:
+					t.Fatal("the Firewall's own apply was reported as another's change")
+				case <-time.After(300 * time.Millisecond):
+				}
+			}
+			for len(changes) > 0 {
+				<-changes
+			}
+			start := time.Now()
+			sh(t, ns, b.command(IPv4), "-I", "FORWARD", "-j", "ACCEPT")
+			select {
+			case <-changes:
+				t.Logf("reported after %s", time.Since(start).Round(time.Millisecond))
+			case <-time.After(time.Second):
+				t.Fatal("a rule inserted on top of FORWARD was not reported within 1s")
+			}
+			if ok := holds(t, ns, b, s); ok {
+				t.Fatal("the hook is no longer first, yet the rules count as in place")
+			}
+		})
 	}
 }

@@ -6,11 +6,12 @@
 // the host's own rules say of Docker), and Apply makes the kernel hold
 // exactly that with one iptables-restore --noflush per family, which
 // rewrites dualstack's chains and fixes its hooks in one atomic step and
-// touches nothing else. When the kernel holds it already (a restart, the
-// periodic check), Apply reads one iptables-save per family and changes
-// nothing. The same path serves creating and removing networks, joins and
-// leaves, the start and the periodic check; with no network left, it
-// removes every chain and hook of dualstack's.
+// touches nothing else. When the kernel holds it already (a restart, a
+// change of the host's rules that left dualstack's alone), Apply reads one
+// iptables-save per family and changes nothing. The same path serves
+// creating and removing networks, joins and leaves, the start and the
+// follower of the host's rules (Watch); with no network left, it removes
+// every chain and hook of dualstack's.
 //
 // What the rules guarantee, in both families, as Docker 28 does for its own
 // networks:
@@ -23,6 +24,9 @@
 //     own bridge networks, in both directions; published ports stay
 //     reachable from everywhere;
 //   - internal networks reach nothing outside the network;
+//   - a packet whose source lies in a network's subnets is dropped unless
+//     it comes in where the routing table says that source lives (a
+//     strict reverse-path check, both families);
 //   - Docker's DOCKER-USER chain comes first: dualstack's hook in FORWARD
 //     sits right after the jump to it, wherever the engine made one;
 //   - forwarding that dualstack turns on comes with FORWARD policy DROP
@@ -56,9 +60,12 @@ const (
 	// ChainPostrouting (nat) masquerades what leaves a network, and
 	// hairpin and loopback connections to published ports.
 	ChainPostrouting = "DUALSTACK-POSTROUTING"
-	// ChainPrerouting (raw, IPv4) drops packets to 127.0.0.0/8 that come
-	// from a bridge: route_localnet, which loopback port publishing needs,
-	// would otherwise let containers reach the host's loopback services.
+	// ChainPrerouting (raw) drops packets whose source lies in a
+	// network's subnets but that arrive where the routing table says that
+	// source does not live (rpfilter: forged sources), and, in IPv4,
+	// packets to 127.0.0.0/8 that come from a bridge: route_localnet,
+	// which loopback port publishing needs, would otherwise let
+	// containers reach the host's loopback services.
 	ChainPrerouting = "DUALSTACK-PREROUTING"
 )
 
