@@ -353,8 +353,9 @@ func TestFirewallBadInput(t *testing.T) {
 }
 
 // Issue 4, build 1, 7 and acceptance 2: ten plugin restarts and a dockerd
-// restart duplicate or lose no rule, published ports keep working, and
-// with the last network gone nothing of dualstack's is left.
+// restart duplicate or lose no rule, leave dualstack's hook where it
+// belongs (its position, not only its text), published ports keep
+// working, and with the last network gone nothing of dualstack's is left.
 func TestFirewallLifecycle(t *testing.T) {
 	if eng.external {
 		t.Skip("needs the private engine's network namespace")
@@ -380,6 +381,11 @@ func TestFirewallLifecycle(t *testing.T) {
 	if after := rulesIn(t); after != before {
 		t.Errorf("rules changed over 10 plugin restarts:\n%s\nwant:\n%s", after, before)
 	}
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		if err := hookInPlace(tablesIn(t, cmd, "-S", "FORWARD")); err != nil {
+			t.Errorf("%s, after 10 plugin restarts: %v", cmd, err)
+		}
+	}
 	wantReach(t, "host, after 10 plugin restarts", engineNetns(), hostPort("127.0.0.1", "8090"), "ds-life-srv")
 
 	// dockerd restarting (live-restore) re-creates its own chains and hooks.
@@ -389,6 +395,11 @@ func TestFirewallLifecycle(t *testing.T) {
 	waitPlugin(t)
 	if after := rulesIn(t); after != before {
 		t.Errorf("rules changed over a dockerd restart:\n%s\nwant:\n%s", after, before)
+	}
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		if err := hookInPlace(tablesIn(t, cmd, "-S", "FORWARD")); err != nil {
+			t.Errorf("%s, after a dockerd restart: %v", cmd, err)
+		}
 	}
 	wantReach(t, "host, after a dockerd restart", engineNetns(), hostPort("127.0.0.1", "8090"), "ds-life-srv")
 
