@@ -16,8 +16,9 @@ import (
 
 // The packet filter follows the driver's state through one path: every
 // change (a network created or removed, ports published or revoked), the
-// start and the follower (FollowFirewall) hand the firewall the whole state, and the
-// firewall makes its rules that state's (see driver/firewall).
+// start and the follower (FollowFirewall) hand the firewall the whole
+// state, and the firewall makes its rules that state's (see
+// driver/firewall).
 
 // filterSync orders the applies: the changes of requests apply with the
 // driver's lock held, in order; the follower takes its state under
@@ -60,12 +61,7 @@ func (d *Driver) applyFirewall(drop map[firewall.Family]bool) error {
 		return nil
 	}
 	s := d.firewallState()
-	for f := range drop {
-		if s.ForwardDrop == nil {
-			s.ForwardDrop = map[firewall.Family]bool{}
-		}
-		s.ForwardDrop[f] = true
-	}
+	s.ForwardDrop = union(s.ForwardDrop, drop)
 	d.filter.taken++
 	v := d.filter.taken
 	d.filter.mu.Lock()
@@ -86,15 +82,7 @@ func (d *Driver) applyFirewall(drop map[firewall.Family]bool) error {
 // recordDropped records the families of drop among those whose FORWARD
 // policy dualstack keeps at DROP. The driver's lock is held.
 func (d *Driver) recordDropped(drop map[firewall.Family]bool) error {
-	all := maps.Clone(d.dropped)
-	for f := range drop {
-		if !all[f] {
-			if all == nil {
-				all = map[firewall.Family]bool{}
-			}
-			all[f] = true
-		}
-	}
+	all := union(d.dropped, drop)
 	if len(all) == len(d.dropped) {
 		return nil
 	}
@@ -103,6 +91,19 @@ func (d *Driver) recordDropped(drop map[firewall.Family]bool) error {
 	}
 	d.dropped = all
 	return nil
+}
+
+// union returns the families of a and of b (nil when none).
+func union(a, b map[firewall.Family]bool) map[firewall.Family]bool {
+	if len(b) == 0 {
+		return a
+	}
+	out := maps.Clone(a)
+	if out == nil {
+		out = map[firewall.Family]bool{}
+	}
+	maps.Copy(out, b)
+	return out
 }
 
 // SyncFirewall puts back rules and hooks of dualstack's that someone
