@@ -81,34 +81,70 @@ func Rules(s State, f Family, h Host) []chain {
 	ports := slices.Clone(s.Ports)
 	slices.SortFunc(ports, comparePorts)
 
+	r := ruleSet{}
+	r.networks(nets, f, h)
+	r.ports(s, ports, f)
+	r.postrouting(nets, f)
+	r.prerouting(nets, f)
 	out := chainNames(f)
-	r := map[string][]string{}
-	add := func(name string, spec ...string) {
-		rule := strings.Join(spec, " ")
-		if !slices.Contains(r[name], rule) {
-			r[name] = append(r[name], rule)
-		}
+	for i := range out {
+		out[i].rules = r[out[i].name]
 	}
-	add(ChainForward, "-j", ChainAllow)
-	add(ChainForward, "-j", ChainDrop)
+	return out
+}
+
+// ruleSet holds the rules of each of dualstack's chains, in order.
+type ruleSet map[string][]string
+
+// add appends a rule (its words) to chain name, unless it is there.
+func (r ruleSet) add(name string, spec ...string) {
+	rule := strings.Join(spec, " ")
+	if !slices.Contains(r[name], rule) {
+		r[name] = append(r[name], rule)
+	}
+}
+
+// networks adds the filter rules of each network in family f: replies
+// and traffic within the network let in, everything else to it dropped,
+// what leaves it accepted unless it goes into one of Docker's networks
+// (replies and published ports aside) or leaves an internal one.
+func (r ruleSet) networks(nets []Network, f Family, h Host) {
+	r.add(ChainForward, "-j", ChainAllow)
+	r.add(ChainForward, "-j", ChainDrop)
 	for _, n := range nets {
 		b := n.Bridge
 		if !n.Internal {
-			add(ChainAllow, "-o", b, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
+			r.add(ChainAllow, "-o", b, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
 		}
 		if n.ICC {
-			add(ChainAllow, "-i", b, "-o", b, "-j", "ACCEPT")
+			r.add(ChainAllow, "-i", b, "-o", b, "-j", "ACCEPT")
 			if n.Cluster && !n.Internal {
 				// The network's containers on the other hosts, routed
 				// here from their own addresses.
-				for _, sub := range n.Subnets {
-					if sub.Addr().Is4() == (f == IPv4) {
-						add(ChainAllow, "-s", sub.Masked().String(), "-o", b, "-j", "ACCEPT")
-					}
+				for _, sub := range subnetsOf(n, f) {
+					r.add(ChainAllow, "-s", sub, "-o", b, "-j", "ACCEPT")
 				}
 			}
 		}
 	}
+	for _, n := range nets {
+		b := n.Bridge
+		r.add(ChainDrop, "-o", b, "-j", "DROP")
+		if n.Internal {
+			r.add(ChainDrop, "-i", b, "-j", "DROP")
+			continue
+		}
+		for _, d := range h.DockerBridges {
+			// Into Docker's own networks: replies and published ports only.
+			r.add(ChainDrop, "-i", b, "-o", d, "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "DROP")
+		}
+		r.add(ChainForward, "-i", b, "-j", "ACCEPT")
+	}
+}
+
+// ports adds what the published ports of family f let in, and their
+// translations.
+func (r ruleSet) ports(s State, ports []Port, f Family) {
 	// A published port is reached only through the translation from the
 	// host address it is published on; a routed IPv6 port published
 	// without a host address also at the container's own address (which
@@ -126,23 +162,10 @@ func Rules(s State, f Family, h Host) []chain {
 			continue
 		}
 		if m := portMatch(p); direct[m] {
-			add(ChainAllow, m, "-j", "ACCEPT")
+			r.add(ChainAllow, m, "-j", "ACCEPT")
 		} else {
-			add(ChainAllow, m, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT")
+			r.add(ChainAllow, m, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT")
 		}
-	}
-	for _, n := range nets {
-		b := n.Bridge
-		add(ChainDrop, "-o", b, "-j", "DROP")
-		if n.Internal {
-			add(ChainDrop, "-i", b, "-j", "DROP")
-			continue
-		}
-		for _, d := range h.DockerBridges {
-			// Into Docker's own networks: replies and published ports only.
-			add(ChainDrop, "-i", b, "-o", d, "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "DROP")
-		}
-		add(ChainForward, "-i", b, "-j", "ACCEPT")
 	}
 	for _, p := range ports {
 		if p.Family() != f {
@@ -154,22 +177,14 @@ func Rules(s State, f Family, h Host) []chain {
 		}
 		spec = append(spec, "-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.HostPort)),
 			"-j", "DNAT", "--to-destination", netip.AddrPortFrom(p.Container, p.ContainerPort).String())
-		add(ChainDNAT, spec...)
+		r.add(ChainDNAT, spec...)
 	}
-	for _, n := range nets {
-		// A source in a network's subnets comes only from where the
-		// routing table says it lives: the bridge for the host's own
-		// containers, the way to their host for a cluster's others. A
-		// packet forged with such a source (CAP_NET_RAW, which Docker
-		// grants containers, is enough) from the LAN or from another
-		// network of the host's is dropped before anything else sees
-		// it; IPv6 has no rp_filter sysctl to do it.
-		for _, sub := range n.Subnets {
-			if sub.Addr().Is4() == (f == IPv4) {
-				add(ChainPrerouting, "-s", sub.Masked().String(), "-m", "rpfilter", "--invert", "-j", "DROP")
-			}
-		}
-	}
+}
+
+// postrouting adds the masquerading of what leaves each non-internal
+// network in family f, and of hairpin and loopback connections to
+// published ports.
+func (r ruleSet) postrouting(nets []Network, f Family) {
 	for _, n := range nets {
 		if n.Internal {
 			continue
@@ -179,32 +194,61 @@ func Rules(s State, f Family, h Host) []chain {
 		if f == IPv6 {
 			masquerade = n.NAT6
 		}
-		for _, sub := range n.Subnets {
-			if sub.Addr().Is4() != (f == IPv4) {
-				continue
-			}
-			s := sub.Masked().String()
+		for _, s := range subnetsOf(n, f) {
 			if masquerade && n.Cluster {
 				// Between the hosts of a cluster network, containers
 				// keep their own addresses.
-				add(ChainPostrouting, "-s", s, "-d", s, "!", "-o", b, "-j", "RETURN")
+				r.add(ChainPostrouting, "-s", s, "-d", s, "!", "-o", b, "-j", "RETURN")
 			}
 			if masquerade {
-				add(ChainPostrouting, "-s", s, "!", "-o", b, "-j", "MASQUERADE")
+				r.add(ChainPostrouting, "-s", s, "!", "-o", b, "-j", "MASQUERADE")
 			}
 			// A container reaching a published port of its own network
 			// through a host address: without this the reply would come
 			// straight from the other container and be dropped.
-			add(ChainPostrouting, "-s", s, "-o", b, "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE")
+			r.add(ChainPostrouting, "-s", s, "-o", b, "-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE")
 		}
 		if f == IPv4 {
 			// The host reaching a port published on 127.0.0.1.
-			add(ChainPostrouting, "-s", "127.0.0.0/8", "-o", b, "-j", "MASQUERADE")
-			add(ChainPrerouting, "-d", "127.0.0.0/8", "-i", b, "-j", "DROP")
+			r.add(ChainPostrouting, "-s", "127.0.0.0/8", "-o", b, "-j", "MASQUERADE")
 		}
 	}
-	for i := range out {
-		out[i].rules = r[out[i].name]
+}
+
+// prerouting adds the raw table's drops in family f: forged sources, and
+// containers' packets to the host's loopback addresses.
+func (r ruleSet) prerouting(nets []Network, f Family) {
+	for _, n := range nets {
+		// A source in a network's subnets comes only from where the
+		// routing table says it lives: the bridge for the host's own
+		// containers, the way to their host for a cluster's others. A
+		// packet forged with such a source (CAP_NET_RAW, which Docker
+		// grants containers, is enough) from the LAN or from another
+		// network of the host's is dropped before anything else sees
+		// it; IPv6 has no rp_filter sysctl to do it.
+		for _, sub := range subnetsOf(n, f) {
+			r.add(ChainPrerouting, "-s", sub, "-m", "rpfilter", "--invert", "-j", "DROP")
+		}
+	}
+	if f != IPv4 {
+		return
+	}
+	for _, n := range nets {
+		if !n.Internal {
+			// route_localnet, which a port published on 127.0.0.1
+			// needs, must not open the host's loopback services.
+			r.add(ChainPrerouting, "-d", "127.0.0.0/8", "-i", n.Bridge, "-j", "DROP")
+		}
+	}
+}
+
+// subnetsOf returns n's subnets of family f, masked, as rules write them.
+func subnetsOf(n Network, f Family) []string {
+	var out []string
+	for _, sub := range n.Subnets {
+		if sub.Addr().Is4() == (f == IPv4) {
+			out = append(out, sub.Masked().String())
+		}
 	}
 	return out
 }
