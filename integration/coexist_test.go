@@ -32,6 +32,20 @@ func dockerUserIn(cmd string) bool {
 	return strings.Contains(string(out), "-A FORWARD -j DOCKER-USER")
 }
 
+// nextToDocker readies the engine's host for Docker networks beside
+// dualstack's: FORWARD policy ACCEPT, so that isolation is the rules'
+// doing, and IPv6 forwarding on where Docker's nftables backend, which
+// leaves forwarding to the host's administrator, refuses an IPv6 network
+// without it.
+func nextToDocker(t *testing.T) {
+	t.Helper()
+	acceptForwarding(t)
+	if eng.dockerFirewall == "nftables" {
+		setSysctlIn(t, "net/ipv6/conf/all/forwarding", "1")
+		setSysctlIn(t, "net/ipv6/conf/default/forwarding", "1")
+	}
+}
+
 // TestCoexistDockerBridge: a dualstack network and a network of Docker's
 // own bridge driver on one host are isolated from each other in both
 // directions and both families; ports either publishes stay reachable from
@@ -41,13 +55,7 @@ func TestCoexistDockerBridge(t *testing.T) {
 	if eng.external {
 		t.Skip("needs the private engine's network namespace")
 	}
-	acceptForwarding(t)
-	if eng.dockerFirewall == "nftables" {
-		// Docker's nftables backend leaves forwarding to the host's
-		// administrator, and refuses an IPv6 network without it.
-		setSysctlIn(t, "net/ipv6/conf/all/forwarding", "1")
-		setSysctlIn(t, "net/ipv6/conf/default/forwarding", "1")
-	}
+	nextToDocker(t)
 	createNetwork(t, "dk-co", "-d", "bridge", "--ipv6", "--subnet", "203.0.113.0/24", "--subnet", "fd00:dc::/64")
 	dsNet(t, "ds-co", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "fd00:dd::/64")
 	runServer(t, "dk-co-srv", "dk-co", "-p", "8091:80")

@@ -44,12 +44,7 @@ func TestFirewallNewDockerNetworks(t *testing.T) {
 	if eng.external {
 		t.Skip("needs the private engine's network namespace")
 	}
-	acceptForwarding(t)
-	if eng.dockerFirewall == "nftables" {
-		// Docker's nftables backend refuses an IPv6 network without it.
-		setSysctlIn(t, "net/ipv6/conf/all/forwarding", "1")
-		setSysctlIn(t, "net/ipv6/conf/default/forwarding", "1")
-	}
+	nextToDocker(t)
 	dsNet(t, "ds-nd", "--ipv6", "--subnet", "198.18.20.0/24", "--subnet", "fd00:20::/64")
 	runContainer(t, "ds-nd-cli", "ds-nd")
 	runServer(t, "ds-nd-srv", "ds-nd", "-p", "8096:80")

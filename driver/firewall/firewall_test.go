@@ -175,31 +175,6 @@ func TestApplyNextToDocker(t *testing.T) {
 	}
 }
 
-// TestApplyIsAtomic: a restore the kernel refuses changes nothing of the
-// family, and the error names the line.
-func TestApplyIsAtomic(t *testing.T) {
-	for _, b := range backends {
-		t.Run(string(b), func(t *testing.T) {
-			ns := netnstest.New(t)
-			good := State{Networks: []Network{{Bridge: "ds-a", Subnets: []netip.Prefix{subnet4}, ICC: true, Masquerade4: true}}}
-			in(t, ns, b, func(fw *Firewall) error { return fw.Apply(good) })
-			before := save(t, ns, b)
-			bad := good
-			bad.Ports = []Port{{Bridge: "ds-a", Proto: "nosuchproto", HostPort: 8080, Container: c4, ContainerPort: 80}}
-			var err error
-			if e := netns.Do(ns.Path, func() error { err = New(b).Apply(bad); return nil }); e != nil {
-				t.Fatal(e)
-			}
-			if err == nil || !strings.Contains(err.Error(), "nosuchproto") || !strings.Contains(err.Error(), "IPv4") {
-				t.Fatalf("Apply of a rule the kernel refuses: %v", err)
-			}
-			if after := save(t, ns, b); after != before {
-				t.Fatalf("a refused restore changed the rules:\n%s\nwas:\n%s", after, before)
-			}
-		})
-	}
-}
-
 // TestDetect checks that the backend holding the host's rules wins, and
 // that dualstack's own rules do not count.
 func TestDetect(t *testing.T) {
@@ -234,37 +209,49 @@ func TestDetect(t *testing.T) {
 	}
 }
 
-// TestApplyGoesBack: when one family's restore fails and the other's
-// succeeds, both families hold the last good rules again: a port whose
-// IPv4 half the kernel takes and whose IPv6 half it refuses leaves no
-// IPv4 rule behind, and the error says what failed and that the rules are
-// back.
-func TestApplyGoesBack(t *testing.T) {
-	for _, b := range backends {
-		t.Run(string(b), func(t *testing.T) {
-			ns := netnstest.New(t)
-			good := State{Networks: []Network{{Bridge: "ds-a", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Masquerade4: true}}}
-			fw := New(b)
-			if err := netns.Do(ns.Path, func() error { return fw.Apply(good) }); err != nil {
-				t.Fatal(err)
-			}
-			before := save(t, ns, b)
-			bad := good
-			bad.Ports = []Port{
-				{Bridge: "ds-a", Proto: "tcp", HostPort: 8080, Container: c4, ContainerPort: 80},
-				{Bridge: "ds-a", Proto: "nosuchproto", HostPort: 8080, Container: c6, ContainerPort: 80},
-			}
-			var err error
-			if e := netns.Do(ns.Path, func() error { err = fw.Apply(bad); return nil }); e != nil {
-				t.Fatal(e)
-			}
-			if err == nil || !strings.Contains(err.Error(), "IPv6") || !strings.Contains(err.Error(), "nosuchproto") || !strings.Contains(err.Error(), "hold the rules they had before") {
-				t.Fatalf("Apply of a rule the kernel refuses in IPv6 only: %v", err)
-			}
-			if after := save(t, ns, b); after != before {
-				t.Fatalf("the families were left apart:\n%s\nwant:\n%s", after, before)
-			}
-		})
+// TestApplyRefused: a restore the kernel refuses changes nothing of its
+// family, and the error names the family and the line; when one family's
+// restore fails and the other's succeeds, both hold the last good rules
+// again (a port whose IPv4 half the kernel takes and whose IPv6 half it
+// refuses leaves no IPv4 rule behind), and the error says so.
+func TestApplyRefused(t *testing.T) {
+	good := State{Networks: []Network{{Bridge: "ds-a", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Masquerade4: true}}}
+	for _, c := range []struct {
+		name  string
+		ports []Port
+		words []string
+	}{
+		{"IPv4 refused", []Port{{Bridge: "ds-a", Proto: "nosuchproto", HostPort: 8080, Container: c4, ContainerPort: 80}},
+			[]string{"IPv4", "nosuchproto"}},
+		{"IPv4 taken, IPv6 refused", []Port{
+			{Bridge: "ds-a", Proto: "tcp", HostPort: 8080, Container: c4, ContainerPort: 80},
+			{Bridge: "ds-a", Proto: "nosuchproto", HostPort: 8080, Container: c6, ContainerPort: 80},
+		}, []string{"IPv6", "nosuchproto", "hold the rules they had before"}},
+	} {
+		for _, b := range backends {
+			t.Run(c.name+"/"+string(b), func(t *testing.T) {
+				ns := netnstest.New(t)
+				fw := New(b)
+				if err := netns.Do(ns.Path, func() error { return fw.Apply(good) }); err != nil {
+					t.Fatal(err)
+				}
+				before := save(t, ns, b)
+				bad := good
+				bad.Ports = c.ports
+				var err error
+				if e := netns.Do(ns.Path, func() error { err = fw.Apply(bad); return nil }); e != nil {
+					t.Fatal(e)
+				}
+				for _, w := range c.words {
+					if err == nil || !strings.Contains(err.Error(), w) {
+						t.Fatalf("Apply of a rule the kernel refuses: %v; want it to say %q", err, w)
+					}
+				}
+				if after := save(t, ns, b); after != before {
+					t.Fatalf("a refused restore changed the rules:\n%s\nwas:\n%s", after, before)
+				}
+			})
+		}
 	}
 }
 
