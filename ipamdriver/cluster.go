@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -392,16 +393,21 @@ func (d *Driver) MayHaveLost(mine map[string][]netip.Prefix) bool {
 	return false
 }
 
-// syncBlocks is AdoptLeasedBlocks, adopting or not. It reads the store
-// while holding d.mu, so that no block is leased or recorded meanwhile:
-// what the store says is then the truth about every block the state file
-// records.
+// syncBlocks is AdoptLeasedBlocks, adopting or not. It decides while
+// holding d.mu, reading the store then, so that no block is leased or
+// recorded meanwhile: what the store says is then the truth about every
+// block the state file records. It asks the store once without d.mu
+// first, so that a store that does not answer holds up no allocation,
+// and (when not adopting) goes on only if a block seems lost.
 func (d *Driver) syncBlocks(adopt bool) ([]LostBlock, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.leases == nil {
 		return nil, nil
 	}
+	if suspect, err := d.blocksSuspect(); err != nil || (!suspect && !adopt) {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	pending := map[pendingRelease]bool{}
 	for _, r := range d.pending() {
 		pending[r] = true
@@ -452,6 +458,39 @@ func (d *Driver) syncBlocks(adopt bool) ([]LostBlock, error) {
 		}
 	}
 	return lost, nil
+}
+
+// blocksSuspect asks the store, without d.mu, which blocks this host
+// holds, and reports whether a cluster pool allocates from one it does
+// not (or, when adopting, whether there is more to look at).
+func (d *Driver) blocksSuspect() (bool, error) {
+	d.mu.Lock()
+	known := map[string][]netip.Prefix{}
+	for _, p := range d.pools {
+		if p.cluster == nil {
+			continue
+		}
+		if _, ok := known[p.cluster.Network]; !ok {
+			known[p.cluster.Network] = nil // asked about even without blocks
+		}
+		for _, b := range p.cluster.blocks {
+			known[p.cluster.Network] = append(known[p.cluster.Network], b.Prefix)
+		}
+	}
+	d.mu.Unlock()
+	suspect := false
+	for _, network := range slices.Sorted(maps.Keys(known)) {
+		ctx, cancel := storeContext()
+		held, err := d.leases.HeldBlocks(ctx, network, known[network])
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("list the blocks of cluster network %q this host holds: %w", network, err)
+		}
+		for _, b := range known[network] {
+			suspect = suspect || !slices.Contains(held, b)
+		}
+	}
+	return suspect, nil
 }
 
 // markLost stops p from allocating from block b, which the store no

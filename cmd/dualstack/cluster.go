@@ -348,6 +348,9 @@ func printStatus(w io.Writer, st *cluster.Status) {
 			sort.Strings(usage)
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", node, strings.Join(names, ","), claims[node], strings.Join(usage, ", "))
 		}
+		for _, i := range nw.Ignored {
+			fmt.Fprintf(tw, "  ignored: %s\n", i)
+		}
 	}
 	tw.Flush()
 }
