@@ -224,6 +224,23 @@ func checkAgainst(name string, def Definition, p netip.Prefix, bits int, what st
 	return nil
 }
 
+// checkLeaseRequest checks the arguments of LeaseBlock and returns within
+// in its normal form and its family's address length.
+func checkLeaseRequest(name string, within netip.Prefix, bits int) (netip.Prefix, int, error) {
+	if err := validNetwork(name); err != nil {
+		return within, 0, err
+	}
+	if !within.IsValid() {
+		return within, 0, fmt.Errorf("cluster network %s: cannot lease a block within an invalid prefix", name)
+	}
+	within = normPrefix(within)
+	maxBits := within.Addr().BitLen()
+	if bits < 1 || bits > maxBits {
+		return within, 0, fmt.Errorf("cluster network %s: block length /%d is not a prefix length between 1 and %d", name, bits, maxBits)
+	}
+	return within, maxBits, nil
+}
+
 // LeaseBlock leases for this node the first free block of length bits
 // inside within (a subnet of network name, or its ip range) and returns it.
 // bits must be the network's host block length for within's family.
@@ -257,16 +274,9 @@ func checkAgainst(name string, def Definition, p netip.Prefix, bits int, what st
 // may then still have been written (only the answer was lost): it shows up
 // in Blocks with this node's name, and ReleaseBlock frees it.
 func (s *Store) LeaseBlock(ctx context.Context, name string, within netip.Prefix, bits int, skip func(netip.Prefix) bool) (netip.Prefix, error) {
-	if err := validNetwork(name); err != nil {
+	within, maxBits, err := checkLeaseRequest(name, within, bits)
+	if err != nil {
 		return netip.Prefix{}, err
-	}
-	if !within.IsValid() {
-		return netip.Prefix{}, fmt.Errorf("cluster network %s: cannot lease a block within an invalid prefix", name)
-	}
-	within = normPrefix(within)
-	maxBits := within.Addr().BitLen()
-	if bits < 1 || bits > maxBits {
-		return netip.Prefix{}, fmt.Errorf("cluster network %s: block length /%d is not a prefix length between 1 and %d", name, bits, maxBits)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
