@@ -100,6 +100,9 @@ type clusterState struct {
 	// keep them (and a routed block's gateway stays on the bridge).
 	lost   []Block
 	claims map[netip.Addr]bool
+	// checked: the blocks were compared with the store's since the
+	// plugin started (syncBlocks), or that was tried (checkFirst).
+	checked bool
 }
 
 // JoinCluster makes pool poolID a pool of cluster network c.Network, which
@@ -247,6 +250,7 @@ func (d *Driver) pickInBlocks(p *pool) (netip.Addr, func(), error) {
 		}
 		return addr, err == nil, err
 	}
+	d.checkFirst(p)
 	blocks := p.cluster.blocks
 	start := 0
 	if hadCursor {
@@ -427,6 +431,7 @@ func (d *Driver) syncBlocks(adopt bool) ([]LostBlock, error) {
 		if err != nil {
 			return lost, fmt.Errorf("list the blocks of cluster network %q this host holds: %w", p.cluster.Network, err)
 		}
+		p.cluster.checked = true
 		for _, b := range slices.Clone(p.cluster.blocks) {
 			if slices.Contains(held, b.Prefix) {
 				continue
@@ -458,6 +463,38 @@ func (d *Driver) syncBlocks(adopt bool) ([]LostBlock, error) {
 		}
 	}
 	return lost, nil
+}
+
+// checkFirst compares p's blocks with the store's before its first
+// allocation since the plugin started, unless syncBlocks did already:
+// the plugin compares them in the background at start, and an address
+// asked for before that must not come from a block another host holds
+// now. It tries once, briefly: a store that does not answer leaves the
+// host allocating from its blocks, as it does while the store is down.
+// The caller holds d.mu.
+func (d *Driver) checkFirst(p *pool) {
+	if p.cluster.checked || d.leases == nil {
+		return
+	}
+	p.cluster.checked = true
+	known := make([]netip.Prefix, len(p.cluster.blocks))
+	for i, b := range p.cluster.blocks {
+		known[i] = b.Prefix
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	held, err := d.leases.HeldBlocks(ctx, p.cluster.Network, known)
+	cancel()
+	if err != nil {
+		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithError(err).Debug("blocks not compared with the store's before the first allocation; the plugin does it when the store answers")
+		return
+	}
+	for _, b := range slices.Clone(p.cluster.blocks) {
+		if !slices.Contains(held, b.Prefix) {
+			if _, err := d.markLost(p, b); err != nil {
+				d.log.WithField("pool", p.id).WithError(err).Warn("a lost block could not be recorded as lost")
+			}
+		}
+	}
 }
 
 // blocksSuspect asks the store, without d.mu, which blocks this host
@@ -519,7 +556,11 @@ func (d *Driver) markLost(p *pool, b Block) (LostBlock, error) {
 	}
 	p.cluster.blocks = slices.DeleteFunc(p.cluster.blocks, func(x Block) bool { return x.Prefix == b.Prefix })
 	p.cluster.lost = append(p.cluster.lost, b)
-	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithField("in_use", len(l.InUse)).
+	var held []string
+	for _, a := range slices.SortedFunc(maps.Keys(l.InUse), netip.Addr.Compare) {
+		held = append(held, a.String()+" (MAC "+l.InUse[a]+")")
+	}
+	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithField("in_use", strings.Join(held, ", ")).
 		Warn("block lost: the cluster store no longer gives it to this host (it was forgotten, or another host leased it since); no address is handed out from it any more, and the containers that have addresses there keep them")
 	d.dropEmptyLost(p)
 	return l, nil

@@ -567,3 +567,30 @@ func TestClusterLostBlocks(t *testing.T) {
 		t.Fatalf("address after the loss = %s, inside the lost block", got)
 	}
 }
+
+// TestClusterLostBeforeTheFirstCheck: the first address asked for after
+// a start, before the plugin compared the blocks with the store's, does
+// not come from a block another host holds now; with the store down, the
+// host allocates from its blocks as before.
+func TestClusterLostBeforeTheFirstCheck(t *testing.T) {
+	s := newFakeStore()
+	a, pa := clusterHost(t, s, "a", "198.51.100.0/24", "", ClusterPool{Network: "c1", Bits: 26, Routed: true})
+	a.mustAddr(pa, "", mac(1))
+	block := netip.MustParsePrefix("198.51.100.0/26")
+	a.restart()
+	s.down = true
+	if got := a.mustAddr(pa, "", mac(2)); got != "198.51.100.3/26" {
+		t.Fatalf("address with the store down = %s, want 198.51.100.3/26 from the host's block", got)
+	}
+	s.down = false
+	a.db.Close()
+	delete(s.blocks, block)
+	s.lease(block, "b")
+	a.open()
+	if got := a.mustAddr(pa, "", mac(3)); netip.MustParsePrefix(got).Masked() == block {
+		t.Fatalf("first address after the start = %s, in %s, which b holds now", got, block)
+	}
+	if got := a.d.LostBlocks(pa); len(got) != 1 || got[0].Prefix != block {
+		t.Fatalf("lost blocks = %+v, want %s", got, block)
+	}
+}
