@@ -24,6 +24,9 @@ type Block struct {
 	// (host-gw) decide whether to keep a route to a holder that is
 	// momentarily without addresses.
 	NodeAddresses []netip.Addr
+	// Mine: this node holds the block under its identity (the value's
+	// proof is its own), not merely under its name.
+	Mine bool `json:"-"`
 }
 
 // Claim is a single address of a cluster network held by a node outside
@@ -46,6 +49,9 @@ type Claim struct {
 func (s *Store) Define(ctx context.Context, name string, def Definition) (Definition, error) {
 	if err := validNetwork(name); err != nil {
 		return Definition{}, err
+	}
+	if err := s.refusal(); err != nil {
+		return Definition{}, fmt.Errorf("cluster network %s: %w", name, err)
 	}
 	def = def.Canonical()
 	if err := def.Validate(); err != nil {
@@ -218,6 +224,23 @@ func checkAgainst(name string, def Definition, p netip.Prefix, bits int, what st
 	return nil
 }
 
+// checkLeaseRequest checks the arguments of LeaseBlock and returns within
+// in its normal form and its family's address length.
+func checkLeaseRequest(name string, within netip.Prefix, bits int) (netip.Prefix, int, error) {
+	if err := validNetwork(name); err != nil {
+		return within, 0, err
+	}
+	if !within.IsValid() {
+		return within, 0, fmt.Errorf("cluster network %s: cannot lease a block within an invalid prefix", name)
+	}
+	within = normPrefix(within)
+	maxBits := within.Addr().BitLen()
+	if bits < 1 || bits > maxBits {
+		return within, 0, fmt.Errorf("cluster network %s: block length /%d is not a prefix length between 1 and %d", name, bits, maxBits)
+	}
+	return within, maxBits, nil
+}
+
 // LeaseBlock leases for this node the first free block of length bits
 // inside within (a subnet of network name, or its ip range) and returns it.
 // bits must be the network's host block length for within's family.
@@ -251,22 +274,19 @@ func checkAgainst(name string, def Definition, p netip.Prefix, bits int, what st
 // may then still have been written (only the answer was lost): it shows up
 // in Blocks with this node's name, and ReleaseBlock frees it.
 func (s *Store) LeaseBlock(ctx context.Context, name string, within netip.Prefix, bits int, skip func(netip.Prefix) bool) (netip.Prefix, error) {
-	if err := validNetwork(name); err != nil {
+	within, maxBits, err := checkLeaseRequest(name, within, bits)
+	if err != nil {
 		return netip.Prefix{}, err
-	}
-	if !within.IsValid() {
-		return netip.Prefix{}, fmt.Errorf("cluster network %s: cannot lease a block within an invalid prefix", name)
-	}
-	within = normPrefix(within)
-	maxBits := within.Addr().BitLen()
-	if bits < 1 || bits > maxBits {
-		return netip.Prefix{}, fmt.Errorf("cluster network %s: block length /%d is not a prefix length between 1 and %d", name, bits, maxBits)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	log := s.log.WithField("network", name)
 	effect := fmt.Sprintf("a new block of %s cannot be leased; containers still start while this host's blocks have room", name)
 
+	lease, err := s.registered(ctx, effect)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
 	def, defRev, err := s.definition(ctx, name, effect)
 	if err != nil {
 		return netip.Prefix{}, err
@@ -281,7 +301,7 @@ func (s *Store) LeaseBlock(ctx context.Context, name string, within netip.Prefix
 
 	cand := netip.PrefixFrom(within.Addr(), max(bits, within.Bits()))
 	lastOfWithin := lastAddr(within)
-	scanned, skipped, attempts, reloads := 0, 0, 0, 0
+	scanned, skipped, attempts, reloads, reregs := 0, 0, 0, 0, 0
 	for ok := true; ok && cand.Addr().Compare(lastOfWithin) <= 0; cand, ok = nextPrefix(cand) {
 		if scanned++; scanned%4096 == 0 && ctx.Err() != nil {
 			return netip.Prefix{}, s.storeError(ctx.Err(), effect)
@@ -298,22 +318,20 @@ func (s *Store) LeaseBlock(ctx context.Context, name string, within netip.Prefix
 		// between the host block and a within smaller than it, and any
 		// other shorter length present in the network (none while every
 		// block is cut by the one definition, but checking is cheap).
-		var enclosing []int
-		for l := min(bits, within.Bits()); l < cand.Bits(); l++ {
-			enclosing = append(enclosing, l)
-		}
-		for l := range view.lengths {
-			if l < min(bits, within.Bits()) {
-				enclosing = append(enclosing, l)
-			}
-		}
+		enclosing := view.enclosing(cand, min(bits, within.Bits()))
 		// rev is 0 for the plain compares; see leaseTxn for when it is not.
 		var rev int64
 		for try := 0; ; try++ {
 			attempts++
-			resp, err := s.leaseTxn(ctx, name, cand, enclosing, defRev, rev)
+			resp, err := s.leaseTxn(ctx, name, cand, enclosing, lease, defRev, rev)
 			if err != nil {
 				return netip.Prefix{}, s.storeError(err, effect)
+			}
+			if !resp.Succeeded && !onLease(resp, lease) {
+				if lease, err = s.reregistered(ctx, &reregs, effect); err != nil {
+					return netip.Prefix{}, err
+				}
+				continue
 			}
 			if resp.Succeeded {
 				log.WithField("block", cand).Info("block leased")
@@ -388,13 +406,28 @@ func (s *Store) holders(ctx context.Context, name string, p netip.Prefix) string
 	return strings.Join(out, ", ")
 }
 
-// leaseTxn tries to put the block key of cand. With rev 0 the ranges must
-// hold no key at all. A key of the other family can sort inside a range
+// onLease reports whether the last read of the Else branch of a failed
+// transaction found the node key on lease.
+func onLease(resp *clientv3.TxnResponse, lease clientv3.LeaseID) bool {
+	kvs := resp.Responses[len(resp.Responses)-1].GetResponseRange().Kvs
+	return len(kvs) > 0 && clientv3.LeaseID(kvs[0].Lease) == lease
+}
+
+// registration is the compare and the read that make a write depend on
+// the node key being on this node's lease (see registered).
+func (s *Store) registration(lease clientv3.LeaseID) (clientv3.Cmp, clientv3.Op) {
+	key := s.nodeKey(s.cfg.Node)
+	return clientv3.Compare(clientv3.LeaseValue(key), "=", int64(lease)), clientv3.OpGet(key, clientv3.WithKeysOnly())
+}
+
+// leaseTxn tries to put the block key of cand, if the node key is on
+// lease (onLease reads the last response of the Else branch). With rev 0
+// the ranges must hold no key at all. A key of the other family can sort inside a range
 // (an IPv6 key's first 8 hex digits may fall between two IPv4 keys), so
 // when that is all that failed the compares, the caller retries with rev set
 // to the revision at which it saw the ranges hold no key of cand's family,
 // and the ranges must then be unchanged since rev.
-func (s *Store) leaseTxn(ctx context.Context, name string, cand netip.Prefix, enclosing []int, defRev, rev int64) (*clientv3.TxnResponse, error) {
+func (s *Store) leaseTxn(ctx context.Context, name string, cand netip.Prefix, enclosing []int, lease clientv3.LeaseID, defRev, rev int64) (*clientv3.TxnResponse, error) {
 	first, last := cand.Addr(), lastAddr(cand)
 	bk := s.blockKey(name, cand)
 	bFrom, bTo := s.blocksPrefix(name)+AddrKey(first)+"_", s.blocksPrefix(name)+AddrKey(last)+"`"
@@ -422,7 +455,9 @@ func (s *Store) leaseTxn(ctx context.Context, name string, cand netip.Prefix, en
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
 		reads = append(reads, clientv3.OpGet(k, clientv3.WithKeysOnly()))
 	}
-	return s.client.Txn(ctx).If(cmps...).Then(clientv3.OpPut(bk, s.cfg.Node)).Else(reads...).Commit()
+	reg, read := s.registration(lease)
+	cmps, reads = append(cmps, reg), append(reads, read)
+	return s.client.Txn(ctx).If(cmps...).Then(clientv3.OpPut(bk, s.holderValue(bk))).Else(reads...).Commit()
 }
 
 // leaseConflict reads the Else branch of a failed leaseTxn: whether a
@@ -432,7 +467,8 @@ func (s *Store) leaseConflict(name string, cand netip.Prefix, resp *clientv3.Txn
 	kvs := resp.Responses[0].GetResponseRange().Kvs
 	sameDef = len(kvs) > 0 && kvs[0].CreateRevision == defRev
 	fam := cand.Addr().BitLen()
-	for i, r := range resp.Responses[1:] {
+	// The last read is the node key's (registration).
+	for i, r := range resp.Responses[1 : len(resp.Responses)-1] {
 		for _, kv := range r.GetResponseRange().Kvs {
 			key := string(kv.Key)
 			if i == 1 { // the claims range
@@ -494,6 +530,22 @@ func (s *Store) readView(ctx context.Context, name string, fam int) (*netView, e
 	return v, nil
 }
 
+// enclosing lists the lengths of the blocks that could enclose cand:
+// from shortest (the host block, or a within smaller than it) to cand's,
+// and any other shorter length present in the network.
+func (v *netView) enclosing(cand netip.Prefix, shortest int) []int {
+	var out []int
+	for l := shortest; l < cand.Bits(); l++ {
+		out = append(out, l)
+	}
+	for l := range v.lengths {
+		if l < shortest {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func (v *netView) addBlock(p netip.Prefix) {
 	if p.Addr().BitLen() != v.fam || v.blocks[p] {
 		return
@@ -545,11 +597,13 @@ func (s *Store) ReleaseBlock(ctx context.Context, name string, block netip.Prefi
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	log := s.log.WithField("network", name).WithField("block", block)
-	holder, released, err := s.deleteIfMine(ctx, s.blockKey(name, block))
+	holder, released, impostor, err := s.deleteIfMine(ctx, s.blockKey(name, block))
 	if err != nil {
 		return s.storeError(err, fmt.Sprintf("block %s of cluster network %s is not released and stays held by node %s; release it again when the store is reachable", block, name, s.cfg.Node))
 	}
 	switch {
+	case impostor:
+		return errors.New(s.notYours(fmt.Sprintf("block %s of cluster network %s", block, name)))
 	case released:
 		log.Info("block released")
 	case holder == "":
@@ -560,24 +614,35 @@ func (s *Store) ReleaseBlock(ctx context.Context, name string, block netip.Prefi
 	return nil
 }
 
-// deleteIfMine deletes key if its value is this node. It returns the
-// holder found when it did not delete ("" when the key is absent).
-func (s *Store) deleteIfMine(ctx context.Context, key string) (holder string, deleted bool, err error) {
+// deleteIfMine deletes key if its value says this node holds it under its
+// identity (the whole value, proof included, is compared). It returns the
+// holder found when it did not delete ("" when the key is absent), and
+// whether that holder is this node's name without this node's proof.
+func (s *Store) deleteIfMine(ctx context.Context, key string) (holder string, deleted, impostor bool, err error) {
 	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.Value(key), "=", s.cfg.Node)).
+		If(clientv3.Compare(clientv3.Value(key), "=", s.holderValue(key))).
 		Then(clientv3.OpDelete(key)).
 		Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil {
-		return "", false, err
+		return "", false, false, err
 	}
 	if resp.Succeeded {
-		return s.cfg.Node, true, nil
+		return s.cfg.Node, true, false, nil
 	}
 	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-		return string(kvs[0].Value), false, nil
+		node, _, perr := parseHolder(kvs[0].Value)
+		if perr != nil {
+			return fmt.Sprintf("unknown (unreadable value %q)", kvs[0].Value), false, false, nil
+		}
+		return node, false, node == s.cfg.Node, nil
 	}
-	return "", false, nil
+	return "", false, false, nil
+}
+
+// notYours says that key names this node without its proof.
+func (s *Store) notYours(what string) string {
+	return fmt.Sprintf("%s names node %s but not this host's identity: another host with the same CLUSTER_NODE holds it, or it was written by hand; this host leaves it alone", what, s.cfg.Node)
 }
 
 // Claim claims the single address addr of network name for this node,
@@ -612,6 +677,11 @@ func (s *Store) Claim(ctx context.Context, name string, addr netip.Addr, hostBlo
 	for l := hostBlockBits; l <= maxBits; l++ {
 		blocks = append(blocks, netip.PrefixFrom(addr, l).Masked())
 	}
+	lease, err := s.registered(ctx, effect)
+	if err != nil {
+		return err
+	}
+	reregs := 0
 	for reloads := 0; ; reloads++ {
 		def, defRev, err := s.definition(ctx, name, effect)
 		if err != nil {
@@ -620,16 +690,7 @@ func (s *Store) Claim(ctx context.Context, name string, addr netip.Addr, hostBlo
 		if err := checkAgainst(name, def, netip.PrefixFrom(addr, maxBits), hostBlockBits, "address "+addr.String()); err != nil {
 			return err
 		}
-		cmps := []clientv3.Cmp{
-			clientv3.Compare(clientv3.CreateRevision(s.defKey(name)), "=", defRev),
-			clientv3.Compare(clientv3.CreateRevision(ck), "=", 0),
-		}
-		reads := []clientv3.Op{clientv3.OpGet(s.defKey(name), clientv3.WithKeysOnly()), clientv3.OpGet(ck)}
-		for _, b := range blocks {
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.blockKey(name, b)), "=", 0))
-			reads = append(reads, clientv3.OpGet(s.blockKey(name, b)))
-		}
-		resp, err := s.client.Txn(ctx).If(cmps...).Then(clientv3.OpPut(ck, s.cfg.Node)).Else(reads...).Commit()
+		resp, err := s.claimTxn(ctx, name, ck, blocks, lease, defRev)
 		if err != nil {
 			return s.storeError(err, effect)
 		}
@@ -637,18 +698,26 @@ func (s *Store) Claim(ctx context.Context, name string, addr netip.Addr, hostBlo
 			log.Info("address claimed")
 			return nil
 		}
+		if !onLease(resp, lease) {
+			if lease, err = s.reregistered(ctx, &reregs, effect); err != nil {
+				return err
+			}
+			reloads--
+			continue
+		}
 		if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
-			if holder := string(kvs[0].Value); holder != s.cfg.Node {
+			if !s.mine(ck, kvs[0].Value) {
+				holder := s.holderName(kvs[0].Value)
 				log.WithField("holder", holder).Debug("address to claim is claimed by another node")
 				return fmt.Errorf("address %s of cluster network %s is held by node %s: choose another address", addr, name, holder)
 			}
 			log.Debug("address already claimed by this node")
 			return nil
 		}
-		for i, r := range resp.Responses[2:] {
+		for i, r := range resp.Responses[2 : len(resp.Responses)-1] {
 			if kvs := r.GetResponseRange().Kvs; len(kvs) > 0 {
-				holder := string(kvs[0].Value)
-				if holder == s.cfg.Node {
+				holder := s.holderName(kvs[0].Value)
+				if s.mine(s.blockKey(name, blocks[i]), kvs[0].Value) {
 					log.WithField("block", blocks[i]).Debug("address lies in this node's own block; no claim needed")
 					return nil
 				}
@@ -664,6 +733,40 @@ func (s *Store) Claim(ctx context.Context, name string, addr netip.Addr, hostBlo
 	}
 }
 
+// claimTxn puts claim key ck if the definition is the one of create
+// revision defRev, no block of blocks exists, and the node key is on
+// lease; otherwise it reads the definition, ck, each block and the node
+// key, in that order.
+func (s *Store) claimTxn(ctx context.Context, name, ck string, blocks []netip.Prefix, lease clientv3.LeaseID, defRev int64) (*clientv3.TxnResponse, error) {
+	cmps := []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(s.defKey(name)), "=", defRev),
+		clientv3.Compare(clientv3.CreateRevision(ck), "=", 0),
+	}
+	reads := []clientv3.Op{clientv3.OpGet(s.defKey(name), clientv3.WithKeysOnly()), clientv3.OpGet(ck)}
+	for _, b := range blocks {
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.blockKey(name, b)), "=", 0))
+		reads = append(reads, clientv3.OpGet(s.blockKey(name, b)))
+	}
+	reg, read := s.registration(lease)
+	cmps, reads = append(cmps, reg), append(reads, read)
+	return s.client.Txn(ctx).If(cmps...).Then(clientv3.OpPut(ck, s.holderValue(ck))).Else(reads...).Commit()
+}
+
+// holderName is the holder a block or claim value names, for messages;
+// one that names this node without its proof is told apart.
+func (s *Store) holderName(v []byte) string {
+	node, prf, err := parseHolder(v)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("unknown (unreadable value %q)", v)
+	case node == s.cfg.Node && prf == "":
+		return node + " (written without an identity)"
+	case node == s.cfg.Node:
+		return node + " (another host of that name)"
+	}
+	return node
+}
+
 // Unclaim gives back an address this node claimed. Unclaiming an address
 // that is not claimed is a no-op; another node's claim is refused.
 func (s *Store) Unclaim(ctx context.Context, name string, addr netip.Addr) error {
@@ -677,11 +780,13 @@ func (s *Store) Unclaim(ctx context.Context, name string, addr netip.Addr) error
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	log := s.log.WithField("network", name).WithField("address", addr)
-	holder, released, err := s.deleteIfMine(ctx, s.claimKey(name, addr))
+	holder, released, impostor, err := s.deleteIfMine(ctx, s.claimKey(name, addr))
 	if err != nil {
 		return s.storeError(err, fmt.Sprintf("address %s of cluster network %s stays claimed by node %s; unclaim it again when the store is reachable", addr, name, s.cfg.Node))
 	}
 	switch {
+	case impostor:
+		return errors.New(s.notYours(fmt.Sprintf("claim of address %s of cluster network %s", addr, name)))
 	case released:
 		log.Info("address unclaimed")
 	case holder == "":

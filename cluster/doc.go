@@ -38,12 +38,15 @@
 //
 // Every key is under a prefix, by default /dualstack/v1/:
 //
-//	nodes/<node>                       {"addresses":["198.51.100.2","fd00:1::2"],"since":"2025-01-02T03:04:05Z"}
+//	nodes/<node>                       {"addresses":["198.51.100.2","fd00:1::2"],"since":"2025-01-02T03:04:05Z","identity":"<hash>"}
 //	                                   on the node's lease: present while the node is alive
 //	networks/<name>/definition         JSON of the Definition, written once by the first host
 //	                                   (with "defined_by" and "defined_at")
-//	networks/<name>/blocks/<block>     the node name holding the block; no lease
-//	networks/<name>/claims/<address>   the node name holding that single address; no lease
+//	networks/<name>/blocks/<block>     {"node":"<node>","proof":"<hmac>"}: the node holding the block; no lease
+//	networks/<name>/claims/<address>   the same, for that single address; no lease
+//
+// The identity and the proofs are explained in identity.go ("Identity"),
+// and what a host checks of what it reads in validate.go.
 //
 // <address> is the address's bytes as fixed-width lowercase hex: 8 digits
 // for IPv4 (198.18.0.64 is c6120040), 32 for IPv6 (fd00:1::2 is

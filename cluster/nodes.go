@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -31,15 +33,23 @@ type Node struct {
 	BGP json.RawMessage `json:",omitempty"`
 }
 
-// snapshot is the store's content under the prefix at one revision.
+// snapshot is the store's content under the prefix at one revision, as
+// far as it passes the checks of validate.go: what does not is left out
+// with a warning.
 type snapshot struct {
 	rev    int64
-	nodes  map[string]nodeEntry // live node keys
+	nodes  map[string]nodeEntry // live node keys with a valid record
 	defs   map[string]*Definition
 	bad    map[string]error // unreadable definitions
-	blocks []Block
+	blocks []Block          // valid blocks: inside the definition, of its lengths
+	// every block key with a readable holder, valid or not (Status
+	// shows them, Forget frees them)
+	all    []Block
 	claims []Claim
-	nets   map[string]bool // every network with a key
+	nets   map[string]bool  // every network with a key
+	revs   map[string]int64 // mod revision of each block and claim key
+	// ignored says, per network, which blocks checkBlock refused and why
+	ignored map[string][]string
 }
 
 type nodeEntry struct {
@@ -61,32 +71,60 @@ func (s *Store) readSnapshot(ctx context.Context, network string) (*snapshot, er
 	if err != nil {
 		return nil, err
 	}
+	kvs := slices.Concat(resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs)
+	return s.buildSnapshot(resp.Header.Revision, kvs), nil
+}
+
+// readAll is readSnapshot of every network, with the keys it was made of.
+func (s *Store) readAll(ctx context.Context) (*snapshot, []*mvccpb.KeyValue, error) {
+	resp, err := s.client.Get(ctx, s.cfg.Prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.buildSnapshot(resp.Header.Revision, resp.Kvs), resp.Kvs, nil
+}
+
+// buildSnapshot makes a snapshot of the keys kvs, read at revision rev.
+func (s *Store) buildSnapshot(rev int64, kvs []*mvccpb.KeyValue) *snapshot {
 	snap := &snapshot{
-		rev:   resp.Header.Revision,
-		nodes: map[string]nodeEntry{},
-		defs:  map[string]*Definition{},
-		bad:   map[string]error{},
-		nets:  map[string]bool{},
+		rev:     rev,
+		nodes:   map[string]nodeEntry{},
+		defs:    map[string]*Definition{},
+		bad:     map[string]error{},
+		nets:    map[string]bool{},
+		revs:    map[string]int64{},
+		ignored: map[string][]string{},
 	}
-	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		name := strings.TrimPrefix(string(kv.Key), s.nodesPrefix())
-		var rec nodeRecord
-		if err := json.Unmarshal(kv.Value, &rec); err != nil {
-			s.log.WithField("node", name).WithError(err).Debug("unreadable node record")
+	for _, kv := range kvs {
+		key := string(kv.Key)
+		if name, ok := strings.CutPrefix(key, s.nodesPrefix()); ok {
+			rec, err := parseNodeRecord(name, kv.Value)
+			if err != nil {
+				s.warnOnce(key, kv.Value, "ignoring a node record: "+err.Error())
+				continue
+			}
+			snap.nodes[name] = nodeEntry{rec: rec, lease: clientv3.LeaseID(kv.Lease)}
+			continue
 		}
-		snap.nodes[name] = nodeEntry{rec: rec, lease: clientv3.LeaseID(kv.Lease)}
+		snap.add(s, key, kv.Value)
+		snap.revs[key] = kv.ModRevision
 	}
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		snap.add(s, string(kv.Key), kv.Value)
-	}
-	for i := range snap.blocks {
-		if n, ok := snap.nodes[snap.blocks[i].Node]; ok {
-			snap.blocks[i].NodeAddresses = n.rec.Addresses
+	for _, b := range snap.all {
+		key := s.blockKey(b.Network, b.Prefix)
+		if err := snap.checkBlock(b); err != nil {
+			s.warnOnce(key, []byte(b.Node), fmt.Sprintf("ignoring block %s of cluster network %s (held by %s): %v", b.Prefix, b.Network, b.Node, err))
+			snap.ignored[b.Network] = append(snap.ignored[b.Network], fmt.Sprintf("block %s held by %s: %v", b.Prefix, b.Node, err))
+			continue
 		}
+		if n, ok := snap.nodes[b.Node]; ok {
+			b.NodeAddresses = n.rec.Addresses
+		}
+		snap.blocks = append(snap.blocks, b)
 	}
 	sortBlocks(snap.blocks)
+	sortBlocks(snap.all)
 	sortClaims(snap.claims)
-	return snap, nil
+	return snap
 }
 
 // add records one key under networks/. Keys that do not parse are left
@@ -100,27 +138,53 @@ func (snap *snapshot) add(s *Store, key string, value []byte) {
 	switch kind {
 	case "definition":
 		d, err := decodeDefinition(value)
+		if err == nil {
+			err = d.Validate()
+		}
 		if err != nil {
 			snap.bad[network] = err
+			s.warnOnce(key, value, "the definition of cluster network "+network+" is unreadable or invalid ("+err.Error()+"); its blocks are not routed")
 		} else {
 			snap.defs[network] = &d
 		}
 	case "blocks":
 		p, err := ParseBlockKey(obj)
 		if err != nil {
-			s.log.WithField("key", key).WithError(err).Debug("ignoring an unreadable block key")
+			s.warnOnce(key, value, "ignoring an unreadable block key: "+err.Error())
 			return
 		}
-		snap.blocks = append(snap.blocks, Block{Network: network, Prefix: p, Node: string(value)})
+		node, _, err := parseHolder(value)
+		if err != nil {
+			s.warnOnce(key, value, "ignoring block "+p.String()+": its holder is unreadable: "+err.Error())
+			return
+		}
+		snap.all = append(snap.all, Block{Network: network, Prefix: p, Node: node, Mine: s.mine(key, value)})
 	case "claims":
 		a, err := ParseAddrKey(obj)
 		if err != nil {
-			s.log.WithField("key", key).WithError(err).Debug("ignoring an unreadable claim key")
+			s.warnOnce(key, value, "ignoring an unreadable claim key: "+err.Error())
 			return
 		}
-		snap.claims = append(snap.claims, Claim{Network: network, Addr: a, Node: string(value)})
+		node, _, err := parseHolder(value)
+		if err != nil {
+			s.warnOnce(key, value, "ignoring the claim of "+a.String()+": its holder is unreadable: "+err.Error())
+			return
+		}
+		snap.claims = append(snap.claims, Claim{Network: network, Addr: a, Node: node})
 	}
 	snap.nets[network] = true
+}
+
+// checkBlock checks b against its network's definition.
+func (snap *snapshot) checkBlock(b Block) error {
+	def := snap.defs[b.Network]
+	if def == nil {
+		if err := snap.bad[b.Network]; err != nil {
+			return fmt.Errorf("the network's definition is unreadable or invalid (%v)", err)
+		}
+		return errors.New("the network has no definition in the store")
+	}
+	return checkBlock(*def, b.Prefix)
 }
 
 func compareAddr(a, b netip.Addr) int {
@@ -149,18 +213,6 @@ func (s *Store) Blocks(ctx context.Context, name string) ([]Block, error) {
 		return nil, err
 	}
 	return snap.blocks, nil
-}
-
-// HeldBlocks lists the blocks of cluster network name this node holds.
-func (s *Store) HeldBlocks(ctx context.Context, name string) ([]netip.Prefix, error) {
-	blocks, err := s.Blocks(ctx, name)
-	var out []netip.Prefix
-	for _, b := range blocks {
-		if b.Node == s.cfg.Node {
-			out = append(out, b.Prefix)
-		}
-	}
-	return out, err
 }
 
 // Claims lists the claimed addresses of cluster network name, or of every
@@ -213,7 +265,7 @@ func (s *Store) nodesOf(ctx context.Context, snap *snapshot) []Node {
 		out = append(out, node)
 	}
 	holders := map[string]bool{}
-	for _, b := range snap.blocks {
+	for _, b := range snap.all {
 		holders[b.Node] = true
 	}
 	for _, c := range snap.claims {
@@ -270,9 +322,11 @@ func (s *Store) Forget(ctx context.Context, node string) (blocks, claims int, er
 	}
 	touched := map[string]bool{}
 	forget := func(key string) (bool, error) {
+		// The key is unchanged since the snapshot, which read it as
+		// node's.
 		resp, err := s.client.Txn(ctx).
 			If(
-				clientv3.Compare(clientv3.Value(key), "=", node),
+				clientv3.Compare(clientv3.ModRevision(key), "=", snap.revs[key]),
 				clientv3.Compare(clientv3.CreateRevision(nodeKey), "=", 0),
 			).
 			Then(clientv3.OpDelete(key)).
@@ -288,7 +342,7 @@ func (s *Store) Forget(ctx context.Context, node string) (blocks, claims int, er
 		}
 		return resp.Succeeded, nil
 	}
-	for _, b := range snap.blocks {
+	for _, b := range snap.all {
 		if b.Node != node {
 			continue
 		}
@@ -351,6 +405,9 @@ type NetworkStatus struct {
 	DefinitionError string
 	Blocks          []Block
 	Claims          []Claim
+	// Ignored lists the blocks that hosts leave alone, each with why
+	// (outside the definition, of another length, no definition).
+	Ignored []string `json:",omitempty"`
 }
 
 // Status reads the whole cluster store.
@@ -374,6 +431,7 @@ func (s *Store) Status(ctx context.Context) (*Status, error) {
 				ns.Blocks = append(ns.Blocks, b)
 			}
 		}
+		ns.Ignored = snap.ignored[name]
 		for _, c := range snap.claims {
 			if c.Network == name {
 				ns.Claims = append(ns.Claims, c)
@@ -424,6 +482,9 @@ func (st *Status) String() string {
 		}
 		for _, c := range ns.Claims {
 			fmt.Fprintf(&b, "    claim %s: %s\n", c.Addr, c.Node)
+		}
+		for _, i := range ns.Ignored {
+			fmt.Fprintf(&b, "    ignored: %s\n", i)
 		}
 	}
 	return b.String()

@@ -57,6 +57,10 @@ type Config struct {
 	// for tools (status, forget) that read and administer the store
 	// without being a host of the cluster. Node still names it in logs.
 	Observer bool
+	// Token is this host's secret identity (LoadToken keeps it in the
+	// state file): see "Identity" in identity.go. Empty: a new one for
+	// this Store only, which then holds no block of an earlier process.
+	Token string
 }
 
 // Store is this host's handle on the cluster store. Its methods are safe for
@@ -73,12 +77,17 @@ type Store struct {
 	defsMu sync.Mutex
 	defs   map[string]Definition
 
+	// What warnOnce warned about.
+	warnMu sync.Mutex
+	warned map[string]bool
+
 	// The liveness goroutine: its context, its end, and the lease it holds.
 	liveCtx    context.Context
 	liveStop   context.CancelFunc
 	liveDone   chan struct{}
 	leaseMu    sync.Mutex
 	lease      clientv3.LeaseID
+	refused    error // *NameTakenError while the node name is another host's
 	closeOnce  sync.Once
 	closeError error
 
@@ -128,20 +137,7 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.TTL < time.Second {
 		return nil, fmt.Errorf("cluster store: node TTL %v is shorter than etcd's lease granularity: give 1s or more", cfg.TTL)
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if !strings.HasSuffix(cfg.Prefix, "/") {
-		cfg.Prefix += "/"
-	}
-	if cfg.Log == nil {
-		l := logrus.New()
-		l.Out = io.Discard
-		cfg.Log = l
-	}
+	cfg.defaults()
 	tlsConfig := cfg.TLS
 	if tlsConfig == nil && https {
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -174,6 +170,7 @@ func Open(cfg Config) (*Store, error) {
 		log:          cfg.Log.WithField("node", cfg.Node),
 		endpointList: strings.Join(cfg.Endpoints, ","),
 		defs:         map[string]Definition{},
+		warned:       map[string]bool{},
 		liveDone:     make(chan struct{}),
 	}
 	s.liveCtx, s.liveStop = context.WithCancel(context.Background())
@@ -183,6 +180,27 @@ func Open(cfg Config) (*Store, error) {
 		go s.live()
 	}
 	return s, nil
+}
+
+// defaults fills in what cfg leaves out, but the TTL.
+func (cfg *Config) defaults() {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Token == "" {
+		cfg.Token = NewToken()
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(cfg.Prefix, "/") {
+		cfg.Prefix += "/"
+	}
+	if cfg.Log == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		cfg.Log = l
+	}
 }
 
 // Node is this host's node name.
@@ -300,9 +318,11 @@ func safeName(n string) bool {
 
 // nodeRecord is the value of nodes/<node>.
 type nodeRecord struct {
-	Addresses []netip.Addr    `json:"addresses"`
-	Since     string          `json:"since"` // RFC 3339
-	BGP       json.RawMessage `json:"bgp,omitempty"`
+	Addresses []netip.Addr `json:"addresses"`
+	Since     string       `json:"since"` // RFC 3339
+	// Identity is identityOf the node's token.
+	Identity string          `json:"identity,omitempty"`
+	BGP      json.RawMessage `json:"bgp,omitempty"`
 }
 
 // Liveness.
@@ -328,10 +348,18 @@ func (s *Store) live() {
 			if s.liveCtx.Err() != nil {
 				return
 			}
-			if !failing {
+			var taken *NameTakenError
+			switch {
+			case errors.As(err, &taken):
+				s.setRefused(err)
+				if !failing {
+					s.log.WithError(err).Error("this host is refused in the cluster store")
+					failing = true
+				}
+			case !failing:
 				s.log.WithError(err).Warn("cannot register this node in the cluster store; retrying in the background")
 				failing = true
-			} else {
+			default:
 				s.log.WithError(err).Debug("registration retry failed")
 			}
 			if !sleep(s.liveCtx, backoff) {
@@ -344,10 +372,19 @@ func (s *Store) live() {
 		backoff = 250 * time.Millisecond
 		s.keepAlive(id, interval)
 		if s.liveCtx.Err() != nil {
-			return
+			return // Close revokes the lease
 		}
+		s.leaseMu.Lock()
+		s.lease = clientv3.NoLease
+		s.leaseMu.Unlock()
 		s.log.Warn("the node lease was lost (expired during an outage or revoked); registering the node again")
 	}
+}
+
+func (s *Store) setRefused(err error) {
+	s.leaseMu.Lock()
+	s.refused = err
+	s.leaseMu.Unlock()
 }
 
 // register grants a lease and puts the node key on it.
@@ -370,20 +407,51 @@ func (s *Store) register() (clientv3.LeaseID, error) {
 		return 0, err
 	}
 	s.leaseMu.Lock()
-	s.lease = g.ID
+	s.lease, s.refused = g.ID, nil
 	s.leaseMu.Unlock()
 	s.log.WithField("address", s.cfg.Addresses).Infof("node registered in the cluster store (lease %x, TTL %v)", int64(g.ID), s.cfg.TTL)
 	return g.ID, nil
 }
 
-func (s *Store) putNode(ctx context.Context, id clientv3.LeaseID) error {
+// record is this node's record as it writes it.
+func (s *Store) record() string {
 	s.recordMu.Lock()
-	rec, _ := json.Marshal(nodeRecord{Addresses: s.cfg.Addresses, Since: s.since, BGP: s.bgp})
-	s.recordMu.Unlock()
-	if _, err := s.client.Put(ctx, s.nodeKey(s.cfg.Node), string(rec), clientv3.WithLease(id)); err != nil {
-		return s.storeError(err, fmt.Sprintf("node %s cannot register", s.cfg.Node))
+	defer s.recordMu.Unlock()
+	rec, _ := json.Marshal(nodeRecord{Addresses: s.cfg.Addresses, Since: s.since, Identity: identityOf(s.cfg.Token), BGP: s.bgp})
+	return string(rec)
+}
+
+// putNode puts the node record on lease id, in a transaction that proves
+// the node key is absent or carries this node's identity. Another live
+// host's registration under this name gives a *NameTakenError. A record
+// without an identity (written by hand, or by a version without
+// identities) is not a claim on the name.
+func (s *Store) putNode(ctx context.Context, id clientv3.LeaseID) error {
+	key := s.nodeKey(s.cfg.Node)
+	for attempt := 0; ; attempt++ {
+		g, err := s.client.Get(ctx, key)
+		if err != nil {
+			return s.storeError(err, fmt.Sprintf("node %s cannot register", s.cfg.Node))
+		}
+		cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+		if len(g.Kvs) > 0 {
+			var rec nodeRecord
+			if json.Unmarshal(g.Kvs[0].Value, &rec) == nil && rec.Identity != "" && rec.Identity != identityOf(s.cfg.Token) {
+				return &NameTakenError{Node: s.cfg.Node, Theirs: rec.Addresses, Ours: s.cfg.Addresses, Since: rec.Since}
+			}
+			cmp = clientv3.Compare(clientv3.ModRevision(key), "=", g.Kvs[0].ModRevision)
+		}
+		resp, err := s.client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, s.record(), clientv3.WithLease(id))).Commit()
+		if err != nil {
+			return s.storeError(err, fmt.Sprintf("node %s cannot register", s.cfg.Node))
+		}
+		if resp.Succeeded {
+			return nil
+		}
+		if attempt >= 4 {
+			return fmt.Errorf("node %s cannot register: its node key keeps changing in the cluster store; is another host registering under this name?", s.cfg.Node)
+		}
 	}
-	return nil
 }
 
 // keepAlive renews lease id every interval until the lease is gone or the
@@ -397,14 +465,21 @@ func (s *Store) keepAlive(id clientv3.LeaseID, interval time.Duration) {
 			var g *clientv3.GetResponse
 			g, err = s.client.Get(ctx, s.nodeKey(s.cfg.Node))
 			if err == nil && (len(g.Kvs) == 0 || clientv3.LeaseID(g.Kvs[0].Lease) != id) {
-				s.log.Warn("the node key was missing from the cluster store; putting it back")
+				s.log.Warn("the node key was missing from the cluster store, or replaced; putting it back")
 				err = s.putNode(ctx, id)
 			}
 		}
 		cancel()
+		var taken *NameTakenError
 		switch {
 		case err == nil && resp.TTL > 0:
 			continue
+		case errors.As(err, &taken):
+			// Another host took the name meanwhile: this one leaves.
+			rctx, rcancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+			_, _ = s.client.Revoke(rctx, id)
+			rcancel()
+			return
 		case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL <= 0):
 			return
 		case s.liveCtx.Err() != nil:
@@ -413,6 +488,40 @@ func (s *Store) keepAlive(id clientv3.LeaseID, interval time.Duration) {
 			s.log.WithError(err).Debug("node lease renewal failed; retrying")
 		}
 	}
+}
+
+// registered waits until this node is registered and returns its lease:
+// every lease and claim depends on it. It fails with the refusal when the
+// node name is another host's, and as unreachable when ctx ends first.
+func (s *Store) registered(ctx context.Context, effect string) (clientv3.LeaseID, error) {
+	if s.cfg.Observer {
+		return 0, fmt.Errorf("%s: this tool is no node of the cluster", effect)
+	}
+	for {
+		s.leaseMu.Lock()
+		id, refused := s.lease, s.refused
+		s.leaseMu.Unlock()
+		switch {
+		case id != clientv3.NoLease:
+			return id, nil
+		case refused != nil:
+			return 0, fmt.Errorf("%s: %w", effect, refused)
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			return 0, s.storeError(fmt.Errorf("node %s is not registered in the cluster store yet: %w", s.cfg.Node, context.DeadlineExceeded), effect)
+		}
+	}
+}
+
+// reregistered is what a write does when its transaction found the node
+// key off this node's lease (the lease expired, or the key was deleted):
+// it waits a moment for the registration to be made again and returns
+// the lease then, giving up after a few times (*count of them).
+func (s *Store) reregistered(ctx context.Context, count *int, effect string) (clientv3.LeaseID, error) {
+	if *count++; *count > 20 || !sleep(ctx, 100*time.Millisecond) {
+		return 0, fmt.Errorf("%s: this node's registration in the cluster store was lost (its lease expired or was revoked) and is not back yet; it registers again by itself: try again", effect)
+	}
+	return s.registered(ctx, effect)
 }
 
 // sleep waits d or until ctx ends; it reports whether d passed.
@@ -442,7 +551,12 @@ func (s *Store) SetBGPStatus(status json.RawMessage) {
 	}
 	ctx, cancel := context.WithTimeout(s.liveCtx, s.cfg.Timeout)
 	defer cancel()
-	if err := s.putNode(ctx, id); err != nil {
+	key := s.nodeKey(s.cfg.Node)
+	_, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(key), "=", id)).
+		Then(clientv3.OpPut(key, s.record(), clientv3.WithLease(id))).
+		Commit()
+	if err != nil {
 		s.log.WithError(err).Debug("BGP status not recorded in the cluster store; it is with the next registration")
 	}
 }

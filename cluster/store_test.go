@@ -260,7 +260,11 @@ func TestLeaseBlockPutsBackRememberedDefinition(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustDefine(t, c, "db", def)
-	resp, err := a.leaseTxn(ctx, "db", netip.MustParsePrefix("10.1.0.0/28"), nil, staleRev, 0)
+	lease, err := a.registered(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := a.leaseTxn(ctx, "db", netip.MustParsePrefix("10.1.0.0/28"), nil, lease, staleRev, 0)
 	if err != nil || resp.Succeeded {
 		t.Errorf("lease transaction against a replaced definition: succeeded %v, %v", resp != nil && resp.Succeeded, err)
 	}
@@ -296,7 +300,7 @@ func TestLeaseBlockSequential(t *testing.T) {
 		t.Errorf("lease after a release: got %s, want 10.1.0.64/26", got)
 	}
 	// Each host lists its own blocks only.
-	held, err := b.HeldBlocks(context.Background(), "web")
+	held, err := b.HeldBlocks(context.Background(), "web", nil)
 	if err != nil || fmt.Sprint(held) != "[fd00:1::100/120 fd00:1::200/120]" {
 		t.Errorf("host-b's blocks = %v, %v; want fd00:1::100/120 and fd00:1::200/120", held, err)
 	}
@@ -539,7 +543,8 @@ func TestClaim(t *testing.T) {
 		}
 		var out []string
 		for _, kv := range r.Kvs {
-			out = append(out, strings.TrimPrefix(string(kv.Key), DefaultPrefix+"networks/web/claims/")+"="+string(kv.Value))
+			node, _, _ := parseHolder(kv.Value)
+			out = append(out, strings.TrimPrefix(string(kv.Key), DefaultPrefix+"networks/web/claims/")+"="+node)
 		}
 		return out
 	}

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -31,7 +29,7 @@ func (s *Store) WatchBlocks(ctx context.Context, fn func([]Block)) {
 	backoff := 250 * time.Millisecond
 	for ctx.Err() == nil {
 		lctx, cancel := s.withTimeout(ctx)
-		snap, err := s.readSnapshot(lctx, "")
+		snap, kvs, err := s.readAll(lctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -43,7 +41,7 @@ func (s *Store) WatchBlocks(ctx context.Context, fn func([]Block)) {
 			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
-		w := newBlockWatch(s, snap)
+		w := newBlockWatch(s, snap, kvs)
 		fn(w.list())
 		if w.follow(ctx, fn) {
 			backoff = 250 * time.Millisecond
@@ -55,38 +53,46 @@ func (s *Store) WatchBlocks(ctx context.Context, fn func([]Block)) {
 	}
 }
 
-// blockWatch is WatchBlocks' copy of the blocks and nodes.
+// blockWatch is WatchBlocks' copy of the keys of nodes, definitions and
+// blocks; each list is built from it by the checks of readSnapshot.
 type blockWatch struct {
-	s      *Store
-	rev    int64
-	blocks map[string]Block        // by key
-	nodes  map[string][]netip.Addr // live nodes' addresses
+	s   *Store
+	rev int64
+	kvs map[string]*mvccpb.KeyValue
 }
 
-func newBlockWatch(s *Store, snap *snapshot) *blockWatch {
-	w := &blockWatch{s: s, rev: snap.rev, blocks: map[string]Block{}, nodes: map[string][]netip.Addr{}}
-	for _, b := range snap.blocks {
-		w.blocks[s.blockKey(b.Network, b.Prefix)] = b
-	}
-	for name, n := range snap.nodes {
-		w.nodes[name] = n.rec.Addresses
+func newBlockWatch(s *Store, snap *snapshot, kvs []*mvccpb.KeyValue) *blockWatch {
+	w := &blockWatch{s: s, rev: snap.rev, kvs: map[string]*mvccpb.KeyValue{}}
+	for _, kv := range kvs {
+		if w.wanted(string(kv.Key)) {
+			w.kvs[string(kv.Key)] = kv
+		}
 	}
 	return w
 }
 
-func (w *blockWatch) list() []Block {
-	out := make([]Block, 0, len(w.blocks))
-	for _, b := range w.blocks {
-		b.NodeAddresses = w.nodes[b.Node]
-		out = append(out, b)
+// wanted reports whether key is one the list is made of: a node, a
+// definition or a block.
+func (w *blockWatch) wanted(key string) bool {
+	if strings.HasPrefix(key, w.s.nodesPrefix()) {
+		return true
 	}
-	sortBlocks(out)
-	return out
+	_, kind, _, ok := w.s.parseNetworkKey(key)
+	return ok && kind != "claims"
+}
+
+func (w *blockWatch) list() []Block {
+	kvs := make([]*mvccpb.KeyValue, 0, len(w.kvs))
+	for _, kv := range w.kvs {
+		kvs = append(kvs, kv)
+	}
+	return w.s.buildSnapshot(w.rev, kvs).blocks
 }
 
 // follow watches from w.rev+1 and calls fn after each batch of events that
-// changed a block or a node. It returns when the watch ends, reporting
-// whether it received anything (to reset the caller's backoff).
+// changed a block, a definition or a node. It returns when the watch
+// ends, reporting whether it received anything (to reset the caller's
+// backoff).
 func (w *blockWatch) follow(ctx context.Context, fn func([]Block)) bool {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -105,39 +111,24 @@ func (w *blockWatch) follow(ctx context.Context, fn func([]Block)) bool {
 			changed = w.apply(ev) || changed
 		}
 		if changed {
+			w.rev = resp.Header.Revision
 			fn(w.list())
 		}
 	}
 	return got
 }
 
-// apply applies one event; it reports whether blocks or nodes changed.
+// apply applies one event; it reports whether a key of the list changed.
 func (w *blockWatch) apply(ev *clientv3.Event) bool {
 	key := string(ev.Kv.Key)
-	del := ev.Type == mvccpb.DELETE
-	if name, ok := strings.CutPrefix(key, w.s.nodesPrefix()); ok {
-		if del {
-			delete(w.nodes, name)
-			return true
-		}
-		var rec nodeRecord
-		_ = json.Unmarshal(ev.Kv.Value, &rec)
-		w.nodes[name] = rec.Addresses
-		return true
-	}
-	network, kind, obj, ok := w.s.parseNetworkKey(key)
-	if !ok || kind != "blocks" {
+	if !w.wanted(key) {
 		return false
 	}
-	if del {
-		_, had := w.blocks[key]
-		delete(w.blocks, key)
+	if ev.Type == mvccpb.DELETE {
+		_, had := w.kvs[key]
+		delete(w.kvs, key)
 		return had
 	}
-	p, err := ParseBlockKey(obj)
-	if err != nil {
-		return false
-	}
-	w.blocks[key] = Block{Network: network, Prefix: p, Node: string(ev.Kv.Value)}
+	w.kvs[key] = ev.Kv
 	return true
 }

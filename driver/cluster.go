@@ -193,20 +193,51 @@ func (d *Driver) DefineClusterNetworks(ctx context.Context) error {
 // the gateways of its blocks instead of Docker's.
 func (n *network) routed() bool { return n.Options.Cluster != "" && n.Options.Mode == ModeBridge }
 
-// refreshBlocks reads the gateways of n's blocks from the IPAM.
+// lostBlocks is the IPAM's list of the blocks a pool lost whose addresses
+// containers still have (ipamdriver.Driver.LostBlocks).
+type lostBlocks interface {
+	LostBlocks(poolID string) []ipamdriver.Block
+}
+
+// refreshBlocks reads the gateways of n's blocks from the IPAM: those it
+// holds, and those it lost (the store gives them to another host now, or
+// to none) that containers still have addresses in, whose default route
+// goes through that gateway.
 func (d *Driver) refreshBlocks(n *network) {
 	if !n.routed() {
 		return
 	}
 	var gws []netip.Prefix
 	for _, p := range n.pools() {
-		for _, b := range d.cfg.IPAM.Blocks(p.PoolID) {
+		blocks := d.cfg.IPAM.Blocks(p.PoolID)
+		if l, ok := d.cfg.IPAM.(lostBlocks); ok {
+			blocks = append(blocks, l.LostBlocks(p.PoolID)...)
+		}
+		for _, b := range blocks {
 			if b.Gateway.IsValid() {
 				gws = append(gws, netip.PrefixFrom(b.Gateway, b.Prefix.Bits()))
 			}
 		}
 	}
+	slices.SortFunc(gws, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	n.blockGateways = gws
+}
+
+// EndpointsIn describes the endpoints that have an address inside p, for
+// the log of a block this host lost.
+func (d *Driver) EndpointsIn(p netip.Prefix) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, ep := range d.endpoints {
+		for _, a := range ep.addresses() {
+			if p.Contains(a.Addr()) {
+				out = append(out, fmt.Sprintf("endpoint %s (address %s, MAC %s, network %s)", ep.ID, a.Addr(), ep.MAC, short(ep.NetworkID)))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // syncBlockGateways puts the gateways of blocks n leased since on its

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -38,8 +39,10 @@ type Leases interface {
 	Claim(ctx context.Context, network string, addr netip.Addr, hostBlockBits int) error
 	// Unclaim gives a claimed address back.
 	Unclaim(ctx context.Context, network string, addr netip.Addr) error
-	// HeldBlocks lists the blocks of network this host holds.
-	HeldBlocks(ctx context.Context, network string) ([]netip.Prefix, error)
+	// HeldBlocks lists the blocks of network this host holds under its
+	// identity; known are those the state file records (see
+	// cluster.Store.HeldBlocks).
+	HeldBlocks(ctx context.Context, network string, known []netip.Prefix) ([]netip.Prefix, error)
 	// Undefine forgets network's definition once no host holds any of
 	// it.
 	Undefine(ctx context.Context, network string) error
@@ -77,9 +80,12 @@ const storeTimeout = 3 * time.Second
 //	ipam/pools/<pool ID>/
 //	  cluster                ClusterPool as JSON
 //	  blocks/<block>         the block's gateway (4 or 16 bytes) or empty
+//	  lost/<block>           the same, of a block the store no longer gives
+//	                         this host (see markLost)
 //	  claims/<address>       empty: an address claimed in the store
 const (
 	bucketBlocks = "blocks"
+	bucketLost   = "lost"
 	bucketClaims = "claims"
 )
 
@@ -89,7 +95,14 @@ var keyCluster = []byte("cluster")
 type clusterState struct {
 	ClusterPool
 	blocks []Block // in address order
+	// lost are blocks the store no longer gives this host: nothing is
+	// allocated from them, but the containers that have addresses there
+	// keep them (and a routed block's gateway stays on the bridge).
+	lost   []Block
 	claims map[netip.Addr]bool
+	// checked: the blocks were compared with the store's since the
+	// plugin started (syncBlocks), or that was tried (checkFirst).
+	checked bool
 }
 
 // JoinCluster makes pool poolID a pool of cluster network c.Network, which
@@ -139,6 +152,17 @@ func (d *Driver) Blocks(poolID string) []Block {
 	return nil
 }
 
+// LostBlocks lists the blocks pool poolID lost (see markLost) whose
+// addresses some containers still have.
+func (d *Driver) LostBlocks(poolID string) []Block {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p, ok := d.pools[poolID]; ok && p.cluster != nil {
+		return slices.Clone(p.cluster.lost)
+	}
+	return nil
+}
+
 // storeContext bounds a call to the cluster store.
 func storeContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), storeTimeout)
@@ -150,6 +174,11 @@ func (p *pool) addrBits(addr netip.Addr) int {
 	if p.cluster != nil && p.cluster.Routed {
 		if b, ok := p.cluster.blockOf(addr); ok {
 			return b.Prefix.Bits()
+		}
+		for _, b := range p.cluster.lost {
+			if b.Prefix.Contains(addr) {
+				return b.Prefix.Bits()
+			}
 		}
 		// No block holds it: a routed pool hands out no such address (a
 		// given one leases its block first), so this is only a fallback.
@@ -221,6 +250,7 @@ func (d *Driver) pickInBlocks(p *pool) (netip.Addr, func(), error) {
 		}
 		return addr, err == nil, err
 	}
+	d.checkFirst(p)
 	blocks := p.cluster.blocks
 	start := 0
 	if hadCursor {
@@ -292,6 +322,9 @@ func (d *Driver) recordBlock(p *pool, prefix netip.Prefix) (Block, error) {
 		b.Gateway = gw
 	}
 	err := d.db.Update(func(tx state.Tx) error {
+		if err := tx.Delete(poolPath(p.id, bucketLost), []byte(prefix.String())); err != nil {
+			return err
+		}
 		var gw []byte
 		if b.Gateway.IsValid() {
 			gw = b.Gateway.AsSlice()
@@ -309,6 +342,7 @@ func (d *Driver) recordBlock(p *pool, prefix netip.Prefix) (Block, error) {
 		}
 		return Block{}, d.giveBack(p, prefix, fmt.Errorf("record block %s of pool %s in the state file: %w", prefix, p, err))
 	}
+	p.cluster.lost = slices.DeleteFunc(p.cluster.lost, func(l Block) bool { return l.Prefix == prefix })
 	p.cluster.blocks = append(p.cluster.blocks, b)
 	slices.SortFunc(p.cluster.blocks, func(x, y Block) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
 	if fn := d.blockAdded; fn != nil {
@@ -318,29 +352,98 @@ func (d *Driver) recordBlock(p *pool, prefix netip.Prefix) (Block, error) {
 	return b, nil
 }
 
-// AdoptLeasedBlocks records the blocks the cluster store says this host
-// holds that the state file does not: a plugin that died between leasing
-// a block and recording it would otherwise leak the block. The plugin
-// calls it at start, until the store answers.
-func (d *Driver) AdoptLeasedBlocks() error {
+// LostBlock is a block a cluster pool held that the cluster store no
+// longer gives this host: it was forgotten while the host was away, or
+// another host leased it since.
+type LostBlock struct {
+	Network string
+	PoolID  string
+	Block   netip.Prefix
+	// InUse are the block's addresses that containers still have, each
+	// with its owner (an endpoint's MAC address); gateways left out.
+	InUse map[netip.Addr]string
+}
+
+// AdoptLeasedBlocks compares each cluster pool's blocks with those the
+// cluster store says this host holds under its identity. A block the
+// store gives this host that the state file does not record (the plugin
+// died between leasing and recording it) is adopted; a block the state
+// file records that the store does not give this host any more is lost
+// (markLost), and returned. The plugin calls it at start, until the store
+// answers.
+func (d *Driver) AdoptLeasedBlocks() ([]LostBlock, error) { return d.syncBlocks(true) }
+
+// CheckBlocks is AdoptLeasedBlocks without adopting anything: the plugin
+// calls it when the store's watch shows that a block this host uses may
+// not be its own any more (MayHaveLost), and periodically.
+func (d *Driver) CheckBlocks() ([]LostBlock, error) { return d.syncBlocks(false) }
+
+// MayHaveLost reports whether mine, the blocks the store's watch says this
+// host holds (by cluster network), lacks a block a cluster pool allocates
+// from: CheckBlocks then asks the store itself.
+func (d *Driver) MayHaveLost(mine map[string][]netip.Prefix) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.leases == nil {
-		return nil
+	for _, p := range d.pools {
+		if p.cluster == nil {
+			continue
+		}
+		for _, b := range p.cluster.blocks {
+			if !slices.Contains(mine[p.cluster.Network], b.Prefix) {
+				return true
+			}
+		}
 	}
+	return false
+}
+
+// syncBlocks is AdoptLeasedBlocks, adopting or not. It decides while
+// holding d.mu, reading the store then, so that no block is leased or
+// recorded meanwhile: what the store says is then the truth about every
+// block the state file records. It asks the store once without d.mu
+// first, so that a store that does not answer holds up no allocation,
+// and (when not adopting) goes on only if a block seems lost.
+func (d *Driver) syncBlocks(adopt bool) ([]LostBlock, error) {
+	if d.leases == nil {
+		return nil, nil
+	}
+	if suspect, err := d.blocksSuspect(); err != nil || (!suspect && !adopt) {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	pending := map[pendingRelease]bool{}
 	for _, r := range d.pending() {
 		pending[r] = true
 	}
+	var lost []LostBlock
 	for _, p := range d.sortedPools() {
 		if p.cluster == nil {
 			continue
 		}
+		known := make([]netip.Prefix, len(p.cluster.blocks))
+		for i, b := range p.cluster.blocks {
+			known[i] = b.Prefix
+		}
 		ctx, cancel := storeContext()
-		held, err := d.leases.HeldBlocks(ctx, p.cluster.Network)
+		held, err := d.leases.HeldBlocks(ctx, p.cluster.Network, known)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("list the blocks of cluster network %q this host holds: %w", p.cluster.Network, err)
+			return lost, fmt.Errorf("list the blocks of cluster network %q this host holds: %w", p.cluster.Network, err)
+		}
+		p.cluster.checked = true
+		for _, b := range slices.Clone(p.cluster.blocks) {
+			if slices.Contains(held, b.Prefix) {
+				continue
+			}
+			l, err := d.markLost(p, b)
+			if err != nil {
+				return lost, err
+			}
+			lost = append(lost, l)
+		}
+		if !adopt {
+			continue
 		}
 		for _, prefix := range held {
 			if !p.prefix.Contains(prefix.Addr()) {
@@ -354,12 +457,165 @@ func (d *Driver) AdoptLeasedBlocks() error {
 				continue
 			}
 			if _, err := d.recordBlock(p, prefix); err != nil {
-				return err
+				return lost, err
 			}
 			d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Warn("block the store gives this host but the state file did not record (the plugin died in between) adopted")
 		}
 	}
-	return nil
+	return lost, nil
+}
+
+// checkFirst compares p's blocks with the store's before its first
+// allocation since the plugin started, unless syncBlocks did already:
+// the plugin compares them in the background at start, and an address
+// asked for before that must not come from a block another host holds
+// now. It tries once, briefly: a store that does not answer leaves the
+// host allocating from its blocks, as it does while the store is down.
+// The caller holds d.mu.
+func (d *Driver) checkFirst(p *pool) {
+	if p.cluster.checked || d.leases == nil {
+		return
+	}
+	p.cluster.checked = true
+	known := make([]netip.Prefix, len(p.cluster.blocks))
+	for i, b := range p.cluster.blocks {
+		known[i] = b.Prefix
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	held, err := d.leases.HeldBlocks(ctx, p.cluster.Network, known)
+	cancel()
+	if err != nil {
+		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithError(err).Debug("blocks not compared with the store's before the first allocation; the plugin does it when the store answers")
+		return
+	}
+	for _, b := range slices.Clone(p.cluster.blocks) {
+		if !slices.Contains(held, b.Prefix) {
+			if _, err := d.markLost(p, b); err != nil {
+				d.log.WithField("pool", p.id).WithError(err).Warn("a lost block could not be recorded as lost")
+			}
+		}
+	}
+}
+
+// blocksSuspect asks the store, without d.mu, which blocks this host
+// holds, and reports whether a cluster pool allocates from one it does
+// not (or, when adopting, whether there is more to look at).
+func (d *Driver) blocksSuspect() (bool, error) {
+	d.mu.Lock()
+	known := map[string][]netip.Prefix{}
+	for _, p := range d.pools {
+		if p.cluster == nil {
+			continue
+		}
+		if _, ok := known[p.cluster.Network]; !ok {
+			known[p.cluster.Network] = nil // asked about even without blocks
+		}
+		for _, b := range p.cluster.blocks {
+			known[p.cluster.Network] = append(known[p.cluster.Network], b.Prefix)
+		}
+	}
+	d.mu.Unlock()
+	suspect := false
+	for _, network := range slices.Sorted(maps.Keys(known)) {
+		ctx, cancel := storeContext()
+		held, err := d.leases.HeldBlocks(ctx, network, known[network])
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("list the blocks of cluster network %q this host holds: %w", network, err)
+		}
+		for _, b := range known[network] {
+			suspect = suspect || !slices.Contains(held, b)
+		}
+	}
+	return suspect, nil
+}
+
+// markLost stops p from allocating from block b, which the store no
+// longer gives this host. The addresses containers have there stay theirs
+// (and a routed block's gateway stays held) until they are released; a
+// lost block none of whose addresses is in use any more is dropped.
+func (d *Driver) markLost(p *pool, b Block) (LostBlock, error) {
+	l := LostBlock{Network: p.cluster.Network, PoolID: p.id, Block: b.Prefix, InUse: map[netip.Addr]string{}}
+	key := []byte(b.Prefix.String())
+	var gw []byte
+	if b.Gateway.IsValid() {
+		gw = b.Gateway.AsSlice()
+	}
+	err := d.db.Update(func(tx state.Tx) error {
+		if err := tx.Delete(poolPath(p.id, bucketBlocks), key); err != nil {
+			return err
+		}
+		if err := tx.Put(poolPath(p.id, bucketLost), key, gw); err != nil {
+			return err
+		}
+		l.InUse = inUse(tx, p.id, b)
+		return nil
+	})
+	if err != nil {
+		return LostBlock{}, fmt.Errorf("record block %s of pool %s as lost in the state file: %w", b.Prefix, p, err)
+	}
+	p.cluster.blocks = slices.DeleteFunc(p.cluster.blocks, func(x Block) bool { return x.Prefix == b.Prefix })
+	p.cluster.lost = append(p.cluster.lost, b)
+	var held []string
+	for _, a := range slices.SortedFunc(maps.Keys(l.InUse), netip.Addr.Compare) {
+		held = append(held, a.String()+" (MAC "+l.InUse[a]+")")
+	}
+	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithField("in_use", strings.Join(held, ", ")).
+		Warn("block lost: the cluster store no longer gives it to this host (it was forgotten, or another host leased it since); no address is handed out from it any more, and the containers that have addresses there keep them")
+	d.dropEmptyLost(p)
+	return l, nil
+}
+
+// inUse lists the addresses of block b of pool id that containers have,
+// with their owners.
+func inUse(tx state.Tx, id string, b Block) map[netip.Addr]string {
+	out := map[netip.Addr]string{}
+	_ = tx.ForEach(poolPath(id, bucketAddrs), func(k, v []byte) error {
+		a, ok := netip.AddrFromSlice(k)
+		if ok && b.Prefix.Contains(a) && a != b.Gateway && !strings.HasPrefix(string(v), ownerGateway) {
+			out[a] = string(v)
+		}
+		return nil
+	})
+	return out
+}
+
+// dropEmptyLost forgets p's lost blocks where no container has an address
+// any more, and gives their gateways back.
+func (d *Driver) dropEmptyLost(p *pool) {
+	if p.cluster == nil || len(p.cluster.lost) == 0 {
+		return
+	}
+	var empty []Block
+	_ = d.db.View(func(tx state.Tx) error {
+		for _, b := range p.cluster.lost {
+			if len(inUse(tx, p.id, b)) == 0 {
+				empty = append(empty, b)
+			}
+		}
+		return nil
+	})
+	for _, b := range empty {
+		heldGateway := false // the block's own, not Docker's gateway of the pool
+		err := d.db.Update(func(tx state.Tx) error {
+			if b.Gateway.IsValid() && ownerOf(tx, p.id, b.Gateway) == ownerBlockGateway {
+				heldGateway = true
+				if err := deleteAddr(tx, p.id, b.Gateway); err != nil {
+					return err
+				}
+			}
+			return tx.Delete(poolPath(p.id, bucketLost), []byte(b.Prefix.String()))
+		})
+		if err != nil {
+			d.log.WithField("pool", p.id).WithField("block", b.Prefix).WithError(err).Warn("forget a lost block no container uses any more (tried again at the next release)")
+			continue
+		}
+		if heldGateway {
+			p.alloc.Release(b.Gateway)
+		}
+		p.cluster.lost = slices.DeleteFunc(p.cluster.lost, func(x Block) bool { return x.Prefix == b.Prefix })
+		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).Info("lost block no container uses any more forgotten")
+	}
 }
 
 // giveBack returns a block the IPAM could not record, and returns cause.
@@ -599,6 +855,21 @@ func loadCluster(tx state.Tx, p *pool) error {
 		return err
 	}
 	slices.SortFunc(cs.blocks, func(x, y Block) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
+	err = tx.ForEach(poolPath(p.id, bucketLost), func(k, v []byte) error {
+		prefix, err := netip.ParsePrefix(string(k))
+		if err != nil {
+			return fmt.Errorf("bad lost block %q: %w", k, err)
+		}
+		b := Block{Prefix: prefix}
+		if gw, ok := netip.AddrFromSlice(v); ok {
+			b.Gateway = gw
+		}
+		cs.lost = append(cs.lost, b)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	err = tx.ForEach(poolPath(p.id, bucketClaims), func(k, _ []byte) error {
 		if a, ok := netip.AddrFromSlice(k); ok {
 			cs.claims[a] = true

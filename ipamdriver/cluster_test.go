@@ -3,6 +3,7 @@ package ipamdriver
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ import (
 type fakeStore struct {
 	mu     sync.Mutex
 	blocks map[netip.Prefix]string
+	// ids are the identities blocks were leased under (the real store's
+	// proofs): a host holds a block only under its own.
+	ids    map[netip.Prefix]string
 	claims map[netip.Addr]string
 	down   bool
 }
@@ -28,16 +32,29 @@ type fakeStore struct {
 var errFakeDown = fmt.Errorf("cluster store fake://etcd: %w", cluster.ErrUnreachable)
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{blocks: map[netip.Prefix]string{}, claims: map[netip.Addr]string{}}
+	return &fakeStore{blocks: map[netip.Prefix]string{}, ids: map[netip.Prefix]string{}, claims: map[netip.Addr]string{}}
 }
 
-// host is the store as one host sees it.
-func (s *fakeStore) host(name string) Leases { return fakeLeases{s, name} }
+// host is the store as one host sees it, its identity its name's.
+func (s *fakeStore) host(name string) Leases { return fakeLeases{s, name, name + "-id"} }
+
+// hostAs is the store as a host named name with identity id sees it.
+func (s *fakeStore) hostAs(name, id string) Leases { return fakeLeases{s, name, id} }
+
+// lease records block as node's, leased under node's identity (as
+// host(node) leases).
+func (s *fakeStore) lease(block netip.Prefix, node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.blocks[block], s.ids[block] = node, node+"-id"
+}
 
 type fakeLeases struct {
-	s    *fakeStore
-	node string
+	s        *fakeStore
+	node, id string
 }
+
+func (l fakeLeases) mine(b netip.Prefix) bool { return l.s.blocks[b] == l.node && l.s.ids[b] == l.id }
 
 func (l fakeLeases) LeaseBlock(_ context.Context, network string, within netip.Prefix, bits int, skip func(netip.Prefix) bool) (netip.Prefix, error) {
 	l.s.mu.Lock()
@@ -57,7 +74,7 @@ func (l fakeLeases) LeaseBlock(_ context.Context, network string, within netip.P
 			claimed = claimed || c.Contains(a)
 		}
 		if !claimed {
-			l.s.blocks[c] = l.node
+			l.s.blocks[c], l.s.ids[c] = l.node, l.id
 			return c, nil
 		}
 		if !lastAddr(c).Next().IsValid() {
@@ -73,10 +90,11 @@ func (l fakeLeases) ReleaseBlock(_ context.Context, _ string, block netip.Prefix
 	if l.s.down {
 		return errFakeDown
 	}
-	switch holder := l.s.blocks[block]; holder {
-	case l.node:
+	switch holder := l.s.blocks[block]; {
+	case l.mine(block):
 		delete(l.s.blocks, block)
-	case "":
+		delete(l.s.ids, block)
+	case holder == "":
 	default:
 		return fmt.Errorf("block %s is held by node %s", block, holder)
 	}
@@ -89,8 +107,9 @@ func (l fakeLeases) Claim(_ context.Context, _ string, addr netip.Addr, bits int
 	if l.s.down {
 		return errFakeDown
 	}
-	if holder := l.s.blocks[netip.PrefixFrom(addr, bits).Masked()]; holder != "" {
-		if holder == l.node {
+	if b := netip.PrefixFrom(addr, bits).Masked(); l.s.blocks[b] != "" {
+		holder := l.s.blocks[b]
+		if l.mine(b) {
 			return nil
 		}
 		return fmt.Errorf("held by node %s", holder)
@@ -114,15 +133,22 @@ func (l fakeLeases) Unclaim(_ context.Context, _ string, addr netip.Addr) error 
 	return nil
 }
 
-func (l fakeLeases) HeldBlocks(context.Context, string) ([]netip.Prefix, error) {
+// HeldBlocks: blocks with no identity that name the host (leased before
+// identities) are its own if the state file knows them.
+func (l fakeLeases) HeldBlocks(_ context.Context, _ string, known []netip.Prefix) ([]netip.Prefix, error) {
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
 	if l.s.down {
 		return nil, errFakeDown
 	}
+	for _, b := range known {
+		if l.s.blocks[b] == l.node && l.s.ids[b] == "" {
+			l.s.ids[b] = l.id
+		}
+	}
 	var out []netip.Prefix
-	for b, holder := range l.s.blocks {
-		if holder == l.node {
+	for b := range l.s.blocks {
+		if l.mine(b) {
 			out = append(out, b)
 		}
 	}
@@ -312,7 +338,7 @@ func TestClusterGivenAddresses(t *testing.T) {
 		t.Fatal("the refused hold left the address held")
 	}
 	if _, err := la.addr(pla, "203.0.113.10", mac(2)); err == nil || !strings.Contains(err.Error(), "node b") {
-		t.Fatalf("host a asking for host b's claimed address: %v, want a refusal naming b", err)
+		t.Fatalf("host a asking for host b's claimed address: %v, want a refusal (the block is b's)", err)
 	}
 	if err := lb.d.Release(plb, netip.MustParseAddr("203.0.113.10")); err != nil {
 		t.Fatal(err)
@@ -340,14 +366,14 @@ func TestClusterAdoptsLeasedBlocks(t *testing.T) {
 	s := newFakeStore()
 	a, pa := clusterHost(t, s, "a", "198.51.100.0/24", "", ClusterPool{Network: "c1", Bits: 26, Routed: true})
 	lost := netip.MustParsePrefix("198.51.100.128/26")
-	s.blocks[lost] = "a"
+	s.lease(lost, "a")
 	s.down = true
-	if err := a.d.AdoptLeasedBlocks(); err == nil || !strings.Contains(err.Error(), "fake://etcd") {
+	if _, err := a.d.AdoptLeasedBlocks(); err == nil || !strings.Contains(err.Error(), "fake://etcd") {
 		t.Fatalf("adoption with the store down: %v, want an error naming the store", err)
 	}
 	s.down = false
 	a.restart()
-	if err := a.d.AdoptLeasedBlocks(); err != nil {
+	if _, err := a.d.AdoptLeasedBlocks(); err != nil {
 		t.Fatal(err)
 	}
 	if got := a.d.Blocks(pa); len(got) != 1 || got[0].Prefix != lost || got[0].Gateway.String() != "198.51.100.129" {
@@ -386,7 +412,7 @@ func TestClusterPendingReleases(t *testing.T) {
 	if err := a.d.JoinCluster(again, lan); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.d.AdoptLeasedBlocks(); err != nil {
+	if _, err := a.d.AdoptLeasedBlocks(); err != nil {
 		t.Fatal(err)
 	}
 	if got := a.d.Blocks(again); len(got) != 0 {
@@ -420,12 +446,151 @@ func TestClusterPendingReleases(t *testing.T) {
 	}
 	// Pending, but forgotten and taken by another host meanwhile.
 	taken := netip.MustParsePrefix("198.51.100.192/26")
-	s.blocks[taken] = "z"
+	s.lease(taken, "z")
 	b.d.pend("r", pendingBlock, taken)
 	if err := b.d.RetryPendingReleases(); err != nil {
 		t.Fatal(err)
 	}
 	if s.blocks[taken] != "z" || len(b.d.pending()) != 0 {
 		t.Fatalf("a block another host holds now: store %v, pending %v; want it left to that host and no longer pending", s.blocks, b.d.pending())
+	}
+}
+
+// TestClusterForgedHolderNotAdopted: a block that names the host in the
+// store but not under its identity (written by hand, or leased by another
+// host of the same name) is not adopted at start, and the host leases
+// around it.
+func TestClusterForgedHolderNotAdopted(t *testing.T) {
+	s := newFakeStore()
+	a, pa := clusterHost(t, s, "a", "198.51.100.0/24", "", ClusterPool{Network: "c1", Bits: 26, Routed: true})
+	forged := netip.MustParsePrefix("198.51.100.0/26")
+	twin := netip.MustParsePrefix("198.51.100.64/26")
+	s.blocks[forged] = "a" // no identity: written by hand
+	twinHost := s.hostAs("a", "twin-id")
+	if got, err := twinHost.LeaseBlock(context.Background(), "c1", twin, 26, nil); err != nil || got != twin {
+		t.Fatalf("the twin's lease = %v, %v", got, err)
+	}
+	a.restart()
+	lost, err := a.d.AdoptLeasedBlocks()
+	if err != nil || len(lost) != 0 {
+		t.Fatalf("AdoptLeasedBlocks = %v, %v", lost, err)
+	}
+	if got := a.d.Blocks(pa); len(got) != 0 {
+		t.Fatalf("blocks adopted: %+v, want none (neither is under host a's identity)", got)
+	}
+	if got := a.mustAddr(pa, "", mac(1)); got != "198.51.100.130/26" {
+		t.Fatalf("first address = %s, want 198.51.100.130/26 (in a block of a's own, past the forged ones)", got)
+	}
+}
+
+// TestClusterLostBlocks: a block the store gives another host now (the
+// host was forgotten while stopped) is lost at start: nothing more is
+// allocated from it, the addresses containers have there stay theirs
+// (named with their owners), across restarts, and the block is forgotten
+// once the last of them is released. While running, the same happens as
+// soon as the store shows it (MayHaveLost, CheckBlocks).
+func TestClusterLostBlocks(t *testing.T) {
+	s := newFakeStore()
+	a, pa := clusterHost(t, s, "a", "198.51.100.0/24", "", ClusterPool{Network: "c1", Bits: 26, Routed: true})
+	first := a.mustAddr(pa, "", mac(1))
+	second := a.mustAddr(pa, "", mac(2))
+	block := netip.MustParsePrefix("198.51.100.0/26")
+	if first != "198.51.100.2/26" || second != "198.51.100.3/26" {
+		t.Fatalf("addresses = %s %s", first, second)
+	}
+	// Stopped, forgotten, and the block leased by host b.
+	a.db.Close()
+	delete(s.blocks, block)
+	s.lease(block, "b")
+	a.open()
+	lost, err := a.d.AdoptLeasedBlocks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[netip.Addr]string{netip.MustParseAddr("198.51.100.2"): mac(1)[optMACAddress], netip.MustParseAddr("198.51.100.3"): mac(2)[optMACAddress]}
+	if len(lost) != 1 || lost[0].Block != block || lost[0].Network != "c1" || lost[0].PoolID != pa || !maps.Equal(lost[0].InUse, want) {
+		t.Fatalf("lost = %+v, want %s with %v in use", lost, block, want)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, b := range a.d.Blocks(pa) {
+			if b.Prefix == block {
+				t.Fatalf("%s: blocks %+v, want %s no longer among them", when, a.d.Blocks(pa), block)
+			}
+		}
+		if got := a.d.LostBlocks(pa); len(got) != 1 || got[0].Prefix != block || got[0].Gateway.String() != "198.51.100.1" {
+			t.Fatalf("%s: lost blocks %+v, want %s with its gateway", when, got, block)
+		}
+		for addr := range want {
+			if a.d.Allocations(pa)[addr] == "" {
+				t.Fatalf("%s: %s is no longer allocated", when, addr)
+			}
+		}
+	}
+	check("after the start")
+	if got := a.mustAddr(pa, "", mac(3)); !strings.HasPrefix(got, "198.51.100.66/") {
+		t.Fatalf("next address = %s, want 198.51.100.66/26 (in a new block)", got)
+	}
+	if _, err := a.addr(pa, "198.51.100.10", mac(4)); err == nil || !strings.Contains(err.Error(), "198.51.100.0/26") {
+		t.Fatalf("a given address in the lost block = %v, want a refusal (the block is b's)", err)
+	}
+	a.restart()
+	if lost, err := a.d.AdoptLeasedBlocks(); err != nil || len(lost) != 0 {
+		t.Fatalf("AdoptLeasedBlocks after a restart = %v, %v; want nothing more lost", lost, err)
+	}
+	check("after a restart")
+	a.release(pa, first)
+	a.release(pa, second)
+	if got := a.d.LostBlocks(pa); len(got) != 0 {
+		t.Fatalf("lost blocks once their addresses are released: %+v, want none", got)
+	}
+	a.restart()
+	if got := a.d.LostBlocks(pa); len(got) != 0 {
+		t.Fatalf("lost blocks after a restart: %+v, want none", got)
+	}
+
+	// While running: the store forgets the new block, and host c leases
+	// it.
+	b66 := netip.MustParsePrefix("198.51.100.64/26")
+	if a.d.MayHaveLost(map[string][]netip.Prefix{"c1": {b66}}) {
+		t.Fatal("MayHaveLost with every block in the store's list")
+	}
+	s.lease(b66, "c")
+	if !a.d.MayHaveLost(map[string][]netip.Prefix{}) {
+		t.Fatal("MayHaveLost without the host's block in the store's list = false")
+	}
+	lost, err = a.d.CheckBlocks()
+	if err != nil || len(lost) != 1 || lost[0].Block != b66 || len(lost[0].InUse) != 1 {
+		t.Fatalf("CheckBlocks = %+v, %v; want %s lost with one address in use", lost, err, b66)
+	}
+	if got := a.mustAddr(pa, "", mac(5)); strings.HasPrefix(got, "198.51.100.6") || strings.HasPrefix(got, "198.51.100.7") {
+		t.Fatalf("address after the loss = %s, inside the lost block", got)
+	}
+}
+
+// TestClusterLostBeforeTheFirstCheck: the first address asked for after
+// a start, before the plugin compared the blocks with the store's, does
+// not come from a block another host holds now; with the store down, the
+// host allocates from its blocks as before.
+func TestClusterLostBeforeTheFirstCheck(t *testing.T) {
+	s := newFakeStore()
+	a, pa := clusterHost(t, s, "a", "198.51.100.0/24", "", ClusterPool{Network: "c1", Bits: 26, Routed: true})
+	a.mustAddr(pa, "", mac(1))
+	block := netip.MustParsePrefix("198.51.100.0/26")
+	a.restart()
+	s.down = true
+	if got := a.mustAddr(pa, "", mac(2)); got != "198.51.100.3/26" {
+		t.Fatalf("address with the store down = %s, want 198.51.100.3/26 from the host's block", got)
+	}
+	s.down = false
+	a.db.Close()
+	delete(s.blocks, block)
+	s.lease(block, "b")
+	a.open()
+	if got := a.mustAddr(pa, "", mac(3)); netip.MustParsePrefix(got).Masked() == block {
+		t.Fatalf("first address after the start = %s, in %s, which b holds now", got, block)
+	}
+	if got := a.d.LostBlocks(pa); len(got) != 1 || got[0].Prefix != block {
+		t.Fatalf("lost blocks = %+v, want %s", got, block)
 	}
 }

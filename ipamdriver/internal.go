@@ -226,6 +226,7 @@ func (d *Driver) ReleaseEach(addrs map[string][]netip.Addr, with func(tx state.T
 		it.p.alloc.Release(it.addr)
 		delete(d.answered[it.p.id], it.addr)
 		d.releaseClaims(it.p, []netip.Addr{it.addr})
+		d.dropEmptyLost(it.p)
 	}
 	return nil
 }

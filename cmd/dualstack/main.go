@@ -62,7 +62,7 @@ func run(log *logrus.Logger) error {
 	defer db.Close()
 	opened := time.Now()
 
-	store, err := openCluster(cfg, log.WithField("driver", "cluster"))
+	store, err := openCluster(cfg, db, log.WithField("driver", "cluster"))
 	if err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func run(log *logrus.Logger) error {
 	defer netDriver.Close()
 	followBGP(ctx, speaker, cfg, netDriver, log.WithField("driver", "bgp"))
 	if store != nil {
-		go watchClusterRoutes(ctx, store, netDriver, log.WithField("driver", "cluster"))
+		go watchClusterRoutes(ctx, store, netDriver, ipamDriver, log.WithField("driver", "cluster"))
 		go rejoinCluster(ctx, netDriver, ipamDriver, log.WithField("driver", "cluster"))
 	}
 	log.WithFields(logrus.Fields{
