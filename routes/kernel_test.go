@@ -140,3 +140,42 @@ func TestKernelOwnRoutes(t *testing.T) {
 		t.Fatalf("after the withdrawal:\n%s\nwant\n%s", after, before)
 	}
 }
+
+// TestKernelHostGWFollowsBlocks: the routes to other hosts' blocks are
+// exactly those asked for, marked 213, in both families; a block that
+// moved follows its host, one gone goes; the host's other routes stay; a
+// next hop the host cannot reach is refused, saying why, and changes
+// nothing.
+func TestKernelHostGWFollowsBlocks(t *testing.T) {
+	ns := kernelHost(t)
+	tb, sync := inNS(t, ns)
+	routes := func() string {
+		v4 := strings.TrimSpace(string(ns.IP(t, "-4", "route", "show", "proto", "213")))
+		v6 := strings.TrimSpace(string(ns.IP(t, "-6", "route", "show", "proto", "213")))
+		return strings.Join(strings.Fields(v4+" | "+v6), " ")
+	}
+	a4, a6 := pfx("198.18.0.64/26"), pfx("fd00:c1::1:0:0:0/80")
+	sync(HostGW, map[netip.Prefix]Hop{a4: {Via: ip("198.51.100.19")}, a6: {Via: ip("fd00:fab:1::3")}})
+	want := "198.18.0.64/26 via 198.51.100.19 dev dstlan | fd00:c1:0:0:1::/80 via fd00:fab:1::3 dev dstlan metric 1024 pref medium"
+	if got := routes(); got != want {
+		t.Fatalf("routes to blocks:\n got %s\nwant %s", got, want)
+	}
+	sync(HostGW, map[netip.Prefix]Hop{a4: {Via: ip("198.51.100.20")}})
+	if got, want := routes(), "198.18.0.64/26 via 198.51.100.20 dev dstlan |"; got != want {
+		t.Fatalf("after the change:\n got %s\nwant %s", got, want)
+	}
+	if !strings.Contains(string(ns.IP(t, "route", "show", "198.18.1.0/26")), "via 198.51.100.17") {
+		t.Fatal("a route that is not dualstack's went")
+	}
+	before := tableAll(t, ns)
+	sync(HostGW, map[netip.Prefix]Hop{a4: {Via: ip("198.51.100.20")}, pfx("198.18.0.128/26"): {Via: ip("10.99.0.1")}})
+	if why := tb.Refused(HostGW)[pfx("198.18.0.128/26")]; !strings.Contains(why, "10.99.0.1 is not on a network this host reaches directly") {
+		t.Fatalf("a next hop off the host's networks: refused with %q", why)
+	}
+	if after := tableAll(t, ns); after != before {
+		t.Fatalf("a refused block changed the table:\n%s\nwant\n%s", after, before)
+	}
+	if sync(HostGW, nil); routes() != "|" {
+		t.Fatalf("no block left: routes %q", routes())
+	}
+}

@@ -20,7 +20,9 @@ type fakeKernel struct {
 	addrs_ []hostAddr
 	links  map[string]int
 	fail   error // the next add fails with it
-	calls  map[string]int
+	// byPrefix indexes routes; nil when routes changed.
+	byPrefix map[key]kroute
+	calls    map[string]int
 }
 
 func newFake() *fakeKernel {
@@ -45,6 +47,7 @@ func ip(s string) netip.Addr    { return netip.MustParseAddr(s) }
 // addr puts an address on a link, with its connected and local routes.
 func (k *fakeKernel) addr(s, link string) {
 	a := pfx(s)
+	k.byPrefix = nil
 	k.addrs_ = append(k.addrs_, hostAddr{prefix: a, link: link})
 	k.routes = append(k.routes,
 		kroute{Prefix: a.Masked(), link: k.links[link], dev: link, proto: unix.RTPROT_KERNEL, table: unix.RT_TABLE_MAIN, typ: unix.RTN_UNICAST},
@@ -64,16 +67,37 @@ func (k *fakeKernel) list(proto Protocol) ([]kroute, error) {
 
 func (k *fakeKernel) lookup(a netip.Addr) (kroute, bool, error) {
 	k.calls["lookup"]++
-	best, found := kroute{}, false
-	for _, r := range k.routes {
-		if r.table == unix.RT_TABLE_LOCAL && r.Prefix.Contains(a) {
+	k.index()
+	if r, ok := k.byPrefix[key{netip.PrefixFrom(a, a.BitLen()), unix.RT_TABLE_LOCAL}]; ok {
+		return r, true, nil
+	}
+	for bits := a.BitLen(); bits >= 0; bits-- {
+		p, _ := a.Prefix(bits)
+		if r, ok := k.byPrefix[key{p, unix.RT_TABLE_MAIN}]; ok {
 			return r, true, nil
 		}
-		if r.table == unix.RT_TABLE_MAIN && r.Prefix.Contains(a) && (!found || r.Prefix.Bits() > best.Prefix.Bits()) {
-			best, found = r, true
+	}
+	return kroute{}, false, nil
+}
+
+// key is a route's place in the fake's index: one route per prefix and
+// table, as with NLM_F_EXCL.
+type key struct {
+	p     netip.Prefix
+	table int
+}
+
+// index makes byPrefix from routes, when they changed.
+func (k *fakeKernel) index() {
+	if k.byPrefix != nil {
+		return
+	}
+	k.byPrefix = map[key]kroute{}
+	for _, r := range k.routes {
+		if _, ok := k.byPrefix[key{r.Prefix, r.table}]; !ok {
+			k.byPrefix[key{r.Prefix, r.table}] = r
 		}
 	}
-	return best, found, nil
 }
 
 func (k *fakeKernel) add(proto Protocol, p netip.Prefix, h Hop, link int) error {
@@ -82,17 +106,19 @@ func (k *fakeKernel) add(proto Protocol, p netip.Prefix, h Hop, link int) error 
 		k.fail = nil
 		return err
 	}
-	for _, r := range k.routes {
-		if r.Prefix == p && r.table == unix.RT_TABLE_MAIN {
-			return fmt.Errorf("add route %s: %w", p, unix.EEXIST)
-		}
+	k.index()
+	if _, ok := k.byPrefix[key{p, unix.RT_TABLE_MAIN}]; ok {
+		return fmt.Errorf("add route %s: %w", p, unix.EEXIST)
 	}
-	k.routes = append(k.routes, kroute{Prefix: p, Via: h.Via, link: link, proto: int(proto), table: unix.RT_TABLE_MAIN, typ: unix.RTN_UNICAST})
+	r := kroute{Prefix: p, Via: h.Via, link: link, proto: int(proto), table: unix.RT_TABLE_MAIN, typ: unix.RTN_UNICAST}
+	k.routes = append(k.routes, r)
+	k.byPrefix[key{p, unix.RT_TABLE_MAIN}] = r
 	return nil
 }
 
 func (k *fakeKernel) del(proto Protocol, p netip.Prefix, via netip.Addr) error {
 	k.calls["del"]++
+	k.byPrefix = nil
 	k.routes = slices.DeleteFunc(k.routes, func(r kroute) bool {
 		return r.Prefix == p && r.proto == int(proto) && r.Via == via && r.table == unix.RT_TABLE_MAIN
 	})
