@@ -30,14 +30,17 @@ type Speaker struct {
 	cancel context.CancelFunc
 
 	announceMu sync.Mutex // held by Announce
-	mu         sync.Mutex
-	announced  map[netip.Prefix]*apiutil.Path
-	learned    map[netip.Prefix]netip.Addr
-	peers      map[netip.Addr]*PeerStatus
-	onLearned  func(map[netip.Prefix]netip.Addr)
-	onStatus   func(Status)
-	changed    chan struct{} // a status change to report
-	stopped    bool
+	// learnMu orders the reports of learned routes: held while one is
+	// made and delivered, taken before mu.
+	learnMu   sync.Mutex
+	mu        sync.Mutex
+	announced map[netip.Prefix]*apiutil.Path
+	learned   map[netip.Prefix]netip.Addr
+	peers     map[netip.Addr]*PeerStatus
+	onLearned LearnedFunc
+	onStatus  func(Status)
+	changed   chan struct{} // a status change to report
+	stopped   bool
 }
 
 // notEstablishedAfter is how long a peer may take to come up before the
@@ -245,15 +248,21 @@ func (s *Speaker) path(p netip.Prefix) (*apiutil.Path, error) {
 	return &apiutil.Path{Family: bgppkt.RF_IPv6_UC, Nlri: nlri, Attrs: append(attrs, a)}, nil
 }
 
-// OnLearned sets what is called with every change of the routes learned
-// from the peers (prefix to next hop), with all of them.
-func (s *Speaker) OnLearned(fn func(map[netip.Prefix]netip.Addr)) {
+// LearnedFunc is told of the routes learned from the peers: set are
+// those learned or changed (prefix to next hop), withdrawn those gone.
+type LearnedFunc func(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix)
+
+// OnLearned sets what is told of the routes learned from the peers: at
+// once all of them (none, at the start), then each change, in order.
+func (s *Speaker) OnLearned(fn LearnedFunc) {
+	s.learnMu.Lock()
+	defer s.learnMu.Unlock()
 	s.mu.Lock()
 	s.onLearned = fn
 	learned := maps.Clone(s.learned)
 	s.mu.Unlock()
-	if fn != nil && len(learned) > 0 {
-		fn(learned)
+	if fn != nil {
+		fn(learned, nil)
 	}
 }
 
@@ -268,10 +277,14 @@ func (s *Speaker) OnStatus(fn func(Status)) {
 }
 
 // bestPaths follows the best routes: those from peers are the learned
-// ones; the speaker's own are not.
+// ones; the speaker's own are not. The OnLearned function is told of the
+// changes only: their cost does not grow with the table.
 func (s *Speaker) bestPaths(paths []*apiutil.Path, _ time.Time) {
+	s.learnMu.Lock()
+	defer s.learnMu.Unlock()
+	set := map[netip.Prefix]netip.Addr{}
+	var withdrawn []netip.Prefix
 	s.mu.Lock()
-	changed := false
 	for _, p := range paths {
 		nlri, ok := p.Nlri.(*bgppkt.IPAddrPrefix)
 		if !ok {
@@ -282,19 +295,20 @@ func (s *Speaker) bestPaths(paths []*apiutil.Path, _ time.Time) {
 		if p.Withdrawal || !p.PeerAddress.IsValid() || !nh.IsValid() {
 			if _, had := s.learned[prefix]; had {
 				delete(s.learned, prefix)
-				changed = true
+				delete(set, prefix)
+				withdrawn = append(withdrawn, prefix)
 			}
 			continue
 		}
 		if s.learned[prefix] != nh {
 			s.learned[prefix] = nh
-			changed = true
+			set[prefix] = nh
 		}
 	}
-	fn, learned := s.onLearned, maps.Clone(s.learned)
+	fn := s.onLearned
 	s.mu.Unlock()
-	if changed && fn != nil {
-		fn(learned)
+	if fn != nil && (len(set) > 0 || len(withdrawn) > 0) {
+		fn(set, withdrawn)
 	}
 }
 

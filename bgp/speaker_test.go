@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/netip"
 	"strings"
@@ -119,8 +120,15 @@ func TestSpeaker(t *testing.T) {
 	}
 	defer s.Stop()
 	var mu sync.Mutex
-	var learned map[netip.Prefix]netip.Addr
-	s.OnLearned(func(m map[netip.Prefix]netip.Addr) { mu.Lock(); learned = m; mu.Unlock() })
+	learned := map[netip.Prefix]netip.Addr{}
+	s.OnLearned(func(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range withdrawn {
+			delete(learned, p)
+		}
+		maps.Copy(learned, set)
+	})
 	statuses := make(chan Status, 100)
 	s.OnStatus(func(st Status) { statuses <- st })
 
@@ -193,7 +201,11 @@ func TestSpeakerNoImport(t *testing.T) {
 	}
 	defer s.Stop()
 	calls := 0
-	s.OnLearned(func(map[netip.Prefix]netip.Addr) { calls++ })
+	s.OnLearned(func(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix) {
+		if len(set)+len(withdrawn) > 0 {
+			calls++
+		}
+	})
 	nlri, _ := bgppkt.NewIPAddrPrefix(netip.MustParsePrefix("198.18.0.64/26"))
 	nh, _ := bgppkt.NewPathAttributeNextHop(netip.MustParseAddr("198.51.100.12"))
 	if _, err := r.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{{Family: bgppkt.RF_IPv4_UC, Nlri: nlri, Attrs: []bgppkt.PathAttributeInterface{bgppkt.NewPathAttributeOrigin(0), nh}}}}); err != nil {
@@ -282,3 +294,4 @@ func TestSpeakerPassword(t *testing.T) {
 		r.srv.Stop()
 	}
 }
+
