@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,6 +59,9 @@ func Start(cfg Config) (*Speaker, error) {
 	}
 	if cfg.Port == 0 {
 		cfg.Port = 179
+	}
+	if cfg.MaxPrefixes == 0 {
+		cfg.MaxPrefixes = DefaultMaxPrefixes
 	}
 	log := cfg.Log
 	if log == nil {
@@ -143,8 +147,19 @@ func (s *Speaker) learnNothing() error {
 	}})
 }
 
-// peerConfig is GoBGP's configuration of peer p: both unicast families.
+// peerConfig is GoBGP's configuration of peer p: both unicast families,
+// each limited to BGP_MAX_PREFIXES prefixes when the speaker imports
+// (GoBGP then sends a Cease, maximum number of prefixes reached, and
+// keeps the session down). Without import the peers' routes are
+// rejected and never reach the kernel: a router that sends a full table
+// keeps its session.
 func (s *Speaker) peerConfig(p Peer) *api.Peer {
+	families := bothUnicast()
+	if s.cfg.Import {
+		for _, f := range families {
+			f.PrefixLimits = &api.PrefixLimit{Family: f.Config.Family, MaxPrefixes: s.cfg.MaxPrefixes}
+		}
+	}
 	hold := uint64(s.cfg.HoldTime / time.Second)
 	return &api.Peer{
 		Conf: &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.ASN, AuthPassword: s.cfg.Password},
@@ -152,7 +167,7 @@ func (s *Speaker) peerConfig(p Peer) *api.Peer {
 			HoldTime: hold, KeepaliveInterval: max(1, hold/3), ConnectRetry: 5,
 		}},
 		Transport: &api.Transport{RemotePort: uint32(s.cfg.Port)},
-		AfiSafis:  bothUnicast(),
+		AfiSafis:  families,
 	}
 }
 
@@ -337,11 +352,17 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time
 		s.mu.Unlock()
 		return
 	}
-	was := ps.State
+	was, wasErr := ps.State, ps.Error
 	ps.State = stateName(ev.Peer.State.SessionState)
-	if ps.State == "established" {
+	switch {
+	case ps.State == "established":
 		ps.Since, ps.Error = time.Now().UTC(), ""
-	} else if was == "established" {
+	case ev.Peer.State.AdminState == api.PeerState_ADMIN_STATE_PFX_CT:
+		if !strings.HasPrefix(ps.Error, prefixLimitError) {
+			ps.Since = time.Now().UTC()
+		}
+		ps.Error = fmt.Sprintf("%s: the peer sent more than %d prefixes of one family (BGP_MAX_PREFIXES=%d); it stays down until the plugin restarts: fix the router's export filter, or raise BGP_MAX_PREFIXES", prefixLimitError, s.cfg.MaxPrefixes, s.cfg.MaxPrefixes)
+	case was == "established":
 		ps.Since = time.Now().UTC()
 		ps.Error = "session went down"
 		if m := ev.Peer.State.DisconnectMessage; m != "" {
@@ -351,10 +372,14 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time
 	now := *ps
 	s.statusChanged()
 	s.mu.Unlock()
+	entry := s.log.WithField("peer", now.Address).WithField("peer_asn", now.ASN).WithField("state", now.State)
+	if strings.HasPrefix(now.Error, prefixLimitError) && now.Error != wasErr {
+		entry.WithField("reason", now.Error).Error("BGP session torn down: too many prefixes")
+		return
+	}
 	if now.State == was {
 		return
 	}
-	entry := s.log.WithField("peer", now.Address).WithField("peer_asn", now.ASN).WithField("state", now.State)
 	switch {
 	case now.State == "established":
 		entry.Info("BGP session established")
@@ -364,6 +389,10 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time
 		entry.Debug("BGP session state")
 	}
 }
+
+// prefixLimitError starts a peer's error when BGP_MAX_PREFIXES tore its
+// session down.
+const prefixLimitError = "torn down, prefix limit exceeded"
 
 func stateName(st bgppkt.FSMState) string {
 	switch st {
@@ -391,9 +420,10 @@ func (s *Speaker) diagnose() {
 	}
 	for _, p := range s.cfg.Peers {
 		s.mu.Lock()
-		up := s.peers[p.Address].State == "established"
+		ps := s.peers[p.Address]
+		up, limited := ps.State == "established", strings.HasPrefix(ps.Error, prefixLimitError)
 		s.mu.Unlock()
-		if up {
+		if up || limited {
 			continue
 		}
 		why := "the peer accepts the connection but no session comes up: check the AS numbers, the password and the router's neighbor configuration for this host"
@@ -406,8 +436,8 @@ func (s *Speaker) diagnose() {
 		}
 		msg := fmt.Sprintf("not established after %v: %s", notEstablishedAfter, why)
 		s.mu.Lock()
-		ps := s.peers[p.Address]
-		if ps.State != "established" && !s.stopped {
+		ps = s.peers[p.Address]
+		if ps.State != "established" && !s.stopped && !strings.HasPrefix(ps.Error, prefixLimitError) {
 			ps.Error = msg
 			s.statusChanged()
 		}
