@@ -321,6 +321,9 @@ func (s *Speaker) bestPaths(paths []*apiutil.Path, _ time.Time) {
 		}
 	}
 	fn := s.onLearned
+	if len(set) > 0 || len(withdrawn) > 0 {
+		s.statusChanged() // the count of learned routes
+	}
 	s.mu.Unlock()
 	if fn != nil && (len(set) > 0 || len(withdrawn) > 0) {
 		fn(set, withdrawn)

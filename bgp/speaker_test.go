@@ -349,7 +349,17 @@ func TestSpeakerMaxPrefixes(t *testing.T) {
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(learned) }
 	waitFor(t, "the session", func() bool { return s.Status().Peers[0].State == "established" })
 	r.sendRoutes(t, 5)
+	statuses := make(chan Status, 100)
+	s.OnStatus(func(st Status) { statuses <- st })
 	waitFor(t, "5 routes learned", func() bool { return count() == 5 })
+	waitFor(t, "the status to report 5 routes learned", func() bool {
+		select {
+		case st := <-statuses:
+			return st.Learned == 5
+		default:
+			return false
+		}
+	})
 	// One more, the 6th: changes of one route each reach OnLearned.
 	mu.Lock()
 	largest = 0
