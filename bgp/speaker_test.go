@@ -327,6 +327,9 @@ func TestSpeakerMaxPrefixes(t *testing.T) {
 	r := startRouter(t)
 	cfg := testConfig(r.port)
 	cfg.Import, cfg.MaxPrefixes = true, 5
+	// A hold time that a loaded machine under -race cannot miss: a
+	// session reset would hide what this test looks for.
+	cfg.HoldTime = 30 * time.Second
 	log, hook := logtest.NewNullLogger()
 	cfg.Log = logrus.NewEntry(log)
 	s, err := Start(cfg)
