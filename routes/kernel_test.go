@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
@@ -47,17 +47,22 @@ func tableAll(t *testing.T, ns netnstest.NS) string {
 	return string(ns.IP(t, "-4", "route", "show", "table", "all")) + string(ns.IP(t, "-6", "route", "show", "table", "all"))
 }
 
-// inNS returns a Table working in ns, and a sync of proto in it.
+// inNS returns a Table working in ns, and a sync of proto in it; hook has
+// what it logged.
 func inNS(t *testing.T, ns netnstest.NS) (*Table, func(Protocol, map[netip.Prefix]Hop)) {
-	log := logrus.New()
-	log.SetLevel(logrus.ErrorLevel)
+	tb, sync, _ := inNSLogged(t, ns)
+	return tb, sync
+}
+
+func inNSLogged(t *testing.T, ns netnstest.NS) (*Table, func(Protocol, map[netip.Prefix]Hop), *test.Hook) {
+	log, hook := test.NewNullLogger()
 	tb := New(Options{Log: log, ContainerNets: func() []netip.Prefix { return []netip.Prefix{pfx("198.18.5.0/24")} }})
 	return tb, func(proto Protocol, want map[netip.Prefix]Hop) {
 		t.Helper()
 		if err := netns.Do(ns.Path, func() error { return tb.Sync(proto, want) }); err != nil {
 			t.Fatal(err)
 		}
-	}
+	}, hook
 }
 
 // TestKernelLeavesForeignRoutes: the administrator's routes (proto
@@ -123,11 +128,14 @@ func TestKernelOwnRoutes(t *testing.T) {
 		t.Fatalf("a prefix of host-gw's learned: refused with %q", why)
 	}
 	// A restart: the new table finds its routes and changes nothing.
-	tb2, sync2 := inNS(t, ns)
+	tb2, sync2, hook := inNSLogged(t, ns)
 	withRoutes := tableAll(t, ns)
 	sync2(HostGW, hops("198.18.7.0/26", "198.51.100.19", "fd00:c1:0:1::/64", "fd00:fab:1::3"))
 	if after := tableAll(t, ns); after != withRoutes || len(tb2.Installed(HostGW)) != 2 {
 		t.Fatalf("a restart changed the table:\n%s\nwant\n%s", after, withRoutes)
+	}
+	for _, e := range hook.AllEntries() {
+		t.Errorf("a restart touched a route it found in place: %s %v", e.Message, e.Data)
 	}
 	// The admin takes the prefix over; the withdrawal leaves it.
 	ns.IP(t, "route", "replace", "198.18.7.0/26", "via", "198.51.100.20", "proto", "static")

@@ -64,8 +64,9 @@ type Hop struct {
 	Network string
 }
 
-// same reports whether a route installed via h needs no change for w.
-func (h Hop) same(w Hop) bool { return h.Via == w.Via && h.Dev == w.Dev }
+// same reports whether a route installed via h needs no change for w: the
+// same next hop, on w's interface when w names one.
+func (h Hop) same(w Hop) bool { return h.Via == w.Via && (w.Dev == "" || h.Dev == w.Dev) }
 
 // Options are what a Table is made with.
 type Options struct {
@@ -132,7 +133,7 @@ func (t *Table) Sync(proto Protocol, want map[netip.Prefix]Hop) error {
 	}
 	var changed []netip.Prefix
 	for p, h := range st.installed {
-		if w, ok := wanted[p]; !ok || !w.same(h) {
+		if w, ok := wanted[p]; !ok || !h.same(w) {
 			changed = append(changed, p)
 		}
 	}
@@ -157,11 +158,22 @@ func (t *Table) Sync(proto Protocol, want map[netip.Prefix]Hop) error {
 func (t *Table) Update(proto Protocol, set map[netip.Prefix]Hop, withdrawn []netip.Prefix) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	reload := !t.state[proto].loaded
 	st, err := t.stateOf(proto)
 	if err != nil {
 		return err
 	}
 	changed := make([]netip.Prefix, 0, len(set)+len(withdrawn))
+	if reload {
+		// The kernel was read again (first use, or after an error):
+		// every route of the protocol is looked at, not only these.
+		for p := range st.installed {
+			changed = append(changed, p)
+		}
+		for p := range st.wanted {
+			changed = append(changed, p)
+		}
+	}
 	for _, p := range withdrawn {
 		p = p.Masked()
 		delete(st.wanted, p)

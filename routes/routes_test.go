@@ -316,6 +316,26 @@ func TestUpdateCost(t *testing.T) {
 	}
 }
 
+// TestUpdateAfterErrorReconciles: after a failed add, the next update
+// reads the kernel again and retries every wanted route, not only its own.
+func TestUpdateAfterErrorReconciles(t *testing.T) {
+	k := newFake()
+	tb, _ := newTable(k)
+	if err := tb.Sync(Learned, nil); err != nil {
+		t.Fatal(err)
+	}
+	k.fail = unix.ENOBUFS
+	if err := tb.Update(Learned, hops("198.18.0.64/26", "198.51.100.19"), nil); err == nil {
+		t.Fatal("a failed add is no error")
+	}
+	if err := tb.Update(Learned, hops("198.18.0.128/26", "198.51.100.19"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := tb.Installed(Learned); len(got) != 2 {
+		t.Fatalf("after the error, installed %v: want both routes", got)
+	}
+}
+
 // TestReadsKernelAfterError: a failed add makes the next change read the
 // kernel's table again.
 func TestReadsKernelAfterError(t *testing.T) {
