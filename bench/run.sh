@@ -12,6 +12,10 @@
 #    three-member etcd, and docker run -d of 100 containers at once per
 #    host on the three hosts of the cluster test bed against one host
 #    (three rounds, medians);
+# 3b'. routes (BENCH_ROUTES=0 skips; root): one BGP update (a learned
+#    route withdrawn or learned again) with 10,000 learned routes
+#    installed, driver to kernel in a throwaway namespace, in CPU per
+#    update (issue 21 bounds it at 1 ms);
 # 3c. BGP (BENCH_BGP=0 skips): on the routed test bed, how long a host's
 #    new blocks take to reach the router (BIRD), and to leave it;
 # 4. for each engine (BENCH_ENGINES, default Engine 20.10 and current
@@ -87,6 +91,13 @@ if [ "${BENCH_CLUSTER:-1}" = 1 ]; then
 	fi
 else
 	echo "## cluster benchmarks: skipped (BENCH_CLUSTER=0)"
+fi
+
+if [ "${BENCH_ROUTES:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
+	echo "## routes: one BGP update with 10,000 learned routes installed (driver to kernel, a throwaway namespace)"
+	go test -run '^$' -bench LearnedUpdate -benchtime 2000x ./driver/ | tee "$out/routes.txt" | grep -E '^Benchmark'
+else
+	echo "## routes benchmark: skipped (BENCH_ROUTES=0, or not root)"
 fi
 
 if [ "${BENCH_BGP:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v etcd >/dev/null && command -v bird >/dev/null; then

@@ -36,6 +36,10 @@ type Config struct {
 	HoldTime time.Duration
 	// Import is BGP_IMPORT_ROUTES: learn routes from the peers.
 	Import bool
+	// MaxPrefixes is BGP_MAX_PREFIXES (DefaultMaxPrefixes when 0): when
+	// importing, a peer that sends more prefixes of one family has its
+	// session torn down, for good, until the plugin restarts.
+	MaxPrefixes uint32
 	// NextHops are the host's addresses, at most one per family: each
 	// prefix is announced with the one of its family as next hop.
 	NextHops []netip.Addr
@@ -55,6 +59,9 @@ func (p Peer) String() string { return fmt.Sprintf("%s (AS %d)", p.Address, p.AS
 // DefaultHoldTime is the hold time when BGP_HOLD_TIME is not set, as in
 // RFC 4271's suggestion and most routers.
 const DefaultHoldTime = 90 * time.Second
+
+// DefaultMaxPrefixes is BGP_MAX_PREFIXES when it is not set.
+const DefaultMaxPrefixes = 1000
 
 // ParseASN reads an AS number (asplain, 1 to 4294967294, not 23456).
 func ParseASN(s string) (uint32, error) {

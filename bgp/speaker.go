@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,14 +31,17 @@ type Speaker struct {
 	cancel context.CancelFunc
 
 	announceMu sync.Mutex // held by Announce
-	mu         sync.Mutex
-	announced  map[netip.Prefix]*apiutil.Path
-	learned    map[netip.Prefix]netip.Addr
-	peers      map[netip.Addr]*PeerStatus
-	onLearned  func(map[netip.Prefix]netip.Addr)
-	onStatus   func(Status)
-	changed    chan struct{} // a status change to report
-	stopped    bool
+	// learnMu orders the reports of learned routes: held while one is
+	// made and delivered, taken before mu.
+	learnMu   sync.Mutex
+	mu        sync.Mutex
+	announced map[netip.Prefix]*apiutil.Path
+	learned   map[netip.Prefix]netip.Addr
+	peers     map[netip.Addr]*PeerStatus
+	onLearned LearnedFunc
+	onStatus  func(Status)
+	changed   chan struct{} // a status change to report
+	stopped   bool
 }
 
 // notEstablishedAfter is how long a peer may take to come up before the
@@ -55,6 +59,9 @@ func Start(cfg Config) (*Speaker, error) {
 	}
 	if cfg.Port == 0 {
 		cfg.Port = 179
+	}
+	if cfg.MaxPrefixes == 0 {
+		cfg.MaxPrefixes = DefaultMaxPrefixes
 	}
 	log := cfg.Log
 	if log == nil {
@@ -140,8 +147,19 @@ func (s *Speaker) learnNothing() error {
 	}})
 }
 
-// peerConfig is GoBGP's configuration of peer p: both unicast families.
+// peerConfig is GoBGP's configuration of peer p: both unicast families,
+// each limited to BGP_MAX_PREFIXES prefixes when the speaker imports
+// (GoBGP then sends a Cease, maximum number of prefixes reached, and
+// keeps the session down). Without import the peers' routes are
+// rejected and never reach the kernel: a router that sends a full table
+// keeps its session.
 func (s *Speaker) peerConfig(p Peer) *api.Peer {
+	families := bothUnicast()
+	if s.cfg.Import {
+		for _, f := range families {
+			f.PrefixLimits = &api.PrefixLimit{Family: f.Config.Family, MaxPrefixes: s.cfg.MaxPrefixes}
+		}
+	}
 	hold := uint64(s.cfg.HoldTime / time.Second)
 	return &api.Peer{
 		Conf: &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.ASN, AuthPassword: s.cfg.Password},
@@ -149,7 +167,7 @@ func (s *Speaker) peerConfig(p Peer) *api.Peer {
 			HoldTime: hold, KeepaliveInterval: max(1, hold/3), ConnectRetry: 5,
 		}},
 		Transport: &api.Transport{RemotePort: uint32(s.cfg.Port)},
-		AfiSafis:  bothUnicast(),
+		AfiSafis:  families,
 	}
 }
 
@@ -245,15 +263,21 @@ func (s *Speaker) path(p netip.Prefix) (*apiutil.Path, error) {
 	return &apiutil.Path{Family: bgppkt.RF_IPv6_UC, Nlri: nlri, Attrs: append(attrs, a)}, nil
 }
 
-// OnLearned sets what is called with every change of the routes learned
-// from the peers (prefix to next hop), with all of them.
-func (s *Speaker) OnLearned(fn func(map[netip.Prefix]netip.Addr)) {
+// LearnedFunc is told of the routes learned from the peers: set are
+// those learned or changed (prefix to next hop), withdrawn those gone.
+type LearnedFunc func(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix)
+
+// OnLearned sets what is told of the routes learned from the peers: at
+// once all of them (none, at the start), then each change, in order.
+func (s *Speaker) OnLearned(fn LearnedFunc) {
+	s.learnMu.Lock()
+	defer s.learnMu.Unlock()
 	s.mu.Lock()
 	s.onLearned = fn
 	learned := maps.Clone(s.learned)
 	s.mu.Unlock()
-	if fn != nil && len(learned) > 0 {
-		fn(learned)
+	if fn != nil {
+		fn(learned, nil)
 	}
 }
 
@@ -268,10 +292,14 @@ func (s *Speaker) OnStatus(fn func(Status)) {
 }
 
 // bestPaths follows the best routes: those from peers are the learned
-// ones; the speaker's own are not.
+// ones; the speaker's own are not. The OnLearned function is told of the
+// changes only: their cost does not grow with the table.
 func (s *Speaker) bestPaths(paths []*apiutil.Path, _ time.Time) {
+	s.learnMu.Lock()
+	defer s.learnMu.Unlock()
+	set := map[netip.Prefix]netip.Addr{}
+	var withdrawn []netip.Prefix
 	s.mu.Lock()
-	changed := false
 	for _, p := range paths {
 		nlri, ok := p.Nlri.(*bgppkt.IPAddrPrefix)
 		if !ok {
@@ -282,19 +310,23 @@ func (s *Speaker) bestPaths(paths []*apiutil.Path, _ time.Time) {
 		if p.Withdrawal || !p.PeerAddress.IsValid() || !nh.IsValid() {
 			if _, had := s.learned[prefix]; had {
 				delete(s.learned, prefix)
-				changed = true
+				delete(set, prefix)
+				withdrawn = append(withdrawn, prefix)
 			}
 			continue
 		}
 		if s.learned[prefix] != nh {
 			s.learned[prefix] = nh
-			changed = true
+			set[prefix] = nh
 		}
 	}
-	fn, learned := s.onLearned, maps.Clone(s.learned)
+	fn := s.onLearned
+	if len(set) > 0 || len(withdrawn) > 0 {
+		s.statusChanged() // the count of learned routes
+	}
 	s.mu.Unlock()
-	if changed && fn != nil {
-		fn(learned)
+	if fn != nil && (len(set) > 0 || len(withdrawn) > 0) {
+		fn(set, withdrawn)
 	}
 }
 
@@ -323,11 +355,17 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time
 		s.mu.Unlock()
 		return
 	}
-	was := ps.State
+	was, wasErr := ps.State, ps.Error
 	ps.State = stateName(ev.Peer.State.SessionState)
-	if ps.State == "established" {
+	switch {
+	case ps.State == "established":
 		ps.Since, ps.Error = time.Now().UTC(), ""
-	} else if was == "established" {
+	case ev.Peer.State.AdminState == api.PeerState_ADMIN_STATE_PFX_CT:
+		if !strings.HasPrefix(ps.Error, prefixLimitError) {
+			ps.Since = time.Now().UTC()
+		}
+		ps.Error = fmt.Sprintf("%s: the peer sent more than %d prefixes of one family (BGP_MAX_PREFIXES=%d); it stays down until the plugin restarts: fix the router's export filter, or raise BGP_MAX_PREFIXES", prefixLimitError, s.cfg.MaxPrefixes, s.cfg.MaxPrefixes)
+	case was == "established":
 		ps.Since = time.Now().UTC()
 		ps.Error = "session went down"
 		if m := ev.Peer.State.DisconnectMessage; m != "" {
@@ -337,10 +375,14 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time
 	now := *ps
 	s.statusChanged()
 	s.mu.Unlock()
+	entry := s.log.WithField("peer", now.Address).WithField("peer_asn", now.ASN).WithField("state", now.State)
+	if strings.HasPrefix(now.Error, prefixLimitError) && now.Error != wasErr {
+		entry.WithField("reason", now.Error).Error("BGP session torn down: too many prefixes")
+		return
+	}
 	if now.State == was {
 		return
 	}
-	entry := s.log.WithField("peer", now.Address).WithField("peer_asn", now.ASN).WithField("state", now.State)
 	switch {
 	case now.State == "established":
 		entry.Info("BGP session established")
@@ -350,6 +392,10 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time
 		entry.Debug("BGP session state")
 	}
 }
+
+// prefixLimitError starts a peer's error when BGP_MAX_PREFIXES tore its
+// session down.
+const prefixLimitError = "torn down, prefix limit exceeded"
 
 func stateName(st bgppkt.FSMState) string {
 	switch st {
@@ -377,9 +423,10 @@ func (s *Speaker) diagnose() {
 	}
 	for _, p := range s.cfg.Peers {
 		s.mu.Lock()
-		up := s.peers[p.Address].State == "established"
+		ps := s.peers[p.Address]
+		up, limited := ps.State == "established", strings.HasPrefix(ps.Error, prefixLimitError)
 		s.mu.Unlock()
-		if up {
+		if up || limited {
 			continue
 		}
 		why := "the peer accepts the connection but no session comes up: check the AS numbers, the password and the router's neighbor configuration for this host"
@@ -392,8 +439,8 @@ func (s *Speaker) diagnose() {
 		}
 		msg := fmt.Sprintf("not established after %v: %s", notEstablishedAfter, why)
 		s.mu.Lock()
-		ps := s.peers[p.Address]
-		if ps.State != "established" && !s.stopped {
+		ps = s.peers[p.Address]
+		if ps.State != "established" && !s.stopped && !strings.HasPrefix(ps.Error, prefixLimitError) {
 			ps.Error = msg
 			s.statusChanged()
 		}

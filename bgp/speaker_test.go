@@ -2,6 +2,8 @@ package bgp
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	bgppkt "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 // router is a second GoBGP in the test, on a port of loopback: the
@@ -119,8 +122,15 @@ func TestSpeaker(t *testing.T) {
 	}
 	defer s.Stop()
 	var mu sync.Mutex
-	var learned map[netip.Prefix]netip.Addr
-	s.OnLearned(func(m map[netip.Prefix]netip.Addr) { mu.Lock(); learned = m; mu.Unlock() })
+	learned := map[netip.Prefix]netip.Addr{}
+	s.OnLearned(func(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range withdrawn {
+			delete(learned, p)
+		}
+		maps.Copy(learned, set)
+	})
 	statuses := make(chan Status, 100)
 	s.OnStatus(func(st Status) { statuses <- st })
 
@@ -193,7 +203,11 @@ func TestSpeakerNoImport(t *testing.T) {
 	}
 	defer s.Stop()
 	calls := 0
-	s.OnLearned(func(map[netip.Prefix]netip.Addr) { calls++ })
+	s.OnLearned(func(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix) {
+		if len(set)+len(withdrawn) > 0 {
+			calls++
+		}
+	})
 	nlri, _ := bgppkt.NewIPAddrPrefix(netip.MustParsePrefix("198.18.0.64/26"))
 	nh, _ := bgppkt.NewPathAttributeNextHop(netip.MustParseAddr("198.51.100.12"))
 	if _, err := r.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{{Family: bgppkt.RF_IPv4_UC, Nlri: nlri, Attrs: []bgppkt.PathAttributeInterface{bgppkt.NewPathAttributeOrigin(0), nh}}}}); err != nil {
@@ -280,5 +294,113 @@ func TestSpeakerPassword(t *testing.T) {
 		}
 		s.Stop()
 		r.srv.Stop()
+	}
+}
+
+// sendRoutes has the router send n IPv4 /32s in 198.19.0.0/16, and
+// returns them.
+func (r *router) sendRoutes(t *testing.T, n int) []netip.Prefix {
+	t.Helper()
+	var paths []*apiutil.Path
+	var out []netip.Prefix
+	a := netip.MustParseAddr("198.19.0.0")
+	nh, _ := bgppkt.NewPathAttributeNextHop(netip.MustParseAddr("198.51.100.12"))
+	for range n {
+		p := netip.PrefixFrom(a, 32)
+		nlri, _ := bgppkt.NewIPAddrPrefix(p)
+		paths = append(paths, &apiutil.Path{Family: bgppkt.RF_IPv4_UC, Nlri: nlri, Attrs: []bgppkt.PathAttributeInterface{bgppkt.NewPathAttributeOrigin(0), nh}})
+		out = append(out, p)
+		a = a.Next()
+	}
+	if _, err := r.srv.AddPath(apiutil.AddPathRequest{Paths: paths}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestSpeakerMaxPrefixes: a peer that sends more prefixes than
+// BGP_MAX_PREFIXES has its session torn down, with the reason in the
+// status and the log, and it stays down; what it sent is withdrawn. Up
+// to the limit, the session stays; deliveries are changes, not the
+// table.
+func TestSpeakerMaxPrefixes(t *testing.T) {
+	r := startRouter(t)
+	cfg := testConfig(r.port)
+	cfg.Import, cfg.MaxPrefixes = true, 5
+	// A hold time that a loaded machine under -race cannot miss: a
+	// session reset would hide what this test looks for.
+	cfg.HoldTime = 30 * time.Second
+	log, hook := logtest.NewNullLogger()
+	cfg.Log = logrus.NewEntry(log)
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	var mu sync.Mutex
+	learned := map[netip.Prefix]netip.Addr{}
+	largest := 0
+	s.OnLearned(func(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix) {
+		mu.Lock()
+		defer mu.Unlock()
+		largest = max(largest, len(set)+len(withdrawn))
+		for _, p := range withdrawn {
+			delete(learned, p)
+		}
+		maps.Copy(learned, set)
+	})
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(learned) }
+	waitFor(t, "the session", func() bool { return s.Status().Peers[0].State == "established" })
+	r.sendRoutes(t, 5)
+	statuses := make(chan Status, 100)
+	s.OnStatus(func(st Status) { statuses <- st })
+	waitFor(t, "5 routes learned", func() bool { return count() == 5 })
+	waitFor(t, "the status to report 5 routes learned", func() bool {
+		select {
+		case st := <-statuses:
+			return st.Learned == 5
+		default:
+			return false
+		}
+	})
+	// One more, the 6th: changes of one route each reach OnLearned.
+	mu.Lock()
+	largest = 0
+	mu.Unlock()
+	one := netip.MustParsePrefix("198.18.9.0/24")
+	nlri, _ := bgppkt.NewIPAddrPrefix(one)
+	nh, _ := bgppkt.NewPathAttributeNextHop(netip.MustParseAddr("198.51.100.12"))
+	if _, err := r.srv.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{{Family: bgppkt.RF_IPv4_UC, Nlri: nlri, Attrs: []bgppkt.PathAttributeInterface{bgppkt.NewPathAttributeOrigin(0), nh}}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the session torn down", func() bool {
+		p := s.Status().Peers[0]
+		return p.State != "established" && strings.Contains(p.Error, "prefix limit exceeded")
+	})
+	waitFor(t, "the peer's routes withdrawn", func() bool { return count() == 0 })
+	st := s.Status()
+	if p := st.Peers[0]; !strings.Contains(p.Error, "more than 5 prefixes of one family (BGP_MAX_PREFIXES=5)") {
+		t.Errorf("peer status %+v: want the limit named", p)
+	}
+	if !strings.Contains(st.String(), "BGP_MAX_PREFIXES=5") {
+		t.Errorf("status line %q does not say why", st)
+	}
+	mu.Lock()
+	if largest > 5 {
+		t.Errorf("a change of one route was delivered as %d", largest)
+	}
+	mu.Unlock()
+	var logged bool
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.ErrorLevel && strings.Contains(fmt.Sprint(e.Data["reason"]), "BGP_MAX_PREFIXES=5") {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Error("the teardown was not logged with its reason")
+	}
+	time.Sleep(6 * time.Second) // longer than GoBGP's connect retry (5 s)
+	if p := s.Status().Peers[0]; p.State == "established" {
+		t.Errorf("the session came back after the limit tore it down: %+v", p)
 	}
 }

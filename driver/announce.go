@@ -7,9 +7,8 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/dualstack-net/dualstack/cluster"
+	"github.com/dualstack-net/dualstack/routes"
 )
 
 // This file is the driver's part in BGP: what the host announces (its
@@ -27,13 +26,8 @@ type Announcer interface {
 	Announce([]netip.Prefix) error
 }
 
-// learnedProtocol marks the routes dualstack installs from what BGP
-// learned (BGP_IMPORT_ROUTES): not the kernel's "bgp" (186), which a
-// routing daemon of the host's own may use.
-const learnedProtocol = netlink.RouteProtocol(0xd6)
-
-// learnedRoutes are the routes BGP learned, as the speaker reported them
-// last.
+// learnedRoutes are the routes BGP learned, as the speaker reported them:
+// its first report whole, the changes since.
 type learnedRoutes struct {
 	mu     sync.Mutex // held while routes change; taken before Driver.mu
 	routes map[netip.Prefix]netip.Addr
@@ -94,16 +88,22 @@ func (d *Driver) announcements() []netip.Prefix {
 	return out
 }
 
+// clusterSubnet is a subnet of a cluster network.
+type clusterSubnet struct {
+	cluster string
+	prefix  netip.Prefix
+}
+
 // bgpBlocks returns the subnets of the host's networks with
 // cluster_routes=bgp and the blocks it holds of them; the caller holds
 // d.mu.
-func (d *Driver) bgpBlocks() (subnets, blocks []netip.Prefix) {
+func (d *Driver) bgpBlocks() (subnets []clusterSubnet, blocks []netip.Prefix) {
 	for _, n := range d.networks {
 		if n.Options.ClusterRoutes != clusterRoutesBGP {
 			continue
 		}
 		for _, p := range n.pools() {
-			subnets = append(subnets, p.Prefix.Masked())
+			subnets = append(subnets, clusterSubnet{n.Options.Cluster, p.Prefix.Masked()})
 			for _, b := range d.cfg.IPAM.Blocks(p.PoolID) {
 				blocks = append(blocks, b.Prefix.Masked())
 			}
@@ -112,15 +112,67 @@ func (d *Driver) bgpBlocks() (subnets, blocks []netip.Prefix) {
 	return subnets, blocks
 }
 
-// LearnedRoutes installs the routes BGP learned (prefix to next hop) that
-// lead to blocks of the host's cluster networks with cluster_routes=bgp,
-// and removes those it installed before that are not among them. Nothing
-// else a router sends is routed: it cannot take over the host's routes.
-func (d *Driver) LearnedRoutes(routes map[netip.Prefix]netip.Addr) error {
+// LearnedRoutes routes what BGP learned (prefix to next hop) into blocks
+// of the host's cluster networks with cluster_routes=bgp: set are the
+// routes learned or changed since the last call, withdrawn those gone.
+// Only those prefixes are looked at, and the kernel's table is read only
+// on the first call; a prefix outside those networks' subnets, or one of
+// the host's own blocks, is not routed. The routes package refuses, and
+// logs, a prefix the host routes already or one overlapping its networks,
+// and a next hop off-link or local.
+func (d *Driver) LearnedRoutes(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix) error {
 	d.learned.mu.Lock()
-	d.learned.routes, d.learned.known = routes, true
-	d.learned.mu.Unlock()
-	return d.syncLearnedRoutes()
+	defer d.learned.mu.Unlock()
+	if d.learned.routes == nil {
+		d.learned.routes = map[netip.Prefix]netip.Addr{}
+	}
+	for _, p := range withdrawn {
+		delete(d.learned.routes, p.Masked())
+	}
+	for p, via := range set {
+		d.learned.routes[p.Masked()] = via
+	}
+	if !d.learned.known {
+		d.learned.known = true
+		return d.syncLearnedLocked()
+	}
+	d.mu.Lock()
+	subnets, own := d.bgpBlocks()
+	d.mu.Unlock()
+	add := make(map[netip.Prefix]routes.Hop, len(set))
+	gone := make([]netip.Prefix, 0, len(withdrawn))
+	for _, p := range withdrawn {
+		gone = append(gone, p.Masked())
+	}
+	for p, via := range set {
+		if hop, ok := learnable(p.Masked(), via, subnets, own); ok {
+			add[p.Masked()] = hop
+		} else {
+			gone = append(gone, p.Masked())
+		}
+	}
+	return d.rt.Update(routes.Learned, add, gone)
+}
+
+// ForgetLearned removes every route BGP learned: the host does not import
+// (BGP_IMPORT_ROUTES=false), or BGP does not run.
+func (d *Driver) ForgetLearned() error {
+	d.learned.mu.Lock()
+	defer d.learned.mu.Unlock()
+	d.learned.routes, d.learned.known = map[netip.Prefix]netip.Addr{}, true
+	return d.syncLearnedLocked()
+}
+
+// learnable returns the route to p via via when p lies in one of subnets
+// (those of networks with cluster_routes=bgp), is not one of the host's
+// own blocks, and via is of its family.
+func learnable(p netip.Prefix, via netip.Addr, subnets []clusterSubnet, own []netip.Prefix) (routes.Hop, bool) {
+	for _, s := range subnets {
+		if s.prefix.Bits() <= p.Bits() && s.prefix.Contains(p.Addr()) && !slices.Contains(own, p) && via.Is4() == p.Addr().Is4() {
+			return routes.Hop{Via: via, Network: s.cluster}, true
+		}
+	}
+	return routes.Hop{}, false
 }
 
 func (d *Driver) syncLearnedRoutes() error {
@@ -129,15 +181,21 @@ func (d *Driver) syncLearnedRoutes() error {
 	if !d.learned.known {
 		return nil
 	}
+	return d.syncLearnedLocked()
+}
+
+// syncLearnedLocked makes the learned routes again from all the speaker
+// reported (a network or block came or went); the caller holds
+// d.learned.mu.
+func (d *Driver) syncLearnedLocked() error {
 	d.mu.Lock()
 	subnets, own := d.bgpBlocks()
 	d.mu.Unlock()
-	want := map[netip.Prefix]netip.Addr{}
+	want := map[netip.Prefix]routes.Hop{}
 	for p, via := range d.learned.routes {
-		inside := slices.ContainsFunc(subnets, func(s netip.Prefix) bool { return s.Bits() <= p.Bits() && s.Contains(p.Addr()) })
-		if inside && !slices.Contains(own, p.Masked()) && via.Is4() == p.Addr().Is4() {
-			want[p.Masked()] = via
+		if hop, ok := learnable(p, via, subnets, own); ok {
+			want[p] = hop
 		}
 	}
-	return syncRoutes(learnedProtocol, want, d.log, "is the router that sent it on a network this host reaches directly?")
+	return d.rt.Sync(routes.Learned, want)
 }

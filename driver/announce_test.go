@@ -78,7 +78,9 @@ func TestAnnounce(t *testing.T) {
 // TestLearnedRoutes: of the routes BGP learned, only those into a subnet
 // of a network with cluster_routes=bgp are installed (protocol 214, via
 // the router); a default route or another subnet a router sends is not,
-// and what is no longer learned goes. The host's own routes stay.
+// and what is no longer learned goes. A prefix the administrator routes
+// and a next hop off the host's networks are refused: the host's whole
+// table stays as it was, and withdrawing leaves the administrator's route.
 func TestLearnedRoutes(t *testing.T) {
 	h := newHarness(t)
 	h.host.IP(t, "link", "add", "uplink", "type", "bridge")
@@ -86,39 +88,53 @@ func TestLearnedRoutes(t *testing.T) {
 	h.host.IP(t, "addr", "add", "198.51.100.18/28", "dev", "uplink")
 	h.host.IP(t, "addr", "add", "fd00:fab:1::2/64", "dev", "uplink", "nodad")
 	h.host.IP(t, "route", "add", "203.0.113.0/24", "via", "198.51.100.17", "proto", "static")
+	h.host.IP(t, "route", "add", "198.19.1.0/24", "via", "198.51.100.17", "proto", "static")
 	// A network of the host's in cluster bgp-net, as CreateNetwork leaves
 	// it (its blocks are the IPAM's; it has none here).
 	h.d.mu.Lock()
 	h.d.networks["cccccccccccc8888"] = &network{ID: "cccccccccccc8888", Options: netOptions{Mode: ModeBridge, Cluster: "bgp-net", ClusterRoutes: clusterRoutesBGP},
 		V4: []pool{{Prefix: netip.MustParsePrefix("198.19.0.0/16")}}, V6: []pool{{Prefix: netip.MustParsePrefix("fd00:b1::/48")}}}
 	h.d.mu.Unlock()
+	table := func() string {
+		return string(h.host.IP(t, "-4", "route", "show", "table", "all")) + string(h.host.IP(t, "-6", "route", "show", "table", "all"))
+	}
+	before := table()
 	r4, r6 := netip.MustParseAddr("198.51.100.17"), netip.MustParseAddr("fd00:fab:1::1")
-	learned := map[netip.Prefix]netip.Addr{
-		netip.MustParsePrefix("198.19.0.64/26"):   r4, // another host's blocks
-		netip.MustParsePrefix("fd00:b1:0:2::/64"): r6,
-		netip.MustParsePrefix("0.0.0.0/0"):        r4, // not the router's to give
-		netip.MustParsePrefix("203.0.113.0/24"):   r4,
-		netip.MustParsePrefix("198.18.0.0/26"):    r4,
+	hostile := map[netip.Prefix]netip.Addr{
+		netip.MustParsePrefix("0.0.0.0/0"):      r4, // not the router's to give
+		netip.MustParsePrefix("203.0.113.0/24"): r4,
+		netip.MustParsePrefix("198.18.0.0/26"):  r4,
+		netip.MustParsePrefix("198.19.1.0/24"):  netip.MustParseAddr("198.51.100.19"), // the admin's
+		netip.MustParsePrefix("198.19.2.0/26"):  netip.MustParseAddr("198.51.100.99"), // off-link
+		netip.MustParsePrefix("198.19.3.0/26"):  netip.MustParseAddr("198.51.100.18"), // the host
+	}
+	h.in(func() error { return h.d.LearnedRoutes(hostile, nil) })
+	if after := table(); after != before {
+		t.Fatalf("hostile learned routes changed the table:\n%s\nwant\n%s", after, before)
 	}
 	routes := func() string {
 		v4 := strings.TrimSpace(string(h.host.IP(t, "-4", "route", "show", "proto", "214")))
 		v6 := strings.TrimSpace(string(h.host.IP(t, "-6", "route", "show", "proto", "214")))
 		return strings.Join(strings.Fields(v4+" | "+v6), " ")
 	}
-	h.in(func() error { return h.d.LearnedRoutes(learned) })
+	learned := map[netip.Prefix]netip.Addr{
+		netip.MustParsePrefix("198.19.0.64/26"):   r4, // another host's blocks
+		netip.MustParsePrefix("fd00:b1:0:2::/64"): r6,
+	}
+	h.in(func() error { return h.d.LearnedRoutes(learned, nil) })
 	if got, want := routes(), "198.19.0.64/26 via 198.51.100.17 dev uplink | fd00:b1:0:2::/64 via fd00:fab:1::1 dev uplink metric 1024 pref medium"; got != want {
 		t.Fatalf("learned routes installed:\n got %s\nwant %s", got, want)
 	}
-	delete(learned, netip.MustParsePrefix("198.19.0.64/26"))
-	h.in(func() error { return h.d.LearnedRoutes(learned) })
+	h.in(func() error { return h.d.LearnedRoutes(nil, []netip.Prefix{netip.MustParsePrefix("198.19.0.64/26")}) })
 	if got, want := routes(), "| fd00:b1:0:2::/64 via fd00:fab:1::1 dev uplink metric 1024 pref medium"; got != want {
 		t.Fatalf("after a withdrawal:\n got %s\nwant %s", got, want)
 	}
-	h.in(func() error { return h.d.LearnedRoutes(nil) })
-	if got := routes(); got != "|" {
-		t.Fatalf("nothing learned, yet routes remain: %s", got)
+	var all []netip.Prefix
+	for p := range hostile {
+		all = append(all, p)
 	}
-	if out := string(h.host.IP(t, "route", "show", "203.0.113.0/24")); !strings.Contains(out, "via 198.51.100.17") || !strings.Contains(out, "proto static") {
-		t.Fatalf("the host's own route went or changed: %q", out)
+	h.in(func() error { return h.d.LearnedRoutes(nil, append(all, netip.MustParsePrefix("fd00:b1:0:2::/64"))) })
+	if after := table(); after != before {
+		t.Fatalf("nothing learned, yet the table changed:\n%s\nwant\n%s", after, before)
 	}
 }

@@ -9,15 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sirupsen/logrus"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver/bridge"
-	"github.com/dualstack-net/dualstack/driver/nladdr"
-	"github.com/dualstack-net/dualstack/driver/nldump"
 	"github.com/dualstack-net/dualstack/ipamdriver"
+	"github.com/dualstack-net/dualstack/routes"
 )
 
 // This file is the driver's part in cluster networks (-o cluster=NAME):
@@ -269,10 +264,6 @@ func blockGateway(gws []netip.Prefix, a netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// routeProtocol marks the routes dualstack installs to other hosts'
-// blocks (host-gw), so that it finds its own among the host's routes.
-const routeProtocol = netlink.RouteProtocol(0xd5)
-
 // HostBlock is a block of a cluster network held by a host, as the
 // cluster store reports it, with the host's addresses (CLUSTER_ADDRESS).
 type HostBlock struct {
@@ -351,7 +342,7 @@ func (d *Driver) routesFollow(n *network) {
 func (d *Driver) syncClusterRoutes() error {
 	self, blocks := d.routes.self, d.routes.blocks
 	d.mu.Lock()
-	want := map[netip.Prefix]netip.Addr{}
+	want := map[netip.Prefix]routes.Hop{}
 	for _, n := range d.networks {
 		if n.Options.ClusterRoutes != clusterRoutesHostGW {
 			continue
@@ -362,52 +353,11 @@ func (d *Driver) syncClusterRoutes() error {
 			}
 			for _, a := range b.Via {
 				if a.Is4() == b.Prefix.Addr().Is4() {
-					want[b.Prefix.Masked()] = a
+					want[b.Prefix.Masked()] = routes.Hop{Via: a, Network: n.Options.Cluster}
 				}
 			}
 		}
 	}
 	d.mu.Unlock()
-	return syncRoutes(routeProtocol, want, d.log, hostGWHint)
-}
-
-// hostGWHint is what to check when a host-gw route cannot be added.
-const hostGWHint = "cluster_routes=host-gw needs the hosts on one LAN: is the next hop on a network this host reaches directly?"
-
-// syncRoutes makes dualstack's routes of protocol proto (routeProtocol,
-// learnedProtocol) in the main table exactly want; hint is what to check
-// when a route cannot be added.
-func syncRoutes(proto netlink.RouteProtocol, want map[netip.Prefix]netip.Addr, log logrus.FieldLogger, hint string) error {
-	filter := &netlink.Route{Protocol: proto, Table: unix.RT_TABLE_MAIN}
-	have, err := nldump.Routes(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return fmt.Errorf("list the host's routes to cluster blocks: %w", err)
-	}
-	var errs []error
-	seen := map[netip.Prefix]bool{}
-	for _, r := range have {
-		dst, ok := nladdr.Prefix(r.Dst)
-		via, _ := netip.AddrFromSlice(r.Gw)
-		if ok && want[dst] == via.Unmap() && !seen[dst] {
-			seen[dst] = true
-			continue
-		}
-		if err := netlink.RouteDel(&r); err != nil {
-			errs = append(errs, fmt.Errorf("remove the route to %v: %w", r.Dst, err))
-			continue
-		}
-		log.Infof("route to cluster block %v via %v removed", r.Dst, r.Gw)
-	}
-	for dst, via := range want {
-		if seen[dst] {
-			continue
-		}
-		r := &netlink.Route{Dst: nladdr.IPNet(dst), Gw: via.AsSlice(), Protocol: proto, Table: unix.RT_TABLE_MAIN}
-		if err := netlink.RouteReplace(r); err != nil {
-			errs = append(errs, fmt.Errorf("route cluster block %s via %s: %w (%s)", dst, via, err, hint))
-			continue
-		}
-		log.Infof("route to cluster block %s via %s added", dst, via)
-	}
-	return errors.Join(errs...)
+	return d.rt.Sync(routes.HostGW, want)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/ipamdriver"
+	"github.com/dualstack-net/dualstack/routes"
 	"github.com/dualstack-net/dualstack/state"
 )
 
@@ -98,7 +99,9 @@ type Firewall interface {
 // Driver implements api.Driver. It is safe for concurrent use.
 type Driver struct {
 	// routes are the host-gw routes of cluster networks (cluster.go).
-	routes    clusterRoutes
+	routes clusterRoutes
+	// rt installs the host-gw and learned routes in the kernel.
+	rt        *routes.Table
 	cfg       Config
 	log       logrus.FieldLogger
 	planes    map[string]dataplane // by mode
@@ -162,6 +165,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
 	}
+	d.rt = routes.New(routes.Options{Log: d.log.WithField("driver", "routes"), ContainerNets: d.containerNets})
 	if d.sandboxes = cfg.Sandboxes; d.sandboxes == nil {
 		d.sandboxes = sandboxkey.New(sandboxkey.Config{})
 	}

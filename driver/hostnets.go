@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/driver/nladdr"
 	"github.com/dualstack-net/dualstack/driver/nldump"
 )
 
@@ -108,3 +109,62 @@ func (d *Driver) holdHostAddrs(n *network, host []hostAddr) error {
 }
 
 func hostAddrOwner(n *network) string { return "host-address:" + n.ID }
+
+// containerNets are the host's container networks, for the routes package
+// (no route of dualstack's goes into one, no next hop lies in one): the
+// subnets of dualstack's bridge networks (in a cluster network, the
+// blocks the host holds: the others' are routed), and those of Docker's
+// bridges. Macvlan networks share their parent's LAN, where routers are.
+func (d *Driver) containerNets() []netip.Prefix {
+	var out []netip.Prefix
+	d.mu.Lock()
+	for _, n := range d.networks {
+		if n.Options.Mode != ModeBridge {
+			continue
+		}
+		for _, p := range n.pools() {
+			if n.Options.Cluster == "" {
+				out = append(out, p.Prefix.Masked())
+				continue
+			}
+			if d.cfg.IPAM == nil {
+				continue
+			}
+			for _, b := range d.cfg.IPAM.Blocks(p.PoolID) {
+				out = append(out, b.Prefix.Masked())
+			}
+		}
+	}
+	d.mu.Unlock()
+	docker, err := dockerBridgeNets()
+	if err != nil {
+		d.log.WithError(err).Warn("routes: Docker's bridges not known, next hops inside them not refused")
+	}
+	return append(out, docker...)
+}
+
+// dockerBridgeNets are the networks of the addresses on Docker's bridges
+// (dockerBridge: a bridge named with com.docker.network.bridge.name is
+// not recognised).
+func dockerBridgeNets() ([]netip.Prefix, error) {
+	list, err := nldump.Links()
+	if err != nil {
+		return nil, fmt.Errorf("list the host's interfaces: %w", err)
+	}
+	var out []netip.Prefix
+	for _, l := range list {
+		if l.Type() != "bridge" || !dockerBridge.MatchString(l.Attrs().Name) {
+			continue
+		}
+		addrs, err := nldump.Addrs(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return out, fmt.Errorf("list the addresses of %s: %w", l.Attrs().Name, err)
+		}
+		for _, a := range addrs {
+			if p, ok := nladdr.Prefix(a.IPNet); ok && !p.Addr().IsLinkLocalUnicast() {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}

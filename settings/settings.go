@@ -216,6 +216,13 @@ func bgpFromEnv(get func(name, def string) string) (*bgp.Config, error) {
 	if c.Import, err = strconv.ParseBool(get("BGP_IMPORT_ROUTES", "false")); err != nil {
 		errs = append(errs, fmt.Errorf("BGP_IMPORT_ROUTES=%q: want true or false", get("BGP_IMPORT_ROUTES", "")))
 	}
+	if m := get("BGP_MAX_PREFIXES", ""); m != "" {
+		n, err := strconv.ParseUint(m, 10, 32)
+		if err != nil || n == 0 {
+			errs = append(errs, fmt.Errorf("BGP_MAX_PREFIXES=%q: want a number of prefixes per family, 1 or more (default %d)", m, bgp.DefaultMaxPrefixes))
+		}
+		c.MaxPrefixes = uint32(n)
+	}
 	if len(errs) == 0 && c.RouterID.IsValid() {
 		errs = append(errs, c.Validate())
 	} else if len(errs) == 0 {

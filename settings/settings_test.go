@@ -74,11 +74,11 @@ func TestBGP(t *testing.T) {
 	if err != nil || s.BGP != nil || s.BGPError != nil {
 		t.Fatalf("no BGP settings: %+v, %v", s, err)
 	}
-	s, err = FromEnv(env(map[string]string{"BGP_ASN": "65001", "BGP_PEERS": "198.51.100.1:65000,[fd00::1]:65000", "BGP_HOLD_TIME": "9", "BGP_IMPORT_ROUTES": "true", "BGP_PASSWORD": "s3cret"}))
+	s, err = FromEnv(env(map[string]string{"BGP_ASN": "65001", "BGP_PEERS": "198.51.100.1:65000,[fd00::1]:65000", "BGP_HOLD_TIME": "9", "BGP_IMPORT_ROUTES": "true", "BGP_PASSWORD": "s3cret", "BGP_MAX_PREFIXES": "50"}))
 	if err != nil || s.BGPError != nil {
 		t.Fatal(err, s.BGPError)
 	}
-	if c := s.BGP; c.ASN != 65001 || len(c.Peers) != 2 || c.Peers[1].Address.String() != "fd00::1" || c.HoldTime.Seconds() != 9 || !c.Import || c.Password != "s3cret" || c.RouterID.IsValid() {
+	if c := s.BGP; c.ASN != 65001 || len(c.Peers) != 2 || c.Peers[1].Address.String() != "fd00::1" || c.HoldTime.Seconds() != 9 || !c.Import || c.Password != "s3cret" || c.RouterID.IsValid() || c.MaxPrefixes != 50 {
 		t.Fatalf("BGP settings: %+v", c)
 	}
 	for _, tc := range []struct {
@@ -88,7 +88,7 @@ func TestBGP(t *testing.T) {
 		{map[string]string{"BGP_ASN": "65001", "BGP_PEERS": "198.51.100.1"}, []string{`BGP_PEERS="198.51.100.1"`, "want ADDRESS:ASN"}},
 		{map[string]string{"BGP_ASN": "65001", "BGP_PEERS": "203.0.113.1:3356"}, []string{"public AS 3356", "AS 65001 (BGP_ASN) is private"}},
 		{map[string]string{"BGP_ASN": "65001"}, []string{"BGP_PEERS", "no peer"}},
-		{map[string]string{"BGP_ASN": "x", "BGP_PEERS": "198.51.100.1:65000", "BGP_ROUTER_ID": "fd00::1", "BGP_HOLD_TIME": "1", "BGP_IMPORT_ROUTES": "yes please"}, []string{"BGP_ASN", "BGP_ROUTER_ID", "BGP_HOLD_TIME", "BGP_IMPORT_ROUTES"}},
+		{map[string]string{"BGP_ASN": "x", "BGP_PEERS": "198.51.100.1:65000", "BGP_ROUTER_ID": "fd00::1", "BGP_HOLD_TIME": "1", "BGP_IMPORT_ROUTES": "yes please", "BGP_MAX_PREFIXES": "0"}, []string{"BGP_ASN", "BGP_ROUTER_ID", "BGP_HOLD_TIME", "BGP_IMPORT_ROUTES", "BGP_MAX_PREFIXES"}},
 		{map[string]string{"BGP_PEERS": "198.51.100.1:65000"}, []string{"BGP_PEERS is set but BGP_ASN is empty"}},
 	} {
 		s, err := FromEnv(env(tc.env))

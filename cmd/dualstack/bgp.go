@@ -97,7 +97,7 @@ func sourceTo(a netip.Addr) (netip.Addr, error) {
 // after the requests under way.
 func followBGP(ctx context.Context, sp *bgp.Speaker, cfg *settings.Settings, d *driver.Driver, log logrus.FieldLogger) {
 	if sp == nil || !cfg.BGP.Import {
-		if err := d.LearnedRoutes(nil); err != nil {
+		if err := d.ForgetLearned(); err != nil {
 			log.WithError(err).Warn("remove the routes BGP learned before")
 		}
 	}
@@ -105,8 +105,10 @@ func followBGP(ctx context.Context, sp *bgp.Speaker, cfg *settings.Settings, d *
 		return
 	}
 	if cfg.BGP.Import {
-		sp.OnLearned(func(routes map[netip.Prefix]netip.Addr) {
-			if err := d.LearnedRoutes(routes); err != nil {
+		// The speaker tells all it learned at once, then each change:
+		// the driver routes the changes only.
+		sp.OnLearned(func(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix) {
+			if err := d.LearnedRoutes(set, withdrawn); err != nil {
 				log.WithError(err).Warn("BGP: routes learned from the peers")
 			}
 		})
