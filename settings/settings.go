@@ -143,6 +143,7 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 // clusterFromEnv reads the cluster settings, returning what is wrong.
 func (s *Settings) clusterFromEnv(get func(name, def string) string) []string {
 	var errs []string
+	schemes := map[string][]string{} // the endpoints by scheme
 	for _, e := range strings.Split(get("CLUSTER_STORE", ""), ",") {
 		if e = strings.TrimSpace(e); e == "" {
 			continue
@@ -153,6 +154,11 @@ func (s *Settings) clusterFromEnv(get func(name, def string) string) []string {
 			continue
 		}
 		s.ClusterStore = append(s.ClusterStore, e)
+		schemes[u.Scheme] = append(schemes[u.Scheme], e)
+	}
+	if len(schemes["http"]) > 0 && len(schemes["https"]) > 0 {
+		errs = append(errs, fmt.Sprintf("CLUSTER_STORE mixes http:// endpoints (%s) and https:// endpoints (%s): the plugin talks to all the endpoints of the store one way, with TLS (the files in CLUSTER_TLS_DIR) or without; give every endpoint one scheme, the one the store serves (https:// for an etcd with TLS)",
+			strings.Join(schemes["http"], ", "), strings.Join(schemes["https"], ", ")))
 	}
 	hostname, _ := os.Hostname()
 	s.ClusterNode = get("CLUSTER_NODE", hostname)
