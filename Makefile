@@ -24,7 +24,7 @@ DEBS_DIR        ?= $(BUILD)/debs
 
 .DEFAULT_GOAL := help
 
-.PHONY: engines help build plugin install demo test fuzz integration integration-moby integration-shared integration-nftables integration-cluster integration-bgp test-all bench clean
+.PHONY: engines help build plugin install demo test test-host-forwarding fuzz integration integration-moby integration-shared integration-nftables integration-cluster integration-bgp test-all bench clean
 
 help: ## List the targets
 	@echo 'Targets:'
@@ -53,6 +53,12 @@ test: ## Run the unit tests with the race detector (kernel tests need root)
 	@if command -v etcd >/dev/null; then \
 		echo "cluster store tests against $$(etcd --version | head -n 1)"; \
 		DUALSTACK_ETCD_BINARY=$$(command -v etcd) $(GO) test -count=1 ./cluster/...; fi
+
+# The unit tests once more on a host as Docker leaves it, forwarding on in
+# both families: a new network namespace copies the host's IPv4 settings,
+# so a kernel test that needs forwarding off must turn it off itself.
+test-host-forwarding: ## Run the unit tests with the host's ip_forward and IPv6 forwarding set to 1, as where Docker runs, then put them back (root)
+	.ci/with-host-forwarding $(GO) test -count=1 ./...
 
 integration: plugin ## Run the end-to-end tests against a private Engine 20.10 whose root mount is private, as on hosts without systemd (root)
 	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
@@ -98,8 +104,9 @@ fuzz: ## Run each fuzz target for a fixed number of inputs (FUZZSCALE=10 for ten
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${n}x $$pkg; \
 	done
 
-test-all: ## Run every test: unit tests, a short fuzz run, end to end on Engine 20.10 and on current Moby (private root mount), and the mount-dependent part again with a shared one
+test-all: ## Run every test: unit tests (again with the host's forwarding on), a short fuzz run, end to end on Engine 20.10 and on current Moby (private root mount), and the mount-dependent part again with a shared one
 	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory test-host-forwarding
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory integration-moby
