@@ -71,9 +71,6 @@ type Settings struct {
 	// settings it does not stop the plugin: BGP is off and the plugin
 	// says why, in its log and in `dualstack cluster status`.
 	BGPError error
-	// TestCrashAfter is TEST_CRASH_AFTER, a test seam: the request paths
-	// after whose first commit the plugin dies before it answers.
-	TestCrashAfter []string
 }
 
 // Defaults for settings that config.json does not expose.
@@ -123,11 +120,6 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 	}
 	if s.FirewallBackend, err = firewall.ParseBackend(get("FIREWALL_BACKEND", "auto")); err != nil {
 		errs = append(errs, "FIREWALL_BACKEND: "+err.Error())
-	}
-	for _, p := range strings.Split(get("TEST_CRASH_AFTER", ""), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			s.TestCrashAfter = append(s.TestCrashAfter, p)
-		}
 	}
 	if s.NetnsAccess, err = sandboxkey.ParseMechanism(get("NETNS_ACCESS", "auto")); err != nil {
 		errs = append(errs, "NETNS_ACCESS="+err.Error())

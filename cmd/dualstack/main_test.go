@@ -34,12 +34,16 @@ type process struct {
 	done chan error
 }
 
-func startPlugin(t *testing.T, ns netnstest.NS, state string) *process {
+// startPlugin starts the plugin (this test binary, as main) in ns with its
+// state in state and the settings env (NAME=value) besides, and waits
+// until it serves.
+func startPlugin(t *testing.T, ns netnstest.NS, state string, env ...string) *process {
 	t.Helper()
 	p := &process{log: &bytes.Buffer{}, sock: filepath.Join(state, "dualstack.sock"), done: make(chan error, 1)}
 	p.cmd = exec.Command("ip", "netns", "exec", ns.Name, os.Args[0])
 	p.cmd.Env = append(os.Environ(), "DUALSTACK_TEST_PLUGIN=1", "STATE_DIR="+state, "SOCKET="+p.sock, "LOG_LEVEL=debug",
 		"MACHINE_ID_FILE="+filepath.Join(state, "no-machine-id"))
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
