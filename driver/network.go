@@ -78,6 +78,13 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 	if err := checkHostOverlap(n, plane.lan(n), host); err != nil {
 		return err
 	}
+	routes, err := hostRoutes()
+	if err != nil {
+		return err
+	}
+	if err := checkHostRoutes(n, plane.lan(n), routes); err != nil {
+		return err
+	}
 	if err := plane.prepare(n, d.cfg.IPAM); err != nil {
 		d.releaseHeld(n)
 		return err
