@@ -62,7 +62,7 @@ func TestRefusedNetworks(t *testing.T) {
 		{"subnet 240.0.0.0/8", []string{"--subnet", "240.0.0.0/8"}, []string{"240.0.0.0/8", "240.0.0.0/4, reserved", "give another subnet"}},
 		{"subnet 0.1.0.0/16", []string{"--subnet", "0.1.0.0/16"}, []string{"0.1.0.0/16", `"this network"`, "give another subnet"}},
 		{"a subnet inside a host route", []string{"--subnet", "198.18.5.0/26"}, []string{"subnet 198.18.5.0/26 overlaps the host's route 198.18.5.0/24 via 203.0.113.1 dev dslan0 proto static", "host_overlap=true"}},
-		{"a subnet around a host route", []string{"--subnet", "198.18.0.0/16"}, []string{"198.18.5.0/24 via 203.0.113.1"}},
+		{"a subnet around a host route", []string{"--subnet", "198.18.4.0/22"}, []string{"subnet 198.18.4.0/22 overlaps the host's route 198.18.5.0/24 via 203.0.113.1"}},
 		{"bridge name starting with '-'", []string{"-o", "com.docker.network.bridge.name=-dsx", "--subnet", "198.51.100.0/24"}, []string{`"-dsx"`, "starts with '-'"}},
 		{"parent starting with '-'", []string{"-o", "mode=macvlan", "-o", "parent=-dslan0", "--subnet", "198.51.100.0/24"}, []string{`parent="-dslan0"`, "starts with '-'"}},
 		{"parent a Docker bridge of a custom name", []string{"-o", "mode=macvlan", "-o", "parent=dsdockbr0", "--subnet", "198.51.100.0/24"}, []string{"parent dsdockbr0 is a bridge with no port", "Docker network"}},
