@@ -110,3 +110,36 @@ func TestSIGTERM(t *testing.T) {
 		t.Fatalf("the pool committed before SIGTERM is gone after the restart:\n%s", p.log)
 	}
 }
+
+// TestRefusedAtStart: settings the plugin cannot work with stop it at
+// start, saying what is wrong and what to do, before it opens its state
+// (root-free: nothing touches the network).
+func TestRefusedAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want []string
+	}{
+		{[]string{"CLUSTER_STORE=http://198.51.100.1:2379,https://198.51.100.2:2379"},
+			[]string{"CLUSTER_STORE mixes http:// endpoints (http://198.51.100.1:2379) and https:// endpoints (https://198.51.100.2:2379)", "one scheme", "docker plugin set"}},
+		{[]string{"DEFAULT_POOLS_V4=240.0.0.0/8:24"}, []string{"DEFAULT_POOLS_V4", "240.0.0.0/4, reserved"}},
+	} {
+		state := t.TempDir()
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "DUALSTACK_TEST_PLUGIN=1", "STATE_DIR="+state, "SOCKET="+filepath.Join(state, "dualstack.sock"),
+			"MACHINE_ID_FILE="+filepath.Join(state, "no-machine-id"), "CLUSTER_NODE=host-1")
+		cmd.Env = append(cmd.Env, tc.env...)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%v: the plugin started:\n%s", tc.env, out)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("%v: the plugin's output does not say %q:\n%s", tc.env, w, out)
+			}
+		}
+		if left, _ := os.ReadDir(state); len(left) != 0 {
+			t.Errorf("%v: the refused start left %d files in the state directory", tc.env, len(left))
+		}
+	}
+}
