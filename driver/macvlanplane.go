@@ -140,9 +140,9 @@ func checkParent(name string) error {
 // another kind: a physical interface, a bond, a VLAN, a tunnel. The shape
 // of the bridge is what tells, not the names in Docker's rules, which
 // differ with Docker's version and firewall backend (iptables or
-// nftables) and are absent with --iptables=false. A LAN bridge whose only
-// uplink is a veth (a host made of namespaces) is refused too; its
-// uplink's peer, or a macvlan network on the LAN's side, serves instead.
+// nftables) and are absent with --iptables=false. The price: a LAN
+// bridge whose only uplink is a veth (a host made of namespaces) is
+// refused too.
 func checkBridgeParent(name string, ports []netlink.Link) error {
 	var veths []string
 	for _, p := range ports {
