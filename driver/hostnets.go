@@ -64,6 +64,27 @@ func hostAddrs() ([]hostAddr, error) {
 	return out, nil
 }
 
+// checkHost refuses n's subnets that overlap the host's own networks:
+// those of its interfaces but lan (checkHostOverlap) and its routes
+// (checkHostRoutes). It returns the host's addresses, for holdHostAddrs.
+func checkHost(n *network, lan string) ([]hostAddr, error) {
+	host, err := hostAddrs()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHostOverlap(n, lan, host); err != nil {
+		return nil, err
+	}
+	routes, err := hostRoutes()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHostRoutes(n, lan, routes); err != nil {
+		return nil, err
+	}
+	return host, nil
+}
+
 // checkHostOverlap refuses n's subnets that overlap a network connected on
 // a host interface other than lan, the one whose network n shares by
 // design (a macvlan network's parent). host is hostAddrs'.
