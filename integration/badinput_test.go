@@ -42,6 +42,9 @@ func TestRefusedNetworks(t *testing.T) {
 	ipRun(t, "-n", eng.netns, "link", "set", "dslan0", "up")
 	// A network the host reaches through a router on that LAN.
 	ipRun(t, "-n", eng.netns, "route", "add", "198.18.5.0/24", "via", "203.0.113.1", "dev", "dslan0", "proto", "static")
+	// An interface whose name starts with '-', which Linux allows.
+	ipRun(t, "-n", eng.netns, "link", "add", "name", "-dslan9", "type", "veth", "peer", "name", "dslan8")
+	t.Cleanup(func() { _ = exec.Command("ip", "-n", eng.netns, "link", "del", "dev", "-dslan9").Run() })
 	// A Docker network whose bridge has a name of the user's.
 	createNetwork(t, "ds-rf-dockbr", "-d", "bridge", "-o", "com.docker.network.bridge.name=dsdockbr0", "--subnet", "198.18.20.0/24")
 
@@ -64,7 +67,7 @@ func TestRefusedNetworks(t *testing.T) {
 		{"a subnet inside a host route", []string{"--subnet", "198.18.5.0/26"}, []string{"subnet 198.18.5.0/26 overlaps the host's route 198.18.5.0/24 via 203.0.113.1 dev dslan0 proto static", "host_overlap=true"}},
 		{"a subnet around a host route", []string{"--subnet", "198.18.4.0/22"}, []string{"subnet 198.18.4.0/22 overlaps the host's route 198.18.5.0/24 via 203.0.113.1"}},
 		{"bridge name starting with '-'", []string{"-o", "com.docker.network.bridge.name=-dsx", "--subnet", "198.51.100.0/24"}, []string{`"-dsx"`, "starts with '-'"}},
-		{"parent starting with '-'", []string{"-o", "mode=macvlan", "-o", "parent=-dslan0", "--subnet", "198.51.100.0/24"}, []string{`parent="-dslan0"`, "starts with '-'"}},
+		{"parent starting with '-'", []string{"-o", "mode=macvlan", "-o", "parent=-dslan9", "--subnet", "198.51.100.0/24"}, []string{`parent="-dslan9"`, "starts with '-'"}},
 		{"parent a Docker bridge of a custom name", []string{"-o", "mode=macvlan", "-o", "parent=dsdockbr0", "--subnet", "198.51.100.0/24"}, []string{"parent dsdockbr0 is a bridge with no port", "Docker network"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
