@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +108,15 @@ func TestCrashAfterEndToEnd(t *testing.T) {
 	if !testSeams {
 		if code != http.StatusOK || p.call("/Plugin.Activate", "") != http.StatusOK {
 			t.Fatalf("the production build with TEST_CRASH_AFTER: RequestPool answered %d, then the plugin is gone:\n%s", code, p.log)
+		}
+		// Stopped, so that its log is read only once written.
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the plugin did not stop within 10 s of SIGTERM")
 		}
 		if strings.Contains(p.log.String(), "TEST_CRASH_AFTER") {
 			t.Fatalf("the production build speaks of TEST_CRASH_AFTER:\n%s", p.log)
