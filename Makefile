@@ -19,16 +19,21 @@ PLUGIN_SETTINGS ?=
 BUILD           := build
 BINARY          := $(BUILD)/dualstack
 PLUGIN_DIR      := $(BUILD)/plugin
+# The end-to-end tests' plugin: the binary built with the testseam tag and
+# config.json with the test seams' settings (TEST_CRASH_AFTER) added, which
+# the production plugin neither declares nor reads.
+TEST_BINARY     := $(BUILD)/dualstack-testseam
+TEST_PLUGIN_DIR := $(BUILD)/plugin-test
 # Cache of the Debian packages the rootfs is made from.
 DEBS_DIR        ?= $(BUILD)/debs
 
 .DEFAULT_GOAL := help
 
-.PHONY: engines help build plugin install demo test fuzz integration integration-moby integration-shared integration-nftables integration-cluster integration-bgp test-all bench clean
+.PHONY: engines help build plugin plugin-test install install-test demo test test-host-forwarding fuzz integration integration-moby integration-shared integration-nftables integration-cluster integration-bgp test-all bench clean
 
 help: ## List the targets
 	@echo 'Targets:'
-	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  %-20s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 	@echo 'Variables: PLUGIN=$(PLUGIN) PLUGIN_SETTINGS="$(PLUGIN_SETTINGS)" DOCKER_HOST=$(DOCKER_HOST)'
 
 build: ## Build the static binary build/dualstack
@@ -37,6 +42,16 @@ build: ## Build the static binary build/dualstack
 plugin: build ## Build the plugin (config.json + rootfs) in build/plugin (needs root)
 	DEBS_DIR=$(DEBS_DIR) packaging/mkrootfs.sh $(PLUGIN_DIR)/rootfs $(BINARY)
 	cp config.json $(PLUGIN_DIR)/config.json
+
+plugin-test: plugin ## Build the end-to-end tests' plugin in build/plugin-test: the plugin with its test seams (TEST_CRASH_AFTER) (needs root, jq)
+	CGO_ENABLED=0 $(GO) build -tags testseam -trimpath -ldflags '-s -w' -o $(TEST_BINARY) ./cmd/dualstack
+	rm -rf $(TEST_PLUGIN_DIR)
+	cp -a $(PLUGIN_DIR) $(TEST_PLUGIN_DIR)
+	cp $(TEST_BINARY) $(TEST_PLUGIN_DIR)/rootfs/dualstack
+	packaging/test-config.sh config.json > $(TEST_PLUGIN_DIR)/config.json
+
+install-test: plugin-test ## Create and enable the end-to-end tests' plugin as PLUGIN (DOCKER_HOST, PLUGIN_SETTINGS)
+	packaging/install.sh '$(PLUGIN)' $(TEST_PLUGIN_DIR) $(PLUGIN_SETTINGS)
 
 install: plugin ## Create and enable the plugin PLUGIN in the local Docker (DOCKER_HOST, PLUGIN_SETTINGS)
 	packaging/install.sh '$(PLUGIN)' $(PLUGIN_DIR) $(PLUGIN_SETTINGS)
@@ -48,19 +63,27 @@ test: ## Run the unit tests with the race detector (kernel tests need root)
 	@[ "$$($(GO) env CGO_ENABLED)" = 1 ] || { \
 		echo 'make test: go test -race needs cgo and a C compiler (apt-get install gcc)' >&2; exit 1; }
 	$(GO) test -race ./...
+	@# The test seams' build (make plugin-test) of the plugin's command.
+	$(GO) test -race -tags testseam ./cmd/dualstack/
 	@# The cluster store's tests again against Debian's etcd (3.4), when
 	@# installed; above they ran against the current etcd in-process.
 	@if command -v etcd >/dev/null; then \
 		echo "cluster store tests against $$(etcd --version | head -n 1)"; \
 		DUALSTACK_ETCD_BINARY=$$(command -v etcd) $(GO) test -count=1 ./cluster/...; fi
 
-integration: plugin ## Run the end-to-end tests against a private Engine 20.10 whose root mount is private, as on hosts without systemd (root)
+# The unit tests once more on a host as Docker leaves it, forwarding on in
+# both families: a new network namespace copies the host's IPv4 settings,
+# so a kernel test that needs forwarding off must turn it off itself.
+test-host-forwarding: ## Run the unit tests with the host's ip_forward and IPv6 forwarding set to 1, as where Docker runs, then put them back (root)
+	.ci/with-host-forwarding $(GO) test -count=1 ./...
+
+integration: plugin-test ## Run the end-to-end tests against a private Engine 20.10 whose root mount is private, as on hosts without systemd (root)
 	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
 
 engines: ## Build the current Moby engine, runc and compose v5 into the cache (once; Engine 20.10 is Debian's docker.io)
 	GO=$(GO) engines/build-moby.sh
 
-integration-moby: plugin engines ## Run the end-to-end tests against the current Moby engine, root mount private (builds it once; root)
+integration-moby: plugin-test engines ## Run the end-to-end tests against the current Moby engine, root mount private (builds it once; root)
 	DUALSTACK_ENGINE=moby $(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
 
 # The end-to-end tests whose outcome depends on how the host propagates
@@ -72,17 +95,17 @@ SHARED_TESTS := ^(TestNamespaceMechanism|TestNamespacesUnreachable|TestFirstComm
 # rules in nftables (--firewall-backend=nftables).
 NFTABLES_TESTS := ^(TestCoexistDockerBridge|TestDockerUserApplies|TestPublishedOnHostAddressOnly|TestForwardingPolicy|TestFirewall.*)$$
 
-integration-nftables: plugin engines ## Run the firewall's end-to-end tests on current Moby with Docker's rules in nftables (root)
+integration-nftables: plugin-test engines ## Run the firewall's end-to-end tests on current Moby with Docker's rules in nftables (root)
 	DUALSTACK_ENGINE=moby DUALSTACK_DOCKER_FIREWALL=nftables $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(NFTABLES_TESTS)' ./integration/...
 
-integration-shared: plugin engines ## Run the mount-dependent end-to-end tests on both engines with a shared root mount, as on systemd hosts (root)
+integration-shared: plugin-test engines ## Run the mount-dependent end-to-end tests on both engines with a shared root mount, as on systemd hosts (root)
 	DUALSTACK_ROOT=shared $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(SHARED_TESTS)' ./integration/...
 	DUALSTACK_ROOT=shared DUALSTACK_ENGINE=moby $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(SHARED_TESTS)' ./integration/...
 
-integration-cluster: plugin engines ## Run the cluster networks' end-to-end tests: three current Moby engines on a fabric, with Debian's etcd (apt-get install etcd-server etcd-client; root)
+integration-cluster: plugin-test engines ## Run the cluster networks' end-to-end tests: three current Moby engines on a fabric, with Debian's etcd (apt-get install etcd-server etcd-client; root)
 	DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=1 $(GO) test -tags integration -count=1 -timeout 30m -v -run '^TestCluster' ./integration/...
 
-integration-bgp: plugin engines ## Run the BGP end-to-end tests: three current Moby engines, each on its own link to a bird2 router (apt-get install bird2; root)
+integration-bgp: plugin-test engines ## Run the BGP end-to-end tests: three current Moby engines, each on its own link to a bird2 router (apt-get install bird2; root)
 	DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=bgp $(GO) test -tags integration -count=1 -timeout 20m -v -run '^TestBGP' ./integration/...
 
 # The fuzz targets, their packages and how many inputs each runs (a count,
@@ -98,8 +121,9 @@ fuzz: ## Run each fuzz target for a fixed number of inputs (FUZZSCALE=10 for ten
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${n}x $$pkg; \
 	done
 
-test-all: ## Run every test: unit tests, a short fuzz run, end to end on Engine 20.10 and on current Moby (private root mount), and the mount-dependent part again with a shared one
+test-all: ## Run every test: unit tests (again with the host's forwarding on), a short fuzz run, end to end on Engine 20.10 and on current Moby (private root mount), and the mount-dependent part again with a shared one
 	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory test-host-forwarding
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory integration-moby

@@ -34,8 +34,13 @@ type harness struct {
 	d    *Driver
 }
 
+// newHarness starts the drivers in a throwaway namespace standing for a
+// host freshly booted: forwarding off in both families, whatever the
+// namespace inherited from the machine's own settings (ip_forward is 1
+// where Docker runs), so that the tests see what dualstack turns on.
 func newHarness(t testing.TB) *harness {
 	h := &harness{t: t, host: netnstest.New(t), dir: t.TempDir()}
+	h.host.ForwardingOff(t)
 	h.open()
 	t.Cleanup(func() { h.db.Close() })
 	return h

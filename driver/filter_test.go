@@ -61,14 +61,15 @@ func (h *harness) policy(cmd string) string {
 // leaves nothing (no bridge, forwarding still off); a start whose firewall
 // fails keeps forwarding and route_localnet off until the periodic check
 // succeeds; forwarding that dualstack turns on comes with FORWARD policy
-// DROP in that family.
+// DROP in that family. The harness's host starts with forwarding off
+// (newHarness), as after a boot, whatever the machine's own settings.
 func TestFailClosed(t *testing.T) {
 	h := newHarness(t)
 	fw := &switchable{real: h.d.cfg.Firewall}
 	h.d.cfg.Firewall = fw
 	for _, k := range []string{forwardKey4, forwardKey6} {
 		if got := h.host.Sysctl(t, k); got != "0" {
-			t.Fatalf("%s is %s in a fresh namespace", k, got)
+			t.Fatalf("%s is %s where the harness turned it off", k, got)
 		}
 	}
 	const nid = "fcfcfcfcfcfc1111"

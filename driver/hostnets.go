@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/nladdr"
@@ -64,6 +65,27 @@ func hostAddrs() ([]hostAddr, error) {
 	return out, nil
 }
 
+// checkHost refuses n's subnets that overlap the host's own networks:
+// those of its interfaces but lan (checkHostOverlap) and its routes
+// (checkHostRoutes). It returns the host's addresses, for holdHostAddrs.
+func checkHost(n *network, lan string) ([]hostAddr, error) {
+	host, err := hostAddrs()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHostOverlap(n, lan, host); err != nil {
+		return nil, err
+	}
+	routes, err := hostRoutes()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHostRoutes(n, lan, routes); err != nil {
+		return nil, err
+	}
+	return host, nil
+}
+
 // checkHostOverlap refuses n's subnets that overlap a network connected on
 // a host interface other than lan, the one whose network n shares by
 // design (a macvlan network's parent). host is hostAddrs'.
@@ -79,6 +101,116 @@ func checkHostOverlap(n *network, lan string, host []hostAddr) error {
 			if h.prefix.Masked().Overlaps(p.Prefix) {
 				return fmt.Errorf("subnet %s overlaps %s on the host's interface %s: the network would take that network's addresses (its gateway among them) and cut the host off it; choose another subnet, or give -o host_overlap=true if you route it on purpose",
 					p.Prefix, h.prefix.Masked(), h.iface)
+			}
+		}
+	}
+	return nil
+}
+
+// hostRoute is a route of the host's main table that dualstack did not
+// make.
+type hostRoute struct {
+	dst   netip.Prefix
+	iface string     // its interface; "" for one of several next hops
+	via   netip.Addr // its gateway, if any
+	proto netlink.RouteProtocol
+}
+
+func (r hostRoute) String() string {
+	s := r.dst.String()
+	if r.via.IsValid() {
+		s += " via " + r.via.String()
+	}
+	if r.iface != "" {
+		s += " dev " + r.iface
+	}
+	return s + " proto " + r.proto.String()
+}
+
+// hostRoutes lists the host's own routes to networks (main table, both
+// families): hostRoutesFrom's.
+func hostRoutes() ([]hostRoute, error) {
+	list, err := nldump.Links()
+	if err != nil {
+		return nil, fmt.Errorf("list the host's interfaces: %w", err)
+	}
+	names := map[int]string{}
+	for _, l := range list {
+		if links.Owner(l) == "" {
+			names[l.Attrs().Index] = l.Attrs().Name
+		}
+	}
+	routes, err := nldump.Routes(netlink.FAMILY_ALL, nil, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list the host's routes: %w", err)
+	}
+	return hostRoutesFrom(routes, names), nil
+}
+
+// hostRoutesFrom keeps, of routes, those that send a network somewhere
+// the host chose: unicast routes to a unicast network other than the
+// default route, through an interface in names (the host's links that
+// dualstack did not make). Left out are dualstack's own: the routes on
+// its links (a bridge's connected routes, a shim's) and those of its
+// protocols (the cluster's host-gw routes, routes learned over BGP);
+// blackhole, unreachable, prohibit and throw routes, which are policy
+// rather than a place; and link-local, loopback and multicast ones.
+func hostRoutesFrom(routes []netlink.Route, names map[int]string) []hostRoute {
+	var out []hostRoute
+	for _, r := range routes {
+		if r.Type != unix.RTN_UNICAST || r.Protocol == routeProtocol || r.Protocol == learnedProtocol || r.Dst == nil {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		a, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok || ones == 0 {
+			continue
+		}
+		a = a.Unmap()
+		if a.IsLinkLocalUnicast() || a.IsLoopback() || a.IsMulticast() {
+			continue
+		}
+		h := hostRoute{dst: netip.PrefixFrom(a, ones).Masked(), proto: r.Protocol}
+		h.via, _ = netip.AddrFromSlice(r.Gw)
+		h.via = h.via.Unmap()
+		switch {
+		case r.LinkIndex != 0:
+			name, ok := names[r.LinkIndex]
+			if !ok {
+				continue // on one of dualstack's links
+			}
+			h.iface = name
+		case len(r.MultiPath) > 0:
+			if !slices.ContainsFunc(r.MultiPath, func(nh *netlink.NexthopInfo) bool { _, ok := names[nh.LinkIndex]; return ok }) {
+				continue
+			}
+		default:
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// checkHostRoutes refuses n's subnets that overlap a route of the host
+// (hostRoutes): the host sends that network's traffic elsewhere, so the
+// network's containers would be cut off from it, or the host from the
+// network the route leads to. Routes through lan, the network a macvlan
+// network shares by design, are the LAN's; a cluster network whose
+// blocks the network routes (cluster_routes=none) expects routes into its
+// subnets; and host_overlap=true is for those who route it on purpose.
+func checkHostRoutes(n *network, lan string, routes []hostRoute) error {
+	if n.Options.HostOverlap || n.Options.ClusterRoutes == clusterRoutesNone {
+		return nil
+	}
+	for _, p := range n.pools() {
+		for _, r := range routes {
+			if lan != "" && r.iface == lan {
+				continue
+			}
+			if r.dst.Overlaps(p.Prefix) {
+				return fmt.Errorf("subnet %s overlaps the host's route %s: the host sends that network's traffic there, so the network would cut its containers off the host or the host off %s; choose another subnet, or give -o host_overlap=true if you route it on purpose",
+					p.Prefix, r, r.dst)
 			}
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/macvlan"
+	"github.com/dualstack-net/dualstack/driver/nldump"
 )
 
 // macvlanPlane is the macvlan mode: containers appear on the parent
@@ -85,8 +88,9 @@ func removeParent(n *network, sharing []*network) bool {
 var dockerBridge = regexp.MustCompile(`^(docker0|br-[0-9a-f]{12})$`)
 
 // checkParent refuses a parent whose "LAN" is no LAN for containers: the
-// loopback, one of dualstack's own links, the bridge of a Docker network,
-// or a port of a bridge (the bridge itself is the LAN's interface then).
+// loopback, one of dualstack's own links, the bridge of a Docker network
+// (checkBridgeParent), or a port of a bridge (the bridge itself is the
+// LAN's interface then).
 func checkParent(name string) error {
 	l, err := netlink.LinkByName(name)
 	if links.NotFound(err) {
@@ -106,6 +110,18 @@ func checkParent(name string) error {
 		return fmt.Errorf("parent %s is one of dualstack's own links (%s): give the interface of the LAN the containers join", name, links.Owner(l))
 	case l.Type() == "bridge" && dockerBridge.MatchString(name):
 		return fmt.Errorf("parent %s is the bridge of a Docker network: its containers' network is no LAN of the host's; give the interface of a LAN", name)
+	case l.Type() == "bridge":
+		all, err := nldump.Links()
+		if err != nil {
+			return fmt.Errorf("list the ports of parent %s: %w", name, err)
+		}
+		var ports []netlink.Link
+		for _, p := range all {
+			if p.Attrs().MasterIndex == a.Index {
+				ports = append(ports, p)
+			}
+		}
+		return checkBridgeParent(name, ports)
 	case a.MasterIndex != 0:
 		master := fmt.Sprint(a.MasterIndex)
 		if m, err := netlink.LinkByIndex(a.MasterIndex); err == nil {
@@ -114,6 +130,33 @@ func checkParent(name string) error {
 		return fmt.Errorf("parent %s is a port of %s: its LAN's interface is %s; give that as the parent", name, master, master)
 	}
 	return nil
+}
+
+// checkBridgeParent refuses as a parent a bridge (name, with its ports)
+// with no port but veths: the bridge of a Docker network, whatever its
+// name (-o com.docker.network.bridge.name), or of dualstack's, has only
+// containers' veths as ports, or none at all, and no LAN behind it; a
+// bridge that is a host's LAN interface (br0 over eth0) has a port of
+// another kind: a physical interface, a bond, a VLAN, a tunnel. The shape
+// of the bridge is what tells, not the names in Docker's rules, which
+// differ with Docker's version and firewall backend (iptables or
+// nftables) and are absent with --iptables=false. The price: a LAN
+// bridge whose only uplink is a veth (a host made of namespaces) is
+// refused too.
+func checkBridgeParent(name string, ports []netlink.Link) error {
+	var veths []string
+	for _, p := range ports {
+		if p.Type() != "veth" {
+			return nil
+		}
+		veths = append(veths, p.Attrs().Name)
+	}
+	what := "no port"
+	if len(veths) > 0 {
+		slices.Sort(veths)
+		what = "no port but veths (" + strings.Join(veths, ", ") + ")"
+	}
+	return fmt.Errorf("parent %s is a bridge with %s, as the bridge of a Docker network is, whatever its name: its containers' network is no LAN of the host's; give the interface of a LAN (a physical interface, a bond, a VLAN, or a bridge with one of those as a port)", name, what)
 }
 
 func (macvlanPlane) checkFree(n *network, others map[string]*network) error {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/docker/go-plugins-helpers/ipam"
 	api "github.com/docker/go-plugins-helpers/network"
+	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 )
@@ -204,5 +205,87 @@ func TestMacvlanRefusals(t *testing.T) {
 	}
 	if links := h.host.Links(t); len(links) != 3 {
 		t.Errorf("links after refusals: %+v", links)
+	}
+}
+
+// TestCheckBridgeParent: a bridge is a LAN's interface only with a port
+// that is not a veth (root-free: the ports as netlink lists them).
+func TestCheckBridgeParent(t *testing.T) {
+	veth := func(name string) netlink.Link { return &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}} }
+	for _, c := range []struct {
+		name  string
+		ports []netlink.Link
+		words []string // nil: accepted
+	}{
+		{"no port", nil, []string{"parent br-x is a bridge with no port,", "Docker network", "whatever its name", "give the interface of a LAN"}},
+		{"containers' veths", []netlink.Link{veth("vethb2"), veth("veth1a")}, []string{"no port but veths (veth1a, vethb2)", "Docker network"}},
+		{"a physical port", []netlink.Link{&netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}}}, nil},
+		{"a bond and veths", []netlink.Link{veth("veth1"), &netlink.Bond{LinkAttrs: netlink.LinkAttrs{Name: "bond0"}}}, nil},
+		{"a VLAN", []netlink.Link{&netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: "eth0.10"}, VlanId: 10}}, nil},
+		{"a VXLAN", []netlink.Link{&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "vx0"}}}, nil},
+	} {
+		err := checkBridgeParent("br-x", c.ports)
+		if c.words == nil {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		for _, w := range c.words {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", c.name, err, w)
+			}
+		}
+	}
+}
+
+// TestMacvlanBridgeParent: in a host's namespace, a bridge of Docker's
+// shape (a custom name; no port, or only veths) is refused as a parent
+// and leaves nothing; a LAN's bridge (a VXLAN as its port) is a parent.
+func TestMacvlanBridgeParent(t *testing.T) {
+	h := newHarness(t)
+	h.host.IP(t, "link", "add", "dstcustom", "type", "bridge")
+	h.host.IP(t, "link", "add", "dstctr", "type", "bridge")
+	h.host.IP(t, "link", "add", "dstcv0", "type", "veth", "peer", "name", "dstcv1")
+	h.host.IP(t, "link", "set", "dstcv0", "master", "dstctr")
+	h.host.IP(t, "link", "add", "dstlanbr", "type", "bridge")
+	// The LAN's uplink: a VXLAN. Any kind but a veth would do; this one
+	// needs no module a test machine may lack (dummy, 8021q).
+	h.host.IP(t, "link", "add", "dstvx", "type", "vxlan", "id", "7", "dstport", "4789")
+	h.host.IP(t, "link", "set", "dstvx", "master", "dstlanbr")
+	for _, l := range []string{"dstcustom", "dstctr", "dstlanbr", "dstvx"} {
+		h.host.IP(t, "link", "set", l, "up")
+	}
+	mk := func(id, parent, subnet string) error {
+		req := &api.CreateNetworkRequest{NetworkID: id, Options: map[string]interface{}{optGeneric: map[string]interface{}{"mode": "macvlan", "parent": parent}},
+			IPv4Data: []*api.IPAMData{{AddressSpace: "local", Pool: subnet, Gateway: netip.MustParsePrefix(subnet).Addr().Next().String()}}}
+		var err error
+		h.in(func() error { err = h.d.CreateNetwork(req); return nil })
+		return err
+	}
+	before := h.host.Links(t)
+	for parent, words := range map[string][]string{
+		"dstcustom": {"parent dstcustom is a bridge with no port,", "Docker network"},
+		"dstctr":    {"parent dstctr is a bridge with no port but veths (dstcv0)", "Docker network"},
+	} {
+		if err := mk("bbbb00000000aaaa", parent, "198.51.100.0/26"); err == nil {
+			t.Errorf("parent %s accepted", parent)
+		} else {
+			for _, w := range words {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("parent %s: %q does not say %q", parent, err, w)
+				}
+			}
+		}
+	}
+	if after := h.host.Links(t); len(after) != len(before) || len(h.d.networks) != 0 {
+		t.Fatalf("refused networks left something: %d networks, %d links before, %d after", len(h.d.networks), len(before), len(after))
+	}
+	if err := mk("bbbb00000000bbbb", "dstlanbr", "198.51.100.64/26"); err != nil {
+		t.Fatalf("a LAN's bridge as the parent: %v", err)
 	}
 }

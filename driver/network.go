@@ -71,11 +71,8 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 	if err := plane.checkFree(n, d.networks); err != nil {
 		return err
 	}
-	host, err := hostAddrs()
+	host, err := checkHost(n, plane.lan(n))
 	if err != nil {
-		return err
-	}
-	if err := checkHostOverlap(n, plane.lan(n), host); err != nil {
 		return err
 	}
 	if err := plane.prepare(n, d.cfg.IPAM); err != nil {

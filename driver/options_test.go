@@ -76,6 +76,9 @@ func TestParseOptions(t *testing.T) {
 		{"bridge name with a space", generic("bridge", "a b"), []string{`bridge="a b"`}},
 		{"parent wildcard", generic("mode", "macvlan", "parent", "eth+"), []string{`parent="eth+"`, "'+'"}},
 		{"parent dot", generic("mode", "macvlan", "parent", ".."), []string{`parent=".."`}},
+		{"parent an option", generic("mode", "macvlan", "parent", "-eth0"), []string{`parent="-eth0"`, "starts with '-'"}},
+		{"bridge an option", generic("bridge", "-j"), []string{`bridge="-j"`, "starts with '-'"}},
+		{"bridge.name an option", generic("com.docker.network.bridge.name", "--help"), []string{`bridge.name="--help"`, "starts with '-'"}},
 	}
 	for _, c := range bad {
 		_, err := parseOptions(id, c.raw)

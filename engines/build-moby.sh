@@ -20,6 +20,33 @@ cache=${DUALSTACK_ENGINE_CACHE:-$HOME/.cache/dualstack-engines}
 bin=$cache/moby-$MOBY/bin
 mkdir -p "$bin" "$bin/cli-plugins"
 
+# A go install fetches modules through the proxy; a network that drops a
+# connection now and then ("connection reset by peer") must not fail the
+# build: each go install is tried up to $tries times, $pause seconds apart
+# (a longer pause each time). What a try downloaded stays in the module
+# cache, so a retry fetches only what is missing.
+tries=${BUILD_MOBY_TRIES:-3}
+pause=${BUILD_MOBY_PAUSE:-10}
+
+# goinstall PKG [ENV...]: go install PKG into $tmp with ENV, retried.
+goinstall() {
+	pkg=$1
+	shift
+	try=1
+	while :; do
+		if env GOBIN="$tmp" "$@" "$GO" install -trimpath "$pkg"; then
+			return 0
+		fi
+		if [ "$try" -ge "$tries" ]; then
+			echo "build-moby: go install $pkg failed $try times" >&2
+			return 1
+		fi
+		echo "build-moby: go install $pkg failed (try $try of $tries); trying again in $((pause * try))s" >&2
+		sleep $((pause * try))
+		try=$((try + 1))
+	done
+}
+
 # build NAME MODULE-PATH@VERSION [ENV...]: go install into $bin, then rename
 # the result (go install names it after the package directory) to NAME.
 build() {
@@ -32,7 +59,7 @@ build() {
 	tmp=$(mktemp -d "$bin/.build.XXXXXX")
 	echo "build-moby: go install $pkg -> $bin/$name"
 	start=$(date +%s)
-	if ! env GOBIN="$tmp" "$@" "$GO" install -trimpath "$pkg"; then
+	if ! goinstall "$pkg" "$@"; then
 		rm -rf "$tmp"
 		echo "build-moby: building $name failed" >&2
 		return 1

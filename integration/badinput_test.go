@@ -40,6 +40,13 @@ func TestRefusedNetworks(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("ip", "-n", eng.netns, "link", "del", "dslan0").Run() })
 	ipRun(t, "-n", eng.netns, "addr", "add", "203.0.113.253/24", "dev", "dslan0")
 	ipRun(t, "-n", eng.netns, "link", "set", "dslan0", "up")
+	// A network the host reaches through a router on that LAN.
+	ipRun(t, "-n", eng.netns, "route", "add", "198.18.5.0/24", "via", "203.0.113.1", "dev", "dslan0", "proto", "static")
+	// An interface whose name starts with '-', which Linux allows.
+	ipRun(t, "-n", eng.netns, "link", "add", "name", "-dslan9", "type", "veth", "peer", "name", "dslan8")
+	t.Cleanup(func() { _ = exec.Command("ip", "-n", eng.netns, "link", "del", "dev", "-dslan9").Run() })
+	// A Docker network whose bridge has a name of the user's.
+	createNetwork(t, "ds-rf-dockbr", "-d", "bridge", "-o", "com.docker.network.bridge.name=dsdockbr0", "--subnet", "198.18.20.0/24")
 
 	for _, c := range []struct {
 		name  string
@@ -53,6 +60,15 @@ func TestRefusedNetworks(t *testing.T) {
 		{"subnet 0.0.0.0/0", []string{"--subnet", "0.0.0.0/0"}, []string{"shorter than /8"}},
 		{"subnet 2000::/3", []string{"--ipv6", "--subnet", "198.51.100.0/24", "--subnet", "2000::/3"}, []string{"shorter than /32"}},
 		{"a host LAN's subnet", []string{"--subnet", "203.0.113.0/24"}, []string{"203.0.113.0/24", "dslan0", "host_overlap=true"}},
+		// Issue 21: the rest of the catalogue.
+		{"subnet 255.255.255.255/32", []string{"--subnet", "255.255.255.255/32"}, []string{"255.255.255.255/32", "limited broadcast", "give another subnet"}},
+		{"subnet 240.0.0.0/8", []string{"--subnet", "240.0.0.0/8"}, []string{"240.0.0.0/8", "240.0.0.0/4, reserved", "give another subnet"}},
+		{"subnet 0.1.0.0/16", []string{"--subnet", "0.1.0.0/16"}, []string{"0.1.0.0/16", `"this network"`, "give another subnet"}},
+		{"a subnet inside a host route", []string{"--subnet", "198.18.5.0/26"}, []string{"subnet 198.18.5.0/26 overlaps the host's route 198.18.5.0/24 via 203.0.113.1 dev dslan0 proto static", "host_overlap=true"}},
+		{"a subnet around a host route", []string{"--subnet", "198.18.4.0/22"}, []string{"subnet 198.18.4.0/22 overlaps the host's route 198.18.5.0/24 via 203.0.113.1"}},
+		{"bridge name starting with '-'", []string{"-o", "com.docker.network.bridge.name=-dsx", "--subnet", "198.51.100.0/24"}, []string{`"-dsx"`, "starts with '-'"}},
+		{"parent starting with '-'", []string{"-o", "mode=macvlan", "-o", "parent=-dslan9", "--subnet", "198.51.100.0/24"}, []string{`parent="-dslan9"`, "starts with '-'"}},
+		{"parent a Docker bridge of a custom name", []string{"-o", "mode=macvlan", "-o", "parent=dsdockbr0", "--subnet", "198.51.100.0/24"}, []string{"parent dsdockbr0 is a bridge with no port", "Docker network"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.words == nil {

@@ -381,7 +381,7 @@ func (b *clusterBed) pluginSettings(h *clusterHost) []string {
 func (b *clusterBed) installPlugins() error {
 	for _, h := range b.hosts[1:] {
 		settings := append([]string{"state.source=" + filepath.Join(h.e.dir, "plugin-state"), "LOG_LEVEL=debug"}, b.pluginSettings(h)...)
-		cmd := exec.Command(filepath.Join(repo, "packaging/install.sh"), append([]string{pluginName, filepath.Join(repo, "build/plugin")}, settings...)...)
+		cmd := exec.Command(filepath.Join(repo, "packaging/install.sh"), append([]string{pluginName, filepath.Join(repo, "build/plugin-test")}, settings...)...)
 		cmd.Env = append(os.Environ(), "DOCKER_HOST="+h.e.host)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("install the plugin on %s: %v\n%s", h.name, err, out)

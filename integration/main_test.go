@@ -160,13 +160,14 @@ func importBusybox() error {
 	return nil
 }
 
-// installPlugin builds the managed plugin and enables it with its state in
+// installPlugin builds the end-to-end tests' plugin (make install-test:
+// the plugin with its test seams) and enables it with its state in
 // the engine's private directory.
 func installPlugin() error {
-	cmd := exec.Command("make", "-C", repo, "install", "PLUGIN="+pluginName, "PLUGIN_SETTINGS="+strings.Join(pluginSettings(), " "))
+	cmd := exec.Command("make", "-C", repo, "install-test", "PLUGIN="+pluginName, "PLUGIN_SETTINGS="+strings.Join(pluginSettings(), " "))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("make install: %v\n%s", err, out)
+		return fmt.Errorf("make install-test: %v\n%s", err, out)
 	}
 	return nil
 }

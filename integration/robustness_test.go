@@ -326,7 +326,7 @@ func waitRunning(t *testing.T, c string) {
 }
 
 // hostSnapshot is what a cycle must leave as it found: links, addresses,
-// dualstack's rules, and the plugin's state.
+// the main table's routes, dualstack's rules, and the plugin's state.
 func hostSnapshot(t *testing.T) string {
 	t.Helper()
 	var links []struct {
@@ -345,6 +345,19 @@ func hostSnapshot(t *testing.T) string {
 			if a.Scope != "link" {
 				lines = append(lines, fmt.Sprintf("addr %s %s/%d", l.Name, a.Local, a.PrefixLen))
 			}
+		}
+	}
+	// The main table's routes, both families: a refused request adds none.
+	for _, family := range []string{"-4", "-6"} {
+		var routes []struct {
+			Dst      string `json:"dst"`
+			Gateway  string `json:"gateway"`
+			Dev      string `json:"dev"`
+			Protocol string `json:"protocol"`
+		}
+		ipJSON(t, "", &routes, family, "route", "show")
+		for _, r := range routes {
+			lines = append(lines, fmt.Sprintf("route %s via %s dev %s proto %s", r.Dst, r.Gateway, r.Dev, r.Protocol))
 		}
 	}
 	lines = append(lines, strings.Split(leftoverRules(), "\n")...)

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/dualstack-net/dualstack/validate"
 )
 
 // DefaultPool is one entry of the DEFAULT_POOLS_V4 setting: Base is split
@@ -38,6 +40,13 @@ func ParseDefaultPools(s string) ([]DefaultPool, error) {
 			return nil, fmt.Errorf("DEFAULT_POOLS_V4: %q is not an IPv4 CIDR such as 10.201.0.0/16:24", item)
 		}
 		base = base.Masked()
+		if base.Bits() < validate.MinBits4 {
+			return nil, fmt.Errorf("DEFAULT_POOLS_V4: %q is shorter than /%d: give ranges of /%d or longer (several, comma-separated, for more)", item, validate.MinBits4, validate.MinBits4)
+		}
+		// The range is a subnet of sorts: none of it may be reserved.
+		if err := validate.Subnet(base); err != nil {
+			return nil, fmt.Errorf("DEFAULT_POOLS_V4: %q: %w", item, err)
+		}
 		if base.Bits() > 30 {
 			return nil, fmt.Errorf("DEFAULT_POOLS_V4: %q is too small for a network (a gateway and a container need a /30): give a prefix length of 30 or less", item)
 		}

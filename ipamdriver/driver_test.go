@@ -238,6 +238,13 @@ func TestRequestPoolValidation(t *testing.T) {
 		{"192.0.0.0/16", "", false, "overlaps subnet 192.0.2.0/24"},
 		{"2001:db8:1::/64", "", true, "overlaps subnet 2001:db8:1::/64"},
 		{"", "192.0.2.0/25", false, "given without a subnet"},
+		// The catalogue's subnets (validate.Subnet), refused by the IPAM
+		// before any pool exists.
+		{"255.255.255.255/32", "", false, "limited broadcast"},
+		{"240.0.0.0/8", "", false, "240.0.0.0/4, reserved"},
+		{"0.1.0.0/16", "", false, `0.0.0.0/8, "this network"`},
+		{"::/128", "", true, "::/96"},
+		{"127.0.0.0/8", "", false, "loopback"},
 	}
 	for _, c := range cases {
 		_, err := e.d.RequestPool(&ipam.RequestPoolRequest{AddressSpace: LocalAddressSpace, Pool: c.pool, SubPool: c.sub, V6: c.v6})
@@ -473,7 +480,8 @@ func TestParseDefaultPools(t *testing.T) {
 	if err != nil || len(good) != 2 || good[0].Size != 24 || good[1].Size != 24 || good[1].Base.String() != "10.99.0.0/24" {
 		t.Fatalf("got %v, %v", good, err)
 	}
-	for _, bad := range []string{"", "10.0.0.0/8:4", "10.0.0.0/8:31", "2001:db8::/48:64", "x", "10.0.0.0/8:24x", "0.0.0.0/0:30", "192.0.2.0/31", "192.0.2.1/32", "192.0.2.0/31:31"} {
+	for _, bad := range []string{"", "10.0.0.0/8:4", "10.0.0.0/8:31", "2001:db8::/48:64", "x", "10.0.0.0/8:24x", "0.0.0.0/0:30", "192.0.2.0/31", "192.0.2.1/32", "192.0.2.0/31:31",
+		"240.0.0.0/8:24", "0.1.0.0/16:24", "127.0.0.0/8:24", "224.0.0.0/8:24", "169.254.0.0/16:24", "10.0.0.0/7:24"} {
 		if _, err := ParseDefaultPools(bad); err == nil || !strings.Contains(err.Error(), "DEFAULT_POOLS_V4") {
 			t.Errorf("ParseDefaultPools(%q): err = %v", bad, err)
 		}

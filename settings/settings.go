@@ -71,9 +71,6 @@ type Settings struct {
 	// settings it does not stop the plugin: BGP is off and the plugin
 	// says why, in its log and in `dualstack cluster status`.
 	BGPError error
-	// TestCrashAfter is TEST_CRASH_AFTER, a test seam: the request paths
-	// after whose first commit the plugin dies before it answers.
-	TestCrashAfter []string
 }
 
 // Defaults for settings that config.json does not expose.
@@ -124,11 +121,6 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 	if s.FirewallBackend, err = firewall.ParseBackend(get("FIREWALL_BACKEND", "auto")); err != nil {
 		errs = append(errs, "FIREWALL_BACKEND: "+err.Error())
 	}
-	for _, p := range strings.Split(get("TEST_CRASH_AFTER", ""), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			s.TestCrashAfter = append(s.TestCrashAfter, p)
-		}
-	}
 	if s.NetnsAccess, err = sandboxkey.ParseMechanism(get("NETNS_ACCESS", "auto")); err != nil {
 		errs = append(errs, "NETNS_ACCESS="+err.Error())
 	}
@@ -143,6 +135,7 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 // clusterFromEnv reads the cluster settings, returning what is wrong.
 func (s *Settings) clusterFromEnv(get func(name, def string) string) []string {
 	var errs []string
+	schemes := map[string][]string{} // the endpoints by scheme
 	for _, e := range strings.Split(get("CLUSTER_STORE", ""), ",") {
 		if e = strings.TrimSpace(e); e == "" {
 			continue
@@ -153,6 +146,11 @@ func (s *Settings) clusterFromEnv(get func(name, def string) string) []string {
 			continue
 		}
 		s.ClusterStore = append(s.ClusterStore, e)
+		schemes[u.Scheme] = append(schemes[u.Scheme], e)
+	}
+	if len(schemes["http"]) > 0 && len(schemes["https"]) > 0 {
+		errs = append(errs, fmt.Sprintf("CLUSTER_STORE mixes http:// endpoints (%s) and https:// endpoints (%s): the plugin talks to all the endpoints of the store one way, with TLS (the files in CLUSTER_TLS_DIR) or without; give every endpoint one scheme, the one the store serves (https:// for an etcd with TLS)",
+			strings.Join(schemes["http"], ", "), strings.Join(schemes["https"], ", ")))
 	}
 	hostname, _ := os.Hostname()
 	s.ClusterNode = get("CLUSTER_NODE", hostname)

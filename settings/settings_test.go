@@ -52,7 +52,7 @@ func TestCluster(t *testing.T) {
 	if err != nil || len(s.ClusterStore) != 0 || len(s.ClusterAddress) != 0 {
 		t.Fatalf("no cluster settings: %+v, %v", s, err)
 	}
-	s, err = FromEnv(env(map[string]string{"CLUSTER_STORE": "http://198.51.100.1:2379, https://etcd.example:2379", "CLUSTER_NODE": "host-1", "CLUSTER_ADDRESS": "198.51.100.2,fd00:1::2"}))
+	s, err = FromEnv(env(map[string]string{"CLUSTER_STORE": "https://198.51.100.1:2379, https://etcd.example:2379", "CLUSTER_NODE": "host-1", "CLUSTER_ADDRESS": "198.51.100.2,fd00:1::2"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +63,33 @@ func TestCluster(t *testing.T) {
 	for _, want := range []string{`CLUSTER_STORE="etcd:2379"`, `CLUSTER_NODE="a/b"`, "198.51.100.3 is a second address", `CLUSTER_ADDRESS="nonsense"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+}
+
+// TestClusterStoreRefusals: CLUSTER_STORE values refused at start, each
+// with what is wrong and what to do.
+func TestClusterStoreRefusals(t *testing.T) {
+	for _, ok := range []string{"http://198.51.100.1:2379", "http://198.51.100.1:2379,http://198.51.100.2:2379", "https://etcd.example:2379, https://198.51.100.2:2379"} {
+		if _, err := FromEnv(env(map[string]string{"CLUSTER_STORE": ok, "CLUSTER_NODE": "host-1"})); err != nil {
+			t.Errorf("CLUSTER_STORE=%q: %v", ok, err)
+		}
+	}
+	for _, tc := range []struct {
+		store string
+		want  []string
+	}{
+		{"http://198.51.100.1:2379,https://198.51.100.2:2379", []string{"CLUSTER_STORE mixes", "http:// endpoints (http://198.51.100.1:2379)", "https:// endpoints (https://198.51.100.2:2379)", "one scheme", "docker plugin set"}},
+		{"https://etcd-a:2379, http://etcd-b:2379, https://etcd-c:2379", []string{"(http://etcd-b:2379)", "(https://etcd-a:2379, https://etcd-c:2379)", "CLUSTER_TLS_DIR"}},
+		{"etcd:2379", []string{`CLUSTER_STORE="etcd:2379"`, "http:// or https:// URLs"}},
+		{"ftp://198.51.100.1:2379", []string{`CLUSTER_STORE="ftp://198.51.100.1:2379"`}},
+		{"http://", []string{`CLUSTER_STORE="http://"`}},
+	} {
+		_, err := FromEnv(env(map[string]string{"CLUSTER_STORE": tc.store, "CLUSTER_NODE": "host-1"}))
+		for _, want := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("CLUSTER_STORE=%q: error %v does not say %q", tc.store, err, want)
+			}
 		}
 	}
 }

@@ -41,13 +41,17 @@ func LinkName(name string) error {
 
 // InterfaceName checks an interface name given in an option (a bridge's,
 // a macvlan parent's): a name Linux allows, of letters, digits, '_', '.'
-// and '-' only. The names end up in firewall rules, where iptables reads
-// '+' as a wildcard ("x+" is every interface whose name starts with x, "+"
-// every interface), and in new links, whose names the kernel expands where
-// they hold "%d".
+// and '-' only, not starting with '-'. The names end up in firewall rules,
+// where iptables reads '+' as a wildcard ("x+" is every interface whose
+// name starts with x, "+" every interface) and a leading '-' as an option,
+// in ip(8) and sysctl paths, where a leading '-' is an option too, and in
+// new links, whose names the kernel expands where they hold "%d".
 func InterfaceName(name string) error {
 	if err := LinkName(name); err != nil {
 		return err
+	}
+	if strings.HasPrefix(name, "-") {
+		return fmt.Errorf("interface name %q starts with '-', which iptables and ip(8) read as an option: give a name that starts with a letter, digit, '_' or '.'", name)
 	}
 	for _, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
@@ -81,8 +85,23 @@ const (
 	MinBits6 = 32
 )
 
+// Address blocks that are no network for containers (RFC 6890): IPv4's
+// "this network" (0.0.0.0/8: addresses a host uses as a source only while
+// it does not know its own), its reserved block (240.0.0.0/4, the limited
+// broadcast 255.255.255.255 at its end), and IPv6's ::/96 (the
+// unspecified address and the deprecated IPv4-compatible ones; loopback
+// and IPv4-mapped addresses are refused on their own).
+var (
+	thisNetwork4      = netip.MustParsePrefix("0.0.0.0/8")
+	reserved4         = netip.MustParsePrefix("240.0.0.0/4")
+	limitedBroadcast4 = netip.MustParsePrefix("255.255.255.255/32")
+	compatible6       = netip.MustParsePrefix("::/96")
+)
+
 // Subnet checks a network's subnet: a unicast IPv4 or IPv6 network, no
-// shorter than /8 (IPv4) or /32 (IPv6).
+// shorter than /8 (IPv4) or /32 (IPv6), outside the blocks that are no
+// network for containers (loopback, link-local, multicast, 0.0.0.0/8,
+// 240.0.0.0/4, ::/96).
 func Subnet(p netip.Prefix) error {
 	if !p.IsValid() {
 		return errors.New("no subnet: give one such as 192.0.2.0/24 or 2001:db8::/64")
@@ -103,6 +122,27 @@ func Subnet(p netip.Prefix) error {
 		return fmt.Errorf("subnet %s is not a unicast network a container can use (loopback, link-local or multicast): give another", p)
 	case a.IsUnspecified() && p.Bits() < a.BitLen():
 		return fmt.Errorf("subnet %s is not a network a container can use: give another", p)
+	}
+	return reservedSubnet(p)
+}
+
+// reservedSubnet refuses a subnet that overlaps a block reserved for
+// other uses, naming the block. (An IPv4 subnet of /8 or longer lies inside
+// the IPv4 blocks it overlaps.)
+func reservedSubnet(p netip.Prefix) error {
+	const another = "give another subnet, such as one inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (IPv4) or fd00::/8 (IPv6)"
+	switch {
+	case p.Overlaps(limitedBroadcast4):
+		if p.Bits() == 32 {
+			return fmt.Errorf("subnet %s is the limited broadcast address, which reaches every host of a LAN and no container: %s", p, another)
+		}
+		return fmt.Errorf("subnet %s is in %s, reserved for future use (RFC 1112), and holds the limited broadcast address 255.255.255.255: most hosts and routers drop its traffic; %s", p, reserved4, another)
+	case p.Overlaps(reserved4):
+		return fmt.Errorf("subnet %s is in %s, reserved for future use (RFC 1112): most hosts and routers drop its traffic; %s", p, reserved4, another)
+	case p.Overlaps(thisNetwork4):
+		return fmt.Errorf("subnet %s is in %s, \"this network\" (RFC 1122), whose addresses are only the sources of hosts that do not know their own yet: most hosts and routers drop traffic to them; %s", p, thisNetwork4, another)
+	case p.Overlaps(compatible6):
+		return fmt.Errorf("subnet %s overlaps %s, the unspecified address and the deprecated IPv4-compatible addresses (RFC 4291), which no host may use: %s", p, compatible6, another)
 	}
 	return nil
 }

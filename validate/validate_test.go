@@ -3,6 +3,7 @@ package validate
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -25,7 +26,7 @@ func refuses(t *testing.T, call string, err error, words ...string) {
 }
 
 func TestInterfaceName(t *testing.T) {
-	for _, ok := range []string{"eth0", "eth0.10", "br-lan", "ds-0123456789ab", "enp0s31f6", "a", "A_b.c-d", "abcdefghijklmno"} {
+	for _, ok := range []string{"eth0", "eth0.10", "br-lan", "ds-0123456789ab", "enp0s31f6", "a", "A_b.c-d", "abcdefghijklmno", "eth-", "_x", ".x"} {
 		if err := InterfaceName(ok); err != nil {
 			t.Errorf("InterfaceName(%q): %v", ok, err)
 		}
@@ -39,6 +40,8 @@ func TestInterfaceName(t *testing.T) {
 		"a:b":              {"':'"},
 		"a b":              {"white space"},
 		"+":                {"'+'", "patterns"},
+		"-eth0":            {"starts with '-'", "option"},
+		"-":                {"starts with '-'"},
 		"x+":               {"'+'"},
 		"bars%d":           {"'%'"},
 		"é":                {"only letters"},
@@ -49,7 +52,8 @@ func TestInterfaceName(t *testing.T) {
 }
 
 func TestSubnet(t *testing.T) {
-	for _, ok := range []string{"10.0.0.0/8", "192.0.2.0/24", "198.51.100.7/32", "2001:db8::/32", "fd00:1::/64", "2001:db8::1/128"} {
+	for _, ok := range []string{"10.0.0.0/8", "192.0.2.0/24", "198.51.100.7/32", "2001:db8::/32", "fd00:1::/64", "2001:db8::1/128",
+		"1.0.0.0/8", "223.255.255.0/24", "223.255.255.255/32", "100.64.0.0/10", "64:ff9b::/96"} {
 		if err := Subnet(netip.MustParsePrefix(ok)); err != nil {
 			t.Errorf("Subnet(%s): %v", ok, err)
 		}
@@ -65,6 +69,19 @@ func TestSubnet(t *testing.T) {
 		"224.0.0.0/8":          {"multicast"},
 		"ff02::/64":            {"multicast"},
 		"::ffff:192.0.2.0/120": {"dotted form"},
+		// Reserved blocks (RFC 6890), each named with what to do.
+		"255.255.255.255/32": {"limited broadcast", "give another subnet"},
+		"255.255.255.0/24":   {"240.0.0.0/4", "255.255.255.255", "give another subnet"},
+		"240.0.0.0/4":        {"shorter than /8"},
+		"240.0.0.0/8":        {"240.0.0.0/4", "reserved", "give another subnet"},
+		"250.1.2.0/24":       {"240.0.0.0/4", "reserved"},
+		"0.1.0.0/16":         {"0.0.0.0/8", `"this network"`, "give another subnet"},
+		"0.0.0.0/8":          {"0.0.0.0/8"},
+		"0.0.0.0/32":         {"0.0.0.0/8"},
+		"0.255.255.255/32":   {"0.0.0.0/8"},
+		"::/128":             {"::/96", "unspecified", "give another subnet"},
+		"::/64":              {"not a network"},
+		"::c000:200/120":     {"::/96", "IPv4-compatible"},
 	} {
 		refuses(t, "Subnet("+s+")", Subnet(netip.MustParsePrefix(s)), words...)
 	}
@@ -126,9 +143,11 @@ func FuzzCatalogue(f *testing.F) {
 	f.Add("eth0", "192.0.2.0/24", 1500, "02:42:c0:00:02:02", "/run/docker/netns/x")
 	f.Add("x+", "0.0.0.0/0", 0, "01:00:5e:00:00:01", "relative")
 	f.Add("bars%d", "2000::/3", 1279, "", "/a/../b")
+	f.Add("-eth0", "0.1.0.0/16", 1500, "", "/")
+	f.Add("eth0", "255.255.255.255/32", 1500, "", "/")
 	f.Fuzz(func(t *testing.T, name, subnet string, mtu int, mac, key string) {
 		if InterfaceName(name) == nil {
-			if len(name) == 0 || len(name) > MaxNameLen || strings.ContainsAny(name, "+%/: \t\n*") || name == "." || name == ".." {
+			if len(name) == 0 || name[0] == '-' || len(name) > MaxNameLen || strings.ContainsAny(name, "+%/: \t\n*") || name == "." || name == ".." {
 				t.Fatalf("InterfaceName accepted %q", name)
 			}
 		}
@@ -137,7 +156,8 @@ func FuzzCatalogue(f *testing.F) {
 			if p.Addr().Is6() {
 				min = MinBits6
 			}
-			if p.Bits() < min || p.Addr().IsLoopback() || p.Addr().IsMulticast() {
+			reserved := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("240.0.0.0/4"), netip.MustParsePrefix("::/96")}
+			if p.Bits() < min || p.Addr().IsLoopback() || p.Addr().IsMulticast() || slices.ContainsFunc(reserved, p.Overlaps) {
 				t.Fatalf("Subnet accepted %s", p)
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -178,34 +177,12 @@ func run(log *logrus.Logger) error {
 	}).Debug("startup steps")
 	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(started).Round(time.Millisecond)).Info("dualstack serving")
 	server := plugin.New(netDriver, ipamDriver, log)
-	if paths := cfg.TestCrashAfter; len(paths) > 0 {
-		server.CrashAfter(crashOnce(cfg.StateDir, paths, log))
+	if crash := crashSeam(os.Getenv, cfg.StateDir, log); crash != nil {
+		server.CrashAfter(crash)
 	}
 	err = server.Serve(ctx, srv, l, stopGrace)
 	log.WithError(err).Info("stopped: every request under way finished")
 	return err
-}
-
-// crashOnce is the TEST_CRASH_AFTER seam: after the first request to each
-// of paths is served, the process dies before it answers, as a crash
-// after the commit would. A file in the state directory remembers the
-// crash, so that the restarted plugin answers Docker's retry.
-func crashOnce(stateDir string, paths []string, log logrus.FieldLogger) func(string) {
-	return func(path string) {
-		if !slices.Contains(paths, path) {
-			return
-		}
-		marker := filepath.Join(stateDir, "crashed-after-"+strings.ReplaceAll(strings.Trim(path, "/"), "/", "_"))
-		if _, err := os.Stat(marker); err == nil {
-			return
-		}
-		if err := os.WriteFile(marker, nil, 0o600); err != nil {
-			log.WithError(err).Error("TEST_CRASH_AFTER: cannot record the crash; not crashing")
-			return
-		}
-		log.WithField("path", path).Warn("TEST_CRASH_AFTER: dying after the commit, before the answer")
-		os.Exit(3)
-	}
 }
 
 // stopGrace bounds the wait for requests under way at SIGTERM, within

@@ -34,12 +34,16 @@ type process struct {
 	done chan error
 }
 
-func startPlugin(t *testing.T, ns netnstest.NS, state string) *process {
+// startPlugin starts the plugin (this test binary, as main) in ns with its
+// state in state and the settings env (NAME=value) besides, and waits
+// until it serves.
+func startPlugin(t *testing.T, ns netnstest.NS, state string, env ...string) *process {
 	t.Helper()
 	p := &process{log: &bytes.Buffer{}, sock: filepath.Join(state, "dualstack.sock"), done: make(chan error, 1)}
 	p.cmd = exec.Command("ip", "netns", "exec", ns.Name, os.Args[0])
 	p.cmd.Env = append(os.Environ(), "DUALSTACK_TEST_PLUGIN=1", "STATE_DIR="+state, "SOCKET="+p.sock, "LOG_LEVEL=debug",
 		"MACHINE_ID_FILE="+filepath.Join(state, "no-machine-id"))
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -104,5 +108,38 @@ func TestSIGTERM(t *testing.T) {
 	p = startPlugin(t, ns, state)
 	if code := p.call("/IpamDriver.RequestPool", `{"AddressSpace":"local","Pool":"198.51.100.0/25"}`); code == http.StatusOK {
 		t.Fatalf("the pool committed before SIGTERM is gone after the restart:\n%s", p.log)
+	}
+}
+
+// TestRefusedAtStart: settings the plugin cannot work with stop it at
+// start, saying what is wrong and what to do, before it opens its state
+// (root-free: nothing touches the network).
+func TestRefusedAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want []string
+	}{
+		{[]string{"CLUSTER_STORE=http://198.51.100.1:2379,https://198.51.100.2:2379"},
+			[]string{"CLUSTER_STORE mixes http:// endpoints (http://198.51.100.1:2379) and https:// endpoints (https://198.51.100.2:2379)", "one scheme", "docker plugin set"}},
+		{[]string{"DEFAULT_POOLS_V4=240.0.0.0/8:24"}, []string{"DEFAULT_POOLS_V4", "240.0.0.0/4, reserved"}},
+	} {
+		state := t.TempDir()
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "DUALSTACK_TEST_PLUGIN=1", "STATE_DIR="+state, "SOCKET="+filepath.Join(state, "dualstack.sock"),
+			"MACHINE_ID_FILE="+filepath.Join(state, "no-machine-id"), "CLUSTER_NODE=host-1")
+		cmd.Env = append(cmd.Env, tc.env...)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%v: the plugin started:\n%s", tc.env, out)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("%v: the plugin's output does not say %q:\n%s", tc.env, w, out)
+			}
+		}
+		if left, _ := os.ReadDir(state); len(left) != 0 {
+			t.Errorf("%v: the refused start left %d files in the state directory", tc.env, len(left))
+		}
 	}
 }

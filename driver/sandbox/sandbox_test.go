@@ -257,6 +257,15 @@ func TestMovedInterfaceInheritsDefault(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			origin, dest := netnstest.New(t), netnstest.New(t)
+			// The kernel's defaults, which a new namespace has only where
+			// the host's IPv6 settings are not inherited
+			// (net.core.devconf_inherit_init_net 0 or 2).
+			for _, ns := range []netnstest.NS{origin, dest} {
+				ns.SetSysctl(t, "net/ipv6/conf/all/accept_dad", "0")
+				ns.SetSysctl(t, "net/ipv6/conf/default/accept_dad", "1")
+				ns.SetSysctl(t, "net/ipv6/conf/default/accept_ra", "1")
+				ns.SetSysctl(t, "net/ipv6/conf/all/forwarding", "0")
+			}
 			if tc.allDAD1 || tc.defaultDAD0 {
 				in(t, dest, func() error {
 					var errs []error

@@ -147,6 +147,36 @@ func (ns NS) Sysctl(t testing.TB, key string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// SetSysctl writes value to /proc/sys/KEY inside the namespace and checks
+// that it reads back. key uses slashes: net/ipv4/ip_forward.
+//
+// A test that needs a setting in a known state sets it: a new namespace
+// does not start from the kernel's defaults everywhere. With
+// net.core.devconf_inherit_init_net=0 (the kernel's default) it copies
+// the host's IPv4 settings, ip_forward among them (1 where Docker runs),
+// and with 1 the host's IPv6 settings too.
+func (ns NS) SetSysctl(t testing.TB, key, value string) {
+	t.Helper()
+	err := netns.Do(ns.Path, func() error {
+		return os.WriteFile(filepath.Join("/proc/sys", key), []byte(value), 0o644)
+	})
+	if err != nil {
+		t.Fatalf("set %s to %s in netns %s: %v", key, value, ns.Name, err)
+	}
+	if got := ns.Sysctl(t, key); got != value {
+		t.Fatalf("%s in netns %s reads %s after setting it to %s", key, ns.Name, got, value)
+	}
+}
+
+// ForwardingOff turns IPv4 and IPv6 forwarding off in the namespace, as
+// on a host freshly booted, whatever the host's own settings that the
+// namespace inherited (see SetSysctl).
+func (ns NS) ForwardingOff(t testing.TB) {
+	t.Helper()
+	ns.SetSysctl(t, "net/ipv4/ip_forward", "0")
+	ns.SetSysctl(t, "net/ipv6/conf/all/forwarding", "0")
+}
+
 // Link is what `ip -d -j link show` tells about a link.
 type Link struct {
 	Index     int      `json:"ifindex"`

@@ -1,0 +1,194 @@
+package driver
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	api "github.com/docker/go-plugins-helpers/network"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// route is a main-table route as netlink lists it.
+func route(dst, via string, link int, proto netlink.RouteProtocol, typ int) netlink.Route {
+	r := netlink.Route{LinkIndex: link, Protocol: proto, Type: typ, Table: unix.RT_TABLE_MAIN}
+	if dst != "" {
+		_, r.Dst, _ = net.ParseCIDR(dst)
+	}
+	if via != "" {
+		r.Gw = net.ParseIP(via)
+	}
+	return r
+}
+
+// TestHostRoutesFrom: which of the host's routes count as the host's own
+// (root-free: the routes as netlink lists them).
+func TestHostRoutesFrom(t *testing.T) {
+	names := map[int]string{2: "eth0", 3: "wg0"} // 7 is one of dualstack's links
+	multi := route("198.18.64.0/24", "", 0, unix.RTPROT_STATIC, unix.RTN_UNICAST)
+	multi.MultiPath = []*netlink.NexthopInfo{{LinkIndex: 2, Gw: net.ParseIP("192.0.2.1")}, {LinkIndex: 3}}
+	ownMulti := route("198.18.65.0/24", "", 0, unix.RTPROT_STATIC, unix.RTN_UNICAST)
+	ownMulti.MultiPath = []*netlink.NexthopInfo{{LinkIndex: 7}}
+	routes := []netlink.Route{
+		route("", "192.0.2.1", 2, unix.RTPROT_DHCP, unix.RTN_UNICAST),                  // default route
+		route("0.0.0.0/0", "192.0.2.1", 2, unix.RTPROT_STATIC, unix.RTN_UNICAST),       // default route, spelt out
+		route("192.0.2.0/24", "", 2, unix.RTPROT_KERNEL, unix.RTN_UNICAST),             // the LAN's
+		route("198.18.5.0/24", "192.0.2.254", 2, unix.RTPROT_STATIC, unix.RTN_UNICAST), // via a router
+		route("2001:db8:5::/48", "fe80::1", 2, unix.RTPROT_RA, unix.RTN_UNICAST),       // router advertisement
+		route("10.8.0.0/16", "", 3, unix.RTPROT_BOOT, unix.RTN_UNICAST),                // a VPN's
+		route("198.51.100.0/24", "", 7, unix.RTPROT_KERNEL, unix.RTN_UNICAST),          // dualstack's bridge
+		route("198.18.9.0/26", "192.0.2.9", 2, routeProtocol, unix.RTN_UNICAST),        // host-gw cluster route
+		route("198.18.10.0/26", "192.0.2.10", 2, learnedProtocol, unix.RTN_UNICAST),    // learned over BGP
+		route("10.0.0.0/8", "", 0, unix.RTPROT_STATIC, unix.RTN_BLACKHOLE),             // policy
+		route("172.16.0.0/12", "", 0, unix.RTPROT_STATIC, unix.RTN_UNREACHABLE),        // policy
+		route("169.254.0.0/16", "", 2, unix.RTPROT_BOOT, unix.RTN_UNICAST),             // link-local
+		route("fe80::/64", "", 2, unix.RTPROT_KERNEL, unix.RTN_UNICAST),                // link-local
+		route("::1/128", "", 1, unix.RTPROT_KERNEL, unix.RTN_UNICAST),                  // loopback (lo not in names)
+		route("ff00::/8", "", 2, unix.RTPROT_BOOT, unix.RTN_UNICAST),                   // multicast
+		route("203.0.113.0/24", "", 9, unix.RTPROT_STATIC, unix.RTN_UNICAST),           // a link gone meanwhile
+		multi, ownMulti,
+	}
+	var got []string
+	for _, r := range hostRoutesFrom(routes, names) {
+		got = append(got, r.String())
+	}
+	want := []string{
+		"192.0.2.0/24 dev eth0 proto kernel",
+		"198.18.5.0/24 via 192.0.2.254 dev eth0 proto static",
+		"2001:db8:5::/48 via fe80::1 dev eth0 proto ra",
+		"10.8.0.0/16 dev wg0 proto boot",
+		"198.18.64.0/24 proto static",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("host routes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestCheckHostRoutes: a subnet that overlaps a route of the host is
+// refused naming the route and what to do, unless the route is the LAN a
+// macvlan network shares, the network routes its cluster's blocks itself,
+// or host_overlap=true.
+func TestCheckHostRoutes(t *testing.T) {
+	routes := []hostRoute{
+		{dst: netip.MustParsePrefix("192.0.2.0/24"), iface: "eth0", proto: unix.RTPROT_KERNEL},
+		{dst: netip.MustParsePrefix("198.18.5.0/24"), iface: "eth0", via: netip.MustParseAddr("192.0.2.254"), proto: unix.RTPROT_STATIC},
+		{dst: netip.MustParsePrefix("2001:db8:5::/48"), iface: "eth0", via: netip.MustParseAddr("fe80::1"), proto: unix.RTPROT_RA},
+	}
+	net := func(opts netOptions, subnets ...string) *network {
+		n := &network{ID: "0123456789ab", Options: opts}
+		for _, s := range subnets {
+			p := pool{Prefix: netip.MustParsePrefix(s)}
+			if p.Prefix.Addr().Is4() {
+				n.V4 = append(n.V4, p)
+			} else {
+				n.V6 = append(n.V6, p)
+			}
+		}
+		return n
+	}
+	bridge := netOptions{Mode: ModeBridge}
+	for _, c := range []struct {
+		name  string
+		n     *network
+		lan   string
+		words []string // nil: accepted
+	}{
+		{"inside a route via a router", net(bridge, "198.18.5.0/26"), "", []string{"subnet 198.18.5.0/26", "198.18.5.0/24 via 192.0.2.254 dev eth0 proto static", "host_overlap=true", "choose another subnet"}},
+		{"the route itself", net(bridge, "198.18.5.0/24"), "", []string{"198.18.5.0/24 via 192.0.2.254"}},
+		{"around a route", net(bridge, "198.18.0.0/16"), "", []string{"subnet 198.18.0.0/16", "198.18.5.0/24"}},
+		{"IPv6 inside a route", net(bridge, "198.51.100.0/24", "2001:db8:5:1::/64"), "", []string{"subnet 2001:db8:5:1::/64", "2001:db8:5::/48 via fe80::1 dev eth0 proto ra"}},
+		{"clear of every route", net(bridge, "198.18.6.0/24", "2001:db8:6::/64"), "", nil},
+		{"host_overlap=true", net(netOptions{Mode: ModeBridge, HostOverlap: true}, "198.18.5.0/26"), "", nil},
+		{"a macvlan network on the LAN", net(netOptions{Mode: ModeMacvlan, Parent: "eth0"}, "192.0.2.128/25"), "eth0", nil},
+		{"a macvlan network elsewhere", net(netOptions{Mode: ModeMacvlan, Parent: "eth1"}, "192.0.2.128/25"), "eth1", []string{"192.0.2.0/24 dev eth0 proto kernel"}},
+		{"cluster_routes=none", net(netOptions{Mode: ModeBridge, Cluster: "c", ClusterRoutes: clusterRoutesNone}, "198.18.0.0/16"), "", nil},
+		{"cluster_routes=host-gw", net(netOptions{Mode: ModeBridge, Cluster: "c", ClusterRoutes: clusterRoutesHostGW}, "198.18.0.0/16"), "", []string{"198.18.5.0/24"}},
+	} {
+		err := checkHostRoutes(c.n, c.lan, routes)
+		if c.words == nil {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		for _, w := range c.words {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", c.name, err, w)
+			}
+		}
+	}
+}
+
+// TestCreateNetworkRefusesHostRoutes: in a host's namespace, a subnet
+// inside (or around) a route of the host's is refused naming the route
+// and leaves nothing; dualstack's own routes (a network's bridge, the
+// cluster's protocols) and policy routes are no reason to refuse, and a
+// network removed can be created again.
+func TestCreateNetworkRefusesHostRoutes(t *testing.T) {
+	h := newHarness(t)
+	h.host.IP(t, "link", "add", "dstrt0", "type", "veth", "peer", "name", "dstrt1")
+	h.host.IP(t, "link", "set", "dstrt1", "up")
+	h.host.IP(t, "addr", "add", "203.0.113.2/24", "dev", "dstrt0")
+	h.host.IP(t, "-6", "addr", "add", "2001:db8:ff::2/64", "dev", "dstrt0", "nodad")
+	h.host.IP(t, "link", "set", "dstrt0", "up")
+	h.host.IP(t, "route", "add", "198.18.5.0/24", "via", "203.0.113.1", "proto", "static")
+	h.host.IP(t, "-6", "route", "add", "2001:db8:5::/48", "via", "2001:db8:ff::1")
+	h.host.IP(t, "route", "add", "198.18.8.0/26", "via", "203.0.113.8", "proto", "213") // a host-gw cluster route
+	h.host.IP(t, "route", "add", "198.18.9.0/26", "via", "203.0.113.9", "proto", "214") // learned over BGP
+	h.host.IP(t, "route", "add", "blackhole", "10.0.0.0/8")
+	create := func(id string, v4, v6 string) error {
+		req := &api.CreateNetworkRequest{NetworkID: id, Options: map[string]interface{}{optEnableIPv6: v6 != ""},
+			IPv4Data: []*api.IPAMData{{AddressSpace: "local", Pool: v4}}}
+		if v6 != "" {
+			req.IPv6Data = []*api.IPAMData{{AddressSpace: "local", Pool: v6}}
+		}
+		var err error
+		h.in(func() error { err = h.d.CreateNetwork(req); return nil })
+		return err
+	}
+	linksBefore, routesBefore := len(h.host.Links(t)), string(h.host.IP(t, "route", "show", "table", "all"))
+	for _, c := range []struct {
+		name, v4, v6 string
+		words        []string
+	}{
+		{"inside a route via a router", "198.18.5.0/26", "", []string{"subnet 198.18.5.0/26 overlaps the host's route 198.18.5.0/24 via 203.0.113.1 dev dstrt0 proto static", "host_overlap=true"}},
+		{"around a route", "198.18.0.0/16", "", []string{"198.18.5.0/24 via 203.0.113.1"}},
+		{"IPv6 inside a route", "198.51.100.0/24", "2001:db8:5:1::/64", []string{"subnet 2001:db8:5:1::/64 overlaps the host's route 2001:db8:5::/48 via 2001:db8:ff::1 dev dstrt0"}},
+	} {
+		err := create("abcdabcdabcd0001", c.v4, c.v6)
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		for _, w := range c.words {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", c.name, err, w)
+			}
+		}
+	}
+	if len(h.d.networks) != 0 || len(h.host.Links(t)) != linksBefore || string(h.host.IP(t, "route", "show", "table", "all")) != routesBefore {
+		t.Fatalf("refused networks left something: %d networks, links %+v", len(h.d.networks), h.host.Links(t))
+	}
+	// Not the host's: dualstack's cluster routes, a blackhole; and a
+	// network's own bridge route when it is created again.
+	for i, subnet := range []string{"198.18.8.0/24", "198.18.9.0/24", "10.1.0.0/24", "198.18.6.0/24"} {
+		if err := create(fmt.Sprintf("abcdabcdab%02d0002", i), subnet, ""); err != nil {
+			t.Errorf("%s refused: %v", subnet, err)
+		}
+	}
+	h.in(func() error { return h.d.DeleteNetwork(&api.DeleteNetworkRequest{NetworkID: "abcdabcdab030002"}) })
+	if err := create("abcdabcdab030002", "198.18.6.0/24", ""); err != nil {
+		t.Errorf("a network created again: %v", err)
+	}
+	// With host_overlap=true the route is the user's business.
+	req := &api.CreateNetworkRequest{NetworkID: "abcdabcdabcd0003", Options: map[string]interface{}{optGeneric: map[string]interface{}{"host_overlap": "true"}},
+		IPv4Data: []*api.IPAMData{{AddressSpace: "local", Pool: "198.18.5.0/26"}}}
+	h.in(func() error { return h.d.CreateNetwork(req) })
+}
