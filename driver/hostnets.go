@@ -11,6 +11,7 @@ import (
 	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/nladdr"
 	"github.com/dualstack-net/dualstack/driver/nldump"
+	"github.com/dualstack-net/dualstack/routes"
 )
 
 // The host's own networks.
@@ -147,7 +148,7 @@ func hostRoutes() ([]hostRoute, error) {
 	return hostRoutesFrom(routes, names), nil
 }
 
-// hostRoutesFrom keeps, of routes, those that send a network somewhere
+// hostRoutesFrom keeps, of all, the routes that send a network somewhere
 // the host chose: unicast routes to a unicast network other than the
 // default route, through an interface in names (the host's links that
 // dualstack did not make). Left out are dualstack's own: the routes on
@@ -155,10 +156,10 @@ func hostRoutes() ([]hostRoute, error) {
 // protocols (the cluster's host-gw routes, routes learned over BGP);
 // blackhole, unreachable, prohibit and throw routes, which are policy
 // rather than a place; and link-local, loopback and multicast ones.
-func hostRoutesFrom(routes []netlink.Route, names map[int]string) []hostRoute {
+func hostRoutesFrom(all []netlink.Route, names map[int]string) []hostRoute {
 	var out []hostRoute
-	for _, r := range routes {
-		if r.Type != unix.RTN_UNICAST || r.Protocol == routeProtocol || r.Protocol == learnedProtocol || r.Dst == nil {
+	for _, r := range all {
+		if r.Type != unix.RTN_UNICAST || r.Protocol == netlink.RouteProtocol(routes.HostGW) || r.Protocol == netlink.RouteProtocol(routes.Learned) || r.Dst == nil {
 			continue
 		}
 		ones, _ := r.Dst.Mask.Size()

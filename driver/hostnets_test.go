@@ -10,6 +10,8 @@ import (
 	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/dualstack-net/dualstack/routes"
 )
 
 // route is a main-table route as netlink lists it.
@@ -33,22 +35,22 @@ func TestHostRoutesFrom(t *testing.T) {
 	ownMulti := route("198.18.65.0/24", "", 0, unix.RTPROT_STATIC, unix.RTN_UNICAST)
 	ownMulti.MultiPath = []*netlink.NexthopInfo{{LinkIndex: 7}}
 	routes := []netlink.Route{
-		route("", "192.0.2.1", 2, unix.RTPROT_DHCP, unix.RTN_UNICAST),                  // default route
-		route("0.0.0.0/0", "192.0.2.1", 2, unix.RTPROT_STATIC, unix.RTN_UNICAST),       // default route, spelt out
-		route("192.0.2.0/24", "", 2, unix.RTPROT_KERNEL, unix.RTN_UNICAST),             // the LAN's
-		route("198.18.5.0/24", "192.0.2.254", 2, unix.RTPROT_STATIC, unix.RTN_UNICAST), // via a router
-		route("2001:db8:5::/48", "fe80::1", 2, unix.RTPROT_RA, unix.RTN_UNICAST),       // router advertisement
-		route("10.8.0.0/16", "", 3, unix.RTPROT_BOOT, unix.RTN_UNICAST),                // a VPN's
-		route("198.51.100.0/24", "", 7, unix.RTPROT_KERNEL, unix.RTN_UNICAST),          // dualstack's bridge
-		route("198.18.9.0/26", "192.0.2.9", 2, routeProtocol, unix.RTN_UNICAST),        // host-gw cluster route
-		route("198.18.10.0/26", "192.0.2.10", 2, learnedProtocol, unix.RTN_UNICAST),    // learned over BGP
-		route("10.0.0.0/8", "", 0, unix.RTPROT_STATIC, unix.RTN_BLACKHOLE),             // policy
-		route("172.16.0.0/12", "", 0, unix.RTPROT_STATIC, unix.RTN_UNREACHABLE),        // policy
-		route("169.254.0.0/16", "", 2, unix.RTPROT_BOOT, unix.RTN_UNICAST),             // link-local
-		route("fe80::/64", "", 2, unix.RTPROT_KERNEL, unix.RTN_UNICAST),                // link-local
-		route("::1/128", "", 1, unix.RTPROT_KERNEL, unix.RTN_UNICAST),                  // loopback (lo not in names)
-		route("ff00::/8", "", 2, unix.RTPROT_BOOT, unix.RTN_UNICAST),                   // multicast
-		route("203.0.113.0/24", "", 9, unix.RTPROT_STATIC, unix.RTN_UNICAST),           // a link gone meanwhile
+		route("", "192.0.2.1", 2, unix.RTPROT_DHCP, unix.RTN_UNICAST),                                     // default route
+		route("0.0.0.0/0", "192.0.2.1", 2, unix.RTPROT_STATIC, unix.RTN_UNICAST),                          // default route, spelt out
+		route("192.0.2.0/24", "", 2, unix.RTPROT_KERNEL, unix.RTN_UNICAST),                                // the LAN's
+		route("198.18.5.0/24", "192.0.2.254", 2, unix.RTPROT_STATIC, unix.RTN_UNICAST),                    // via a router
+		route("2001:db8:5::/48", "fe80::1", 2, unix.RTPROT_RA, unix.RTN_UNICAST),                          // router advertisement
+		route("10.8.0.0/16", "", 3, unix.RTPROT_BOOT, unix.RTN_UNICAST),                                   // a VPN's
+		route("198.51.100.0/24", "", 7, unix.RTPROT_KERNEL, unix.RTN_UNICAST),                             // dualstack's bridge
+		route("198.18.9.0/26", "192.0.2.9", 2, netlink.RouteProtocol(routes.HostGW), unix.RTN_UNICAST),    // host-gw cluster route
+		route("198.18.10.0/26", "192.0.2.10", 2, netlink.RouteProtocol(routes.Learned), unix.RTN_UNICAST), // learned over BGP
+		route("10.0.0.0/8", "", 0, unix.RTPROT_STATIC, unix.RTN_BLACKHOLE),                                // policy
+		route("172.16.0.0/12", "", 0, unix.RTPROT_STATIC, unix.RTN_UNREACHABLE),                           // policy
+		route("169.254.0.0/16", "", 2, unix.RTPROT_BOOT, unix.RTN_UNICAST),                                // link-local
+		route("fe80::/64", "", 2, unix.RTPROT_KERNEL, unix.RTN_UNICAST),                                   // link-local
+		route("::1/128", "", 1, unix.RTPROT_KERNEL, unix.RTN_UNICAST),                                     // loopback (lo not in names)
+		route("ff00::/8", "", 2, unix.RTPROT_BOOT, unix.RTN_UNICAST),                                      // multicast
+		route("203.0.113.0/24", "", 9, unix.RTPROT_STATIC, unix.RTN_UNICAST),                              // a link gone meanwhile
 		multi, ownMulti,
 	}
 	var got []string
