@@ -269,24 +269,24 @@ func (d *Driver) containerNets() []netip.Prefix {
 		}
 	}
 	d.mu.Unlock()
-	docker, err := dockerBridgeNets()
+	docker, err := containerBridgeNets()
 	if err != nil {
 		d.log.WithError(err).Warn("routes: Docker's bridges not known, next hops inside them not refused")
 	}
 	return append(out, docker...)
 }
 
-// dockerBridgeNets are the networks of the addresses on Docker's bridges
-// (dockerBridge: a bridge named with com.docker.network.bridge.name is
-// not recognised).
-func dockerBridgeNets() ([]netip.Prefix, error) {
+// containerBridgeNets are the networks of the addresses on the bridges of
+// container networks, Docker's among them whatever their names
+// (containerBridge).
+func containerBridgeNets() ([]netip.Prefix, error) {
 	list, err := nldump.Links()
 	if err != nil {
 		return nil, fmt.Errorf("list the host's interfaces: %w", err)
 	}
 	var out []netip.Prefix
 	for _, l := range list {
-		if l.Type() != "bridge" || !dockerBridge.MatchString(l.Attrs().Name) {
+		if !containerBridge(l, list) {
 			continue
 		}
 		addrs, err := nldump.Addrs(l, netlink.FAMILY_ALL)

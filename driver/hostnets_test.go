@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -193,4 +194,33 @@ func TestCreateNetworkRefusesHostRoutes(t *testing.T) {
 	req := &api.CreateNetworkRequest{NetworkID: "abcdabcdabcd0003", Options: map[string]interface{}{optGeneric: map[string]interface{}{"host_overlap": "true"}},
 		IPv4Data: []*api.IPAMData{{AddressSpace: "local", Pool: "198.18.5.0/26"}}}
 	h.in(func() error { return h.d.CreateNetwork(req) })
+}
+
+// TestContainerNetsByShape: the container networks next hops may not lie
+// in (learned and host-gw routes) include a Docker network whose bridge
+// has a custom name (no port but veths), and not a LAN's bridge (a
+// VXLAN as its port) nor a plain interface of the host.
+func TestContainerNetsByShape(t *testing.T) {
+	h := newHarness(t)
+	h.host.IP(t, "link", "add", "dkcustom", "type", "bridge")
+	h.host.IP(t, "link", "add", "dkcv0", "type", "veth", "peer", "name", "dkcv1")
+	h.host.IP(t, "link", "set", "dkcv0", "master", "dkcustom")
+	h.host.IP(t, "link", "add", "lanbr", "type", "bridge")
+	h.host.IP(t, "link", "add", "lanvx", "type", "vxlan", "id", "8", "dstport", "4789")
+	h.host.IP(t, "link", "set", "lanvx", "master", "lanbr")
+	for l, a := range map[string]string{"dkcustom": "203.0.113.1/24", "lanbr": "198.18.77.1/24", "dkcv1": "198.18.78.1/24"} {
+		h.host.IP(t, "addr", "add", a, "dev", l)
+		h.host.IP(t, "link", "set", l, "up")
+	}
+	var got []netip.Prefix
+	h.in(func() error { got = h.d.containerNets(); return nil })
+	want := netip.MustParsePrefix("203.0.113.0/24")
+	if !slices.Contains(got, want) {
+		t.Errorf("container networks %v lack %s, the network of a Docker bridge with a custom name", got, want)
+	}
+	for _, p := range []string{"198.18.77.0/24", "198.18.78.0/24"} {
+		if slices.Contains(got, netip.MustParsePrefix(p)) {
+			t.Errorf("container networks %v hold %s, a LAN of the host's", got, p)
+		}
+	}
 }

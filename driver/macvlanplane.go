@@ -115,13 +115,7 @@ func checkParent(name string) error {
 		if err != nil {
 			return fmt.Errorf("list the ports of parent %s: %w", name, err)
 		}
-		var ports []netlink.Link
-		for _, p := range all {
-			if p.Attrs().MasterIndex == a.Index {
-				ports = append(ports, p)
-			}
-		}
-		return checkBridgeParent(name, ports)
+		return checkBridgeParent(name, portsOf(l, all))
 	case a.MasterIndex != 0:
 		master := fmt.Sprint(a.MasterIndex)
 		if m, err := netlink.LinkByIndex(a.MasterIndex); err == nil {
@@ -144,19 +138,54 @@ func checkParent(name string) error {
 // bridge whose only uplink is a veth (a host made of namespaces) is
 // refused too.
 func checkBridgeParent(name string, ports []netlink.Link) error {
-	var veths []string
-	for _, p := range ports {
-		if p.Type() != "veth" {
-			return nil
-		}
-		veths = append(veths, p.Attrs().Name)
+	veths, only := vethPorts(ports)
+	if !only {
+		return nil
 	}
 	what := "no port"
 	if len(veths) > 0 {
-		slices.Sort(veths)
 		what = "no port but veths (" + strings.Join(veths, ", ") + ")"
 	}
 	return fmt.Errorf("parent %s is a bridge with %s, as the bridge of a Docker network is, whatever its name: its containers' network is no LAN of the host's; give the interface of a LAN (a physical interface, a bond, a VLAN, or a bridge with one of those as a port)", name, what)
+}
+
+// vethPorts returns the names of ports, sorted, and whether every port is
+// a veth (none at all counts): the shape of a container network's
+// bridge (see checkBridgeParent).
+func vethPorts(ports []netlink.Link) (veths []string, only bool) {
+	for _, p := range ports {
+		if p.Type() != "veth" {
+			return nil, false
+		}
+		veths = append(veths, p.Attrs().Name)
+	}
+	slices.Sort(veths)
+	return veths, true
+}
+
+// portsOf returns the links of all that are ports of bridge l.
+func portsOf(l netlink.Link, all []netlink.Link) []netlink.Link {
+	var ports []netlink.Link
+	for _, p := range all {
+		if p.Attrs().MasterIndex == l.Attrs().Index {
+			ports = append(ports, p)
+		}
+	}
+	return ports
+}
+
+// containerBridge reports whether l (one of all, the host's links) is the
+// bridge of a container network, Docker's or dualstack's, whatever its
+// name: named as Docker names its own, or with no port but veths.
+func containerBridge(l netlink.Link, all []netlink.Link) bool {
+	if l.Type() != "bridge" {
+		return false
+	}
+	if dockerBridge.MatchString(l.Attrs().Name) {
+		return true
+	}
+	_, only := vethPorts(portsOf(l, all))
+	return only
 }
 
 func (macvlanPlane) checkFree(n *network, others map[string]*network) error {
