@@ -83,8 +83,7 @@ func TestAnnounce(t *testing.T) {
 // table stays as it was, and withdrawing leaves the administrator's route.
 func TestLearnedRoutes(t *testing.T) {
 	h := newHarness(t)
-	h.host.IP(t, "link", "add", "uplink", "type", "bridge")
-	h.host.IP(t, "link", "set", "uplink", "up")
+	h.lanBridge("uplink")
 	h.host.IP(t, "addr", "add", "198.51.100.18/28", "dev", "uplink")
 	h.host.IP(t, "addr", "add", "fd00:fab:1::2/64", "dev", "uplink", "nodad")
 	h.host.IP(t, "route", "add", "203.0.113.0/24", "via", "198.51.100.17", "proto", "static")

@@ -205,9 +205,7 @@ func TestContainerNetsByShape(t *testing.T) {
 	h.host.IP(t, "link", "add", "dkcustom", "type", "bridge")
 	h.host.IP(t, "link", "add", "dkcv0", "type", "veth", "peer", "name", "dkcv1")
 	h.host.IP(t, "link", "set", "dkcv0", "master", "dkcustom")
-	h.host.IP(t, "link", "add", "lanbr", "type", "bridge")
-	h.host.IP(t, "link", "add", "lanvx", "type", "vxlan", "id", "8", "dstport", "4789")
-	h.host.IP(t, "link", "set", "lanvx", "master", "lanbr")
+	h.lanBridge("lanbr")
 	for l, a := range map[string]string{"dkcustom": "203.0.113.1/24", "lanbr": "198.18.77.1/24", "dkcv1": "198.18.78.1/24"} {
 		h.host.IP(t, "addr", "add", a, "dev", l)
 		h.host.IP(t, "link", "set", l, "up")
@@ -223,4 +221,18 @@ func TestContainerNetsByShape(t *testing.T) {
 			t.Errorf("container networks %v hold %s, a LAN of the host's", got, p)
 		}
 	}
+}
+
+// lanBridge makes bridge name in the harness's host as a host's LAN
+// bridge is: up, with an uplink port (a VXLAN: the kernel may have no
+// dummy module). A bridge with no port, or only veths, would be a
+// container network's (containerBridge).
+func (h *harness) lanBridge(name string) {
+	h.t.Helper()
+	port := name + "-vx"
+	h.host.IP(h.t, "link", "add", name, "type", "bridge")
+	h.host.IP(h.t, "link", "add", port, "type", "vxlan", "id", "9", "dstport", "4789")
+	h.host.IP(h.t, "link", "set", port, "master", name)
+	h.host.IP(h.t, "link", "set", port, "up")
+	h.host.IP(h.t, "link", "set", name, "up")
 }

@@ -15,8 +15,7 @@ import (
 func BenchmarkLearnedUpdate(b *testing.B) {
 	const n = 10000
 	h := newHarness(b)
-	h.host.IP(b, "link", "add", "uplink", "type", "bridge")
-	h.host.IP(b, "link", "set", "uplink", "up")
+	h.lanBridge("uplink")
 	h.host.IP(b, "addr", "add", "198.51.100.18/28", "dev", "uplink")
 	h.d.mu.Lock()
 	h.d.networks["cccccccccccc8888"] = &network{ID: "cccccccccccc8888", Options: netOptions{Mode: ModeBridge, Cluster: "bgp-net", ClusterRoutes: clusterRoutesBGP},
