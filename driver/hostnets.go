@@ -32,9 +32,9 @@ type hostAddr struct {
 	prefix netip.Prefix // the address, with its network's length
 }
 
-// hostAddrs lists the global addresses on the host's interfaces, those on
-// dualstack's own links (links.Mark) left out.
-func hostAddrs() ([]hostAddr, error) {
+// hostLinkNames maps the index of each of the host's links that dualstack
+// did not make (links.Mark) to its name.
+func hostLinkNames() (map[int]string, error) {
 	list, err := nldump.Links()
 	if err != nil {
 		return nil, fmt.Errorf("list the host's interfaces: %w", err)
@@ -44,6 +44,16 @@ func hostAddrs() ([]hostAddr, error) {
 		if links.Owner(l) == "" {
 			names[l.Attrs().Index] = l.Attrs().Name
 		}
+	}
+	return names, nil
+}
+
+// hostAddrs lists the global addresses on the host's interfaces, those on
+// dualstack's own links (links.Mark) left out.
+func hostAddrs() ([]hostAddr, error) {
+	names, err := hostLinkNames()
+	if err != nil {
+		return nil, err
 	}
 	addrs, err := nldump.Addrs(nil, netlink.FAMILY_ALL)
 	if err != nil {
@@ -131,15 +141,9 @@ func (r hostRoute) String() string {
 // hostRoutes lists the host's own routes to networks (main table, both
 // families): hostRoutesFrom's.
 func hostRoutes() ([]hostRoute, error) {
-	list, err := nldump.Links()
+	names, err := hostLinkNames()
 	if err != nil {
-		return nil, fmt.Errorf("list the host's interfaces: %w", err)
-	}
-	names := map[int]string{}
-	for _, l := range list {
-		if links.Owner(l) == "" {
-			names[l.Attrs().Index] = l.Attrs().Name
-		}
+		return nil, err
 	}
 	routes, err := nldump.Routes(netlink.FAMILY_ALL, nil, 0)
 	if err != nil {
