@@ -110,22 +110,7 @@ func TestCheckHostRoutes(t *testing.T) {
 		{"cluster_routes=none", net(netOptions{Mode: ModeBridge, Cluster: "c", ClusterRoutes: clusterRoutesNone}, "198.18.0.0/16"), "", nil},
 		{"cluster_routes=host-gw", net(netOptions{Mode: ModeBridge, Cluster: "c", ClusterRoutes: clusterRoutesHostGW}, "198.18.0.0/16"), "", []string{"198.18.5.0/24"}},
 	} {
-		err := checkHostRoutes(c.n, c.lan, routes)
-		if c.words == nil {
-			if err != nil {
-				t.Errorf("%s: %v", c.name, err)
-			}
-			continue
-		}
-		if err == nil {
-			t.Errorf("%s: accepted", c.name)
-			continue
-		}
-		for _, w := range c.words {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: %q does not say %q", c.name, err, w)
-			}
-		}
+		wantWords(t, c.name, checkHostRoutes(c.n, c.lan, routes), c.words)
 	}
 }
 
@@ -235,4 +220,23 @@ func (h *harness) lanBridge(name string) {
 	h.host.IP(h.t, "link", "set", port, "master", name)
 	h.host.IP(h.t, "link", "set", port, "up")
 	h.host.IP(h.t, "link", "set", name, "up")
+}
+
+// wantWords checks the outcome err of case what: no error when words is
+// nil, else an error that says each of words.
+func wantWords(t *testing.T, what string, err error, words []string) {
+	t.Helper()
+	switch {
+	case words == nil && err != nil:
+		t.Errorf("%s: %v", what, err)
+	case words == nil:
+	case err == nil:
+		t.Errorf("%s: accepted", what)
+	default:
+		for _, w := range words {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", what, err, w)
+			}
+		}
+	}
 }
