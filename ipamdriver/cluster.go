@@ -830,6 +830,25 @@ func (d *Driver) leaveCluster(p *pool) {
 }
 
 // loadCluster reads the cluster part of pool p from the state file.
+// readBlocks reads the blocks recorded in bucket path, each a prefix and
+// its gateway (what says "bad WHAT" when a key is no prefix).
+func readBlocks(tx state.Tx, path []string, what string) ([]Block, error) {
+	var out []Block
+	err := tx.ForEach(path, func(k, v []byte) error {
+		prefix, err := netip.ParsePrefix(string(k))
+		if err != nil {
+			return fmt.Errorf("bad %s %q: %w", what, k, err)
+		}
+		b := Block{Prefix: prefix}
+		if gw, ok := netip.AddrFromSlice(v); ok {
+			b.Gateway = gw
+		}
+		out = append(out, b)
+		return nil
+	})
+	return out, err
+}
+
 func loadCluster(tx state.Tx, p *pool) error {
 	meta := tx.Get(poolPath(p.id), keyCluster)
 	if meta == nil {
@@ -839,35 +858,12 @@ func loadCluster(tx state.Tx, p *pool) error {
 	if err := json.Unmarshal(meta, &cs.ClusterPool); err != nil {
 		return fmt.Errorf("bad cluster record: %w", err)
 	}
-	err := tx.ForEach(poolPath(p.id, bucketBlocks), func(k, v []byte) error {
-		prefix, err := netip.ParsePrefix(string(k))
-		if err != nil {
-			return fmt.Errorf("bad block %q: %w", k, err)
-		}
-		b := Block{Prefix: prefix}
-		if gw, ok := netip.AddrFromSlice(v); ok {
-			b.Gateway = gw
-		}
-		cs.blocks = append(cs.blocks, b)
-		return nil
-	})
-	if err != nil {
+	var err error
+	if cs.blocks, err = readBlocks(tx, poolPath(p.id, bucketBlocks), "block"); err != nil {
 		return err
 	}
 	slices.SortFunc(cs.blocks, func(x, y Block) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
-	err = tx.ForEach(poolPath(p.id, bucketLost), func(k, v []byte) error {
-		prefix, err := netip.ParsePrefix(string(k))
-		if err != nil {
-			return fmt.Errorf("bad lost block %q: %w", k, err)
-		}
-		b := Block{Prefix: prefix}
-		if gw, ok := netip.AddrFromSlice(v); ok {
-			b.Gateway = gw
-		}
-		cs.lost = append(cs.lost, b)
-		return nil
-	})
-	if err != nil {
+	if cs.lost, err = readBlocks(tx, poolPath(p.id, bucketLost), "lost block"); err != nil {
 		return err
 	}
 	err = tx.ForEach(poolPath(p.id, bucketClaims), func(k, _ []byte) error {
