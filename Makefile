@@ -8,8 +8,8 @@
 # (entering container network namespaces, mounts), CAP_NET_RAW (legacy
 # iptables, libiptc, programs the kernel through a SOCK_RAW socket), and the
 # host's pid namespace with CAP_SYS_PTRACE (container namespaces are looked
-# up in dockerd's mount namespace, /proc/<pid>/root; see the README's
-# "Hosts and privileges").
+# up in dockerd's mount namespace, /proc/<pid>/root; see "Hosts and
+# privileges" in docs/operations.md).
 
 GO              ?= go
 PLUGIN          ?= dualstack:latest
@@ -132,7 +132,7 @@ test-all: ## Run every test: unit tests (again with the host's forwarding on), a
 	@$(MAKE) --no-print-directory integration-cluster
 	@$(MAKE) --no-print-directory integration-bgp
 
-bench: ## Run the benchmarks behind the README's figures (bench/run.sh)
+bench: ## Run the benchmarks behind docs/performance.md's figures (bench/run.sh)
 	bench/run.sh
 
 clean: ## Remove build/

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh: the benchmarks behind the README's figures (`make bench`).
+# bench/run.sh: the benchmarks behind docs/performance.md's figures
+# (`make bench`).
 #
 # 1. dualstack's allocator and Docker's own default IPAM, measured in the
 #    same process (bench/ipamcompare, a separate module so the main module
@@ -32,7 +33,7 @@
 #    both; BENCH_SCALE_DRIVERS=dualstack runs dualstack's series only:
 #    about 15 minutes per series on Engine 20.10 and 7 on Moby on a 2-CPU
 #    machine, plus the engine's release of 500 endpoints after each;
-#    Engine 20.10 may keep a stale endpoint count then, see the README).
+#    Engine 20.10 may keep a stale endpoint count then, see docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-build/bench}

@@ -225,8 +225,8 @@ func removeNetwork(network string, timeout time.Duration) error {
 // BenchmarkScale measures `docker run --rm` latency (median of 5) with 1
 // to 500 containers already on the network, Docker's bridge first, then a
 // dualstack bridge (BENCH_SCALE_DRIVERS limits it to some), and writes
-// "driver containers median-ms" lines to BENCH_SCALE_OUT (for the README's
-// plot). It then restarts the plugin
+// "driver containers median-ms" lines to BENCH_SCALE_OUT (for the plot in
+// docs/performance.md). It then restarts the plugin
 // with 500 endpoints on its network and reports how long until it serves.
 func BenchmarkScale(b *testing.B) {
 	if eng.external {

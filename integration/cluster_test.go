@@ -480,7 +480,7 @@ func TestClusterLateHost(t *testing.T) {
 	})
 }
 
-// A swarm service on a cluster network, as the README says to make one:
+// A swarm service on a cluster network, as docs/cluster.md says to make one:
 // the network stays local-scope, each node has a --config-only network
 // naming the cluster, and one swarm-scoped network takes its config from
 // it. The service's tasks on the three nodes get addresses from each
