@@ -188,12 +188,6 @@ func (d *Driver) DefineClusterNetworks(ctx context.Context) error {
 // the gateways of its blocks instead of Docker's.
 func (n *network) routed() bool { return n.Options.Cluster != "" && n.Options.Mode == ModeBridge }
 
-// lostBlocks is the IPAM's list of the blocks a pool lost whose addresses
-// containers still have (ipamdriver.Driver.LostBlocks).
-type lostBlocks interface {
-	LostBlocks(poolID string) []ipamdriver.Block
-}
-
 // refreshBlocks reads the gateways of n's blocks from the IPAM: those it
 // holds, and those it lost (the store gives them to another host now, or
 // to none) that containers still have addresses in, whose default route
@@ -204,11 +198,7 @@ func (d *Driver) refreshBlocks(n *network) {
 	}
 	var gws []netip.Prefix
 	for _, p := range n.pools() {
-		blocks := d.cfg.IPAM.Blocks(p.PoolID)
-		if l, ok := d.cfg.IPAM.(lostBlocks); ok {
-			blocks = append(blocks, l.LostBlocks(p.PoolID)...)
-		}
-		for _, b := range blocks {
+		for _, b := range append(d.cfg.IPAM.Blocks(p.PoolID), d.cfg.IPAM.LostBlocks(p.PoolID)...) {
 			if b.Gateway.IsValid() {
 				gws = append(gws, netip.PrefixFrom(b.Gateway, b.Prefix.Bits()))
 			}

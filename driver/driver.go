@@ -49,10 +49,12 @@ type Addresses interface {
 	ReleaseEach(addrs map[string][]netip.Addr, with func(tx state.Tx) error) error
 	// Range is a pool's ip-range, if it has one.
 	Range(poolID string) (netip.Prefix, bool)
-	// JoinCluster makes a pool one of a cluster network's, and Blocks
-	// lists the blocks it holds (see ipamdriver.ClusterPool).
+	// JoinCluster makes a pool one of a cluster network's, Blocks lists
+	// the blocks it holds (see ipamdriver.ClusterPool), and LostBlocks
+	// those it lost that containers still have addresses in.
 	JoinCluster(poolID string, c ipamdriver.ClusterPool) error
 	Blocks(poolID string) []ipamdriver.Block
+	LostBlocks(poolID string) []ipamdriver.Block
 }
 
 // Config configures a Driver.
