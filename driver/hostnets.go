@@ -288,19 +288,23 @@ func containerBridgeNets() ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list the host's interfaces: %w", err)
 	}
-	var out []netip.Prefix
+	bridges := map[int]bool{}
 	for _, l := range list {
-		if !containerBridge(l, list) {
-			continue
+		if containerBridge(l, list) {
+			bridges[l.Attrs().Index] = true
 		}
-		addrs, err := nldump.Addrs(l, netlink.FAMILY_ALL)
-		if err != nil {
-			return out, fmt.Errorf("list the addresses of %s: %w", l.Attrs().Name, err)
-		}
-		for _, a := range addrs {
-			if p, ok := nladdr.Prefix(a.IPNet); ok && !p.Addr().IsLinkLocalUnicast() {
-				out = append(out, p)
-			}
+	}
+	if len(bridges) == 0 {
+		return nil, nil
+	}
+	addrs, err := nldump.Addrs(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list the host's addresses: %w", err)
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if p, ok := nladdr.Prefix(a.IPNet); ok && bridges[a.LinkIndex] && !p.Addr().IsLinkLocalUnicast() {
+			out = append(out, p)
 		}
 	}
 	return out, nil
