@@ -104,7 +104,7 @@ func (d *Driver) bgpBlocks() (subnets []clusterSubnet, blocks []netip.Prefix) {
 		}
 		for _, p := range n.pools() {
 			subnets = append(subnets, clusterSubnet{n.Options.Cluster, p.Prefix.Masked()})
-			for _, b := range d.cfg.IPAM.Blocks(p.PoolID) {
+			for _, b := range d.cfg.Book.Blocks(p.PoolID) {
 				blocks = append(blocks, b.Prefix.Masked())
 			}
 		}

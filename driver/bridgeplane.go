@@ -7,6 +7,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/bridge"
 	"github.com/dualstack-net/dualstack/driver/firewall"
 )
@@ -44,7 +45,7 @@ func bridgeConfig(n *network, adopt bool) bridge.Config {
 func (bridgePlane) owners(n *network) []string { return []string{networkOwner(n)} }
 
 // prepare has nothing to do: the bridge holds the gateways Docker gives.
-func (bridgePlane) prepare(*network, Addresses) error { return nil }
+func (bridgePlane) prepare(*network, *addrbook.Book) error { return nil }
 
 // filter is what the firewall needs to know of n.
 func (bridgePlane) filter(n *network) (firewall.Network, bool) {

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver/bridge"
-	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/routes"
 )
 
@@ -97,7 +97,7 @@ func (d *Driver) definition(n *network) cluster.Definition {
 	}
 	for _, p := range n.pools() {
 		def.Subnets = append(def.Subnets, p.Prefix)
-		if r, ok := d.cfg.IPAM.Range(p.PoolID); ok {
+		if r, ok := d.cfg.Book.Range(p.PoolID); ok {
 			if def.IPRanges == nil {
 				def.IPRanges = map[netip.Prefix]netip.Prefix{}
 			}
@@ -149,8 +149,8 @@ func (d *Driver) joinCluster(n *network) error {
 		if p.Prefix.Addr().Is6() {
 			bits = v6
 		}
-		c := ipamdriver.ClusterPool{Network: n.Options.Cluster, Bits: bits, Routed: n.Options.Mode == ModeBridge}
-		if err := d.cfg.IPAM.JoinCluster(p.PoolID, c); err != nil {
+		c := addrbook.ClusterPool{Network: n.Options.Cluster, Bits: bits, Routed: n.Options.Mode == ModeBridge}
+		if err := d.cfg.Book.JoinCluster(p.PoolID, c); err != nil {
 			return err
 		}
 	}
@@ -198,7 +198,7 @@ func (d *Driver) refreshBlocks(n *network) {
 	}
 	var gws []netip.Prefix
 	for _, p := range n.pools() {
-		for _, b := range append(d.cfg.IPAM.Blocks(p.PoolID), d.cfg.IPAM.LostBlocks(p.PoolID)...) {
+		for _, b := range append(d.cfg.Book.Blocks(p.PoolID), d.cfg.Book.LostBlocks(p.PoolID)...) {
 			if b.Gateway.IsValid() {
 				gws = append(gws, netip.PrefixFrom(b.Gateway, b.Prefix.Bits()))
 			}

@@ -6,6 +6,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/links"
 )
@@ -20,7 +21,7 @@ type dataplane interface {
 	// clashes with another network.
 	checkFree(n *network, others map[string]*network) error
 	// prepare readies n's addresses in the IPAM before anything is built.
-	prepare(n *network, ipam Addresses) error
+	prepare(n *network, ipam *addrbook.Book) error
 	// createNetwork builds the network; undo removes what it built.
 	createNetwork(n *network, others map[string]*network) (undo func(), err error)
 	deleteNetwork(n *network, others map[string]*network) error

@@ -23,44 +23,20 @@ import (
 	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
-	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/routes"
 	"github.com/dualstack-net/dualstack/state"
 )
 
-// Addresses is the part of dualstack's IPAM the network driver uses for the
-// extra IPv6 addresses.
-type Addresses interface {
-	PoolFor(space string, prefix netip.Prefix) (string, bool)
-	AllocateFor(poolID, owner string) (netip.Prefix, error)
-	// Hold holds a given address for owner.
-	Hold(poolID string, addr netip.Addr, owner string) error
-	Release(poolID string, addr netip.Addr) error
-	// ReleaseAutoGateway frees the gateway the IPAM picked for a pool.
-	ReleaseAutoGateway(poolID string) (netip.Addr, bool, error)
-	// Allocations lists a pool's addresses and their owners.
-	Allocations(poolID string) map[netip.Addr]string
-	// AllocateEach and ReleaseEach do several pools in one commit, which
-	// also holds the changes of with (the endpoint's own record).
-	AllocateEach(poolIDs []string, owner string, with func(tx state.Tx, addrs []netip.Prefix) error) ([]netip.Prefix, error)
-	ReleaseEach(addrs map[string][]netip.Addr, with func(tx state.Tx) error) error
-	// Range is a pool's ip-range, if it has one.
-	Range(poolID string) (netip.Prefix, bool)
-	// JoinCluster makes a pool one of a cluster network's, Blocks lists
-	// the blocks it holds (see ipamdriver.ClusterPool), and LostBlocks
-	// those it lost that containers still have addresses in.
-	JoinCluster(poolID string, c ipamdriver.ClusterPool) error
-	Blocks(poolID string) []ipamdriver.Block
-	LostBlocks(poolID string) []ipamdriver.Block
-}
-
 // Config configures a Driver.
 type Config struct {
-	DB   state.Store
-	IPAM Addresses
+	DB state.Store
+	// Book is the address book, shared with the IPAM driver: the pools,
+	// the extra IPv6 addresses, the endpoints' claims.
+	Book *addrbook.Book
 	Log  logrus.FieldLogger
 	// UplinkAcceptRA lets the driver set accept_ra=2 on host interfaces
 	// whose accept_ra is 1 when it turns IPv6 forwarding on.
@@ -124,13 +100,6 @@ type Driver struct {
 	links hostLinks
 	// reserved holds the host ports each endpoint publishes.
 	reserved map[string][]*portmap.Reservation
-	// claims are the addresses endpoints hold, for the IPAM (see
-	// AddressClaimed); its own lock, so that the IPAM may ask while the
-	// driver holds d.mu and waits for the IPAM.
-	claims struct {
-		sync.Mutex
-		addrs map[netip.Addr]int
-	}
 	// learned are the routes BGP learned; announceMu orders the changes
 	// of what the host announces (announce.go).
 	learned    learnedRoutes
@@ -157,7 +126,6 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 		joins:     newJoins(),
 		reserved:  map[string][]*portmap.Reservation{},
 	}
-	d.claims.addrs = map[netip.Addr]int{}
 	if err := cfg.DB.View(func(tx state.Tx) error {
 		_, err := get(tx, bucketMeta, keyForwardDrop, &d.dropped)
 		return err
@@ -178,6 +146,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 		}
 		d.refreshBlocks(n)
 		d.networks[id] = n
+		d.cfg.Book.Attach(n.ID, n.poolIDs())
 	}); err != nil {
 		return nil, fmt.Errorf("load networks: %w", err)
 	}
@@ -187,7 +156,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 			return
 		}
 		d.endpoints[id] = ep
-		d.track(ep, 1)
+		d.cfg.Book.Claim(ep.claim())
 	}); err != nil {
 		return nil, fmt.Errorf("load endpoints: %w", err)
 	}

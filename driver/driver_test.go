@@ -9,15 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/go-plugins-helpers/ipam"
 	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
-	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/state"
 )
 
@@ -30,7 +29,7 @@ type harness struct {
 	host netnstest.NS
 	dir  string
 	db   state.Store
-	ipam *ipamdriver.Driver
+	book *addrbook.Book
 	d    *Driver
 }
 
@@ -52,6 +51,20 @@ func quiet() logrus.FieldLogger {
 	return l
 }
 
+// givePoolBack and giveAddrBack release a pool and an address as Docker
+// does through the plugin's mux: the network driver hears of it first
+// (plugin.GiveBacks), then the address book lets it go.
+func (h *harness) givePoolBack(poolID string) error {
+	h.d.PoolReleased(poolID)
+	return h.book.ReleasePool(poolID)
+}
+
+func (h *harness) giveAddrBack(poolID, addr string) error {
+	a := netip.MustParseAddr(addr)
+	h.d.AddressReleased(a)
+	return h.book.Release(poolID, a)
+}
+
 // open starts (or restarts) the plugin's drivers on the state directory.
 func (h *harness) open() {
 	h.t.Helper()
@@ -61,14 +74,11 @@ func (h *harness) open() {
 	}
 	h.db = db
 	h.in(func() error {
-		h.ipam, err = ipamdriver.New(ipamdriver.Config{DB: db, MachineID: "test", Log: quiet()})
+		h.book, err = addrbook.New(addrbook.Config{DB: db, MachineID: "test", Log: quiet()})
 		if err != nil {
 			return err
 		}
-		h.d, err = New(Config{DB: db, IPAM: h.ipam, Log: quiet(), UplinkAcceptRA: true, ForwardDrop: true, Firewall: firewall.New(firewall.BackendNFT)})
-		if err == nil {
-			h.ipam.SetClaims(h.d.AddressClaimed)
-		}
+		h.d, err = New(Config{DB: db, Book: h.book, Log: quiet(), UplinkAcceptRA: true, ForwardDrop: true, Firewall: firewall.New(firewall.BackendNFT)})
 		return err
 	})
 	h.d.ResumeJoins() // as the plugin does once it serves
@@ -96,15 +106,15 @@ func (h *harness) network(id string, opts map[string]interface{}, subnets ...str
 	req := &api.CreateNetworkRequest{NetworkID: id, Options: opts}
 	for _, s := range subnets {
 		v6 := strings.Contains(s, ":")
-		pr, err := h.ipam.RequestPool(&ipam.RequestPoolRequest{AddressSpace: "local", Pool: s, V6: v6})
+		pr, err := h.book.RequestPool(addrbook.PoolRequest{Space: "local", Subnet: s, V6: v6})
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		gw, err := h.ipam.RequestAddress(&ipam.RequestAddressRequest{PoolID: pr.PoolID, Options: map[string]string{"RequestAddressType": "com.docker.network.gateway"}})
+		gw, err := h.book.RequestAddress(pr.ID, "", addrbook.Owner{Kind: addrbook.AutoGateway})
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		data := &api.IPAMData{AddressSpace: "local", Pool: pr.Pool, Gateway: gw.Address}
+		data := &api.IPAMData{AddressSpace: "local", Pool: pr.Prefix.String(), Gateway: gw.String()}
 		if v6 {
 			req.IPv6Data = append(req.IPv6Data, data)
 		} else {
@@ -117,7 +127,7 @@ func (h *harness) network(id string, opts map[string]interface{}, subnets ...str
 
 // poolID finds the IPAM pool of subnet.
 func (h *harness) poolID(subnet string) string {
-	id, ok := h.ipam.PoolFor("local", netip.MustParsePrefix(subnet))
+	id, ok := h.book.PoolFor("local", netip.MustParsePrefix(subnet))
 	if !ok {
 		h.t.Fatalf("no pool for %s", subnet)
 	}
@@ -139,14 +149,14 @@ func (h *harness) endpointWith(opts map[string]interface{}, nid, eid, mac, v4sub
 		if s == "" {
 			continue
 		}
-		r, err := h.ipam.RequestAddress(&ipam.RequestAddressRequest{PoolID: h.poolID(s), Options: map[string]string{"com.docker.network.endpoint.macaddress": mac}})
+		r, err := h.book.RequestAddress(h.poolID(s), "", addrbook.MACOwner(mac))
 		if err != nil {
 			h.t.Fatal(err)
 		}
 		if strings.Contains(s, ":") {
-			in.AddressIPv6 = r.Address
+			in.AddressIPv6 = r.String()
 		} else {
-			in.Address = r.Address
+			in.Address = r.String()
 		}
 	}
 	var resp *api.CreateEndpointResponse
@@ -334,7 +344,7 @@ func TestBridgeLifecycle(t *testing.T) {
 			for _, x := range c.extra {
 				p := netip.MustParsePrefix(x)
 				sub := netip.PrefixFrom(p.Addr(), 64).Masked().String()
-				if _, err := h.ipam.RequestAddress(&ipam.RequestAddressRequest{PoolID: h.poolID(sub), Address: p.Addr().String()}); err != nil {
+				if _, err := h.book.RequestAddress(h.poolID(sub), p.Addr().String(), addrbook.Owner{}); err != nil {
 					t.Fatalf("extra address %s still held after delete: %v", x, err)
 				}
 			}

@@ -9,30 +9,20 @@ import (
 
 	api "github.com/docker/go-plugins-helpers/network"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/state"
 	"github.com/dualstack-net/dualstack/validate"
 )
 
-// AddressClaimed reports whether an endpoint holds addr. The IPAM asks
-// it before it answers a request for the address a MAC already holds (see
-// ipamdriver.Driver.SetClaims).
-func (d *Driver) AddressClaimed(addr netip.Addr) bool {
-	d.claims.Lock()
-	defer d.claims.Unlock()
-	return d.claims.addrs[addr] > 0
-}
-
-// track records ep's addresses as held (n = 1) or given back (n = -1).
-func (d *Driver) track(ep *endpoint, n int) {
-	d.claims.Lock()
-	defer d.claims.Unlock()
+// claim is what ep holds, for the address book.
+func (ep *endpoint) claim() addrbook.Claim {
+	c := addrbook.Claim{Endpoint: ep.ID, Network: ep.NetworkID, MAC: ep.MAC}
 	for _, a := range ep.addresses() {
-		if d.claims.addrs[a.Addr()] += n; d.claims.addrs[a.Addr()] <= 0 {
-			delete(d.claims.addrs, a.Addr())
-		}
+		c.Addrs = append(c.Addrs, a.Addr())
 	}
+	return c
 }
 
 // holder names the endpoint that holds addr, for an error.
@@ -93,23 +83,23 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 	// (another IPAM than dualstack's, a bug): the second is refused before
 	// anything is made for it.
 	for _, a := range []netip.Prefix{ep.IPv4, ep.IPv6} {
-		if a.IsValid() && d.AddressClaimed(a.Addr()) {
+		if a.IsValid() && d.cfg.Book.Claimed(a.Addr()) {
 			return nil, fmt.Errorf("endpoint %s: address %s is held by %s already: two containers cannot share an address; "+
 				"give this one another address (--ip, --ip6) or disconnect the other", short(ep.ID), a.Addr(), d.holder(a.Addr()))
 		}
 	}
-	owner := endpointOwner(ep)
+	owner := addrbook.EndpointOwner(ep.ID)
 	rollback := func() { d.releaseAll(ep) }
 	// The address Docker gave none of, when dualstack's IPAM holds the pool.
 	if !ep.IPv4.IsValid() && len(n.V4) > 0 && n.V4[0].PoolID != "" {
-		if ep.IPv4, err = d.cfg.IPAM.AllocateFor(n.V4[0].PoolID, owner); err != nil {
+		if ep.IPv4, err = d.cfg.Book.Allocate(n.V4[0].PoolID, owner); err != nil {
 			return nil, err
 		}
 		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V4[0].PoolID, Addr: ep.IPv4})
 		resp.Interface.Address = ep.IPv4.String()
 	}
 	if !ep.IPv6.IsValid() && len(n.V6) > 0 && n.V6[0].PoolID != "" {
-		if ep.IPv6, err = d.cfg.IPAM.AllocateFor(n.V6[0].PoolID, owner); err != nil {
+		if ep.IPv6, err = d.cfg.Book.Allocate(n.V6[0].PoolID, owner); err != nil {
 			rollback()
 			return nil, err
 		}
@@ -129,32 +119,42 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 			extraPools = append(extraPools, p.PoolID)
 		}
 	}
-	record := func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }
-	if len(extraPools) > 0 {
-		_, err = d.cfg.IPAM.AllocateEach(extraPools, owner, func(tx state.Tx, extra []netip.Prefix) error {
-			ep.Extra = ep.Extra[:0]
-			for i, a := range extra {
-				ep.Extra = append(ep.Extra, extraAddr{PoolID: extraPools[i], Addr: a})
-			}
-			return record(tx)
-		})
-		if err != nil {
-			// Not ours to release: the IPAM took them back.
-			ep.Extra = nil
-			err = fmt.Errorf("extra IPv6 addresses for endpoint %s: %w", short(ep.ID), err)
-		}
-	} else {
-		err = save(d.cfg.DB, "endpoint "+ep.ID, record)
-	}
+	err = d.recordEndpoint(ep, extraPools)
 	if err != nil {
 		_ = plane.deleteEndpoint(n, ep)
 		rollback()
 		return nil, err
 	}
 	d.endpoints[ep.ID] = ep
-	d.track(ep, 1)
 	d.log.WithField("endpoint", short(ep.ID)).WithField("network", short(n.ID)).WithField("addresses", prefixes(ep.addresses())).Info("endpoint created")
 	return resp, nil
+}
+
+// recordEndpoint allocates ep's extra IPv6 addresses, one from each of
+// extraPools, and records ep with them, and its claim in the address
+// book: one commit for the lot. On failure nothing of it remains.
+func (d *Driver) recordEndpoint(ep *endpoint, extraPools []string) error {
+	err := d.cfg.Book.Update(func(tx *addrbook.Tx) error {
+		extra, err := tx.AllocateEach(extraPools, addrbook.EndpointOwner(ep.ID))
+		if err != nil {
+			return err
+		}
+		ep.Extra = ep.Extra[:0]
+		for i, a := range extra {
+			ep.Extra = append(ep.Extra, extraAddr{PoolID: extraPools[i], Addr: a})
+		}
+		tx.Claim(ep.claim())
+		return put(tx, bucketEndpoints, ep.ID, ep)
+	})
+	switch {
+	case err == nil:
+		return nil
+	case len(extraPools) > 0:
+		// Not ours to release: the book took them back.
+		ep.Extra = nil
+		return fmt.Errorf("extra IPv6 addresses for endpoint %s: %w", short(ep.ID), err)
+	}
+	return fmt.Errorf("record endpoint %s in the state file: %w", ep.ID, err)
 }
 
 func optionalPrefix(s string) (netip.Prefix, error) {
@@ -175,7 +175,7 @@ func (ep *endpoint) allocated() map[string][]netip.Addr {
 
 // releaseAll gives back every address dualstack allocated for ep.
 func (d *Driver) releaseAll(ep *endpoint) {
-	if err := d.cfg.IPAM.ReleaseEach(ep.allocated(), nil); err != nil {
+	if err := d.cfg.Book.Update(func(tx *addrbook.Tx) error { return tx.ReleaseEach(ep.allocated()) }); err != nil {
 		d.log.WithField("endpoint", short(ep.ID)).WithField("addresses", prefixes(ep.addresses())).WithError(err).Warn("release the endpoint's addresses")
 	}
 }
@@ -224,11 +224,17 @@ func (d *Driver) deleteEndpoint(ep *endpoint) error {
 // forget drops ep's record and gives back the addresses dualstack
 // allocated for it, in one commit.
 func (d *Driver) forget(ep *endpoint) error {
-	if err := d.cfg.IPAM.ReleaseEach(ep.allocated(), func(tx state.Tx) error { return del(tx, bucketEndpoints, ep.ID) }); err != nil {
+	err := d.cfg.Book.Update(func(tx *addrbook.Tx) error {
+		if err := tx.ReleaseEach(ep.allocated()); err != nil {
+			return err
+		}
+		tx.Unclaim(ep.ID)
+		return del(tx, bucketEndpoints, ep.ID)
+	})
+	if err != nil {
 		return fmt.Errorf("forget endpoint %s: %w", short(ep.ID), err)
 	}
 	delete(d.endpoints, ep.ID)
-	d.track(ep, -1)
 	return nil
 }
 

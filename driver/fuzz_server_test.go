@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
@@ -27,7 +28,7 @@ import (
 type fakePlane struct{}
 
 func (fakePlane) checkFree(*network, map[string]*network) error                  { return nil }
-func (fakePlane) prepare(*network, Addresses) error                              { return nil }
+func (fakePlane) prepare(*network, *addrbook.Book) error                         { return nil }
 func (fakePlane) createNetwork(*network, map[string]*network) (func(), error)    { return func() {}, nil }
 func (fakePlane) deleteNetwork(*network, map[string]*network) error              { return nil }
 func (fakePlane) restoreNetwork(*network, bool) error                            { return nil }
@@ -75,21 +76,18 @@ func FuzzServer(f *testing.F) {
 				return err
 			}
 			defer db.Close()
-			ipam, err := ipamdriver.New(ipamdriver.Config{DB: db, MachineID: "fuzz", Log: quietLog})
+			book, err := addrbook.New(addrbook.Config{DB: db, MachineID: "fuzz", Log: quietLog})
 			if err != nil {
 				return err
 			}
 			// Namespaces are beyond reach: a run mount that is no mount.
 			sandboxes := sandboxkey.New(sandboxkey.Config{Want: sandboxkey.Mount, HostRun: "/run", RunMount: dir})
-			d, err := newWith(Config{DB: db, IPAM: ipam, Log: quietLog, Sandboxes: sandboxes}, map[string]dataplane{ModeBridge: fakePlane{}, ModeMacvlan: fakePlane{}})
+			d, err := newWith(Config{DB: db, Book: book, Log: quietLog, Sandboxes: sandboxes}, map[string]dataplane{ModeBridge: fakePlane{}, ModeMacvlan: fakePlane{}})
 			if err != nil {
 				return err
 			}
 			defer d.Close()
-			ipam.SetClaims(d.AddressClaimed)
-			ipam.SetPoolRelease(d.PoolReleased)
-			ipam.SetAddressRelease(d.AddressReleased)
-			srv := plugin.New(d, ipam, quietLog)
+			srv := plugin.New(d, ipamdriver.New(book), quietLog)
 			for _, line := range strings.Split(script, "\n") {
 				path, body, _ := strings.Cut(line, " ")
 				if !strings.HasPrefix(path, "/") {

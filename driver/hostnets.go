@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/nladdr"
 	"github.com/dualstack-net/dualstack/driver/nldump"
@@ -226,7 +227,7 @@ func checkHostRoutes(n *network, lan string, routes []hostRoute) error {
 // address the host itself has in them, for the host (owner
 // "host-address:<network ID>"), so that no container gets one.
 func (d *Driver) holdHostAddrs(n *network, host []hostAddr) error {
-	owner := hostAddrOwner(n)
+	owner := addrbook.HostAddressOwner(n.ID)
 	for _, p := range n.pools() {
 		if p.PoolID == "" {
 			continue
@@ -236,7 +237,7 @@ func (d *Driver) holdHostAddrs(n *network, host []hostAddr) error {
 			if !p.Prefix.Contains(a) || slices.ContainsFunc(n.HostAddrs, func(x extraAddr) bool { return x.Addr.Addr() == a }) {
 				continue
 			}
-			if err := d.cfg.IPAM.Hold(p.PoolID, a, owner); err != nil {
+			if err := d.cfg.Book.Hold(p.PoolID, a, owner); err != nil {
 				return fmt.Errorf("hold %s, which the host has on %s, in subnet %s: %w", a, h.iface, p.Prefix, err)
 			}
 			n.HostAddrs = append(n.HostAddrs, extraAddr{PoolID: p.PoolID, Addr: netip.PrefixFrom(a, p.Prefix.Bits())})
@@ -244,8 +245,6 @@ func (d *Driver) holdHostAddrs(n *network, host []hostAddr) error {
 	}
 	return nil
 }
-
-func hostAddrOwner(n *network) string { return "host-address:" + n.ID }
 
 // containerNets are the host's container networks, for the routes package
 // (no route of dualstack's goes into one, no next hop lies in one): the
@@ -264,10 +263,10 @@ func (d *Driver) containerNets() []netip.Prefix {
 				out = append(out, p.Prefix.Masked())
 				continue
 			}
-			if d.cfg.IPAM == nil {
+			if d.cfg.Book == nil {
 				continue
 			}
-			for _, b := range d.cfg.IPAM.Blocks(p.PoolID) {
+			for _, b := range d.cfg.Book.Blocks(p.PoolID) {
 				out = append(out, b.Prefix.Masked())
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/bridge"
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/links"
@@ -383,7 +384,7 @@ func (macvlanPlane) owners(n *network) []string {
 
 // prepare gives back the gateways the IPAM picked itself (the router is
 // outside the host), and takes the host link's addresses.
-func (macvlanPlane) prepare(n *network, ipam Addresses) error {
+func (macvlanPlane) prepare(n *network, ipam *addrbook.Book) error {
 	if err := dropAutoGateways(n, ipam); err != nil {
 		return err
 	}
@@ -396,7 +397,7 @@ func (macvlanPlane) prepare(n *network, ipam Addresses) error {
 // dropAutoGateways gives back the gateway addresses dualstack's IPAM picked
 // for n's subnets: on a macvlan network the router is outside the host,
 // and only a gateway the user named (--gateway) exists.
-func dropAutoGateways(n *network, ipam Addresses) error {
+func dropAutoGateways(n *network, ipam *addrbook.Book) error {
 	for _, pools := range [][]pool{n.V4, n.V6} {
 		for i := range pools {
 			if pools[i].PoolID == "" || !pools[i].Gateway.IsValid() {
@@ -415,8 +416,8 @@ func dropAutoGateways(n *network, ipam Addresses) error {
 }
 
 // allocateShim gives n's host link one address per family.
-func allocateShim(n *network, ipam Addresses) error {
-	owner := hostLinkOwner(n)
+func allocateShim(n *network, book *addrbook.Book) error {
+	owner := addrbook.HostLinkOwner(n.ID)
 	for _, pools := range [][]pool{n.V4, n.V6} {
 		if len(pools) == 0 {
 			continue
@@ -424,7 +425,7 @@ func allocateShim(n *network, ipam Addresses) error {
 		if pools[0].PoolID == "" {
 			return fmt.Errorf("host_link=true needs dualstack's IPAM for the shim's addresses (--ipam-driver %s)", "dualstack:latest")
 		}
-		a, err := ipam.AllocateFor(pools[0].PoolID, owner)
+		a, err := book.Allocate(pools[0].PoolID, owner)
 		if err != nil {
 			return fmt.Errorf("address for the host link in %s: %w", pools[0].Prefix, err)
 		}
@@ -437,7 +438,7 @@ func allocateShim(n *network, ipam Addresses) error {
 // its host link's and the host's own.
 func (d *Driver) releaseHeld(n *network) {
 	for _, a := range append(append([]extraAddr{}, n.ShimAddrs...), n.HostAddrs...) {
-		if err := d.cfg.IPAM.Release(a.PoolID, a.Addr.Addr()); err != nil {
+		if err := d.cfg.Book.Release(a.PoolID, a.Addr.Addr()); err != nil {
 			d.log.WithField("network", short(n.ID)).WithError(err).Warnf("release %s", a.Addr)
 		}
 	}

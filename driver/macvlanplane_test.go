@@ -5,10 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker/go-plugins-helpers/ipam"
 	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/vishvananda/netlink"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 )
 
@@ -75,9 +75,9 @@ func TestMacvlanLifecycle(t *testing.T) {
 	// The user named the IPv4 gateway (the router); the IPv6 ones were picked by the IPAM.
 	pool4 := h.poolID(v4)
 	h.in(func() error {
-		return h.ipam.ReleaseAddress(&ipam.ReleaseAddressRequest{PoolID: pool4, Address: "192.0.2.1"})
+		return h.giveAddrBack(pool4, "192.0.2.1")
 	})
-	if _, err := h.ipam.RequestAddress(&ipam.RequestAddressRequest{PoolID: pool4, Address: "192.0.2.254", Options: map[string]string{"RequestAddressType": "com.docker.network.gateway"}}); err != nil {
+	if _, err := h.book.RequestAddress(pool4, "192.0.2.254", addrbook.Owner{Kind: addrbook.Gateway}); err != nil {
 		t.Fatal(err)
 	}
 	req.IPv4Data[0].Gateway = "192.0.2.254/24"
@@ -89,12 +89,12 @@ func TestMacvlanLifecycle(t *testing.T) {
 		pool, addr string
 		free       bool
 	}{{v6b, "2001:db8:2::1", true}, {v4, "192.0.2.254", false}} {
-		_, err := h.ipam.RequestAddress(&ipam.RequestAddressRequest{PoolID: h.poolID(c.pool), Address: c.addr})
+		_, err := h.book.RequestAddress(h.poolID(c.pool), c.addr, addrbook.Owner{})
 		if (err == nil) != c.free {
 			t.Errorf("%s free=%t, want %t (%v)", c.addr, err == nil, c.free, err)
 		}
 		if err == nil {
-			_ = h.ipam.ReleaseAddress(&ipam.ReleaseAddressRequest{PoolID: h.poolID(c.pool), Address: c.addr})
+			_ = h.giveAddrBack(h.poolID(c.pool), c.addr)
 		}
 	}
 	// The host link: one address per family, routes to every subnet.
@@ -174,7 +174,7 @@ func TestMacvlanLifecycle(t *testing.T) {
 		t.Error("the host's parent was removed")
 	}
 	// The shim's addresses went back to the IPAM.
-	if _, err := h.ipam.RequestAddress(&ipam.RequestAddressRequest{PoolID: h.poolID(v4), Address: netip.MustParsePrefix(shimAddrs[0]).Addr().String()}); err != nil {
+	if _, err := h.book.RequestAddress(h.poolID(v4), netip.MustParsePrefix(shimAddrs[0]).Addr().String(), addrbook.Owner{}); err != nil {
 		t.Errorf("host link address not released: %v", err)
 	}
 }

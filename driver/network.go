@@ -45,11 +45,11 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		return fmt.Errorf("the network has %d IPv4 subnets: a network takes one (and any number of IPv6 subnets)", len(n.V4))
 	}
 	for i := range n.V4 {
-		n.V4[i].PoolID, _ = d.cfg.IPAM.PoolFor(n.V4[i].Space, n.V4[i].Prefix)
+		n.V4[i].PoolID, _ = d.cfg.Book.PoolFor(n.V4[i].Space, n.V4[i].Prefix)
 	}
 	var foreign []string
 	for i := range n.V6 {
-		if id, ok := d.cfg.IPAM.PoolFor(n.V6[i].Space, n.V6[i].Prefix); ok {
+		if id, ok := d.cfg.Book.PoolFor(n.V6[i].Space, n.V6[i].Prefix); ok {
 			n.V6[i].PoolID = id
 		} else {
 			foreign = append(foreign, n.V6[i].Prefix.String())
@@ -75,7 +75,7 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 	if err != nil {
 		return err
 	}
-	if err := plane.prepare(n, d.cfg.IPAM); err != nil {
+	if err := plane.prepare(n, d.cfg.Book); err != nil {
 		d.releaseHeld(n)
 		return err
 	}
@@ -123,6 +123,7 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		undoAll()
 		return err
 	}
+	d.cfg.Book.Attach(n.ID, n.poolIDs())
 	go d.routesFollow(n) // to the blocks other hosts hold already
 	log := plane.describe(n, d.log.WithField("network", short(n.ID)).WithField("mode", opts.Mode).WithField("subnets", n.subnets()))
 	if len(foreign) > 0 {
@@ -226,6 +227,7 @@ func (d *Driver) deleteNetwork(n *network) error {
 		return err
 	}
 	d.releaseHeld(n)
+	d.cfg.Book.Detach(n.ID)
 	go d.routesFollow(n)
 	d.log.WithField("network", short(n.ID)).Info("network deleted")
 	return nil

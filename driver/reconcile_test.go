@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/go-plugins-helpers/ipam"
 	api "github.com/docker/go-plugins-helpers/network"
 	"golang.org/x/sys/unix"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
 )
@@ -74,17 +74,17 @@ func TestCollectStale(t *testing.T) {
 	h.endpoint(nid, "efefefefefef9999", "02:42:c0:00:02:02", v4, v6)
 	// The lost container: addresses requested, no endpoint.
 	for _, s := range []string{v4, v6} {
-		if _, err := h.ipam.RequestAddress(&ipam.RequestAddressRequest{PoolID: h.poolID(s), Options: map[string]string{"com.docker.network.endpoint.macaddress": "02:42:c0:00:02:03"}}); err != nil {
+		if _, err := h.book.RequestAddress(h.poolID(s), "", addrbook.MACOwner("02:42:c0:00:02:03")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	h.restart()
-	h.d.CollectStale(50 * time.Millisecond)
+	h.book.CollectStale(50 * time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
 	for _, s := range []string{v4, v6} {
 		var owners []string
-		for _, o := range h.ipam.Allocations(h.poolID(s)) {
-			owners = append(owners, o)
+		for _, o := range h.book.Allocations(h.poolID(s)) {
+			owners = append(owners, o.String())
 		}
 		sort.Strings(owners)
 		if got := strings.Join(owners, " "); got != "02:42:c0:00:02:02 gateway:auto" {

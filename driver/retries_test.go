@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker/go-plugins-helpers/ipam"
 	api "github.com/docker/go-plugins-helpers/network"
 
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
@@ -38,11 +37,10 @@ func TestCreateNetworkRetried(t *testing.T) {
 // the plugin committed it goes when Docker gives its pools back.
 func TestNetworkGivenUpOn(t *testing.T) {
 	h := newHarness(t)
-	h.ipam.SetPoolRelease(h.d.PoolReleased)
 	const nid = "abcdef0123452222"
 	req := h.network(nid, nil, "192.0.2.0/24")
 	h.in(func() error { return h.d.CreateNetwork(req) })
-	h.in(func() error { return h.ipam.ReleasePool(&ipam.ReleasePoolRequest{PoolID: h.poolID("192.0.2.0/24")}) })
+	h.in(func() error { return h.givePoolBack(h.poolID("192.0.2.0/24")) })
 	if _, ok := h.d.networks[nid]; ok {
 		t.Fatal("the network Docker gave up on is still recorded")
 	}
@@ -108,7 +106,7 @@ func TestForgetGoneEndpoints(t *testing.T) {
 	if _, ok := h.d.endpoints[eid]; ok {
 		t.Fatal("an endpoint whose container is gone is still recorded")
 	}
-	if _, held := h.ipam.Allocations(h.poolID("2001:db8:2::/64"))[extra.Addr()]; held {
+	if _, held := h.book.Allocations(h.poolID("2001:db8:2::/64"))[extra.Addr()]; held {
 		t.Fatalf("the forgotten endpoint's extra address %s is still held", extra)
 	}
 }
@@ -159,7 +157,6 @@ func TestAddressGivenTwice(t *testing.T) {
 // addresses dualstack allocated for it.
 func TestEndpointGivenUpOn(t *testing.T) {
 	h := newHarness(t)
-	h.ipam.SetAddressRelease(h.d.AddressReleased)
 	const nid, eid = "abcdef0123458888", "eeeeeeeeee018888"
 	v4, v6a, v6b := "192.0.2.0/24", "2001:db8:1::/64", "2001:db8:2::/64"
 	h.in(func() error {
@@ -176,7 +173,7 @@ func TestEndpointGivenUpOn(t *testing.T) {
 	}
 	// Docker releases what it gave: the IPv4 address first.
 	h.in(func() error {
-		return h.ipam.ReleaseAddress(&ipam.ReleaseAddressRequest{PoolID: h.poolID(v4), Address: ep.IPv4.Addr().String()})
+		return h.giveAddrBack(h.poolID(v4), ep.IPv4.Addr().String())
 	})
 	if _, ok := h.d.endpoints[eid]; ok {
 		t.Fatal("the endpoint Docker gave up on is still recorded")
@@ -184,11 +181,11 @@ func TestEndpointGivenUpOn(t *testing.T) {
 	if _, ok := h.host.Link(t, ep.HostVeth); ok {
 		t.Fatalf("the endpoint Docker gave up on left its veth %s", ep.HostVeth)
 	}
-	if h.d.AddressClaimed(ep.IPv6.Addr()) || h.d.AddressClaimed(extra.Addr.Addr()) {
+	if h.book.Claimed(ep.IPv6.Addr()) || h.book.Claimed(extra.Addr.Addr()) {
 		t.Fatal("the endpoint's addresses are still claimed")
 	}
 	// Its extra address is free again in dualstack's IPAM.
-	if owner, held := h.ipam.Allocations(extra.PoolID)[extra.Addr.Addr()]; held {
+	if owner, held := h.book.Allocations(extra.PoolID)[extra.Addr.Addr()]; held {
 		t.Fatalf("the extra address %s is still allocated, to %s", extra.Addr, owner)
 	}
 }

@@ -58,6 +58,17 @@ func (n *network) pools() []pool {
 	return append(append([]pool{}, n.V4...), n.V6...)
 }
 
+// poolIDs lists the pools of the network that dualstack's IPAM holds.
+func (n *network) poolIDs() []string {
+	var out []string
+	for _, p := range n.pools() {
+		if p.PoolID != "" {
+			out = append(out, p.PoolID)
+		}
+	}
+	return out
+}
+
 // gateways lists the addresses the bridge holds.
 func (n *network) gateways() []netip.Prefix {
 	if n.routed() {
@@ -125,7 +136,15 @@ func get(tx state.Tx, bucket, id string, v any) (bool, error) {
 	return true, json.Unmarshal(data, v)
 }
 
-func put(tx state.Tx, bucket, id string, v any) error {
+// records is where the driver's records are written: a transaction of
+// the state file, or of the address book (which commits addresses and the
+// records that name them together).
+type records interface {
+	Put(path []string, key, value []byte) error
+	Delete(path []string, key []byte) error
+}
+
+func put(tx records, bucket, id string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -133,7 +152,7 @@ func put(tx state.Tx, bucket, id string, v any) error {
 	return tx.Put(driverPath(bucket), []byte(id), data)
 }
 
-func del(tx state.Tx, bucket, id string) error {
+func del(tx records, bucket, id string) error {
 	return tx.Delete(driverPath(bucket), []byte(id))
 }
 

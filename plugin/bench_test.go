@@ -17,6 +17,7 @@ import (
 	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/cluster/clustertest"
 	"github.com/dualstack-net/dualstack/ipamdriver"
@@ -24,13 +25,13 @@ import (
 )
 
 // realIPAM returns dualstack's IPAM driver on a state file in dir, closed
-// when tb ends, and a logger that discards.
-func realIPAM(tb testing.TB, dir string) (*ipamdriver.Driver, logrus.FieldLogger) {
+// when tb ends, its address book, and a logger that discards.
+func realIPAM(tb testing.TB, dir string) (*ipamdriver.Driver, *addrbook.Book, logrus.FieldLogger) {
 	return realClusterIPAM(tb, dir, nil)
 }
 
 // realClusterIPAM is realIPAM with a cluster store (nil for none).
-func realClusterIPAM(tb testing.TB, dir string, leases ipamdriver.Leases) (*ipamdriver.Driver, logrus.FieldLogger) {
+func realClusterIPAM(tb testing.TB, dir string, leases addrbook.Leases) (*ipamdriver.Driver, *addrbook.Book, logrus.FieldLogger) {
 	tb.Helper()
 	db, err := state.Open(dir, time.Second)
 	if err != nil {
@@ -39,11 +40,11 @@ func realClusterIPAM(tb testing.TB, dir string, leases ipamdriver.Leases) (*ipam
 	tb.Cleanup(func() { db.Close() })
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	id, err := ipamdriver.New(ipamdriver.Config{DB: db, MachineID: "test", Log: log, Leases: leases})
+	book, err := addrbook.New(addrbook.Config{DB: db, MachineID: "test", Log: log, Leases: leases})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return id, log
+	return ipamdriver.New(book), book, log
 }
 
 // BenchmarkDurableRequestAddress measures what Docker waits for: one
@@ -59,7 +60,7 @@ func BenchmarkDurableRequestAddress(b *testing.B) {
 
 func benchRequestAddress(b *testing.B, inCluster bool) {
 	dir := b.TempDir()
-	var leases ipamdriver.Leases
+	var leases addrbook.Leases
 	var store *cluster.Store
 	if inCluster {
 		endpoints, _, _ := clustertest.Etcd(b)
@@ -75,7 +76,7 @@ func benchRequestAddress(b *testing.B, inCluster bool) {
 		}
 		leases = store
 	}
-	id, log := realClusterIPAM(b, dir, leases)
+	id, book, log := realClusterIPAM(b, dir, leases)
 	sock := filepath.Join(dir, "dualstack.sock")
 	l, err := ListenUnix(sock)
 	if err != nil {
@@ -105,7 +106,7 @@ func benchRequestAddress(b *testing.B, inCluster bool) {
 	var pool ipam.RequestPoolResponse
 	call("/IpamDriver.RequestPool", ipam.RequestPoolRequest{AddressSpace: "local", Pool: "2001:db8::/64", V6: true}, &pool)
 	if inCluster {
-		if err := id.JoinCluster(pool.PoolID, ipamdriver.ClusterPool{Network: "bench", Bits: 80, Routed: true}); err != nil {
+		if err := book.JoinCluster(pool.PoolID, addrbook.ClusterPool{Network: "bench", Bits: 80, Routed: true}); err != nil {
 			b.Fatal(err)
 		}
 	}

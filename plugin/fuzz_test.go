@@ -35,7 +35,7 @@ func FuzzRequests(f *testing.F) {
 	f.Add(uint8(6), `{"PoolID":"local/192.0.2.0/30","Address":"192.0.2.2/30"}`)
 	f.Add(uint8(8), `{"NetworkID":"n","Options":{"com.docker.network.generic":{"mtu":"x"}},"IPv6Data":[{"Pool":"fd00::/64"}]}`)
 
-	id, log := realIPAM(f, f.TempDir())
+	id, _, log := realIPAM(f, f.TempDir())
 	srv := New(fakeNetwork{}, id, log)
 	f.Fuzz(func(t *testing.T, path uint8, body string) {
 		p := fuzzPaths[int(path)%len(fuzzPaths)]

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	urlpath "path"
 	"runtime/debug"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 )
 
@@ -67,8 +69,7 @@ type errorResponse struct {
 // So a call that creates something and arrives without a body is refused
 // with the reason, and nothing is done: the operation fails, Docker rolls
 // it back (it releases the pools and addresses it holds, which also takes
-// what the lost answer committed: see the IPAM's SetPoolRelease and
-// SetAddressRelease), and running the command again works. A call that
+// what the lost answer committed: see GiveBacks), and running the command again works. A call that
 // removes something or only reads is answered as Docker sends it: with no
 // field, it names nothing and succeeds, which is what the retry of a
 // removal the first attempt did needs; a removal the first attempt did not
@@ -96,6 +97,18 @@ type Server struct {
 // for an answer lost in a crash: fn ends the process for the paths it
 // chooses, and Docker retries the call against the restarted plugin.
 func (s *Server) CrashAfter(fn func(path string)) { s.crash = fn }
+
+// GiveBacks is a network driver that hears of the pools and addresses
+// Docker gives back through the IPAM API, before the address book lets
+// them go. Docker releases the pools of a network it gave up on (its
+// creation failed after the plugin committed it) and never deletes the
+// network, and the addresses of an endpoint it never deletes: the network
+// driver removes such networks and endpoints then. The mux, which serves
+// both APIs, is where the one hears of the other.
+type GiveBacks interface {
+	PoolReleased(poolID string)
+	AddressReleased(addr netip.Addr)
+}
 
 // JoinerFrom is a network driver that wants to know which process a Join
 // comes from: its SandboxKey is a path in that process's (dockerd's) mount
@@ -136,10 +149,30 @@ func New(nd network.Driver, id IPAM, log logrus.FieldLogger) *Server {
 	handle(s, "/IpamDriver.GetCapabilities", noRequest(id.GetCapabilities))
 	handle(s, "/IpamDriver.GetDefaultAddressSpaces", noRequest(id.GetDefaultAddressSpaces))
 	handle(s, "/IpamDriver.RequestPool", id.RequestPool)
-	handle(s, "/IpamDriver.ReleasePool", noReply(id.ReleasePool))
 	handle(s, "/IpamDriver.RequestAddress", id.RequestAddress)
-	handle(s, "/IpamDriver.ReleaseAddress", noReply(id.ReleaseAddress))
+	releasePool, releaseAddress := id.ReleasePool, id.ReleaseAddress
+	if gb, ok := nd.(GiveBacks); ok {
+		releasePool, releaseAddress = givenBack(gb, id)
+	}
+	handle(s, "/IpamDriver.ReleasePool", noReply(releasePool))
+	handle(s, "/IpamDriver.ReleaseAddress", noReply(releaseAddress))
 	return s
+}
+
+// givenBack returns the IPAM's release calls, with gb told of each first.
+func givenBack(gb GiveBacks, id IPAM) (func(*ipam.ReleasePoolRequest) error, func(*ipam.ReleaseAddressRequest) error) {
+	pool := func(req *ipam.ReleasePoolRequest) error {
+		gb.PoolReleased(req.PoolID)
+		return id.ReleasePool(req)
+	}
+	addr := func(req *ipam.ReleaseAddressRequest) error {
+		// A malformed address is the IPAM's to refuse.
+		if a, err := addrbook.ParseAddr(req.Address); err == nil {
+			gb.AddressReleased(a)
+		}
+		return id.ReleaseAddress(req)
+	}
+	return pool, addr
 }
 
 // ServeHTTP makes the server an http.Handler (for tests and custom

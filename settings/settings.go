@@ -15,10 +15,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/bgp"
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
-	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/validate"
 )
 
@@ -27,7 +27,7 @@ type Settings struct {
 	// LogLevel is LOG_LEVEL: panic, fatal, error, warn, info, debug or trace.
 	LogLevel logrus.Level
 	// DefaultPoolsV4 is DEFAULT_POOLS_V4.
-	DefaultPoolsV4 []ipamdriver.DefaultPool
+	DefaultPoolsV4 []addrbook.DefaultPool
 	// UplinkAcceptRA is UPLINK_ACCEPT_RA: whether dualstack may set
 	// accept_ra=2 on host interfaces when it turns on IPv6 forwarding.
 	UplinkAcceptRA bool
@@ -109,7 +109,7 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 	if s.LogLevel, err = logrus.ParseLevel(get("LOG_LEVEL", "info")); err != nil {
 		errs = append(errs, fmt.Sprintf("LOG_LEVEL=%q: want one of panic, fatal, error, warn, info, debug, trace", getenv("LOG_LEVEL")))
 	}
-	if s.DefaultPoolsV4, err = ipamdriver.ParseDefaultPools(get("DEFAULT_POOLS_V4", ipamdriver.DefaultPoolsV4)); err != nil {
+	if s.DefaultPoolsV4, err = addrbook.ParseDefaultPools(get("DEFAULT_POOLS_V4", addrbook.DefaultPoolsV4)); err != nil {
 		errs = append(errs, err.Error())
 	}
 	if s.UplinkAcceptRA, err = strconv.ParseBool(get("UPLINK_ACCEPT_RA", "true")); err != nil {

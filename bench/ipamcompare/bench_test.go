@@ -26,7 +26,7 @@ import (
 	"github.com/moby/moby/v2/daemon/libnetwork/ipams/defaultipam"
 	"github.com/moby/moby/v2/daemon/libnetwork/ipamutils"
 
-	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
+	"github.com/dualstack-net/dualstack/addrbook/allocator"
 )
 
 // pool64 is the /64 every benchmark allocates from.

@@ -23,9 +23,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver"
-	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/settings"
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -118,7 +118,7 @@ func sourceAddress(endpoint string) (netip.Addr, error) {
 // longer gives this host, trying until the store answers; then, until ctx
 // ends, it gives back what the store did not take while it was away, and
 // checks again that the host's blocks are still its own.
-func rejoinCluster(ctx context.Context, d *driver.Driver, ipam *ipamdriver.Driver, log logrus.FieldLogger) {
+func rejoinCluster(ctx context.Context, d *driver.Driver, book *addrbook.Book, log logrus.FieldLogger) {
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		err := d.DefineClusterNetworks(ctx)
 		var mismatch *cluster.MismatchError
@@ -128,8 +128,8 @@ func rejoinCluster(ctx context.Context, d *driver.Driver, ipam *ipamdriver.Drive
 			err = nil
 		}
 		if err == nil {
-			var lost []ipamdriver.LostBlock
-			lost, err = ipam.AdoptLeasedBlocks()
+			var lost []addrbook.LostBlock
+			lost, err = book.AdoptLeasedBlocks()
 			reportLost(lost, d, log)
 		}
 		if err == nil {
@@ -141,10 +141,10 @@ func rejoinCluster(ctx context.Context, d *driver.Driver, ipam *ipamdriver.Drive
 		}
 	}
 	for {
-		if err := ipam.RetryPendingReleases(); err != nil {
+		if err := book.RetryPendingReleases(); err != nil {
 			log.WithError(err).Warn("give back what the cluster store did not take back (trying again)")
 		}
-		lost, err := ipam.CheckBlocks()
+		lost, err := book.CheckBlocks()
 		reportLost(lost, d, log)
 		if err != nil {
 			log.WithError(err).Debug("check that the blocks this host allocates from are still its own (trying again)")
@@ -175,7 +175,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // gives only blocks that passed its checks (inside their network's
 // definition, of its block length), each with its holder's registered
 // addresses as the only next hops.
-func watchClusterRoutes(ctx context.Context, store *cluster.Store, d *driver.Driver, ipam *ipamdriver.Driver, log logrus.FieldLogger) {
+func watchClusterRoutes(ctx context.Context, store *cluster.Store, d *driver.Driver, book *addrbook.Book, log logrus.FieldLogger) {
 	store.WatchBlocks(ctx, func(blocks []cluster.Block) {
 		hb := make([]driver.HostBlock, 0, len(blocks))
 		mine := map[string][]netip.Prefix{}
@@ -193,8 +193,8 @@ func watchClusterRoutes(ctx context.Context, store *cluster.Store, d *driver.Dri
 		if err := d.ClusterRoutes(store.Node(), hb); err != nil {
 			log.WithError(err).Warn("routes to the other hosts' blocks")
 		}
-		if ipam.MayHaveLost(mine) {
-			lost, err := ipam.CheckBlocks()
+		if book.MayHaveLost(mine) {
+			lost, err := book.CheckBlocks()
 			reportLost(lost, d, log)
 			if err != nil {
 				log.WithError(err).Warn("check that the blocks this host allocates from are still its own (checked again within 30 s)")
@@ -205,7 +205,7 @@ func watchClusterRoutes(ctx context.Context, store *cluster.Store, d *driver.Dri
 
 // reportLost says, for each block the host lost, which containers still
 // have addresses there: another host may hand those addresses out now.
-func reportLost(lost []ipamdriver.LostBlock, d *driver.Driver, log logrus.FieldLogger) {
+func reportLost(lost []addrbook.LostBlock, d *driver.Driver, log logrus.FieldLogger) {
 	for _, l := range lost {
 		entry := log.WithField("network", l.Network).WithField("block", l.Block)
 		holders := d.EndpointsIn(l.Block)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/driver/sysctl"
@@ -65,7 +66,7 @@ func run(log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
-	var leases ipamdriver.Leases
+	var leases addrbook.Leases
 	var clusterStore driver.ClusterStore
 	if store != nil {
 		// Revokes the host's lease: the other hosts see it gone at once.
@@ -86,7 +87,7 @@ func run(log *logrus.Logger) error {
 	if err != nil {
 		log.WithError(err).Warnf("cannot read %s: the IPv6 ULA prefix is derived from a random ID kept in the state file instead", cfg.MachineIDFile)
 	}
-	ipamDriver, err := ipamdriver.New(ipamdriver.Config{
+	book, err := addrbook.New(addrbook.Config{
 		DB:             db,
 		DefaultPoolsV4: cfg.DefaultPoolsV4,
 		MachineID:      strings.TrimSpace(string(machineID)),
@@ -129,7 +130,7 @@ func run(log *logrus.Logger) error {
 	netDriver, err := driver.New(driver.Config{
 		Firewall:       rules,
 		DB:             db,
-		IPAM:           ipamDriver,
+		Book:           book,
 		Log:            log.WithField("driver", "network"),
 		UplinkAcceptRA: cfg.UplinkAcceptRA,
 		ForwardDrop:    cfg.ForwardDrop,
@@ -141,14 +142,6 @@ func run(log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
-	// An address an endpoint holds never goes to another endpoint that
-	// merely has the same MAC address.
-	ipamDriver.SetClaims(netDriver.AddressClaimed)
-	ipamDriver.SetPoolRelease(netDriver.PoolReleased)
-	ipamDriver.SetAddressRelease(netDriver.AddressReleased)
-	// A block leased is announced at once (BGP).
-	ipamDriver.SetBlockAdded(func(string) { netDriver.SyncBGP() })
-
 	l, err := plugin.ListenUnix(cfg.Socket)
 	if err != nil {
 		return err
@@ -159,16 +152,27 @@ func run(log *logrus.Logger) error {
 	defer stop()
 	restored := time.Now()
 	netDriver.ResumeJoins()
-	netDriver.CollectStale(driver.StaleGrace)
-	ipamDriver.CollectEmptyDefaultPools(driver.StaleGrace, netDriver.PoolClaimed)
+	book.CollectStale(addrbook.StaleGrace)
+	book.CollectEmptyDefaultPools(addrbook.StaleGrace)
+	// A block leased is announced at once (BGP).
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-book.BlocksChanged():
+				netDriver.SyncBGP()
+			}
+		}
+	}()
 	// dualstack's rules follow the host's as they change (Docker's
 	// networks, dockerd restarting, another manager).
 	go netDriver.FollowFirewall(ctx)
 	defer netDriver.Close()
 	followBGP(ctx, speaker, cfg, netDriver, log.WithField("driver", "bgp"))
 	if store != nil {
-		go watchClusterRoutes(ctx, store, netDriver, ipamDriver, log.WithField("driver", "cluster"))
-		go rejoinCluster(ctx, netDriver, ipamDriver, log.WithField("driver", "cluster"))
+		go watchClusterRoutes(ctx, store, netDriver, book, log.WithField("driver", "cluster"))
+		go rejoinCluster(ctx, netDriver, book, log.WithField("driver", "cluster"))
 	}
 	log.WithFields(logrus.Fields{
 		"open_took": opened.Sub(started), "ipam_took": ipamLoaded.Sub(opened),
@@ -176,7 +180,7 @@ func run(log *logrus.Logger) error {
 		"resume_took": time.Since(restored),
 	}).Debug("startup steps")
 	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(started).Round(time.Millisecond)).Info("dualstack serving")
-	server := plugin.New(netDriver, ipamDriver, log)
+	server := plugin.New(netDriver, ipamdriver.New(book), log)
 	if crash := crashSeam(os.Getenv, cfg.StateDir, log); crash != nil {
 		server.CrashAfter(crash)
 	}

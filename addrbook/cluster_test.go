@@ -1,4 +1,4 @@
-package ipamdriver
+package addrbook
 
 import (
 	"context"
@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/docker/go-plugins-helpers/ipam"
 
 	"github.com/dualstack-net/dualstack/cluster"
 )
@@ -249,11 +247,11 @@ func TestClusterBlockAdded(t *testing.T) {
 	s := newFakeStore()
 	a, pa := clusterHost(t, s, "a", "198.51.100.0/24", "", ClusterPool{Network: "c1", Bits: 28, Routed: true})
 	heard := make(chan []Block, 10)
-	a.d.SetBlockAdded(func(id string) {
-		if id == pa {
-			heard <- a.d.Blocks(id)
+	go func() {
+		for range a.d.BlocksChanged() {
+			heard <- a.d.Blocks(pa)
 		}
-	})
+	}()
 	before := len(a.d.Blocks(pa))
 	for i := 0; len(a.d.Blocks(pa)) == before; i++ {
 		a.mustAddr(pa, "", mac(i))
@@ -323,7 +321,7 @@ func TestClusterGivenAddresses(t *testing.T) {
 	if got := la.mustAddr(pla, "", mac(1)); got != "203.0.113.128/24" {
 		t.Fatalf("first address of a LAN cluster pool = %s, want the range's first with the subnet's length", got)
 	}
-	if err := lb.d.Hold(plb, netip.MustParseAddr("203.0.113.10"), "host-link:x"); err != nil {
+	if err := lb.d.Hold(plb, netip.MustParseAddr("203.0.113.10"), HostLinkOwner("x")); err != nil {
 		t.Fatal(err)
 	}
 	if s.claims[netip.MustParseAddr("203.0.113.10")] != "b" {
@@ -331,7 +329,7 @@ func TestClusterGivenAddresses(t *testing.T) {
 	}
 	// An address of the host inside a block another host leased already
 	// cannot be held: the network is refused there, naming the holder.
-	if err := lb.d.Hold(plb, netip.MustParseAddr("203.0.113.129"), "host-link:x"); err == nil || !strings.Contains(err.Error(), "node a") {
+	if err := lb.d.Hold(plb, netip.MustParseAddr("203.0.113.129"), HostLinkOwner("x")); err == nil || !strings.Contains(err.Error(), "node a") {
 		t.Fatalf("hold of an address in host a's block: %v, want a refusal naming a", err)
 	}
 	if _, held := lb.d.Allocations(plb)[netip.MustParseAddr("203.0.113.129")]; held {
@@ -348,7 +346,7 @@ func TestClusterGivenAddresses(t *testing.T) {
 	}
 	la.mustAddr(pla, "203.0.113.10", mac(2))
 
-	if err := a.d.ReleasePool(&ipam.ReleasePoolRequest{PoolID: pa}); err != nil {
+	if err := a.d.ReleasePool(pa); err != nil {
 		t.Fatal(err)
 	}
 	for blk, holder := range s.blocks {
@@ -398,7 +396,7 @@ func TestClusterPendingReleases(t *testing.T) {
 	a.mustAddr(pa, "", mac(1))             // leases 203.0.113.128/28
 	a.mustAddr(pa, "203.0.113.10", mac(2)) // claims 203.0.113.10
 	s.down = true
-	if err := a.d.ReleasePool(&ipam.ReleasePoolRequest{PoolID: pa}); err != nil {
+	if err := a.d.ReleasePool(pa); err != nil {
 		t.Fatal(err)
 	}
 	s.down = false
@@ -507,7 +505,7 @@ func TestClusterLostBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[netip.Addr]string{netip.MustParseAddr("198.51.100.2"): mac(1)[optMACAddress], netip.MustParseAddr("198.51.100.3"): mac(2)[optMACAddress]}
+	want := map[netip.Addr]Owner{netip.MustParseAddr("198.51.100.2"): mac(1), netip.MustParseAddr("198.51.100.3"): mac(2)}
 	if len(lost) != 1 || lost[0].Block != block || lost[0].Network != "c1" || lost[0].PoolID != pa || !maps.Equal(lost[0].InUse, want) {
 		t.Fatalf("lost = %+v, want %s with %v in use", lost, block, want)
 	}
@@ -522,7 +520,7 @@ func TestClusterLostBlocks(t *testing.T) {
 			t.Fatalf("%s: lost blocks %+v, want %s with its gateway", when, got, block)
 		}
 		for addr := range want {
-			if a.d.Allocations(pa)[addr] == "" {
+			if a.d.Allocations(pa)[addr].Kind == Nobody {
 				t.Fatalf("%s: %s is no longer allocated", when, addr)
 			}
 		}

@@ -1,4 +1,4 @@
-package ipamdriver
+package addrbook
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dualstack-net/dualstack/addrbook/allocator"
 	"github.com/dualstack-net/dualstack/cluster"
-	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
 	"github.com/dualstack-net/dualstack/state"
 )
 
@@ -109,14 +109,14 @@ type clusterState struct {
 // the network driver does when it creates a network with -o cluster: Docker
 // asked for the pool (and its gateway) before it told the driver anything
 // of the network. Joining again with the same c changes nothing.
-func (d *Driver) JoinCluster(poolID string, c ClusterPool) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	p, ok := d.pools[poolID]
+func (bk *Book) JoinCluster(poolID string, c ClusterPool) error {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	p, ok := bk.pools[poolID]
 	if !ok {
 		return fmt.Errorf("no pool %q is held by dualstack: the network's IPAM state is missing; recreate the network", poolID)
 	}
-	if d.leases == nil {
+	if bk.leases == nil {
 		return errors.New("cluster networks need a cluster store: set CLUSTER_STORE with `docker plugin set dualstack CLUSTER_STORE=http://ETCD:2379`")
 	}
 	if p.cluster != nil {
@@ -133,20 +133,20 @@ func (d *Driver) JoinCluster(poolID string, c ClusterPool) error {
 	if err != nil {
 		return err
 	}
-	if err := d.db.Update(func(tx state.Tx) error { return tx.Put(poolPath(p.id), keyCluster, meta) }); err != nil {
+	if err := bk.db.Update(func(tx state.Tx) error { return tx.Put(poolPath(p.id), keyCluster, meta) }); err != nil {
 		return fmt.Errorf("record pool %s as part of cluster network %q in the state file: %w", p, c.Network, err)
 	}
 	p.cluster = cs
-	d.log.WithField("pool", p.id).WithField("network", c.Network).WithField("bits", c.Bits).Info("pool joined its cluster network")
+	bk.log.WithField("pool", p.id).WithField("network", c.Network).WithField("bits", c.Bits).Info("pool joined its cluster network")
 	return nil
 }
 
 // Blocks lists the blocks pool poolID holds, in address order; none for a
 // pool of one host.
-func (d *Driver) Blocks(poolID string) []Block {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if p, ok := d.pools[poolID]; ok && p.cluster != nil {
+func (bk *Book) Blocks(poolID string) []Block {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	if p, ok := bk.pools[poolID]; ok && p.cluster != nil {
 		return slices.Clone(p.cluster.blocks)
 	}
 	return nil
@@ -154,10 +154,10 @@ func (d *Driver) Blocks(poolID string) []Block {
 
 // LostBlocks lists the blocks pool poolID lost (see markLost) whose
 // addresses some containers still have.
-func (d *Driver) LostBlocks(poolID string) []Block {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if p, ok := d.pools[poolID]; ok && p.cluster != nil {
+func (bk *Book) LostBlocks(poolID string) []Block {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	if p, ok := bk.pools[poolID]; ok && p.cluster != nil {
 		return slices.Clone(p.cluster.lost)
 	}
 	return nil
@@ -225,7 +225,7 @@ func (p *pool) blockWindow(b Block) (first, last netip.Addr, ok bool) {
 // block of the cursor on, leasing a new block when they are all full. It
 // changes memory only (and, for a new block, the store and the state
 // file); undo gives the address back and restores the sequence.
-func (d *Driver) pickInBlocks(p *pool) (netip.Addr, func(), error) {
+func (bk *Book) pickInBlocks(p *pool) (netip.Addr, func(), error) {
 	prevFirst, prevLast := p.alloc.Window()
 	prevCursor, hadCursor := p.alloc.Cursor()
 	restore := func() {
@@ -250,7 +250,7 @@ func (d *Driver) pickInBlocks(p *pool) (netip.Addr, func(), error) {
 		}
 		return addr, err == nil, err
 	}
-	d.checkFirst(p)
+	bk.checkFirst(p)
 	blocks := p.cluster.blocks
 	start := 0
 	if hadCursor {
@@ -270,7 +270,7 @@ func (d *Driver) pickInBlocks(p *pool) (netip.Addr, func(), error) {
 			return addr, func() { p.alloc.Release(addr); restore() }, nil
 		}
 	}
-	b, err := d.leaseBlock(p, netip.Prefix{})
+	b, err := bk.leaseBlock(p, netip.Prefix{})
 	if err != nil {
 		restore()
 		return netip.Addr{}, nil, err
@@ -289,7 +289,7 @@ func (d *Driver) pickInBlocks(p *pool) (netip.Addr, func(), error) {
 // leaseBlock leases a block for p from the store and records it: the next
 // free one, or, when only is valid, that one. A routed block's gateway is
 // held with it.
-func (d *Driver) leaseBlock(p *pool, only netip.Prefix) (Block, error) {
+func (bk *Book) leaseBlock(p *pool, only netip.Prefix) (Block, error) {
 	within := p.prefix
 	if p.sub.IsValid() {
 		within = p.sub
@@ -299,29 +299,29 @@ func (d *Driver) leaseBlock(p *pool, only netip.Prefix) (Block, error) {
 	}
 	ctx, cancel := storeContext()
 	defer cancel()
-	prefix, err := d.leases.LeaseBlock(ctx, p.cluster.Network, within, p.cluster.Bits, nil)
+	prefix, err := bk.leases.LeaseBlock(ctx, p.cluster.Network, within, p.cluster.Bits, nil)
 	if err != nil {
 		return Block{}, fmt.Errorf("pool %s of cluster network %q needs a new block: %w", p, p.cluster.Network, err)
 	}
-	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Debug("block leased for the pool (the cluster store logs the lease)")
-	return d.recordBlock(p, prefix)
+	bk.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Debug("block leased for the pool (the cluster store logs the lease)")
+	return bk.recordBlock(p, prefix)
 }
 
 // recordBlock records block as p's, with a routed block's gateway held.
-func (d *Driver) recordBlock(p *pool, prefix netip.Prefix) (Block, error) {
+func (bk *Book) recordBlock(p *pool, prefix netip.Prefix) (Block, error) {
 	b := Block{Prefix: prefix}
 	heldGateway := false // reserved here, not already held (Docker's gateway)
 	if p.cluster.Routed {
 		gw := routedGateway(prefix)
 		if !p.alloc.Allocated(gw) {
 			if err := p.alloc.Reserve(gw); err != nil {
-				return Block{}, d.giveBack(p, prefix, fmt.Errorf("hold gateway %s of block %s: %w", gw, prefix, err))
+				return Block{}, bk.giveBack(p, prefix, fmt.Errorf("hold gateway %s of block %s: %w", gw, prefix, err))
 			}
 			heldGateway = true
 		}
 		b.Gateway = gw
 	}
-	err := d.db.Update(func(tx state.Tx) error {
+	err := bk.db.Update(func(tx state.Tx) error {
 		if err := tx.Delete(poolPath(p.id, bucketLost), []byte(prefix.String())); err != nil {
 			return err
 		}
@@ -340,15 +340,12 @@ func (d *Driver) recordBlock(p *pool, prefix netip.Prefix) (Block, error) {
 		if heldGateway {
 			p.alloc.Release(b.Gateway)
 		}
-		return Block{}, d.giveBack(p, prefix, fmt.Errorf("record block %s of pool %s in the state file: %w", prefix, p, err))
+		return Block{}, bk.giveBack(p, prefix, fmt.Errorf("record block %s of pool %s in the state file: %w", prefix, p, err))
 	}
 	p.cluster.lost = slices.DeleteFunc(p.cluster.lost, func(l Block) bool { return l.Prefix == prefix })
 	p.cluster.blocks = append(p.cluster.blocks, b)
 	slices.SortFunc(p.cluster.blocks, func(x, y Block) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
-	if fn := d.blockAdded; fn != nil {
-		// The caller holds d.mu.
-		go fn(p.id)
-	}
+	bk.signalBlocks()
 	return b, nil
 }
 
@@ -361,7 +358,7 @@ type LostBlock struct {
 	Block   netip.Prefix
 	// InUse are the block's addresses that containers still have, each
 	// with its owner (an endpoint's MAC address); gateways left out.
-	InUse map[netip.Addr]string
+	InUse map[netip.Addr]Owner
 }
 
 // AdoptLeasedBlocks compares each cluster pool's blocks with those the
@@ -371,20 +368,20 @@ type LostBlock struct {
 // file records that the store does not give this host any more is lost
 // (markLost), and returned. The plugin calls it at start, until the store
 // answers.
-func (d *Driver) AdoptLeasedBlocks() ([]LostBlock, error) { return d.syncBlocks(true) }
+func (bk *Book) AdoptLeasedBlocks() ([]LostBlock, error) { return bk.syncBlocks(true) }
 
 // CheckBlocks is AdoptLeasedBlocks without adopting anything: the plugin
 // calls it when the store's watch shows that a block this host uses may
 // not be its own any more (MayHaveLost), and periodically.
-func (d *Driver) CheckBlocks() ([]LostBlock, error) { return d.syncBlocks(false) }
+func (bk *Book) CheckBlocks() ([]LostBlock, error) { return bk.syncBlocks(false) }
 
 // MayHaveLost reports whether mine, the blocks the store's watch says this
 // host holds (by cluster network), lacks a block a cluster pool allocates
 // from: CheckBlocks then asks the store itself.
-func (d *Driver) MayHaveLost(mine map[string][]netip.Prefix) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, p := range d.pools {
+func (bk *Book) MayHaveLost(mine map[string][]netip.Prefix) bool {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	for _, p := range bk.pools {
 		if p.cluster == nil {
 			continue
 		}
@@ -398,26 +395,26 @@ func (d *Driver) MayHaveLost(mine map[string][]netip.Prefix) bool {
 }
 
 // syncBlocks is AdoptLeasedBlocks, adopting or not. It decides while
-// holding d.mu, reading the store then, so that no block is leased or
+// holding bk.mu, reading the store then, so that no block is leased or
 // recorded meanwhile: what the store says is then the truth about every
-// block the state file records. It asks the store once without d.mu
+// block the state file records. It asks the store once without bk.mu
 // first, so that a store that does not answer holds up no allocation,
 // and (when not adopting) goes on only if a block seems lost.
-func (d *Driver) syncBlocks(adopt bool) ([]LostBlock, error) {
-	if d.leases == nil {
+func (bk *Book) syncBlocks(adopt bool) ([]LostBlock, error) {
+	if bk.leases == nil {
 		return nil, nil
 	}
-	if suspect, err := d.blocksSuspect(); err != nil || (!suspect && !adopt) {
+	if suspect, err := bk.blocksSuspect(); err != nil || (!suspect && !adopt) {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
 	pending := map[pendingRelease]bool{}
-	for _, r := range d.pending() {
+	for _, r := range bk.pending() {
 		pending[r] = true
 	}
 	var lost []LostBlock
-	for _, p := range d.sortedPools() {
+	for _, p := range bk.sortedPools() {
 		if p.cluster == nil {
 			continue
 		}
@@ -426,7 +423,7 @@ func (d *Driver) syncBlocks(adopt bool) ([]LostBlock, error) {
 			known[i] = b.Prefix
 		}
 		ctx, cancel := storeContext()
-		held, err := d.leases.HeldBlocks(ctx, p.cluster.Network, known)
+		held, err := bk.leases.HeldBlocks(ctx, p.cluster.Network, known)
 		cancel()
 		if err != nil {
 			return lost, fmt.Errorf("list the blocks of cluster network %q this host holds: %w", p.cluster.Network, err)
@@ -436,7 +433,7 @@ func (d *Driver) syncBlocks(adopt bool) ([]LostBlock, error) {
 			if slices.Contains(held, b.Prefix) {
 				continue
 			}
-			l, err := d.markLost(p, b)
+			l, err := bk.markLost(p, b)
 			if err != nil {
 				return lost, err
 			}
@@ -456,10 +453,10 @@ func (d *Driver) syncBlocks(adopt bool) ([]LostBlock, error) {
 			if pending[pendingRelease{p.cluster.Network, pendingBlock, prefix}] {
 				continue
 			}
-			if _, err := d.recordBlock(p, prefix); err != nil {
+			if _, err := bk.recordBlock(p, prefix); err != nil {
 				return lost, err
 			}
-			d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Warn("block the store gives this host but the state file did not record (the plugin died in between) adopted")
+			bk.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", prefix).Warn("block the store gives this host but the state file did not record (the plugin died in between) adopted")
 		}
 	}
 	return lost, nil
@@ -471,9 +468,9 @@ func (d *Driver) syncBlocks(adopt bool) ([]LostBlock, error) {
 // asked for before that must not come from a block another host holds
 // now. It tries once, briefly: a store that does not answer leaves the
 // host allocating from its blocks, as it does while the store is down.
-// The caller holds d.mu.
-func (d *Driver) checkFirst(p *pool) {
-	if p.cluster.checked || d.leases == nil {
+// The caller holds bk.mu.
+func (bk *Book) checkFirst(p *pool) {
+	if p.cluster.checked || bk.leases == nil {
 		return
 	}
 	p.cluster.checked = true
@@ -482,28 +479,28 @@ func (d *Driver) checkFirst(p *pool) {
 		known[i] = b.Prefix
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	held, err := d.leases.HeldBlocks(ctx, p.cluster.Network, known)
+	held, err := bk.leases.HeldBlocks(ctx, p.cluster.Network, known)
 	cancel()
 	if err != nil {
-		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithError(err).Debug("blocks not compared with the store's before the first allocation; the plugin does it when the store answers")
+		bk.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithError(err).Debug("blocks not compared with the store's before the first allocation; the plugin does it when the store answers")
 		return
 	}
 	for _, b := range slices.Clone(p.cluster.blocks) {
 		if !slices.Contains(held, b.Prefix) {
-			if _, err := d.markLost(p, b); err != nil {
-				d.log.WithField("pool", p.id).WithError(err).Warn("a lost block could not be recorded as lost")
+			if _, err := bk.markLost(p, b); err != nil {
+				bk.log.WithField("pool", p.id).WithError(err).Warn("a lost block could not be recorded as lost")
 			}
 		}
 	}
 }
 
-// blocksSuspect asks the store, without d.mu, which blocks this host
+// blocksSuspect asks the store, without bk.mu, which blocks this host
 // holds, and reports whether a cluster pool allocates from one it does
 // not (or, when adopting, whether there is more to look at).
-func (d *Driver) blocksSuspect() (bool, error) {
-	d.mu.Lock()
+func (bk *Book) blocksSuspect() (bool, error) {
+	bk.mu.Lock()
 	known := map[string][]netip.Prefix{}
-	for _, p := range d.pools {
+	for _, p := range bk.pools {
 		if p.cluster == nil {
 			continue
 		}
@@ -514,11 +511,11 @@ func (d *Driver) blocksSuspect() (bool, error) {
 			known[p.cluster.Network] = append(known[p.cluster.Network], b.Prefix)
 		}
 	}
-	d.mu.Unlock()
+	bk.mu.Unlock()
 	suspect := false
 	for _, network := range slices.Sorted(maps.Keys(known)) {
 		ctx, cancel := storeContext()
-		held, err := d.leases.HeldBlocks(ctx, network, known[network])
+		held, err := bk.leases.HeldBlocks(ctx, network, known[network])
 		cancel()
 		if err != nil {
 			return false, fmt.Errorf("list the blocks of cluster network %q this host holds: %w", network, err)
@@ -534,14 +531,14 @@ func (d *Driver) blocksSuspect() (bool, error) {
 // longer gives this host. The addresses containers have there stay theirs
 // (and a routed block's gateway stays held) until they are released; a
 // lost block none of whose addresses is in use any more is dropped.
-func (d *Driver) markLost(p *pool, b Block) (LostBlock, error) {
-	l := LostBlock{Network: p.cluster.Network, PoolID: p.id, Block: b.Prefix, InUse: map[netip.Addr]string{}}
+func (bk *Book) markLost(p *pool, b Block) (LostBlock, error) {
+	l := LostBlock{Network: p.cluster.Network, PoolID: p.id, Block: b.Prefix, InUse: map[netip.Addr]Owner{}}
 	key := []byte(b.Prefix.String())
 	var gw []byte
 	if b.Gateway.IsValid() {
 		gw = b.Gateway.AsSlice()
 	}
-	err := d.db.Update(func(tx state.Tx) error {
+	err := bk.db.Update(func(tx state.Tx) error {
 		if err := tx.Delete(poolPath(p.id, bucketBlocks), key); err != nil {
 			return err
 		}
@@ -558,22 +555,22 @@ func (d *Driver) markLost(p *pool, b Block) (LostBlock, error) {
 	p.cluster.lost = append(p.cluster.lost, b)
 	var held []string
 	for _, a := range slices.SortedFunc(maps.Keys(l.InUse), netip.Addr.Compare) {
-		held = append(held, a.String()+" (MAC "+l.InUse[a]+")")
+		held = append(held, a.String()+" (MAC "+l.InUse[a].String()+")")
 	}
-	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithField("in_use", strings.Join(held, ", ")).
+	bk.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithField("in_use", strings.Join(held, ", ")).
 		Warn("block lost: the cluster store no longer gives it to this host (it was forgotten, or another host leased it since); no address is handed out from it any more, and the containers that have addresses there keep them")
-	d.dropEmptyLost(p)
+	bk.dropEmptyLost(p)
 	return l, nil
 }
 
 // inUse lists the addresses of block b of pool id that containers have,
 // with their owners.
-func inUse(tx state.Tx, id string, b Block) map[netip.Addr]string {
-	out := map[netip.Addr]string{}
+func inUse(tx state.Tx, id string, b Block) map[netip.Addr]Owner {
+	out := map[netip.Addr]Owner{}
 	_ = tx.ForEach(poolPath(id, bucketAddrs), func(k, v []byte) error {
 		a, ok := netip.AddrFromSlice(k)
-		if ok && b.Prefix.Contains(a) && a != b.Gateway && !strings.HasPrefix(string(v), ownerGateway) {
-			out[a] = string(v)
+		if ok && b.Prefix.Contains(a) && a != b.Gateway && !ParseOwner(string(v)).gateway() {
+			out[a] = ParseOwner(string(v))
 		}
 		return nil
 	})
@@ -582,12 +579,12 @@ func inUse(tx state.Tx, id string, b Block) map[netip.Addr]string {
 
 // dropEmptyLost forgets p's lost blocks where no container has an address
 // any more, and gives their gateways back.
-func (d *Driver) dropEmptyLost(p *pool) {
+func (bk *Book) dropEmptyLost(p *pool) {
 	if p.cluster == nil || len(p.cluster.lost) == 0 {
 		return
 	}
 	var empty []Block
-	_ = d.db.View(func(tx state.Tx) error {
+	_ = bk.db.View(func(tx state.Tx) error {
 		for _, b := range p.cluster.lost {
 			if len(inUse(tx, p.id, b)) == 0 {
 				empty = append(empty, b)
@@ -597,7 +594,7 @@ func (d *Driver) dropEmptyLost(p *pool) {
 	})
 	for _, b := range empty {
 		heldGateway := false // the block's own, not Docker's gateway of the pool
-		err := d.db.Update(func(tx state.Tx) error {
+		err := bk.db.Update(func(tx state.Tx) error {
 			if b.Gateway.IsValid() && ownerOf(tx, p.id, b.Gateway) == ownerBlockGateway {
 				heldGateway = true
 				if err := deleteAddr(tx, p.id, b.Gateway); err != nil {
@@ -607,23 +604,23 @@ func (d *Driver) dropEmptyLost(p *pool) {
 			return tx.Delete(poolPath(p.id, bucketLost), []byte(b.Prefix.String()))
 		})
 		if err != nil {
-			d.log.WithField("pool", p.id).WithField("block", b.Prefix).WithError(err).Warn("forget a lost block no container uses any more (tried again at the next release)")
+			bk.log.WithField("pool", p.id).WithField("block", b.Prefix).WithError(err).Warn("forget a lost block no container uses any more (tried again at the next release)")
 			continue
 		}
 		if heldGateway {
 			p.alloc.Release(b.Gateway)
 		}
 		p.cluster.lost = slices.DeleteFunc(p.cluster.lost, func(x Block) bool { return x.Prefix == b.Prefix })
-		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).Info("lost block no container uses any more forgotten")
+		bk.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).Info("lost block no container uses any more forgotten")
 	}
 }
 
 // giveBack returns a block the IPAM could not record, and returns cause.
-func (d *Driver) giveBack(p *pool, block netip.Prefix, cause error) error {
+func (bk *Book) giveBack(p *pool, block netip.Prefix, cause error) error {
 	ctx, cancel := storeContext()
 	defer cancel()
-	if err := d.leases.ReleaseBlock(ctx, p.cluster.Network, block); err != nil {
-		d.log.WithField("network", p.cluster.Network).WithField("block", block).WithError(err).Warn("give back a block that could not be recorded (release it with `dualstack cluster forget` once this host is gone)")
+	if err := bk.leases.ReleaseBlock(ctx, p.cluster.Network, block); err != nil {
+		bk.log.WithField("network", p.cluster.Network).WithField("block", block).WithError(err).Warn("give back a block that could not be recorded (release it with `dualstack cluster forget` once this host is gone)")
 	}
 	return cause
 }
@@ -632,7 +629,7 @@ func (d *Driver) giveBack(p *pool, block netip.Prefix, cause error) error {
 // p's blocks: in a routed pool by leasing the block that holds it (its
 // containers route through that block's gateway), otherwise by claiming
 // the address alone.
-func (d *Driver) claimOutside(p *pool, addr netip.Addr) error {
+func (bk *Book) claimOutside(p *pool, addr netip.Addr) error {
 	if _, ok := p.cluster.blockOf(addr); ok {
 		return nil
 	}
@@ -641,31 +638,31 @@ func (d *Driver) claimOutside(p *pool, addr netip.Addr) error {
 		if addr == routedGateway(block) {
 			return fmt.Errorf("address %s is the gateway of block %s of cluster network %q: choose another address", addr, block, p.cluster.Network)
 		}
-		_, err := d.leaseBlock(p, block)
+		_, err := bk.leaseBlock(p, block)
 		return err
 	}
 	ctx, cancel := storeContext()
 	defer cancel()
-	if err := d.leases.Claim(ctx, p.cluster.Network, addr, p.cluster.Bits); err != nil {
+	if err := bk.leases.Claim(ctx, p.cluster.Network, addr, p.cluster.Bits); err != nil {
 		return fmt.Errorf("address %s of cluster network %q: %w", addr, p.cluster.Network, err)
 	}
-	if err := d.db.Update(func(tx state.Tx) error { return tx.Put(poolPath(p.id, bucketClaims), addr.AsSlice(), nil) }); err != nil {
-		d.unclaim(p, addr)
+	if err := bk.db.Update(func(tx state.Tx) error { return tx.Put(poolPath(p.id, bucketClaims), addr.AsSlice(), nil) }); err != nil {
+		bk.unclaim(p, addr)
 		return fmt.Errorf("record the claim of %s in the state file: %w", addr, err)
 	}
 	p.cluster.claims[addr] = true
-	d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("address", addr).Debug("address claimed for the pool (the cluster store logs the claim)")
+	bk.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("address", addr).Debug("address claimed for the pool (the cluster store logs the claim)")
 	return nil
 }
 
 // unclaim gives a claimed address of p back to the store; one the store
 // does not take is offered it again (pend).
-func (d *Driver) unclaim(p *pool, addr netip.Addr) {
+func (bk *Book) unclaim(p *pool, addr netip.Addr) {
 	ctx, cancel := storeContext()
 	defer cancel()
-	if err := d.leases.Unclaim(ctx, p.cluster.Network, addr); err != nil {
-		d.log.WithField("network", p.cluster.Network).WithField("address", addr).WithError(err).Warn("give back a claimed address (tried again later)")
-		d.pend(p.cluster.Network, pendingClaim, netip.PrefixFrom(addr, addr.BitLen()))
+	if err := bk.leases.Unclaim(ctx, p.cluster.Network, addr); err != nil {
+		bk.log.WithField("network", p.cluster.Network).WithField("address", addr).WithError(err).Warn("give back a claimed address (tried again later)")
+		bk.pend(p.cluster.Network, pendingClaim, netip.PrefixFrom(addr, addr.BitLen()))
 	}
 }
 
@@ -683,12 +680,12 @@ const (
 )
 
 // pend records what could not be given back to the store.
-func (d *Driver) pend(network, kind string, p netip.Prefix) {
-	err := d.db.Update(func(tx state.Tx) error {
+func (bk *Book) pend(network, kind string, p netip.Prefix) {
+	err := bk.db.Update(func(tx state.Tx) error {
 		return tx.Put([]string{bucketIPAM, bucketPending, network}, []byte(kind+":"+p.String()), nil)
 	})
 	if err != nil {
-		d.log.WithField("network", network).WithField("block", p).WithError(err).Error("record what the cluster store is still to take back (`dualstack cluster status` shows it)")
+		bk.log.WithField("network", network).WithField("block", p).WithError(err).Error("record what the cluster store is still to take back (`dualstack cluster status` shows it)")
 	}
 }
 
@@ -699,9 +696,9 @@ type pendingRelease struct {
 }
 
 // pending lists what the store is still to take back.
-func (d *Driver) pending() []pendingRelease {
+func (bk *Book) pending() []pendingRelease {
 	var out []pendingRelease
-	_ = d.db.View(func(tx state.Tx) error {
+	_ = bk.db.View(func(tx state.Tx) error {
 		root := []string{bucketIPAM, bucketPending}
 		return tx.Buckets(root, func(network string) error {
 			return tx.ForEach(append(root, network), func(k, _ []byte) error {
@@ -719,8 +716,8 @@ func (d *Driver) pending() []pendingRelease {
 // holds reports whether a pool of network holds prefix (a block, or a
 // claimed address) now: a network created again since, which leased or
 // claimed it anew.
-func (d *Driver) holds(network string, prefix netip.Prefix) bool {
-	for _, p := range d.pools {
+func (bk *Book) holds(network string, prefix netip.Prefix) bool {
+	for _, p := range bk.pools {
 		if p.cluster == nil || p.cluster.Network != network {
 			continue
 		}
@@ -734,21 +731,21 @@ func (d *Driver) holds(network string, prefix netip.Prefix) bool {
 // RetryPendingReleases gives back to the store what it did not take when
 // it was given (see pend). The plugin calls it at start and periodically;
 // it fails while the store does not answer.
-func (d *Driver) RetryPendingReleases() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.leases == nil {
+func (bk *Book) RetryPendingReleases() error {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	if bk.leases == nil {
 		return nil
 	}
 	var errs []error
-	for _, r := range d.pending() {
-		if !d.holds(r.network, r.prefix) {
+	for _, r := range bk.pending() {
+		if !bk.holds(r.network, r.prefix) {
 			ctx, cancel := storeContext()
 			var err error
 			if r.kind == pendingBlock {
-				err = d.leases.ReleaseBlock(ctx, r.network, r.prefix)
+				err = bk.leases.ReleaseBlock(ctx, r.network, r.prefix)
 			} else {
-				err = d.leases.Unclaim(ctx, r.network, r.prefix.Addr())
+				err = bk.leases.Unclaim(ctx, r.network, r.prefix.Addr())
 			}
 			cancel()
 			switch {
@@ -758,12 +755,12 @@ func (d *Driver) RetryPendingReleases() error {
 			case err != nil:
 				// Not this host's any more (forgotten, and taken by
 				// another): nothing to give back.
-				d.log.WithField("network", r.network).WithField("block", r.prefix).WithError(err).Warn("no longer this host's to give back")
+				bk.log.WithField("network", r.network).WithField("block", r.prefix).WithError(err).Warn("no longer this host's to give back")
 			default:
-				d.log.WithField("network", r.network).WithField("block", r.prefix).Info("given back to the cluster store, which did not answer before")
+				bk.log.WithField("network", r.network).WithField("block", r.prefix).Info("given back to the cluster store, which did not answer before")
 			}
 		}
-		err := d.db.Update(func(tx state.Tx) error {
+		err := bk.db.Update(func(tx state.Tx) error {
 			return tx.Delete([]string{bucketIPAM, bucketPending, r.network}, []byte(r.kind+":"+r.prefix.String()))
 		})
 		if err != nil {
@@ -775,7 +772,7 @@ func (d *Driver) RetryPendingReleases() error {
 
 // releaseClaims gives back the claims among addrs of p, after they were
 // released locally.
-func (d *Driver) releaseClaims(p *pool, addrs []netip.Addr) {
+func (bk *Book) releaseClaims(p *pool, addrs []netip.Addr) {
 	if p.cluster == nil {
 		return
 	}
@@ -788,7 +785,7 @@ func (d *Driver) releaseClaims(p *pool, addrs []netip.Addr) {
 	if len(gone) == 0 {
 		return
 	}
-	_ = d.db.Update(func(tx state.Tx) error {
+	_ = bk.db.Update(func(tx state.Tx) error {
 		for _, a := range gone {
 			if err := tx.Delete(poolPath(p.id, bucketClaims), a.AsSlice()); err != nil {
 				return err
@@ -798,7 +795,7 @@ func (d *Driver) releaseClaims(p *pool, addrs []netip.Addr) {
 	})
 	for _, a := range gone {
 		delete(p.cluster.claims, a)
-		d.unclaim(p, a)
+		bk.unclaim(p, a)
 	}
 }
 
@@ -806,26 +803,26 @@ func (d *Driver) releaseClaims(p *pool, addrs []netip.Addr) {
 // the store does not take back is logged; `dualstack cluster status`
 // shows it and `dualstack cluster forget` releases it once the host is
 // gone.
-func (d *Driver) leaveCluster(p *pool) {
-	if p.cluster == nil || d.leases == nil {
+func (bk *Book) leaveCluster(p *pool) {
+	if p.cluster == nil || bk.leases == nil {
 		return
 	}
 	ctx, cancel := storeContext()
 	defer cancel()
 	for _, b := range p.cluster.blocks {
-		if err := d.leases.ReleaseBlock(ctx, p.cluster.Network, b.Prefix); err != nil {
-			d.log.WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithError(err).Warn("give back the block of a pool that goes (tried again later)")
-			d.pend(p.cluster.Network, pendingBlock, b.Prefix)
+		if err := bk.leases.ReleaseBlock(ctx, p.cluster.Network, b.Prefix); err != nil {
+			bk.log.WithField("network", p.cluster.Network).WithField("block", b.Prefix).WithError(err).Warn("give back the block of a pool that goes (tried again later)")
+			bk.pend(p.cluster.Network, pendingBlock, b.Prefix)
 			continue
 		}
-		d.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).Debug("block of the pool given back (the cluster store logs the release)")
+		bk.log.WithField("pool", p.id).WithField("network", p.cluster.Network).WithField("block", b.Prefix).Debug("block of the pool given back (the cluster store logs the release)")
 	}
 	for a := range p.cluster.claims {
-		d.unclaim(p, a)
+		bk.unclaim(p, a)
 	}
 	// The last host to let go of the network takes its definition along.
-	if err := d.leases.Undefine(ctx, p.cluster.Network); err != nil {
-		d.log.WithField("network", p.cluster.Network).WithError(err).Debug("forget the definition of a cluster network no host may hold any more")
+	if err := bk.leases.Undefine(ctx, p.cluster.Network); err != nil {
+		bk.log.WithField("network", p.cluster.Network).WithError(err).Debug("forget the definition of a cluster network no host may hold any more")
 	}
 }
 

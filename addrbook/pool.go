@@ -1,11 +1,11 @@
-package ipamdriver
+package addrbook
 
 import (
 	"fmt"
 	"net/netip"
 	"strings"
 
-	"github.com/dualstack-net/dualstack/ipamdriver/allocator"
+	"github.com/dualstack-net/dualstack/addrbook/allocator"
 )
 
 // pool is one address pool handed to Docker, with the allocator that tracks
@@ -126,8 +126,8 @@ func parsePrefix(what, s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-// parseAddr parses an address as Docker sends it: bare, or in CIDR form.
-func parseAddr(s string) (netip.Addr, error) {
+// ParseAddr parses an address as Docker sends it: bare, or in CIDR form.
+func ParseAddr(s string) (netip.Addr, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)

@@ -1,4 +1,4 @@
-package ipamdriver
+package addrbook
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package ipamdriver
+package addrbook
 
 import (
 	"errors"
@@ -7,6 +7,34 @@ import (
 
 	"github.com/dualstack-net/dualstack/state"
 )
+
+// allocateEach is Tx.AllocateEach alone in its change, as the network
+// driver's endpoints do it (with their own record).
+func (e *testEnv) allocateEach(pools []string, owner Owner, with func(tx *Tx, addrs []netip.Prefix) error) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	err := e.d.Update(func(tx *Tx) error {
+		addrs, err := tx.AllocateEach(pools, owner)
+		if err != nil || with == nil {
+			out = addrs
+			return err
+		}
+		out = addrs
+		return with(tx, addrs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (e *testEnv) releaseEach(addrs map[string][]netip.Addr, with func(tx *Tx) error) error {
+	return e.d.Update(func(tx *Tx) error {
+		if err := tx.ReleaseEach(addrs); err != nil || with == nil {
+			return err
+		}
+		return with(tx)
+	})
+}
 
 // TestAllocateEach: one address per pool in one commit, the same ones back
 // for the same owner, nothing allocated when one pool is full, and
@@ -19,15 +47,15 @@ func TestAllocateEach(t *testing.T) {
 	e.mustAddr(full, "", mac(9))
 	e.mustAddr(full, "", mac(8))
 
-	got, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", nil)
+	got, err := e.allocateEach([]string{a, b}, EndpointOwner("x"), nil)
 	if err != nil || len(got) != 2 || got[0].String() != "2001:db8:a::1/64" || got[1].String() != "2001:db8:b::1/64" {
 		t.Fatalf("AllocateEach = %v, %v", got, err)
 	}
-	again, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", nil)
+	again, err := e.allocateEach([]string{a, b}, EndpointOwner("x"), nil)
 	if err != nil || again[0] != got[0] || again[1] != got[1] {
 		t.Fatalf("retry = %v, %v; want %v", again, err, got)
 	}
-	if _, err := e.d.AllocateEach([]string{a, full}, "endpoint:y", nil); err == nil {
+	if _, err := e.allocateEach([]string{a, full}, EndpointOwner("y"), nil); err == nil {
 		t.Fatal("allocation in a full pool succeeded")
 	}
 	if e.d.pools[a].alloc.Allocated(netip.MustParseAddr("2001:db8:a::2")) {
@@ -37,7 +65,7 @@ func TestAllocateEach(t *testing.T) {
 	if next := e.mustAddr(a, "", mac(1)); next != "2001:db8:a::2/64" {
 		t.Fatalf("after a failed batch the next address is %s, want ::2 (nothing kept of the batch)", next)
 	}
-	if err := e.d.ReleaseEach(map[string][]netip.Addr{a: {got[0].Addr()}, b: {got[1].Addr()}, "gone": {got[0].Addr()}}, nil); err != nil {
+	if err := e.releaseEach(map[string][]netip.Addr{a: {got[0].Addr()}, b: {got[1].Addr()}, "gone": {got[0].Addr()}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.restart()
@@ -53,7 +81,7 @@ func TestEachWith(t *testing.T) {
 	a := e.pool("2001:db8:a::/64", "", true)
 	b := e.pool("2001:db8:b::/64", "", true)
 	bucket := []string{"caller"}
-	record := func(tx state.Tx, v string) error {
+	record := func(tx *Tx, v string) error {
 		if v == "" {
 			return tx.Delete(bucket, []byte("ep"))
 		}
@@ -69,7 +97,7 @@ func TestEachWith(t *testing.T) {
 	}
 	failing := errors.New("disk full")
 
-	if _, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", func(tx state.Tx, _ []netip.Prefix) error {
+	if _, err := e.allocateEach([]string{a, b}, EndpointOwner("x"), func(tx *Tx, _ []netip.Prefix) error {
 		_ = record(tx, "half")
 		return failing
 	}); !errors.Is(err, failing) {
@@ -80,7 +108,7 @@ func TestEachWith(t *testing.T) {
 	}
 
 	var seen []netip.Prefix
-	got, err := e.d.AllocateEach([]string{a, b}, "endpoint:x", func(tx state.Tx, addrs []netip.Prefix) error {
+	got, err := e.allocateEach([]string{a, b}, EndpointOwner("x"), func(tx *Tx, addrs []netip.Prefix) error {
 		seen = addrs
 		return record(tx, addrs[0].String()+" "+addrs[1].String())
 	})
@@ -93,7 +121,7 @@ func TestEachWith(t *testing.T) {
 	}
 
 	held := map[string][]netip.Addr{a: {got[0].Addr()}, b: {got[1].Addr()}}
-	if err := e.d.ReleaseEach(held, func(tx state.Tx) error {
+	if err := e.releaseEach(held, func(tx *Tx) error {
 		_ = record(tx, "")
 		return failing
 	}); !errors.Is(err, failing) {
@@ -103,7 +131,7 @@ func TestEachWith(t *testing.T) {
 	if len(e.d.Allocations(a)) != 1 || len(e.d.Allocations(b)) != 1 || stored() == "" {
 		t.Fatalf("a failed release changed something: %v, %v held, record %q", e.d.Allocations(a), e.d.Allocations(b), stored())
 	}
-	if err := e.d.ReleaseEach(held, func(tx state.Tx) error { return record(tx, "") }); err != nil {
+	if err := e.releaseEach(held, func(tx *Tx) error { return record(tx, "") }); err != nil {
 		t.Fatal(err)
 	}
 	e.restart()
@@ -111,8 +139,8 @@ func TestEachWith(t *testing.T) {
 		t.Fatalf("after ReleaseEach: %d addresses held, record %q", n, stored())
 	}
 	// Nothing left to release: the record still goes.
-	_ = e.db.Update(func(tx state.Tx) error { return record(tx, "left") })
-	if err := e.d.ReleaseEach(held, func(tx state.Tx) error { return record(tx, "") }); err != nil || stored() != "" {
+	_ = e.d.Update(func(tx *Tx) error { return record(tx, "left") })
+	if err := e.releaseEach(held, func(tx *Tx) error { return record(tx, "") }); err != nil || stored() != "" {
 		t.Fatalf("ReleaseEach of released addresses = %v, record %q; want the record gone", err, stored())
 	}
 }

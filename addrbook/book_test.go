@@ -1,4 +1,4 @@
-package ipamdriver
+package addrbook
 
 import (
 	"fmt"
@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/state"
@@ -23,7 +22,7 @@ type testEnv struct {
 	t    *testing.T
 	dir  string
 	db   state.Store
-	d    *Driver
+	d    *Book
 	host []netip.Prefix
 	// leases, when set, is the cluster store of this "host".
 	leases Leases
@@ -70,24 +69,29 @@ func (e *testEnv) restart() {
 
 func (e *testEnv) pool(pool, sub string, v6 bool) string {
 	e.t.Helper()
-	r, err := e.d.RequestPool(&ipam.RequestPoolRequest{AddressSpace: LocalAddressSpace, Pool: pool, SubPool: sub, V6: v6})
+	r, err := e.d.RequestPool(PoolRequest{Space: LocalAddressSpace, Subnet: pool, Range: sub, V6: v6})
 	if err != nil {
 		e.t.Fatalf("RequestPool(%s, %s): %v", pool, sub, err)
 	}
-	return r.PoolID
+	return r.ID
 }
 
-func (e *testEnv) addr(poolID, preferred string, opts map[string]string) (string, error) {
-	r, err := e.d.RequestAddress(&ipam.RequestAddressRequest{PoolID: poolID, Address: preferred, Options: opts})
+// addr asks for an address as the IPAM driver does: a gateway the user
+// named is Gateway, one to pick AutoGateway.
+func (e *testEnv) addr(poolID, preferred string, owner Owner) (string, error) {
+	if owner.Kind == Gateway && preferred == "" {
+		owner.Kind = AutoGateway
+	}
+	r, err := e.d.RequestAddress(poolID, preferred, owner)
 	if err != nil {
 		return "", err
 	}
-	return r.Address, nil
+	return r.String(), nil
 }
 
-func (e *testEnv) mustAddr(poolID, preferred string, opts map[string]string) string {
+func (e *testEnv) mustAddr(poolID, preferred string, owner Owner) string {
 	e.t.Helper()
-	a, err := e.addr(poolID, preferred, opts)
+	a, err := e.addr(poolID, preferred, owner)
 	if err != nil {
 		e.t.Fatalf("RequestAddress(%s, %q): %v", poolID, preferred, err)
 	}
@@ -96,16 +100,18 @@ func (e *testEnv) mustAddr(poolID, preferred string, opts map[string]string) str
 
 func (e *testEnv) release(poolID, addr string) {
 	e.t.Helper()
-	if err := e.d.ReleaseAddress(&ipam.ReleaseAddressRequest{PoolID: poolID, Address: addr}); err != nil {
+	a, err := ParseAddr(addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.d.Release(poolID, a); err != nil {
 		e.t.Fatalf("ReleaseAddress(%s): %v", addr, err)
 	}
 }
 
-var gw = map[string]string{optRequestType: gatewayType}
+var gw = Owner{Kind: Gateway}
 
-func mac(i int) map[string]string {
-	return map[string]string{optMACAddress: fmt.Sprintf("02:42:00:00:%02x:%02x", i/256, i%256)}
-}
+func mac(i int) Owner { return MACOwner(fmt.Sprintf("02:42:00:00:%02x:%02x", i/256, i%256)) }
 
 func TestSequentialAllocation(t *testing.T) {
 	cases := []struct {
@@ -247,7 +253,7 @@ func TestRequestPoolValidation(t *testing.T) {
 		{"127.0.0.0/8", "", false, "loopback"},
 	}
 	for _, c := range cases {
-		_, err := e.d.RequestPool(&ipam.RequestPoolRequest{AddressSpace: LocalAddressSpace, Pool: c.pool, SubPool: c.sub, V6: c.v6})
+		_, err := e.d.RequestPool(PoolRequest{Space: LocalAddressSpace, Subnet: c.pool, Range: c.sub, V6: c.v6})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("RequestPool(%q, %q): err = %v, want %q", c.pool, c.sub, err, c.want)
 		}
@@ -256,7 +262,7 @@ func TestRequestPoolValidation(t *testing.T) {
 		t.Fatalf("failed requests left %d pools, want 2", n)
 	}
 	// Another address space may reuse the subnet.
-	if _, err := e.d.RequestPool(&ipam.RequestPoolRequest{AddressSpace: GlobalAddressSpace, Pool: "192.0.2.0/24"}); err != nil {
+	if _, err := e.d.RequestPool(PoolRequest{Space: GlobalAddressSpace, Subnet: "192.0.2.0/24"}); err != nil {
 		t.Fatalf("same subnet in the global space: %v", err)
 	}
 }
@@ -317,7 +323,7 @@ func TestOneMACTwoEndpoints(t *testing.T) {
 	// also on the first request after a restart.
 	e.restart()
 	held := netip.MustParsePrefix(b).Addr()
-	e.d.SetClaims(func(x netip.Addr) bool { return x == held })
+	e.d.Claim(Claim{Endpoint: "x", Network: "n", Addrs: []netip.Addr{held}})
 	if c := e.mustAddr(id, "", mac(7)); c == a || c == b {
 		t.Fatalf("a MAC whose address an endpoint holds got %s again (a %s, b %s)", c, a, b)
 	}
@@ -349,7 +355,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if got := e.mustAddr(v4, "192.0.2.3", mac(61)); got != "192.0.2.3/24" {
 		t.Fatalf("released address not free after restart: %s", got)
 	}
-	if _, err := e.d.RequestPool(&ipam.RequestPoolRequest{Pool: "192.0.2.0/25"}); err == nil {
+	if _, err := e.d.RequestPool(PoolRequest{Subnet: "192.0.2.0/25"}); err == nil {
 		t.Fatal("held pool forgotten across the restart")
 	}
 }
@@ -362,11 +368,11 @@ func TestReleaseIsIdempotent(t *testing.T) {
 	e.release(id, a)
 	e.release(id, "192.0.2.200")
 	e.release("local/no-such-pool", "192.0.2.1")
-	if err := e.d.ReleaseAddress(&ipam.ReleaseAddressRequest{PoolID: id, Address: "junk"}); err == nil {
-		t.Fatal("releasing an unparsable address should say so")
+	if _, err := ParseAddr("junk"); err == nil {
+		t.Fatal("an unparsable address should say so")
 	}
 	for i := 0; i < 2; i++ {
-		if err := e.d.ReleasePool(&ipam.ReleasePoolRequest{PoolID: id}); err != nil {
+		if err := e.d.ReleasePool(id); err != nil {
 			t.Fatalf("ReleasePool #%d: %v", i+1, err)
 		}
 	}
@@ -390,22 +396,22 @@ func TestDefaultPools(t *testing.T) {
 	e.pool("10.201.1.0/24", "", false) // held explicitly
 	var got []string
 	for i := 0; i < 3; i++ {
-		r, err := e.d.RequestPool(&ipam.RequestPoolRequest{AddressSpace: LocalAddressSpace})
+		r, err := e.d.RequestPool(PoolRequest{Space: LocalAddressSpace})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, r.Pool)
+		got = append(got, r.Prefix.String())
 	}
 	if want := "10.201.4.0/24 10.201.5.0/24 10.201.6.0/24"; strings.Join(got, " ") != want {
 		t.Fatalf("default IPv4 pools %v, want %s (skipping host routes and held pools)", got, want)
 	}
 	var v6 []netip.Prefix
 	for i := 0; i < 2; i++ {
-		r, err := e.d.RequestPool(&ipam.RequestPoolRequest{AddressSpace: LocalAddressSpace, V6: true})
+		r, err := e.d.RequestPool(PoolRequest{Space: LocalAddressSpace, V6: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		v6 = append(v6, netip.MustParsePrefix(r.Pool))
+		v6 = append(v6, r.Prefix)
 	}
 	ula := ULAPrefix("0123456789abcdef0123456789abcdef")
 	for _, p := range v6 {
@@ -417,15 +423,15 @@ func TestDefaultPools(t *testing.T) {
 		t.Fatalf("two networks got the same /64 %s", v6[0])
 	}
 	e.restart()
-	r, err := e.d.RequestPool(&ipam.RequestPoolRequest{AddressSpace: LocalAddressSpace, V6: true})
+	r, err := e.d.RequestPool(PoolRequest{Space: LocalAddressSpace, V6: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := netip.MustParsePrefix(r.Pool); p == v6[0] || p == v6[1] || !ula.Contains(p.Addr()) {
+	if p := r.Prefix; p == v6[0] || p == v6[1] || !ula.Contains(p.Addr()) {
 		t.Fatalf("after restart got %s, held %v", p, v6)
 	}
-	r, err = e.d.RequestPool(&ipam.RequestPoolRequest{AddressSpace: LocalAddressSpace})
-	if err != nil || r.Pool != "10.201.7.0/24" {
+	r, err = e.d.RequestPool(PoolRequest{Space: LocalAddressSpace})
+	if err != nil || r.Prefix.String() != "10.201.7.0/24" {
 		t.Fatalf("after restart IPv4 default = %v, %v; want 10.201.7.0/24", r, err)
 	}
 }
@@ -437,9 +443,9 @@ func TestDefaultPoolsExhausted(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.d.defaultV4 = pools
-	e.d.RequestPool(&ipam.RequestPoolRequest{})
-	e.d.RequestPool(&ipam.RequestPoolRequest{})
-	if _, err := e.d.RequestPool(&ipam.RequestPoolRequest{}); err == nil || !strings.Contains(err.Error(), "DEFAULT_POOLS_V4") {
+	e.d.RequestPool(PoolRequest{})
+	e.d.RequestPool(PoolRequest{})
+	if _, err := e.d.RequestPool(PoolRequest{}); err == nil || !strings.Contains(err.Error(), "DEFAULT_POOLS_V4") {
 		t.Fatalf("exhausted defaults: err = %v", err)
 	}
 }
@@ -584,7 +590,7 @@ func TestPoolOrderDoesNotMatter(t *testing.T) {
 
 func TestUnknownPool(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.addr("local/10.0.0.0/8", "", nil); err == nil || !strings.Contains(err.Error(), `no pool "local/10.0.0.0/8"`) {
+	if _, err := e.addr("local/10.0.0.0/8", "", Owner{}); err == nil || !strings.Contains(err.Error(), `no pool "local/10.0.0.0/8"`) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -607,23 +613,23 @@ func TestInternalAllocation(t *testing.T) {
 	if _, ok := e.d.PoolFor(LocalAddressSpace, netip.MustParsePrefix("2001:db8:3::/64")); ok {
 		t.Fatal("PoolFor found a pool that is not held")
 	}
-	a, err := e.d.AllocateFor(id, "ep:1")
+	a, err := e.d.Allocate(id, EndpointOwner("1"))
 	if err != nil || a.String() != "2001:db8:2::2/64" {
-		t.Fatalf("AllocateFor = %s, %v", a, err)
+		t.Fatalf("Allocate = %s, %v", a, err)
 	}
-	if again, _ := e.d.AllocateFor(id, "ep:1"); again != a {
-		t.Fatalf("second AllocateFor for the same owner = %s, want %s", again, a)
+	if again, _ := e.d.Allocate(id, EndpointOwner("1")); again != a {
+		t.Fatalf("second Allocate for the same owner = %s, want %s", again, a)
 	}
-	if b, _ := e.d.AllocateFor(id, "ep:2"); b.String() != "2001:db8:2::3/64" {
+	if b, _ := e.d.Allocate(id, EndpointOwner("2")); b.String() != "2001:db8:2::3/64" {
 		t.Fatalf("next owner got %s", b)
 	}
-	if _, err := e.d.AllocateFor(id, ""); err == nil {
+	if _, err := e.d.Allocate(id, Owner{}); err == nil {
 		t.Fatal("allocation without owner accepted")
 	}
 	if err := e.d.Release(id, a.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ := e.d.AllocateFor(id, "ep:1"); c.String() != "2001:db8:2::4/64" {
+	if c, _ := e.d.Allocate(id, EndpointOwner("1")); c.String() != "2001:db8:2::4/64" {
 		t.Fatalf("after release, owner got %s, want the next address", c)
 	}
 }
@@ -643,8 +649,8 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("usableRange(%s) = %s-%s", p, first, last)
 			}
 		}
-		if a, err := parseAddr(s); err == nil && !a.IsValid() {
-			t.Fatalf("parseAddr(%q) accepted an invalid address", s)
+		if a, err := ParseAddr(s); err == nil && !a.IsValid() {
+			t.Fatalf("ParseAddr(%q) accepted an invalid address", s)
 		}
 		if pools, err := ParseDefaultPools(s); err == nil {
 			for _, p := range pools {

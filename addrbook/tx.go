@@ -1,0 +1,106 @@
+package addrbook
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/dualstack-net/dualstack/state"
+)
+
+// Tx is one change of the book: the book's lock held and one transaction
+// of the state file, committed when the function given to Update returns
+// nil. The caller's own records (an endpoint's) go into the same commit
+// with Put and Delete, so that they and the addresses they name are
+// committed together or not at all.
+type Tx struct {
+	bk *Book
+	st state.Tx
+	// undo takes back, in reverse, the changes in memory made so far,
+	// should the commit fail; after makes those that wait for it.
+	undo  []func()
+	after []func()
+}
+
+// Update runs fn as one change of the book (see Tx). When fn fails, or
+// the commit does, nothing of it remains, in memory or on disk.
+func (bk *Book) Update(fn func(tx *Tx) error) error {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	tx := &Tx{bk: bk}
+	err := bk.db.Update(func(st state.Tx) error {
+		tx.st = st
+		return fn(tx)
+	})
+	if err != nil {
+		for i := len(tx.undo) - 1; i >= 0; i-- {
+			tx.undo[i]()
+		}
+		return err
+	}
+	for _, f := range tx.after {
+		f()
+	}
+	return nil
+}
+
+// Put writes the caller's record key in bucket path in this commit.
+func (tx *Tx) Put(path []string, key, value []byte) error { return tx.st.Put(path, key, value) }
+
+// Delete removes the caller's record key of bucket path in this commit.
+func (tx *Tx) Delete(path []string, key []byte) error { return tx.st.Delete(path, key) }
+
+// AllocateEach hands owner the next address of each pool in poolIDs; an
+// address owner already holds in a pool comes back. On any failure
+// nothing is allocated.
+func (tx *Tx) AllocateEach(poolIDs []string, owner Owner) ([]netip.Prefix, error) {
+	if owner.Kind == Nobody {
+		return nil, fmt.Errorf("allocate from pools %v: no owner given", poolIDs)
+	}
+	bk := tx.bk
+	out := make([]netip.Prefix, 0, len(poolIDs))
+	for _, id := range poolIDs {
+		p, ok := bk.pools[id]
+		if !ok {
+			return nil, fmt.Errorf("no pool %q is held by dualstack: the network's IPAM state is missing; recreate the network", id)
+		}
+		addr, fresh, undo, err := bk.pick(p, owner)
+		if err != nil {
+			return nil, err
+		}
+		tx.undo = append(tx.undo, undo)
+		if fresh {
+			if err := saveAddr(tx.st, p.id, addr, owner.String(), addr); err != nil {
+				return nil, fmt.Errorf("record addresses of %s in the state file: %w", owner, err)
+			}
+		}
+		out = append(out, netip.PrefixFrom(addr, p.addrBits(addr)))
+	}
+	return out, nil
+}
+
+// ReleaseEach frees addresses of several pools; addresses not held, or in
+// pools that are gone, are skipped.
+func (tx *Tx) ReleaseEach(addrs map[string][]netip.Addr) error {
+	bk := tx.bk
+	for id, as := range addrs {
+		p, ok := bk.pools[id]
+		if !ok {
+			continue
+		}
+		for _, a := range as {
+			if !p.alloc.Allocated(a) {
+				continue
+			}
+			if err := deleteAddr(tx.st, p.id, a); err != nil {
+				return err
+			}
+			tx.after = append(tx.after, func() {
+				p.alloc.Release(a)
+				delete(bk.answered[p.id], a)
+				bk.releaseClaims(p, []netip.Addr{a})
+				bk.dropEmptyLost(p)
+			})
+		}
+	}
+	return nil
+}
