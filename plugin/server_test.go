@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -472,5 +473,46 @@ func TestBodylessRetries(t *testing.T) {
 	// empty: served.
 	if status, out := post(t, ts, "/IpamDriver.RequestPool", `{"AddressSpace":"local"}`); status != http.StatusOK {
 		t.Errorf("a default-pool request: status %d, %v", status, out)
+	}
+}
+
+// givingBack is a network driver that hears of give-backs, into the same
+// log of calls as the IPAM.
+type givingBack struct {
+	fakeNetwork
+	f *fakeIPAM
+}
+
+func (g givingBack) PoolReleased(id string) { g.f.calls = append(g.f.calls, "PoolReleased "+id) }
+func (g givingBack) AddressReleased(a netip.Addr) {
+	g.f.calls = append(g.f.calls, "AddressReleased "+a.String())
+}
+
+// TestGiveBacksReachTheNetworkDriverFirst: a pool or an address Docker
+// gives back through the IPAM API reaches the network driver before the
+// IPAM lets it go (a network or endpoint Docker gave up on goes with it);
+// a malformed address reaches the IPAM alone, which refuses it.
+func TestGiveBacksReachTheNetworkDriverFirst(t *testing.T) {
+	f := &fakeIPAM{}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	ts := httptest.NewServer(New(givingBack{f: f}, f, log))
+	t.Cleanup(ts.Close)
+	cases := []struct {
+		path, body string
+		want       []string
+	}{
+		{"/IpamDriver.ReleasePool", `{"PoolID":"local/p"}`, []string{"PoolReleased local/p", `ReleasePool {"PoolID":"local/p"}`}},
+		{"/IpamDriver.ReleaseAddress", `{"PoolID":"p","Address":"192.0.2.2/24"}`, []string{"AddressReleased 192.0.2.2", `ReleaseAddress {"PoolID":"p","Address":"192.0.2.2/24"}`}},
+		{"/IpamDriver.ReleaseAddress", `{"PoolID":"p","Address":"junk"}`, []string{`ReleaseAddress {"PoolID":"p","Address":"junk"}`}},
+	}
+	for _, c := range cases {
+		f.calls = nil
+		if status, out := post(t, ts, c.path, c.body); status != http.StatusOK {
+			t.Fatalf("%s: status %d: %v", c.path, status, out)
+		}
+		if strings.Join(f.calls, "\n") != strings.Join(c.want, "\n") {
+			t.Errorf("%s %s: calls %q, want %q", c.path, c.body, f.calls, c.want)
+		}
 	}
 }
