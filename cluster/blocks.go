@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -280,103 +281,136 @@ func (s *Store) LeaseBlock(ctx context.Context, name string, within netip.Prefix
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	log := s.log.WithField("network", name)
-	effect := fmt.Sprintf("a new block of %s cannot be leased; containers still start while this host's blocks have room", name)
-
-	lease, err := s.registered(ctx, effect)
-	if err != nil {
+	r := &leaseRun{s: s, name: name, within: within, bits: bits, log: s.log.WithField("network", name),
+		effect: fmt.Sprintf("a new block of %s cannot be leased; containers still start while this host's blocks have room", name)}
+	if r.lease, err = s.registered(ctx, r.effect); err != nil {
 		return netip.Prefix{}, err
 	}
-	def, defRev, err := s.definition(ctx, name, effect)
-	if err != nil {
+	if err := r.readDefinition(ctx); err != nil {
 		return netip.Prefix{}, err
 	}
-	if err := checkAgainst(name, def, within, bits, "block range "+within.String()); err != nil {
-		return netip.Prefix{}, err
-	}
-	view, err := s.readView(ctx, name, maxBits)
-	if err != nil {
-		return netip.Prefix{}, s.storeError(err, effect)
+	if r.view, err = s.readView(ctx, name, maxBits); err != nil {
+		return netip.Prefix{}, s.storeError(err, r.effect)
 	}
 
 	cand := netip.PrefixFrom(within.Addr(), max(bits, within.Bits()))
 	lastOfWithin := lastAddr(within)
-	scanned, skipped, attempts, reloads, reregs := 0, 0, 0, 0, 0
+	skipped := 0
 	for ok := true; ok && cand.Addr().Compare(lastOfWithin) <= 0; cand, ok = nextPrefix(cand) {
-		if scanned++; scanned%4096 == 0 && ctx.Err() != nil {
-			return netip.Prefix{}, s.storeError(ctx.Err(), effect)
+		if r.scanned++; r.scanned%4096 == 0 && ctx.Err() != nil {
+			return netip.Prefix{}, s.storeError(ctx.Err(), r.effect)
 		}
-		if view.taken(cand) {
+		if r.view.taken(cand) {
 			continue
 		}
 		if skip != nil && skip(cand) {
 			skipped++
-			log.WithField("block", cand).Debug("block candidate rejected by the caller")
+			r.log.WithField("block", cand).Debug("block candidate rejected by the caller")
 			continue
 		}
-		// Lengths of the blocks that could enclose the candidate: those
-		// between the host block and a within smaller than it, and any
-		// other shorter length present in the network (none while every
-		// block is cut by the one definition, but checking is cheap).
-		enclosing := view.enclosing(cand, min(bits, within.Bits()))
-		// rev is 0 for the plain compares; see leaseTxn for when it is not.
-		var rev int64
-		for try := 0; ; try++ {
-			attempts++
-			resp, err := s.leaseTxn(ctx, name, cand, enclosing, lease, defRev, rev)
-			if err != nil {
-				return netip.Prefix{}, s.storeError(err, effect)
-			}
-			if !resp.Succeeded && !onLease(resp, lease) {
-				if lease, err = s.reregistered(ctx, &reregs, effect); err != nil {
-					return netip.Prefix{}, err
-				}
-				continue
-			}
-			if resp.Succeeded {
-				log.WithField("block", cand).Info("block leased")
-				log.WithField("block", cand).Debugf("lease took %d transactions, %d candidates", attempts, scanned)
-				return cand, nil
-			}
-			conflict, sameDef := s.leaseConflict(name, cand, resp, view, defRev)
-			if conflict {
-				log.WithField("block", cand).Debug("block candidate taken meanwhile; trying the next")
-				break
-			}
-			if !sameDef {
-				// Deleted (and maybe recreated) since we read it: read it
-				// again, and check the request against it again.
-				if reloads++; reloads > 2 {
-					return netip.Prefix{}, fmt.Errorf("cluster network %s: its definition keeps changing in the cluster store while a block is leased: try again", name)
-				}
-				if def, defRev, err = s.definition(ctx, name, effect); err != nil {
-					return netip.Prefix{}, err
-				}
-				if err := checkAgainst(name, def, within, bits, "block range "+within.String()); err != nil {
-					return netip.Prefix{}, err
-				}
-				continue
-			}
-			if try >= 8 {
-				return netip.Prefix{}, fmt.Errorf("cluster network %s: block %s could not be leased after %d attempts: keys of the other address family keep changing in its key range; try again", name, cand, try+1)
-			}
-			// Only keys of the other family (whose hex keys may sort inside
-			// this block's key range) made the range compares fail. Retry
-			// with "nothing in the range changed since revision rev", rev
-			// being the revision at which we saw none of this family.
-			rev = resp.Header.Revision
+		if leased, err := r.try(ctx, cand); err != nil {
+			return netip.Prefix{}, err
+		} else if leased {
+			return cand, nil
 		}
 	}
-	if within.Bits() >= bits && skipped == 0 {
+	return netip.Prefix{}, r.noneFree(ctx, skipped)
+}
+
+// leaseRun is one LeaseBlock under way: what it asked for, what it read of
+// the store, and its counts for the log.
+type leaseRun struct {
+	s      *Store
+	name   string
+	within netip.Prefix
+	bits   int
+	effect string
+	log    logrus.FieldLogger
+
+	lease  clientv3.LeaseID
+	def    Definition
+	defRev int64
+	view   *netView
+
+	scanned, attempts, reloads, reregs int
+}
+
+// readDefinition reads the network's definition and checks the request
+// against it.
+func (r *leaseRun) readDefinition(ctx context.Context) error {
+	var err error
+	if r.def, r.defRev, err = r.s.definition(ctx, r.name, r.effect); err != nil {
+		return err
+	}
+	return checkAgainst(r.name, r.def, r.within, r.bits, "block range "+r.within.String())
+}
+
+// try leases cand: true once leased, false when another host took it
+// meanwhile (the caller tries the next candidate).
+func (r *leaseRun) try(ctx context.Context, cand netip.Prefix) (bool, error) {
+	// Lengths of the blocks that could enclose the candidate: those
+	// between the host block and a within smaller than it, and any
+	// other shorter length present in the network (none while every
+	// block is cut by the one definition, but checking is cheap).
+	enclosing := r.view.enclosing(cand, min(r.bits, r.within.Bits()))
+	// rev is 0 for the plain compares; see leaseTxn for when it is not.
+	var rev int64
+	for try := 0; ; try++ {
+		r.attempts++
+		resp, err := r.s.leaseTxn(ctx, r.name, cand, enclosing, r.lease, r.defRev, rev)
+		if err != nil {
+			return false, r.s.storeError(err, r.effect)
+		}
+		if !resp.Succeeded && !onLease(resp, r.lease) {
+			if r.lease, err = r.s.reregistered(ctx, &r.reregs, r.effect); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if resp.Succeeded {
+			r.log.WithField("block", cand).Info("block leased")
+			r.log.WithField("block", cand).Debugf("lease took %d transactions, %d candidates", r.attempts, r.scanned)
+			return true, nil
+		}
+		conflict, sameDef := r.s.leaseConflict(r.name, cand, resp, r.view, r.defRev)
+		if conflict {
+			r.log.WithField("block", cand).Debug("block candidate taken meanwhile; trying the next")
+			return false, nil
+		}
+		if !sameDef {
+			// Deleted (and maybe recreated) since we read it: read it
+			// again, and check the request against it again.
+			if r.reloads++; r.reloads > 2 {
+				return false, fmt.Errorf("cluster network %s: its definition keeps changing in the cluster store while a block is leased: try again", r.name)
+			}
+			if err := r.readDefinition(ctx); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if try >= 8 {
+			return false, fmt.Errorf("cluster network %s: block %s could not be leased after %d attempts: keys of the other address family keep changing in its key range; try again", r.name, cand, try+1)
+		}
+		// Only keys of the other family (whose hex keys may sort inside
+		// this block's key range) made the range compares fail. Retry
+		// with "nothing in the range changed since revision rev", rev
+		// being the revision at which we saw none of this family.
+		rev = resp.Header.Revision
+	}
+}
+
+// noneFree is the error when no candidate could be leased.
+func (r *leaseRun) noneFree(ctx context.Context, skipped int) error {
+	if r.within.Bits() >= r.bits && skipped == 0 {
 		// One candidate, asked for by itself (the block of a static
 		// address, or an ip range smaller than a block): say who has it.
-		return netip.Prefix{}, fmt.Errorf("block %s of cluster network %s is not free (%s): choose an address outside it", within, name, s.holders(ctx, name, within))
+		return fmt.Errorf("block %s of cluster network %s is not free (%s): choose an address outside it", r.within, r.name, r.s.holders(ctx, r.name, r.within))
 	}
-	msg := fmt.Sprintf("no free block of /%d is left in %s of cluster network %s (%d blocks held, %d addresses claimed in the network", bits, within, name, len(view.blocks), len(view.claims))
+	msg := fmt.Sprintf("no free block of /%d is left in %s of cluster network %s (%d blocks held, %d addresses claimed in the network", r.bits, r.within, r.name, len(r.view.blocks), len(r.view.claims))
 	if skipped > 0 {
 		msg += fmt.Sprintf(", %d free blocks refused by this host", skipped)
 	}
-	return netip.Prefix{}, errors.New(msg + "): use a larger subnet or ip range, or smaller host blocks (a longer host block prefix length)")
+	return errors.New(msg + "): use a larger subnet or ip range, or smaller host blocks (a longer host block prefix length)")
 }
 
 // holders describes who holds blocks overlapping p or addresses in it, for
