@@ -8,7 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/driver/bridge"
-	"github.com/dualstack-net/dualstack/driver/firewall"
+	"github.com/dualstack-net/dualstack/firewall"
 )
 
 // bridgePlane is the bridge mode: a Linux bridge per network, a veth pair

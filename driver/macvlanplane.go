@@ -14,10 +14,10 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/driver/bridge"
-	"github.com/dualstack-net/dualstack/driver/firewall"
-	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/macvlan"
 	"github.com/dualstack-net/dualstack/driver/nldump"
+	"github.com/dualstack-net/dualstack/firewall"
+	"github.com/dualstack-net/dualstack/internal/links"
 )
 
 // macvlanPlane is the macvlan mode: containers appear on the parent

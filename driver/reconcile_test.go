@@ -15,8 +15,8 @@ import (
 	api "github.com/docker/go-plugins-helpers/network"
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // TestRestartFinishesJoin: a plugin killed between Join and the

@@ -8,7 +8,7 @@ import (
 	"github.com/docker/go-plugins-helpers/ipam"
 	api "github.com/docker/go-plugins-helpers/network"
 
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // TestCreateNetworkRetried: Docker retries a CreateNetwork whose answer a
