@@ -8,9 +8,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/nladdr"
-	"github.com/dualstack-net/dualstack/driver/nldump"
 	"github.com/dualstack-net/dualstack/internal/links"
+	"github.com/dualstack-net/dualstack/kernel"
 	"github.com/dualstack-net/dualstack/routes"
 )
 
@@ -35,7 +34,7 @@ type hostAddr struct {
 // hostLinkNames maps the index of each of the host's links that dualstack
 // did not make (links.Mark) to its name.
 func hostLinkNames() (map[int]string, error) {
-	list, err := nldump.Links()
+	list, err := kernel.Links()
 	if err != nil {
 		return nil, fmt.Errorf("list the host's interfaces: %w", err)
 	}
@@ -55,7 +54,7 @@ func hostAddrs() ([]hostAddr, error) {
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := nldump.Addrs(nil, netlink.FAMILY_ALL)
+	addrs, err := kernel.Addrs(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("list the host's addresses: %w", err)
 	}
@@ -145,7 +144,7 @@ func hostRoutes() ([]hostRoute, error) {
 	if err != nil {
 		return nil, err
 	}
-	routes, err := nldump.Routes(netlink.FAMILY_ALL, nil, 0)
+	routes, err := kernel.Routes(netlink.FAMILY_ALL, nil, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list the host's routes: %w", err)
 	}
@@ -284,7 +283,7 @@ func (d *Driver) containerNets() []netip.Prefix {
 // container networks, Docker's among them whatever their names
 // (containerBridge).
 func containerBridgeNets() ([]netip.Prefix, error) {
-	list, err := nldump.Links()
+	list, err := kernel.Links()
 	if err != nil {
 		return nil, fmt.Errorf("list the host's interfaces: %w", err)
 	}
@@ -297,13 +296,13 @@ func containerBridgeNets() ([]netip.Prefix, error) {
 	if len(bridges) == 0 {
 		return nil, nil
 	}
-	addrs, err := nldump.Addrs(nil, netlink.FAMILY_ALL)
+	addrs, err := kernel.Addrs(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("list the host's addresses: %w", err)
 	}
 	var out []netip.Prefix
 	for _, a := range addrs {
-		if p, ok := nladdr.Prefix(a.IPNet); ok && bridges[a.LinkIndex] && !p.Addr().IsLinkLocalUnicast() {
+		if p, ok := kernel.Prefix(a.IPNet); ok && bridges[a.LinkIndex] && !p.Addr().IsLinkLocalUnicast() {
 			out = append(out, p)
 		}
 	}

@@ -15,9 +15,9 @@ import (
 
 	"github.com/dualstack-net/dualstack/driver/bridge"
 	"github.com/dualstack-net/dualstack/driver/macvlan"
-	"github.com/dualstack-net/dualstack/driver/nldump"
 	"github.com/dualstack-net/dualstack/firewall"
 	"github.com/dualstack-net/dualstack/internal/links"
+	"github.com/dualstack-net/dualstack/kernel"
 )
 
 // macvlanPlane is the macvlan mode: containers appear on the parent
@@ -111,7 +111,7 @@ func checkParent(name string) error {
 	case l.Type() == "bridge" && dockerBridge.MatchString(name):
 		return fmt.Errorf("parent %s is the bridge of a Docker network: its containers' network is no LAN of the host's; give the interface of a LAN", name)
 	case l.Type() == "bridge":
-		all, err := nldump.Links()
+		all, err := kernel.Links()
 		if err != nil {
 			return fmt.Errorf("list the ports of parent %s: %w", name, err)
 		}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/dualstack-net/dualstack/driver/nldump"
+	"github.com/dualstack-net/dualstack/kernel"
 )
 
 // HostPrefixes lists the destinations of the host's routes (main table,
@@ -17,11 +17,11 @@ func HostPrefixes(v6 bool) ([]netip.Prefix, error) {
 	if v6 {
 		family = netlink.FAMILY_V6
 	}
-	routes, err := nldump.Routes(family, nil, 0)
+	routes, err := kernel.Routes(family, nil, 0)
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := nldump.Addrs(nil, family)
+	addrs, err := kernel.Addrs(nil, family)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package nldump
+package kernel
 
 import (
 	"errors"
