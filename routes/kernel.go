@@ -28,7 +28,7 @@ type kernel interface {
 	// is gone already is no error.
 	del(proto Protocol, p netip.Prefix, via netip.Addr) error
 	// addrs returns the host's addresses, and its links' indexes by name.
-	addrs() ([]hostAddr, map[string]int, error)
+	addrs() ([]kern.HostAddr, map[string]int, error)
 }
 
 // kroute is a route in the kernel.
@@ -176,31 +176,6 @@ func (netlinkKernel) del(proto Protocol, p netip.Prefix, via netip.Addr) error {
 	return err
 }
 
-func (netlinkKernel) addrs() ([]hostAddr, map[string]int, error) {
-	links, err := kern.Links()
-	if err != nil {
-		return nil, nil, err
-	}
-	index, names := map[string]int{}, map[int]string{}
-	for _, l := range links {
-		index[l.Attrs().Name] = l.Attrs().Index
-		names[l.Attrs().Index] = l.Attrs().Name
-	}
-	list, err := kern.Addrs(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return nil, nil, err
-	}
-	out := make([]hostAddr, 0, len(list))
-	for _, a := range list {
-		if a.IPNet == nil {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok {
-			continue
-		}
-		ones, _ := a.Mask.Size()
-		out = append(out, hostAddr{prefix: netip.PrefixFrom(ip.Unmap(), ones), link: names[a.LinkIndex]})
-	}
-	return out, index, nil
+func (netlinkKernel) addrs() ([]kern.HostAddr, map[string]int, error) {
+	return kern.AllAddrs()
 }
