@@ -111,7 +111,7 @@ integration-bgp: plugin-test engines ## Run the BGP end-to-end tests: three curr
 # The fuzz targets, their packages and how many inputs each runs (a count,
 # not a duration: a duration that ends while a worker is busy makes go test
 # report a spurious "context deadline exceeded"). FUZZSCALE multiplies them.
-FUZZ      := FuzzRequests:./plugin/:3000 FuzzParseOptions:./driver/:100000 FuzzParse:./ipamdriver/:100000 FuzzPortmap:./driver/portmap/:100000 FuzzCatalogue:./validate/:100000 FuzzServer:./driver/:2000
+FUZZ      := FuzzRequests:./plugin/:3000 FuzzParseOptions:./driver/:100000 FuzzParse:./addrbook/:100000 FuzzPortmap:./driver/portmap/:100000 FuzzCatalogue:./validate/:100000 FuzzServer:./driver/:2000
 FUZZSCALE ?= 1
 
 fuzz: ## Run each fuzz target for a fixed number of inputs (FUZZSCALE=10 for ten times more)

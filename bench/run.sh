@@ -45,7 +45,7 @@ if [ "${BENCH_IPAM:-1}" = 1 ]; then
 	(cd bench/ipamcompare && go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}") | tee "$out/ipam.txt" | grep -E '^Benchmark'
 
 	echo "## allocator package"
-	go test -run '^$' -bench . -benchmem ./ipamdriver/allocator/ | grep -E '^Benchmark'
+	go test -run '^$' -bench . -benchmem ./addrbook/allocator/ | grep -E '^Benchmark'
 
 	echo "## durable RequestAddress over the unix socket: a pool of one host, and a cluster network's inside its host's block"
 	go test -run '^$' -bench DurableRequestAddress -benchtime 2000x ./plugin/ | tee "$out/durable.txt" | grep -E '^Benchmark'

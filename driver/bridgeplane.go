@@ -9,7 +9,7 @@ import (
 
 	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/bridge"
-	"github.com/dualstack-net/dualstack/driver/firewall"
+	"github.com/dualstack-net/dualstack/firewall"
 )
 
 // bridgePlane is the bridge mode: a Linux bridge per network, a veth pair

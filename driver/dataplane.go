@@ -7,8 +7,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/addrbook"
-	"github.com/dualstack-net/dualstack/driver/firewall"
-	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/firewall"
+	"github.com/dualstack-net/dualstack/internal/links"
 )
 
 // dataplane is a network mode: what it does in the kernel, and the rules

@@ -24,9 +24,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/addrbook"
-	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
+	"github.com/dualstack-net/dualstack/firewall"
 	"github.com/dualstack-net/dualstack/routes"
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -60,7 +60,7 @@ type Config struct {
 	BGPOff error
 }
 
-// Firewall programs the packet filter (see driver/firewall).
+// Firewall programs the packet filter (see package firewall).
 type Firewall interface {
 	// Apply makes dualstack's rules those of the state, atomically per
 	// family; with no network it removes them all.

@@ -9,8 +9,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/dualstack-net/dualstack/driver/firewall"
-	"github.com/dualstack-net/dualstack/driver/sysctl"
+	"github.com/dualstack-net/dualstack/firewall"
+	"github.com/dualstack-net/dualstack/internal/sysctl"
 	"github.com/dualstack-net/dualstack/state"
 )
 
@@ -18,7 +18,7 @@ import (
 // change (a network created or removed, ports published or revoked), the
 // start and the follower (FollowFirewall) hand the firewall the whole
 // state, and the firewall makes its rules that state's (see
-// driver/firewall).
+// package firewall).
 
 // filterSync orders the applies: the changes of requests apply with the
 // driver's lock held, in order; the follower takes its state under

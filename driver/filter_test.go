@@ -10,9 +10,9 @@ import (
 
 	api "github.com/docker/go-plugins-helpers/network"
 
-	"github.com/dualstack-net/dualstack/driver/firewall"
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/firewall"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 	"github.com/dualstack-net/dualstack/state"
 )
 

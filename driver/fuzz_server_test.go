@@ -13,10 +13,10 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/addrbook"
-	"github.com/dualstack-net/dualstack/driver/firewall"
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
+	"github.com/dualstack-net/dualstack/firewall"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/plugin"
 	"github.com/dualstack-net/dualstack/state"

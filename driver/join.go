@@ -15,11 +15,11 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
-	"github.com/dualstack-net/dualstack/driver/firewall"
-	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
-	"github.com/dualstack-net/dualstack/driver/sysctl"
+	"github.com/dualstack-net/dualstack/firewall"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/sysctl"
 	"github.com/dualstack-net/dualstack/state"
 )
 

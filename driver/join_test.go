@@ -13,9 +13,9 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // joinNetwork makes a network with two IPv6 subnets and an endpoint on it,

@@ -5,8 +5,6 @@ import (
 
 	"net"
 	"net/netip"
-	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -15,10 +13,10 @@ import (
 
 	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver/bridge"
-	"github.com/dualstack-net/dualstack/driver/firewall"
-	"github.com/dualstack-net/dualstack/driver/links"
 	"github.com/dualstack-net/dualstack/driver/macvlan"
-	"github.com/dualstack-net/dualstack/driver/nldump"
+	"github.com/dualstack-net/dualstack/firewall"
+	"github.com/dualstack-net/dualstack/internal/links"
+	"github.com/dualstack-net/dualstack/kernel"
 )
 
 // macvlanPlane is the macvlan mode: containers appear on the parent
@@ -85,9 +83,6 @@ func removeParent(n *network, sharing []*network) bool {
 	return n.CreatedParent && len(sharing) == 0
 }
 
-// dockerBridge matches the names Docker gives its own bridges.
-var dockerBridge = regexp.MustCompile(`^(docker0|br-[0-9a-f]{12})$`)
-
 // checkParent refuses a parent whose "LAN" is no LAN for containers: the
 // loopback, one of dualstack's own links, the bridge of a Docker network
 // (checkBridgeParent), or a port of a bridge (the bridge itself is the
@@ -109,14 +104,14 @@ func checkParent(name string) error {
 		return fmt.Errorf("parent %s is the loopback interface: no LAN is behind it; give the interface of the LAN the containers join (ip link)", name)
 	case links.Owner(l) != "":
 		return fmt.Errorf("parent %s is one of dualstack's own links (%s): give the interface of the LAN the containers join", name, links.Owner(l))
-	case l.Type() == "bridge" && dockerBridge.MatchString(name):
+	case l.Type() == "bridge" && kernel.DockerBridgeName(name):
 		return fmt.Errorf("parent %s is the bridge of a Docker network: its containers' network is no LAN of the host's; give the interface of a LAN", name)
 	case l.Type() == "bridge":
-		all, err := nldump.Links()
+		all, err := kernel.Links()
 		if err != nil {
 			return fmt.Errorf("list the ports of parent %s: %w", name, err)
 		}
-		return checkBridgeParent(name, portsOf(l, all))
+		return checkBridgeParent(name, kernel.PortsOf(l, all))
 	case a.MasterIndex != 0:
 		master := fmt.Sprint(a.MasterIndex)
 		if m, err := netlink.LinkByIndex(a.MasterIndex); err == nil {
@@ -139,7 +134,7 @@ func checkParent(name string) error {
 // bridge whose only uplink is a veth (a host made of namespaces) is
 // refused too.
 func checkBridgeParent(name string, ports []netlink.Link) error {
-	veths, only := vethPorts(ports)
+	veths, only := kernel.VethPorts(ports)
 	if !only {
 		return nil
 	}
@@ -148,45 +143,6 @@ func checkBridgeParent(name string, ports []netlink.Link) error {
 		what = "no port but veths (" + strings.Join(veths, ", ") + ")"
 	}
 	return fmt.Errorf("parent %s is a bridge with %s, as the bridge of a Docker network is, whatever its name: its containers' network is no LAN of the host's; give the interface of a LAN (a physical interface, a bond, a VLAN, or a bridge with one of those as a port)", name, what)
-}
-
-// vethPorts returns the names of ports, sorted, and whether every port is
-// a veth (none at all counts): the shape of a container network's
-// bridge (see checkBridgeParent).
-func vethPorts(ports []netlink.Link) (veths []string, only bool) {
-	for _, p := range ports {
-		if p.Type() != "veth" {
-			return nil, false
-		}
-		veths = append(veths, p.Attrs().Name)
-	}
-	slices.Sort(veths)
-	return veths, true
-}
-
-// portsOf returns the links of all that are ports of bridge l.
-func portsOf(l netlink.Link, all []netlink.Link) []netlink.Link {
-	var ports []netlink.Link
-	for _, p := range all {
-		if p.Attrs().MasterIndex == l.Attrs().Index {
-			ports = append(ports, p)
-		}
-	}
-	return ports
-}
-
-// containerBridge reports whether l (one of all, the host's links) is the
-// bridge of a container network, Docker's or dualstack's, whatever its
-// name: named as Docker names its own, or with no port but veths.
-func containerBridge(l netlink.Link, all []netlink.Link) bool {
-	if l.Type() != "bridge" {
-		return false
-	}
-	if dockerBridge.MatchString(l.Attrs().Name) {
-		return true
-	}
-	_, only := vethPorts(portsOf(l, all))
-	return only
 }
 
 func (macvlanPlane) checkFree(n *network, others map[string]*network) error {

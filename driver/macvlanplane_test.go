@@ -9,7 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/addrbook"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // TestParentPlan is the link plan of 802.1q parents: create one that is

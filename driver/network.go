@@ -9,7 +9,7 @@ import (
 
 	api "github.com/docker/go-plugins-helpers/network"
 
-	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/internal/links"
 	"github.com/dualstack-net/dualstack/state"
 	"github.com/dualstack-net/dualstack/validate"
 )

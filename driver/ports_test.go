@@ -9,7 +9,7 @@ import (
 
 	api "github.com/docker/go-plugins-helpers/network"
 
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // rules returns the host namespace's dualstack rules, both families.

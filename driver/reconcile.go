@@ -8,9 +8,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
-	"github.com/dualstack-net/dualstack/driver/links"
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/nldump"
+	"github.com/dualstack-net/dualstack/internal/links"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/kernel"
 	"github.com/dualstack-net/dualstack/state"
 )
 
@@ -18,7 +18,7 @@ import (
 type hostLinks map[string]netlink.Link
 
 func listLinks() (hostLinks, error) {
-	list, err := nldump.Links()
+	list, err := kernel.Links()
 	if err != nil {
 		return nil, err
 	}

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dualstack-net/dualstack/addrbook"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // TestRestartFinishesJoin: a plugin killed between Join and the

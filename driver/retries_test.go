@@ -7,7 +7,7 @@ import (
 
 	api "github.com/docker/go-plugins-helpers/network"
 
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // TestCreateNetworkRetried: Docker retries a CreateNetwork whose answer a

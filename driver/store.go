@@ -7,8 +7,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/portmap"
+	"github.com/dualstack-net/dualstack/firewall"
 	"github.com/dualstack-net/dualstack/state"
 )
 

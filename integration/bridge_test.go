@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // dsNet creates a dualstack bridge network with dualstack's IPAM.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
+	"github.com/dualstack-net/dualstack/internal/netns"
 )
 
 // The firewall tests (issue 4) need an "outside host": a network namespace

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dualstack-net/dualstack/ipamdriver"
+	"github.com/dualstack-net/dualstack/addrbook"
 )
 
 // ipamNet creates a Docker bridge network that takes its addresses from
@@ -150,7 +150,7 @@ func TestDefaultPools(t *testing.T) {
 	if err != nil {
 		t.Skipf("no /etc/machine-id to derive the ULA prefix from: %v", err)
 	}
-	ula := ipamdriver.ULAPrefix(strings.TrimSpace(string(machineID)))
+	ula := addrbook.ULAPrefix(strings.TrimSpace(string(machineID)))
 
 	ipamNet(t, "ds-auto-1", "--ipv6")
 	ipamNet(t, "ds-auto-2", "--ipv6")

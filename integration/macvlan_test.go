@@ -13,9 +13,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
-	"github.com/dualstack-net/dualstack/driver/sysctl"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
+	"github.com/dualstack-net/dualstack/internal/sysctl"
 )
 
 // The macvlan tests (issue 5) put containers on a "LAN": a veth pair whose

@@ -15,7 +15,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/dualstack-net/dualstack/driver"
+	"github.com/dualstack-net/dualstack/addrbook"
 )
 
 // Issue 6: the robustness suite.
@@ -225,9 +225,9 @@ func TestPluginKilledDuringBurst(t *testing.T) {
 	}
 	// The plugin's state: the same endpoints, and each allocation is a
 	// gateway or an address a running container has, once the plugin has
-	// released what failed starts left (driver.StaleGrace after it came
+	// released what failed starts left (addrbook.StaleGrace after it came
 	// back).
-	time.Sleep(driver.StaleGrace + 5*time.Second)
+	time.Sleep(addrbook.StaleGrace + 5*time.Second)
 	st := readState(t)
 	var mine []string
 	for _, e := range st.endpoints {

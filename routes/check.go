@@ -6,18 +6,13 @@ import (
 	"net/netip"
 
 	"golang.org/x/sys/unix"
-)
 
-// hostAddr is an address on one of the host's interfaces, with its
-// network's length: the connected network it makes.
-type hostAddr struct {
-	prefix netip.Prefix
-	link   string
-}
+	kern "github.com/dualstack-net/dualstack/kernel"
+)
 
 // hostView is what the checks of one sync read from the host, once.
 type hostView struct {
-	addrs         []hostAddr
+	addrs         []kern.HostAddr // with their networks' lengths: the connected networks they make
 	containerNets []netip.Prefix
 	links         map[string]int
 	// hops are the next hops looked at already: why each is refused, ""
@@ -89,8 +84,8 @@ func checkPrefix(p netip.Prefix, v *hostView) string {
 		}
 	}
 	for _, a := range v.addrs {
-		if a.prefix.Masked().Overlaps(p) {
-			return fmt.Sprintf("%s overlaps %s, a network of this host's (interface %s)", p, a.prefix.Masked(), a.link)
+		if a.Prefix.Masked().Overlaps(p) {
+			return fmt.Sprintf("%s overlaps %s, a network of this host's (interface %s)", p, a.Prefix.Masked(), a.Iface)
 		}
 	}
 	return ""
@@ -110,8 +105,8 @@ func (t *Table) checkHop(p netip.Prefix, h Hop, v *hostView) string {
 		return fmt.Sprintf("next hop %s is not a unicast address a route can go through", via)
 	}
 	for _, a := range v.addrs {
-		if a.prefix.Addr() == via {
-			return fmt.Sprintf("next hop %s is an address of this host (interface %s)", via, a.link)
+		if a.Prefix.Addr() == via {
+			return fmt.Sprintf("next hop %s is an address of this host (interface %s)", via, a.Iface)
 		}
 	}
 	for _, n := range v.containerNets {

@@ -9,8 +9,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/nladdr"
-	"github.com/dualstack-net/dualstack/driver/nldump"
+	// kern: this package's own kernel is the interface below.
+	kern "github.com/dualstack-net/dualstack/kernel"
 )
 
 // kernel is the host's routing table as the Table uses it: netlink, or a
@@ -28,7 +28,7 @@ type kernel interface {
 	// is gone already is no error.
 	del(proto Protocol, p netip.Prefix, via netip.Addr) error
 	// addrs returns the host's addresses, and its links' indexes by name.
-	addrs() ([]hostAddr, map[string]int, error)
+	addrs() ([]kern.HostAddr, map[string]int, error)
 }
 
 // kroute is a route in the kernel.
@@ -96,7 +96,7 @@ type netlinkKernel struct{}
 
 func (netlinkKernel) list(proto Protocol) ([]kroute, error) {
 	filter := &netlink.Route{Protocol: netlink.RouteProtocol(proto), Table: unix.RT_TABLE_MAIN}
-	list, err := nldump.Routes(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	list, err := kern.Routes(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +117,7 @@ func (netlinkKernel) list(proto Protocol) ([]kroute, error) {
 
 func fromNetlink(r netlink.Route) kroute {
 	k := kroute{link: r.LinkIndex, proto: int(r.Protocol), table: r.Table, typ: r.Type, local: r.Type == unix.RTN_LOCAL}
-	if p, ok := nladdr.Prefix(r.Dst); ok {
+	if p, ok := kern.Prefix(r.Dst); ok {
 		k.Prefix = p.Masked()
 	} else if r.Family == netlink.FAMILY_V6 {
 		k.Prefix = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
@@ -161,11 +161,11 @@ func (netlinkKernel) lookup(a netip.Addr) (kroute, bool, error) {
 }
 
 func (netlinkKernel) add(proto Protocol, p netip.Prefix, h Hop, link int) error {
-	return netlink.RouteAdd(&netlink.Route{Dst: nladdr.IPNet(p), Gw: h.Via.AsSlice(), LinkIndex: link, Protocol: netlink.RouteProtocol(proto), Table: unix.RT_TABLE_MAIN})
+	return netlink.RouteAdd(&netlink.Route{Dst: kern.IPNet(p), Gw: h.Via.AsSlice(), LinkIndex: link, Protocol: netlink.RouteProtocol(proto), Table: unix.RT_TABLE_MAIN})
 }
 
 func (netlinkKernel) del(proto Protocol, p netip.Prefix, via netip.Addr) error {
-	r := &netlink.Route{Dst: nladdr.IPNet(p), Protocol: netlink.RouteProtocol(proto), Table: unix.RT_TABLE_MAIN}
+	r := &netlink.Route{Dst: kern.IPNet(p), Protocol: netlink.RouteProtocol(proto), Table: unix.RT_TABLE_MAIN}
 	if via.IsValid() {
 		r.Gw = net.IP(via.AsSlice())
 	}
@@ -176,31 +176,6 @@ func (netlinkKernel) del(proto Protocol, p netip.Prefix, via netip.Addr) error {
 	return err
 }
 
-func (netlinkKernel) addrs() ([]hostAddr, map[string]int, error) {
-	links, err := nldump.Links()
-	if err != nil {
-		return nil, nil, err
-	}
-	index, names := map[string]int{}, map[int]string{}
-	for _, l := range links {
-		index[l.Attrs().Name] = l.Attrs().Index
-		names[l.Attrs().Index] = l.Attrs().Name
-	}
-	list, err := nldump.Addrs(nil, netlink.FAMILY_ALL)
-	if err != nil {
-		return nil, nil, err
-	}
-	out := make([]hostAddr, 0, len(list))
-	for _, a := range list {
-		if a.IPNet == nil {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok {
-			continue
-		}
-		ones, _ := a.Mask.Size()
-		out = append(out, hostAddr{prefix: netip.PrefixFrom(ip.Unmap(), ones), link: names[a.LinkIndex]})
-	}
-	return out, index, nil
+func (netlinkKernel) addrs() ([]kern.HostAddr, map[string]int, error) {
+	return kern.AllAddrs()
 }

@@ -8,8 +8,8 @@ import (
 
 	"github.com/sirupsen/logrus/hooks/test"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 func TestMain(m *testing.M) { os.Exit(netnstest.Guard(m)) }

@@ -10,6 +10,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
 	"golang.org/x/sys/unix"
+
+	kern "github.com/dualstack-net/dualstack/kernel"
 )
 
 // fakeKernel is a routing table in memory: enough of the kernel's rules
@@ -17,7 +19,7 @@ import (
 // logic, with counts of what was asked of it.
 type fakeKernel struct {
 	routes []kroute
-	addrs_ []hostAddr
+	addrs_ []kern.HostAddr
 	links  map[string]int
 	fail   error // the next add fails with it
 	// byPrefix indexes routes; nil when routes changed.
@@ -48,7 +50,7 @@ func ip(s string) netip.Addr    { return netip.MustParseAddr(s) }
 func (k *fakeKernel) addr(s, link string) {
 	a := pfx(s)
 	k.byPrefix = nil
-	k.addrs_ = append(k.addrs_, hostAddr{prefix: a, link: link})
+	k.addrs_ = append(k.addrs_, kern.HostAddr{Prefix: a, Iface: link})
 	k.routes = append(k.routes,
 		kroute{Prefix: a.Masked(), link: k.links[link], dev: link, proto: unix.RTPROT_KERNEL, table: unix.RT_TABLE_MAIN, typ: unix.RTN_UNICAST},
 		kroute{Prefix: netip.PrefixFrom(a.Addr(), a.Addr().BitLen()), link: k.links[link], proto: unix.RTPROT_KERNEL, table: unix.RT_TABLE_LOCAL, typ: unix.RTN_LOCAL, local: true})
@@ -125,7 +127,7 @@ func (k *fakeKernel) del(proto Protocol, p netip.Prefix, via netip.Addr) error {
 	return nil
 }
 
-func (k *fakeKernel) addrs() ([]hostAddr, map[string]int, error) {
+func (k *fakeKernel) addrs() ([]kern.HostAddr, map[string]int, error) {
 	k.calls["addrs"]++
 	return k.addrs_, k.links, nil
 }

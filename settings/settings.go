@@ -17,8 +17,8 @@ import (
 
 	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/bgp"
-	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
+	"github.com/dualstack-net/dualstack/firewall"
 	"github.com/dualstack-net/dualstack/validate"
 )
 

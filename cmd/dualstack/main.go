@@ -18,8 +18,9 @@ import (
 	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
-	"github.com/dualstack-net/dualstack/driver/sysctl"
+	"github.com/dualstack-net/dualstack/internal/sysctl"
 	"github.com/dualstack-net/dualstack/ipamdriver"
+	"github.com/dualstack-net/dualstack/kernel"
 	"github.com/dualstack-net/dualstack/plugin"
 	"github.com/dualstack-net/dualstack/settings"
 	"github.com/dualstack-net/dualstack/state"
@@ -91,7 +92,7 @@ func run(log *logrus.Logger) error {
 		DB:             db,
 		DefaultPoolsV4: cfg.DefaultPoolsV4,
 		MachineID:      strings.TrimSpace(string(machineID)),
-		HostPrefixes:   ipamdriver.HostPrefixes,
+		HostPrefixes:   kernel.HostPrefixes,
 		Log:            log.WithField("driver", "ipam"),
 		Leases:         leases,
 	})

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // TestMain runs the plugin itself when the test starts this binary as one

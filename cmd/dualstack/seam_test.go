@@ -15,7 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // The TEST_CRASH_AFTER seam is the end-to-end tests' alone: the production

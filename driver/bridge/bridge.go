@@ -16,10 +16,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/links"
-	"github.com/dualstack-net/dualstack/driver/nladdr"
-	"github.com/dualstack-net/dualstack/driver/nldump"
-	"github.com/dualstack-net/dualstack/driver/sysctl"
+	"github.com/dualstack-net/dualstack/internal/links"
+	"github.com/dualstack-net/dualstack/internal/sysctl"
+	"github.com/dualstack-net/dualstack/kernel"
 	"github.com/dualstack-net/dualstack/validate"
 )
 
@@ -233,15 +232,15 @@ func ipv6Sysctls(c Config) error {
 }
 
 func addAddrs(link netlink.Link, c Config) error {
-	have, err := nldump.Addrs(link, netlink.FAMILY_ALL)
+	have, err := kernel.Addrs(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("bridge %s: list addresses: %w", c.Name, err)
 	}
 	for _, g := range c.Gateways {
-		a := nladdr.FromPrefix(g)
+		a := kernel.NetlinkAddr(g)
 		var found *netlink.Addr
 		for i := range have {
-			if nladdr.Equal(have[i], g) {
+			if kernel.SameAddr(have[i], g) {
 				found = &have[i]
 				break
 			}
@@ -293,7 +292,7 @@ func Addresses(name string) ([]netlink.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("link %s: look up: %w", name, err)
 	}
-	addrs, err := nldump.Addrs(link, netlink.FAMILY_ALL)
+	addrs, err := kernel.Addrs(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("link %s: list addresses: %w", name, err)
 	}

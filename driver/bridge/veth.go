@@ -7,7 +7,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/dualstack-net/dualstack/driver/links"
+	"github.com/dualstack-net/dualstack/internal/links"
 )
 
 // VethConfig describes a veth pair that connects a container to a bridge.

@@ -17,10 +17,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/links"
-	"github.com/dualstack-net/dualstack/driver/nladdr"
-	"github.com/dualstack-net/dualstack/driver/nldump"
-	"github.com/dualstack-net/dualstack/driver/sysctl"
+	"github.com/dualstack-net/dualstack/internal/links"
+	"github.com/dualstack-net/dualstack/internal/sysctl"
+	"github.com/dualstack-net/dualstack/kernel"
 )
 
 // Modes maps macvlan_mode values to the kernel's modes.
@@ -206,7 +205,7 @@ func EnsureShim(s Shim) (err error) {
 			return fmt.Errorf("host link %s: %w", s.Name, err)
 		}
 	}
-	have, err := nldump.Addrs(link, netlink.FAMILY_ALL)
+	have, err := kernel.Addrs(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return fmt.Errorf("host link %s: %w", s.Name, err)
 	}
@@ -214,11 +213,11 @@ next:
 	for _, a := range s.Addrs {
 		host := netip.PrefixFrom(a.Addr(), a.Addr().BitLen())
 		for _, h := range have {
-			if nladdr.Equal(h, host) {
+			if kernel.SameAddr(h, host) {
 				continue next
 			}
 		}
-		if err := netlink.AddrAdd(link, nladdr.FromPrefix(host)); err != nil {
+		if err := netlink.AddrAdd(link, kernel.NetlinkAddr(host)); err != nil {
 			return fmt.Errorf("host link %s: add %s: %w", s.Name, host, err)
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/dualstack-net/dualstack/driver/macvlan"
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 func TestMain(m *testing.M) { os.Exit(netnstest.Guard(m)) }

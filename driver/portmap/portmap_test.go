@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // decode turns JSON as Docker sends it into endpoint options.

@@ -20,10 +20,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/nladdr"
-	"github.com/dualstack-net/dualstack/driver/nldump"
-	"github.com/dualstack-net/dualstack/driver/sysctl"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/sysctl"
+	"github.com/dualstack-net/dualstack/kernel"
 )
 
 // InterfaceMatch names the container's interface. Docker renames the
@@ -74,7 +73,7 @@ var errNoInterface = errors.New("no such interface")
 
 // find returns the link that m matches in the calling thread's namespace.
 func find(m InterfaceMatch) (netlink.Link, error) {
-	links, err := nldump.Links()
+	links, err := kernel.Links()
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
@@ -185,18 +184,18 @@ func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefi
 				return fmt.Errorf("interface %s: %w", name, err)
 			}
 		}
-		have, err := nldump.Addrs(link, netlink.FAMILY_ALL)
+		have, err := kernel.Addrs(link, netlink.FAMILY_ALL)
 		if err != nil {
 			return fmt.Errorf("interface %s: list addresses: %w", name, err)
 		}
 	next:
 		for _, p := range addrs {
 			for _, h := range have {
-				if nladdr.Equal(h, p) {
+				if kernel.SameAddr(h, p) {
 					continue next
 				}
 			}
-			if err := netlink.AddrAdd(link, nladdr.FromPrefix(p)); err != nil {
+			if err := netlink.AddrAdd(link, kernel.NetlinkAddr(p)); err != nil {
 				hint := ""
 				if errors.Is(err, unix.EEXIST) {
 					hint = " (the address is already on the interface with another prefix length)"
@@ -228,7 +227,7 @@ func RemoveAddresses(nsPath string, match InterfaceMatch, addrs []netip.Prefix) 
 			if !p.IsValid() {
 				continue
 			}
-			err := netlink.AddrDel(link, nladdr.FromPrefix(p))
+			err := netlink.AddrDel(link, kernel.NetlinkAddr(p))
 			if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENODEV) &&
 				!errors.Is(err, unix.ENOENT) {
 				return fmt.Errorf("interface %s: remove address %s: %w", link.Attrs().Name, p, err)

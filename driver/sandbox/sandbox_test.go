@@ -16,9 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dualstack-net/dualstack/driver/bridge"
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 func TestMain(m *testing.M) { os.Exit(netnstest.Guard(m)) }

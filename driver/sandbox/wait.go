@@ -9,7 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
+	"github.com/dualstack-net/dualstack/internal/netns"
 )
 
 // pollInterval paces WaitInterface's fallback to listing links when the

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
+	"github.com/dualstack-net/dualstack/internal/netns"
 )
 
 // recheck is how often waiters look again even without a mount event: a

@@ -9,9 +9,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
-	"github.com/dualstack-net/dualstack/driver/sysctl"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
+	"github.com/dualstack-net/dualstack/internal/sysctl"
 )
 
 func TestMain(m *testing.M) { os.Exit(netnstest.Guard(m)) }

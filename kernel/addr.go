@@ -1,6 +1,4 @@
-// Package nladdr converts between net/netip prefixes and netlink addresses,
-// the one place where dualstack decides how an address goes on a link.
-package nladdr
+package kernel
 
 import (
 	"net"
@@ -10,9 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FromPrefix converts p to a netlink address. IPv6 addresses get
+// Converting between net/netip prefixes and netlink addresses: the one
+// place where dualstack decides how an address goes on a link.
+
+// NetlinkAddr converts p to a netlink address. IPv6 addresses get
 // IFA_F_NODAD, so that the kernel never marks them tentative.
-func FromPrefix(p netip.Prefix) *netlink.Addr {
+func NetlinkAddr(p netip.Prefix) *netlink.Addr {
 	bits := 32
 	if p.Addr().Is6() {
 		bits = 128
@@ -24,8 +25,8 @@ func FromPrefix(p netip.Prefix) *netlink.Addr {
 	return a
 }
 
-// Equal reports whether a is the address p, prefix length included.
-func Equal(a netlink.Addr, p netip.Prefix) bool {
+// SameAddr reports whether a is the address p, prefix length included.
+func SameAddr(a netlink.Addr, p netip.Prefix) bool {
 	if a.IPNet == nil {
 		return false
 	}

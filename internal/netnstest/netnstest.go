@@ -34,7 +34,7 @@ import (
 
 	vnetns "github.com/vishvananda/netns"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
+	"github.com/dualstack-net/dualstack/internal/netns"
 )
 
 // RunDir is where named network namespaces live (as with `ip netns add`).

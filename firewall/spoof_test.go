@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 // TestForgedSources: a cluster network accepts its other hosts'

@@ -1,4 +1,4 @@
-package nldump
+package kernel
 
 import (
 	"errors"
@@ -10,8 +10,8 @@ import (
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
 
-	"github.com/dualstack-net/dualstack/driver/netns"
-	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
+	"github.com/dualstack-net/dualstack/internal/netns"
+	"github.com/dualstack-net/dualstack/internal/netnstest"
 )
 
 func TestMain(m *testing.M) { os.Exit(netnstest.Guard(m)) }

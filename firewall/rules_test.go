@@ -27,10 +27,10 @@ func golden(t *testing.T, name, got string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./driver/firewall -update to create it)", err)
+		t.Fatalf("%v (run go test ./firewall -update to create it)", err)
 	}
 	if got != string(want) {
-		t.Errorf("rules differ from %s (go test ./driver/firewall -update rewrites it):\n--- got\n%s--- want\n%s", path, got, want)
+		t.Errorf("rules differ from %s (go test ./firewall -update rewrites it):\n--- got\n%s--- want\n%s", path, got, want)
 	}
 }
 

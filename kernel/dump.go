@@ -1,14 +1,18 @@
-// Package nldump lists the kernel's links, addresses and routes, dumps
-// that a concurrent change can interrupt.
+// Package kernel is dualstack's ground floor for the kernel: listing its
+// links, addresses and routes, converting between net/netip prefixes and
+// netlink addresses, and the host's own networks as those listings show
+// them. Every layer may import it; it imports no package of dualstack's
+// but internal helpers.
 //
-// The kernel marks a netlink dump interrupted (NLM_F_DUMP_INTR) when the
+// The listings are dumps that a concurrent change can interrupt. The
+// kernel marks a netlink dump interrupted (NLM_F_DUMP_INTR) when the
 // table changed while it was being read: a link, address or route came or
 // went, as Docker and dualstack itself do all the time while containers
 // start and stop. netlink then returns what it read with
 // netlink.ErrDumpInterrupted, and the list may miss entries or hold stale
 // ones. Every dump dualstack takes goes through this package, which reads
 // again until a dump comes through whole.
-package nldump
+package kernel
 
 import (
 	"errors"
