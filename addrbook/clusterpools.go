@@ -16,14 +16,15 @@ import (
 	"github.com/dualstack-net/dualstack/state"
 )
 
-// This file is the IPAM of cluster networks: one address space shared by
-// several Docker hosts. A cluster pool allocates only inside the blocks
-// its host leased from the cluster store (Leases), in sequence and
-// durably in the state file as any pool does, with no round trip to the
-// store per address. When its blocks are full it leases the next block; a
-// given address outside its blocks is claimed in the store on its own.
-// The store guarantees that no two hosts hold one block or one claimed
-// address, so no two containers of the cluster get one address.
+// Cluster pools: the address book of cluster networks, one address
+// space shared by several Docker hosts. A cluster pool allocates only
+// inside the blocks its host leased from the cluster store (Leases), in
+// sequence and durably in the state file as any pool does, with no round
+// trip to the store per address. When its blocks are full it leases the
+// next block; a given address outside its blocks is claimed in the store
+// on its own. The store guarantees that no two hosts hold one block or
+// one claimed address, so no two containers of the cluster get one
+// address.
 
 // Leases is where the blocks of a cluster pool come from, and the single
 // addresses it holds outside them: the cluster store (cluster.Store), one
