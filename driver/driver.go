@@ -112,7 +112,8 @@ type Driver struct {
 	endpoints map[string]*endpoint
 	joins     *joins
 	sandboxes *sandboxkey.Resolver
-	filter    filterSync
+	// filter orders the firewall's applies; its lock is its own, a leaf.
+	filter *firewallSync
 	// opened: the firewall guards the networks, and forwarding and
 	// route_localnet are on where they need them (guardThenOpen).
 	opened bool
@@ -156,6 +157,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 		endpoints: map[string]*endpoint{},
 		joins:     newJoins(),
 		reserved:  map[string][]*portmap.Reservation{},
+		filter:    &firewallSync{},
 	}
 	d.claims.addrs = map[netip.Addr]int{}
 	if err := cfg.DB.View(func(tx state.Tx) error {
