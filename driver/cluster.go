@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/dualstack-net/dualstack/cluster"
-	"github.com/dualstack-net/dualstack/driver/bridge"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/routes"
 )
@@ -64,10 +63,10 @@ func defaultHostBlock(bits int, v6, routed bool) int {
 }
 
 // hostBlocks returns the block lengths of n: the options', or the
-// defaults for its longest subnet of each family.
-func hostBlocks(n *network) (v4, v6 int) {
+// defaults for its longest subnet of each family; routed is its data
+// plane's routed.
+func hostBlocks(n *network, routed bool) (v4, v6 int) {
 	v4, v6 = n.Options.HostBlock4, n.Options.HostBlock6
-	routed := n.Options.Mode == ModeBridge
 	for _, p := range n.V4 {
 		if n.Options.HostBlock4 == 0 {
 			v4 = max(v4, defaultHostBlock(p.Prefix.Bits(), false, routed))
@@ -90,7 +89,8 @@ func hostBlocks(n *network) (v4, v6 int) {
 // definition is what n says of its cluster network, to be the same on
 // every host.
 func (d *Driver) definition(n *network) cluster.Definition {
-	v4, v6 := hostBlocks(n)
+	plane := d.plane(n)
+	v4, v6 := hostBlocks(n, plane.routed(n))
 	def := cluster.Definition{Mode: n.Options.Mode, HostBlock4: v4, HostBlock6: v6, Routes: n.Options.ClusterRoutes, Options: map[string]string{}}
 	if def.Routes == "" {
 		def.Routes = clusterRoutesNone
@@ -103,20 +103,8 @@ func (d *Driver) definition(n *network) cluster.Definition {
 			}
 			def.IPRanges[p.Prefix] = r
 		}
-		// A LAN's gateway is its router, the same for every host; a
-		// routed network's are its blocks'.
-		if n.Options.Mode == ModeMacvlan && p.Gateway.IsValid() {
-			if def.Gateways == nil {
-				def.Gateways = map[netip.Prefix]netip.Addr{}
-			}
-			def.Gateways[p.Prefix] = p.Gateway.Addr()
-		}
 	}
-	if n.Options.Mode == ModeBridge {
-		def.Options["icc"] = fmt.Sprint(!n.Options.NoICC)
-		def.Options["ip_masquerade"] = fmt.Sprint(!n.Options.NoMasquerade)
-		def.Options["ipv6_mode"] = n.Options.IPv6Mode
-	}
+	plane.define(n, &def)
 	return def
 }
 
@@ -149,7 +137,7 @@ func (d *Driver) joinCluster(n *network) error {
 		if p.Prefix.Addr().Is6() {
 			bits = v6
 		}
-		c := ipamdriver.ClusterPool{Network: n.Options.Cluster, Bits: bits, Routed: n.Options.Mode == ModeBridge}
+		c := ipamdriver.ClusterPool{Network: n.Options.Cluster, Bits: bits, Routed: d.plane(n).routed(n)}
 		if err := d.cfg.IPAM.JoinCluster(p.PoolID, c); err != nil {
 			return err
 		}
@@ -184,16 +172,19 @@ func (d *Driver) DefineClusterNetworks(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// routed reports whether n is a routed cluster network: its bridge holds
-// the gateways of its blocks instead of Docker's.
-func (n *network) routed() bool { return n.Options.Cluster != "" && n.Options.Mode == ModeBridge }
+// routed reports whether n is a routed cluster network (its data plane's
+// routed): its bridge holds the gateways of its blocks instead of
+// Docker's.
+func (d *Driver) routed(n *network) bool {
+	return n.Options.Cluster != "" && d.plane(n).routed(n)
+}
 
 // refreshBlocks reads the gateways of n's blocks from the IPAM: those it
 // holds, and those it lost (the store gives them to another host now, or
 // to none) that containers still have addresses in, whose default route
 // goes through that gateway.
 func (d *Driver) refreshBlocks(n *network) {
-	if !n.routed() {
+	if !d.routed(n) {
 		return
 	}
 	var gws []netip.Prefix
@@ -226,10 +217,10 @@ func (d *Driver) EndpointsIn(p netip.Prefix) []string {
 }
 
 // syncBlockGateways puts the gateways of blocks n leased since on its
-// bridge: before a container joins, as its default route goes through its
+// links (the data plane's putGateways: the bridge): before a container joins, as its default route goes through its
 // block's gateway.
 func (d *Driver) syncBlockGateways(n *network) error {
-	if !n.routed() {
+	if !d.routed(n) {
 		return nil
 	}
 	before := slices.Clone(n.blockGateways)
@@ -237,10 +228,7 @@ func (d *Driver) syncBlockGateways(n *network) error {
 	if slices.Equal(before, n.blockGateways) {
 		return nil
 	}
-	if _, err := bridge.Ensure(bridgeConfig(n, false)); err != nil {
-		return fmt.Errorf("network %s: put the gateways of its blocks on bridge %s: %w", short(n.ID), n.Options.Bridge, err)
-	}
-	return nil
+	return d.plane(n).putGateways(n)
 }
 
 // blockGateway returns the gateway among gws (a network's blockGateways)

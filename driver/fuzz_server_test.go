@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/netns"
 	"github.com/dualstack-net/dualstack/driver/netns/netnstest"
@@ -41,6 +42,9 @@ func (fakePlane) publishes(*network) bool                                       
 func (fakePlane) lan(*network) string                                            { return "" }
 func (fakePlane) open(*network) error                                            { return nil }
 func (fakePlane) describe(_ *network, log logrus.FieldLogger) logrus.FieldLogger { return log }
+func (fakePlane) routed(*network) bool                                           { return false }
+func (fakePlane) define(*network, *cluster.Definition)                           {}
+func (fakePlane) putGateways(*network) error                                     { return nil }
 
 // FuzzServer sends arbitrary sequences of requests (one "path body" a
 // line) through the plugin's server to the real network driver and IPAM,

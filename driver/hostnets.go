@@ -256,7 +256,7 @@ func (d *Driver) containerNets() []netip.Prefix {
 	var out []netip.Prefix
 	d.mu.Lock()
 	for _, n := range d.networks {
-		if n.Options.Mode != ModeBridge {
+		if !d.plane(n).routed(n) {
 			continue
 		}
 		for _, p := range n.pools() {

@@ -58,11 +58,8 @@ func (n *network) pools() []pool {
 	return append(append([]pool{}, n.V4...), n.V6...)
 }
 
-// gateways lists the addresses the bridge holds.
+// gateways lists the gateways Docker gave the network's subnets.
 func (n *network) gateways() []netip.Prefix {
-	if n.routed() {
-		return n.blockGateways
-	}
 	var out []netip.Prefix
 	for _, p := range n.pools() {
 		if p.Gateway.IsValid() {
