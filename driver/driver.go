@@ -23,6 +23,7 @@ import (
 	api "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/bgp"
 	"github.com/dualstack-net/dualstack/driver/firewall"
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
@@ -100,10 +101,13 @@ type Firewall interface {
 
 // Driver implements api.Driver. It is safe for concurrent use.
 type Driver struct {
-	// routes are the host-gw routes of cluster networks (cluster.go).
-	routes clusterRoutes
-	// rt installs the host-gw and learned routes in the kernel.
-	rt        *routes.Table
+	// routes keeps the host-gw and learned routes of cluster networks;
+	// the driver hands it its networks (publishRoutes). Its locks are
+	// its own.
+	routes *routes.Keeper
+	// announcer keeps what the host announces over BGP (nil: BGP does
+	// not run); its locks are its own.
+	announcer *bgp.Announcer
 	cfg       Config
 	log       logrus.FieldLogger
 	planes    map[string]dataplane // by mode
@@ -132,10 +136,6 @@ type Driver struct {
 		sync.Mutex
 		addrs map[netip.Addr]int
 	}
-	// learned are the routes BGP learned; announceMu orders the changes
-	// of what the host announces (announce.go).
-	learned    learnedRoutes
-	announceMu sync.Mutex
 }
 
 var _ api.Driver = (*Driver)(nil)
@@ -169,7 +169,10 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
 	}
-	d.rt = routes.New(routes.Options{Log: d.log.WithField("driver", "routes"), ContainerNets: d.containerNets})
+	d.routes = routes.NewKeeper(routes.KeeperOptions{Log: d.log, Blocks: d.blocksOf, HostNets: containerBridgeNets})
+	if cfg.BGP != nil {
+		d.announcer = bgp.NewAnnouncer(cfg.BGP)
+	}
 	if d.sandboxes = cfg.Sandboxes; d.sandboxes == nil {
 		d.sandboxes = sandboxkey.New(sandboxkey.Config{})
 	}
@@ -193,6 +196,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("load endpoints: %w", err)
 	}
+	d.publishRoutes()
 	d.reconcile()
 	return d, nil
 }

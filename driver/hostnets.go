@@ -247,42 +247,10 @@ func (d *Driver) holdHostAddrs(n *network, host []hostAddr) error {
 
 func hostAddrOwner(n *network) string { return "host-address:" + n.ID }
 
-// containerNets are the host's container networks, for the routes package
-// (no route of dualstack's goes into one, no next hop lies in one): the
-// subnets of dualstack's bridge networks (in a cluster network, the
-// blocks the host holds: the others' are routed), and those of Docker's
-// bridges. Macvlan networks share their parent's LAN, where routers are.
-func (d *Driver) containerNets() []netip.Prefix {
-	var out []netip.Prefix
-	d.mu.Lock()
-	for _, n := range d.networks {
-		if !d.plane(n).routed(n) {
-			continue
-		}
-		for _, p := range n.pools() {
-			if n.Options.Cluster == "" {
-				out = append(out, p.Prefix.Masked())
-				continue
-			}
-			if d.cfg.IPAM == nil {
-				continue
-			}
-			for _, b := range d.cfg.IPAM.Blocks(p.PoolID) {
-				out = append(out, b.Prefix.Masked())
-			}
-		}
-	}
-	d.mu.Unlock()
-	docker, err := containerBridgeNets()
-	if err != nil {
-		d.log.WithError(err).Warn("routes: Docker's bridges not known, next hops inside them not refused")
-	}
-	return append(out, docker...)
-}
-
 // containerBridgeNets are the networks of the addresses on the bridges of
 // container networks, Docker's among them whatever their names
-// (containerBridge).
+// (containerBridge): for the routes (routes.KeeperOptions.HostNets), which
+// add dualstack's own.
 func containerBridgeNets() ([]netip.Prefix, error) {
 	list, err := nldump.Links()
 	if err != nil {

@@ -123,7 +123,7 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		undoAll()
 		return err
 	}
-	go d.routesFollow(n) // to the blocks other hosts hold already
+	d.routesFollow(n) // to the blocks other hosts hold already
 	log := plane.describe(n, d.log.WithField("network", short(n.ID)).WithField("mode", opts.Mode).WithField("subnets", n.subnets()))
 	if len(foreign) > 0 {
 		log = log.WithField("extra-subnets-without-addresses", strings.Join(foreign, ","))
@@ -226,7 +226,7 @@ func (d *Driver) deleteNetwork(n *network) error {
 		return err
 	}
 	d.releaseHeld(n)
-	go d.routesFollow(n)
+	d.routesFollow(n)
 	d.log.WithField("network", short(n.ID)).Info("network deleted")
 	return nil
 }

@@ -97,7 +97,7 @@ func sourceTo(a netip.Addr) (netip.Addr, error) {
 // after the requests under way.
 func followBGP(ctx context.Context, sp *bgp.Speaker, cfg *settings.Settings, d *driver.Driver, log logrus.FieldLogger) {
 	if sp == nil || !cfg.BGP.Import {
-		if err := d.ForgetLearned(); err != nil {
+		if err := d.Routes().ForgetLearned(); err != nil {
 			log.WithError(err).Warn("remove the routes BGP learned before")
 		}
 	}
@@ -106,9 +106,9 @@ func followBGP(ctx context.Context, sp *bgp.Speaker, cfg *settings.Settings, d *
 	}
 	if cfg.BGP.Import {
 		// The speaker tells all it learned at once, then each change:
-		// the driver routes the changes only.
+		// the routes change for those only.
 		sp.OnLearned(func(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix) {
-			if err := d.LearnedRoutes(set, withdrawn); err != nil {
+			if err := d.Routes().Learned(set, withdrawn); err != nil {
 				log.WithError(err).Warn("BGP: routes learned from the peers")
 			}
 		})

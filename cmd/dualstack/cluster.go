@@ -26,6 +26,7 @@ import (
 	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/ipamdriver"
+	"github.com/dualstack-net/dualstack/routes"
 	"github.com/dualstack-net/dualstack/settings"
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -177,7 +178,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // addresses as the only next hops.
 func watchClusterRoutes(ctx context.Context, store *cluster.Store, d *driver.Driver, ipam *ipamdriver.Driver, log logrus.FieldLogger) {
 	store.WatchBlocks(ctx, func(blocks []cluster.Block) {
-		hb := make([]driver.HostBlock, 0, len(blocks))
+		hb := make([]routes.HostBlock, 0, len(blocks))
 		mine := map[string][]netip.Prefix{}
 		for _, b := range blocks {
 			if b.Mine {
@@ -188,9 +189,9 @@ func watchClusterRoutes(ctx context.Context, store *cluster.Store, d *driver.Dri
 				// no route leads to a host of that name elsewhere.
 				continue
 			}
-			hb = append(hb, driver.HostBlock{Network: b.Network, Prefix: b.Prefix, Node: b.Node, Via: b.NodeAddresses})
+			hb = append(hb, routes.HostBlock{Network: b.Network, Prefix: b.Prefix, Node: b.Node, Via: b.NodeAddresses})
 		}
-		if err := d.ClusterRoutes(store.Node(), hb); err != nil {
+		if err := d.Routes().ClusterBlocks(store.Node(), hb); err != nil {
 			log.WithError(err).Warn("routes to the other hosts' blocks")
 		}
 		if ipam.MayHaveLost(mine) {
