@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	api "github.com/docker/go-plugins-helpers/network"
+
+	"github.com/dualstack-net/dualstack/bgp"
 )
 
 // fakeAnnouncer records what the driver announces.
@@ -61,6 +63,7 @@ func TestAnnounce(t *testing.T) {
 
 	f := &fakeAnnouncer{}
 	h.d.cfg.BGP, h.d.cfg.BGPOff = f, nil
+	h.d.announcer = bgp.NewAnnouncer(f)
 	h.in(func() error { return h.d.CreateNetwork(req) })
 	plain := h.network("bbbbbbbbbbbb7777", map[string]interface{}{optEnableIPv6: true}, "198.18.8.0/24", "fd00:8::/64")
 	h.in(func() error { return h.d.CreateNetwork(plain) })
@@ -93,6 +96,7 @@ func TestLearnedRoutes(t *testing.T) {
 	h.d.mu.Lock()
 	h.d.networks["cccccccccccc8888"] = &network{ID: "cccccccccccc8888", Options: netOptions{Mode: ModeBridge, Cluster: "bgp-net", ClusterRoutes: clusterRoutesBGP},
 		V4: []pool{{Prefix: netip.MustParsePrefix("198.19.0.0/16")}}, V6: []pool{{Prefix: netip.MustParsePrefix("fd00:b1::/48")}}}
+	h.d.publishRoutes()
 	h.d.mu.Unlock()
 	table := func() string {
 		return string(h.host.IP(t, "-4", "route", "show", "table", "all")) + string(h.host.IP(t, "-6", "route", "show", "table", "all"))
@@ -107,7 +111,7 @@ func TestLearnedRoutes(t *testing.T) {
 		netip.MustParsePrefix("198.19.2.0/26"):  netip.MustParseAddr("198.51.100.99"), // off-link
 		netip.MustParsePrefix("198.19.3.0/26"):  netip.MustParseAddr("198.51.100.18"), // the host
 	}
-	h.in(func() error { return h.d.LearnedRoutes(hostile, nil) })
+	h.in(func() error { return h.d.routes.Learned(hostile, nil) })
 	if after := table(); after != before {
 		t.Fatalf("hostile learned routes changed the table:\n%s\nwant\n%s", after, before)
 	}
@@ -120,11 +124,11 @@ func TestLearnedRoutes(t *testing.T) {
 		netip.MustParsePrefix("198.19.0.64/26"):   r4, // another host's blocks
 		netip.MustParsePrefix("fd00:b1:0:2::/64"): r6,
 	}
-	h.in(func() error { return h.d.LearnedRoutes(learned, nil) })
+	h.in(func() error { return h.d.routes.Learned(learned, nil) })
 	if got, want := routes(), "198.19.0.64/26 via 198.51.100.17 dev uplink | fd00:b1:0:2::/64 via fd00:fab:1::1 dev uplink metric 1024 pref medium"; got != want {
 		t.Fatalf("learned routes installed:\n got %s\nwant %s", got, want)
 	}
-	h.in(func() error { return h.d.LearnedRoutes(nil, []netip.Prefix{netip.MustParsePrefix("198.19.0.64/26")}) })
+	h.in(func() error { return h.d.routes.Learned(nil, []netip.Prefix{netip.MustParsePrefix("198.19.0.64/26")}) })
 	if got, want := routes(), "| fd00:b1:0:2::/64 via fd00:fab:1::1 dev uplink metric 1024 pref medium"; got != want {
 		t.Fatalf("after a withdrawal:\n got %s\nwant %s", got, want)
 	}
@@ -132,7 +136,7 @@ func TestLearnedRoutes(t *testing.T) {
 	for p := range hostile {
 		all = append(all, p)
 	}
-	h.in(func() error { return h.d.LearnedRoutes(nil, append(all, netip.MustParsePrefix("fd00:b1:0:2::/64"))) })
+	h.in(func() error { return h.d.routes.Learned(nil, append(all, netip.MustParsePrefix("fd00:b1:0:2::/64"))) })
 	if after := table(); after != before {
 		t.Fatalf("nothing learned, yet the table changed:\n%s\nwant\n%s", after, before)
 	}

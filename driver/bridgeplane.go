@@ -3,11 +3,13 @@ package driver
 import (
 	"fmt"
 	"net"
+	"net/netip"
 
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/addrbook"
+	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver/bridge"
 	"github.com/dualstack-net/dualstack/firewall"
 )
@@ -39,7 +41,37 @@ func (bridgePlane) checkFree(n *network, others map[string]*network) error {
 // bridgeConfig is the bridge of n. adopt takes an unmarked bridge of that
 // name (made before dualstack marked its links).
 func bridgeConfig(n *network, adopt bool) bridge.Config {
-	return bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: n.gateways(), Owner: networkOwner(n), Adopt: adopt}
+	return bridge.Config{Name: n.Options.Bridge, MTU: n.Options.MTU, Gateways: bridgeGateways(n), Owner: networkOwner(n), Adopt: adopt}
+}
+
+// bridgeGateways lists the addresses the bridge holds: a cluster
+// network's (routed) bridge holds the gateways of its blocks in place of
+// Docker's.
+func bridgeGateways(n *network) []netip.Prefix {
+	if n.Options.Cluster != "" {
+		return n.blockGateways
+	}
+	return n.gateways()
+}
+
+// routed: the host routes to a bridge's containers; a cluster network's
+// blocks are routed between the hosts.
+func (bridgePlane) routed(*network) bool { return true }
+
+// define: a routed cluster network's packet filter options are the same
+// on every host; its gateways are its blocks', each host's own.
+func (bridgePlane) define(n *network, def *cluster.Definition) {
+	def.Options["icc"] = fmt.Sprint(!n.Options.NoICC)
+	def.Options["ip_masquerade"] = fmt.Sprint(!n.Options.NoMasquerade)
+	def.Options["ipv6_mode"] = n.Options.IPv6Mode
+}
+
+// putGateways puts the gateways of n's blocks on its bridge.
+func (bridgePlane) putGateways(n *network) error {
+	if _, err := bridge.Ensure(bridgeConfig(n, false)); err != nil {
+		return fmt.Errorf("network %s: put the gateways of its blocks on bridge %s: %w", short(n.ID), n.Options.Bridge, err)
+	}
+	return nil
 }
 
 func (bridgePlane) owners(n *network) []string { return []string{networkOwner(n)} }
@@ -55,7 +87,7 @@ func (bridgePlane) filter(n *network) (firewall.Network, bool) {
 		ICC:         !n.Options.NoICC,
 		Masquerade4: !n.Options.NoMasquerade,
 		NAT6:        n.Options.IPv6Mode == IPv6ModeNAT,
-		Cluster:     n.routed(),
+		Cluster:     n.Options.Cluster != "",
 	}
 	for _, p := range n.pools() {
 		fn.Subnets = append(fn.Subnets, p.Prefix)

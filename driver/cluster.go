@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/cluster"
-	"github.com/dualstack-net/dualstack/driver/bridge"
 	"github.com/dualstack-net/dualstack/routes"
 )
 
@@ -64,10 +62,10 @@ func defaultHostBlock(bits int, v6, routed bool) int {
 }
 
 // hostBlocks returns the block lengths of n: the options', or the
-// defaults for its longest subnet of each family.
-func hostBlocks(n *network) (v4, v6 int) {
+// defaults for its longest subnet of each family; routed is its data
+// plane's routed.
+func hostBlocks(n *network, routed bool) (v4, v6 int) {
 	v4, v6 = n.Options.HostBlock4, n.Options.HostBlock6
-	routed := n.Options.Mode == ModeBridge
 	for _, p := range n.V4 {
 		if n.Options.HostBlock4 == 0 {
 			v4 = max(v4, defaultHostBlock(p.Prefix.Bits(), false, routed))
@@ -90,7 +88,8 @@ func hostBlocks(n *network) (v4, v6 int) {
 // definition is what n says of its cluster network, to be the same on
 // every host.
 func (d *Driver) definition(n *network) cluster.Definition {
-	v4, v6 := hostBlocks(n)
+	plane := d.plane(n)
+	v4, v6 := hostBlocks(n, plane.routed(n))
 	def := cluster.Definition{Mode: n.Options.Mode, HostBlock4: v4, HostBlock6: v6, Routes: n.Options.ClusterRoutes, Options: map[string]string{}}
 	if def.Routes == "" {
 		def.Routes = clusterRoutesNone
@@ -103,20 +102,8 @@ func (d *Driver) definition(n *network) cluster.Definition {
 			}
 			def.IPRanges[p.Prefix] = r
 		}
-		// A LAN's gateway is its router, the same for every host; a
-		// routed network's are its blocks'.
-		if n.Options.Mode == ModeMacvlan && p.Gateway.IsValid() {
-			if def.Gateways == nil {
-				def.Gateways = map[netip.Prefix]netip.Addr{}
-			}
-			def.Gateways[p.Prefix] = p.Gateway.Addr()
-		}
 	}
-	if n.Options.Mode == ModeBridge {
-		def.Options["icc"] = fmt.Sprint(!n.Options.NoICC)
-		def.Options["ip_masquerade"] = fmt.Sprint(!n.Options.NoMasquerade)
-		def.Options["ipv6_mode"] = n.Options.IPv6Mode
-	}
+	plane.define(n, &def)
 	return def
 }
 
@@ -149,7 +136,7 @@ func (d *Driver) joinCluster(n *network) error {
 		if p.Prefix.Addr().Is6() {
 			bits = v6
 		}
-		c := addrbook.ClusterPool{Network: n.Options.Cluster, Bits: bits, Routed: n.Options.Mode == ModeBridge}
+		c := addrbook.ClusterPool{Network: n.Options.Cluster, Bits: bits, Routed: d.plane(n).routed(n)}
 		if err := d.cfg.Book.JoinCluster(p.PoolID, c); err != nil {
 			return err
 		}
@@ -184,16 +171,19 @@ func (d *Driver) DefineClusterNetworks(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// routed reports whether n is a routed cluster network: its bridge holds
-// the gateways of its blocks instead of Docker's.
-func (n *network) routed() bool { return n.Options.Cluster != "" && n.Options.Mode == ModeBridge }
+// routed reports whether n is a routed cluster network (its data plane's
+// routed): its bridge holds the gateways of its blocks instead of
+// Docker's.
+func (d *Driver) routed(n *network) bool {
+	return n.Options.Cluster != "" && d.plane(n).routed(n)
+}
 
 // refreshBlocks reads the gateways of n's blocks from the IPAM: those it
 // holds, and those it lost (the store gives them to another host now, or
 // to none) that containers still have addresses in, whose default route
 // goes through that gateway.
 func (d *Driver) refreshBlocks(n *network) {
-	if !n.routed() {
+	if !d.routed(n) {
 		return
 	}
 	var gws []netip.Prefix
@@ -226,10 +216,10 @@ func (d *Driver) EndpointsIn(p netip.Prefix) []string {
 }
 
 // syncBlockGateways puts the gateways of blocks n leased since on its
-// bridge: before a container joins, as its default route goes through its
+// links (the data plane's putGateways: the bridge): before a container joins, as its default route goes through its
 // block's gateway.
 func (d *Driver) syncBlockGateways(n *network) error {
-	if !n.routed() {
+	if !d.routed(n) {
 		return nil
 	}
 	before := slices.Clone(n.blockGateways)
@@ -237,10 +227,7 @@ func (d *Driver) syncBlockGateways(n *network) error {
 	if slices.Equal(before, n.blockGateways) {
 		return nil
 	}
-	if _, err := bridge.Ensure(bridgeConfig(n, false)); err != nil {
-		return fmt.Errorf("network %s: put the gateways of its blocks on bridge %s: %w", short(n.ID), n.Options.Bridge, err)
-	}
-	return nil
+	return d.plane(n).putGateways(n)
 }
 
 // blockGateway returns the gateway among gws (a network's blockGateways)
@@ -254,100 +241,53 @@ func blockGateway(gws []netip.Prefix, a netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// HostBlock is a block of a cluster network held by a host, as the
-// cluster store reports it, with the host's addresses (CLUSTER_ADDRESS).
-type HostBlock struct {
-	Network string
-	Prefix  netip.Prefix
-	Node    string
-	Via     []netip.Addr
-}
-
-// ClusterRoutes makes the host's routes to the blocks of other hosts
-// those of blocks: a route to each block of a cluster network with
-// cluster_routes=host-gw that this host has, via its holder's address of
-// the block's family. Routes of dualstack's to anything else go. It is
-// called with every change the cluster store reports.
-func (d *Driver) ClusterRoutes(self string, blocks []HostBlock) error {
-	d.routes.mu.Lock()
-	defer d.routes.mu.Unlock()
-	// A host whose plugin is stopped or restarting has no node key, so
-	// the store gives its blocks no address; its containers still run:
-	// route to the address it had.
-	if d.routes.via == nil {
-		d.routes.via = map[string][]netip.Addr{}
-	}
-	blocks = slices.Clone(blocks)
-	for i, b := range blocks {
-		if len(b.Via) > 0 {
-			d.routes.via[b.Node] = b.Via
-		} else {
-			blocks[i].Via = d.routes.via[b.Node]
-		}
-	}
-	d.routes.self, d.routes.blocks, d.routes.known = self, blocks, true
-	return d.syncClusterRoutes()
-}
-
-// clusterRoutes is what the routes to the other hosts' blocks are made
-// of: the blocks the store reported last.
-type clusterRoutes struct {
-	mu     sync.Mutex // held while the routes change
-	self   string
-	blocks []HostBlock
-	known  bool
-	// via are the addresses each host had when the store last gave them.
-	via map[string][]netip.Addr
-}
-
-// resyncClusterRoutes makes the routes again from the blocks the store
-// reported last, for a cluster network created or deleted since: the
-// store may report nothing new.
-func (d *Driver) resyncClusterRoutes() {
-	d.routes.mu.Lock()
-	defer d.routes.mu.Unlock()
-	if !d.routes.known {
-		return
-	}
-	if err := d.syncClusterRoutes(); err != nil {
-		d.log.WithError(err).Warn("routes to the other hosts' blocks")
-	}
-}
-
 // routesFollow makes the host's routes, and what it announces, follow
-// network n, created or deleted: host-gw routes are made again from the
-// blocks the store reported last, and BGP announces the host's blocks or
-// subnets. Run on its own goroutine: the caller holds d.mu.
+// network n, created or deleted: it hands the routes the networks as they
+// are now (publishRoutes), then, on a goroutine of its own, has host-gw
+// routes made again from the blocks the store reported last, and BGP
+// announce the host's blocks or subnets. The caller holds d.mu.
 func (d *Driver) routesFollow(n *network) {
+	d.publishRoutes()
 	switch {
 	case n.Options.ClusterRoutes == clusterRoutesHostGW:
-		d.resyncClusterRoutes()
+		go d.routes.ResyncHostGW()
 	case n.Options.ClusterRoutes == clusterRoutesBGP || n.Options.Announce:
-		d.SyncBGP()
+		go d.SyncBGP()
 	}
 }
 
-// syncClusterRoutes makes the routes from d.routes, which the caller
-// holds.
-func (d *Driver) syncClusterRoutes() error {
-	self, blocks := d.routes.self, d.routes.blocks
-	d.mu.Lock()
-	want := map[netip.Prefix]routes.Hop{}
+// Routes is the keeper of the host's routes to the other hosts' blocks,
+// for the loops that feed it what the cluster store and BGP report.
+func (d *Driver) Routes() *routes.Keeper { return d.routes }
+
+// publishRoutes hands the routes the host's networks as they are now; the
+// caller holds d.mu (the keeper's lock taken here is a leaf).
+func (d *Driver) publishRoutes() {
+	nets := make([]routes.Network, 0, len(d.networks))
 	for _, n := range d.networks {
-		if n.Options.ClusterRoutes != clusterRoutesHostGW {
-			continue
+		rn := routes.Network{
+			Cluster: n.Options.Cluster,
+			HostGW:  n.Options.ClusterRoutes == clusterRoutesHostGW,
+			BGP:     n.Options.ClusterRoutes == clusterRoutesBGP,
+			Local:   d.plane(n).routed(n),
 		}
-		for _, b := range blocks {
-			if b.Network != n.Options.Cluster || b.Node == self {
-				continue
-			}
-			for _, a := range b.Via {
-				if a.Is4() == b.Prefix.Addr().Is4() {
-					want[b.Prefix.Masked()] = routes.Hop{Via: a, Network: n.Options.Cluster}
-				}
-			}
+		for _, p := range n.pools() {
+			rn.Subnets = append(rn.Subnets, routes.Subnet{Prefix: p.Prefix, Pool: p.PoolID})
 		}
+		nets = append(nets, rn)
 	}
-	d.mu.Unlock()
-	return d.rt.Sync(routes.HostGW, want)
+	d.routes.SetNetworks(nets)
+}
+
+// blocksOf lists the blocks the host holds of a cluster pool, for the
+// routes.
+func (d *Driver) blocksOf(pool string) []netip.Prefix {
+	if d.cfg.Book == nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, b := range d.cfg.Book.Blocks(pool) {
+		out = append(out, b.Prefix)
+	}
+	return out
 }

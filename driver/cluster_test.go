@@ -22,7 +22,8 @@ func TestHostBlocks(t *testing.T) {
 	} {
 		n := &network{Options: netOptions{Mode: tc.mode, HostBlock4: tc.opt4, HostBlock6: tc.opt6},
 			V4: []pool{{Prefix: netip.MustParsePrefix(tc.v4)}}, V6: []pool{{Prefix: netip.MustParsePrefix(tc.v6)}}}
-		if v4, v6 := hostBlocks(n); v4 != tc.want4 || v6 != tc.want6 {
+		routed := map[string]dataplane{ModeBridge: bridgePlane{}, ModeMacvlan: macvlanPlane{}}[tc.mode].routed(n)
+		if v4, v6 := hostBlocks(n, routed); v4 != tc.want4 || v6 != tc.want6 {
 			t.Errorf("%s %s %s (options %d, %d): blocks /%d and /%d, want /%d and /%d", tc.mode, tc.v4, tc.v6, tc.opt4, tc.opt6, v4, v6, tc.want4, tc.want6)
 		}
 	}

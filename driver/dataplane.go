@@ -7,6 +7,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/addrbook"
+	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/firewall"
 	"github.com/dualstack-net/dualstack/internal/links"
 )
@@ -55,6 +56,18 @@ type dataplane interface {
 	open(n *network) error
 	// describe adds n's mode's fields to its log lines.
 	describe(n *network, log logrus.FieldLogger) logrus.FieldLogger
+	// routed reports whether the host routes to n's containers, which
+	// sit behind it: no route of dualstack's goes into n's subnets, and
+	// in a cluster network each host's blocks are routed, their gateways
+	// on the host (true); or whether n's containers are on a LAN whose
+	// router is outside the host, its blocks mere ranges (false).
+	routed(n *network) bool
+	// define adds the mode's part to the definition of n's cluster
+	// network, which every host's must match.
+	define(n *network, def *cluster.Definition)
+	// putGateways puts the gateways of the blocks a routed cluster
+	// network holds now (n.blockGateways) on its links.
+	putGateways(n *network) error
 }
 
 // plane is n's mode.

@@ -24,9 +24,11 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/addrbook"
+	"github.com/dualstack-net/dualstack/bgp"
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/firewall"
+	"github.com/dualstack-net/dualstack/kernel"
 	"github.com/dualstack-net/dualstack/routes"
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -76,10 +78,13 @@ type Firewall interface {
 
 // Driver implements api.Driver. It is safe for concurrent use.
 type Driver struct {
-	// routes are the host-gw routes of cluster networks (cluster.go).
-	routes clusterRoutes
-	// rt installs the host-gw and learned routes in the kernel.
-	rt        *routes.Table
+	// routes keeps the host-gw and learned routes of cluster networks;
+	// the driver hands it its networks (publishRoutes). Its locks are
+	// its own.
+	routes *routes.Keeper
+	// announcer keeps what the host announces over BGP (nil: BGP does
+	// not run); its locks are its own.
+	announcer *bgp.Announcer
 	cfg       Config
 	log       logrus.FieldLogger
 	planes    map[string]dataplane // by mode
@@ -88,7 +93,8 @@ type Driver struct {
 	endpoints map[string]*endpoint
 	joins     *joins
 	sandboxes *sandboxkey.Resolver
-	filter    filterSync
+	// filter orders the firewall's applies; its lock is its own, a leaf.
+	filter *firewallSync
 	// opened: the firewall guards the networks, and forwarding and
 	// route_localnet are on where they need them (guardThenOpen).
 	opened bool
@@ -100,10 +106,6 @@ type Driver struct {
 	links hostLinks
 	// reserved holds the host ports each endpoint publishes.
 	reserved map[string][]*portmap.Reservation
-	// learned are the routes BGP learned; announceMu orders the changes
-	// of what the host announces (announce.go).
-	learned    learnedRoutes
-	announceMu sync.Mutex
 }
 
 var _ api.Driver = (*Driver)(nil)
@@ -125,6 +127,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 		endpoints: map[string]*endpoint{},
 		joins:     newJoins(),
 		reserved:  map[string][]*portmap.Reservation{},
+		filter:    &firewallSync{},
 	}
 	if err := cfg.DB.View(func(tx state.Tx) error {
 		_, err := get(tx, bucketMeta, keyForwardDrop, &d.dropped)
@@ -135,7 +138,10 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
 	}
-	d.rt = routes.New(routes.Options{Log: d.log.WithField("driver", "routes"), ContainerNets: d.containerNets})
+	d.routes = routes.NewKeeper(routes.KeeperOptions{Log: d.log, Blocks: d.blocksOf, HostNets: kernel.ContainerBridgeNets})
+	if cfg.BGP != nil {
+		d.announcer = bgp.NewAnnouncer(cfg.BGP)
+	}
 	if d.sandboxes = cfg.Sandboxes; d.sandboxes == nil {
 		d.sandboxes = sandboxkey.New(sandboxkey.Config{})
 	}
@@ -160,6 +166,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("load endpoints: %w", err)
 	}
+	d.publishRoutes()
 	d.reconcile()
 	return d, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -20,14 +21,49 @@ import (
 // state, and the firewall makes its rules that state's (see
 // package firewall).
 
-// filterSync orders the applies: the changes of requests apply with the
+// firewallSync orders the applies: the changes of requests apply with the
 // driver's lock held, in order; the follower takes its state under
 // the lock and applies it outside, unless a newer state was applied
-// meanwhile.
-type filterSync struct {
-	mu      sync.Mutex // held while applying
-	taken   uint64     // the latest state taken (under the driver's lock)
-	applied uint64     // the latest state applied
+// meanwhile. The driver holds it by pointer; its lock is its own, and a
+// leaf: held only while the firewall applies, which takes no lock of the
+// driver's.
+type firewallSync struct {
+	// taken numbers the states taken; each is taken under the driver's
+	// lock, so that the numbers follow the states' order.
+	taken atomic.Uint64
+	mu    sync.Mutex // held while applying; guards applied
+	// applied is the number of the latest state applied.
+	applied uint64
+}
+
+// take numbers a state the caller took under the driver's lock.
+func (f *firewallSync) take() uint64 { return f.taken.Add(1) }
+
+// apply makes fw's rules state s, numbered v (take).
+func (f *firewallSync) apply(fw Firewall, s firewall.State, v uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := fw.Apply(s); err != nil {
+		return err
+	}
+	f.applied = v
+	return nil
+}
+
+// repair puts fw's rules back to state s, numbered v (take), unless a
+// newer state was applied meanwhile (nothing changed then).
+func (f *firewallSync) repair(fw Firewall, s firewall.State, v uint64) ([]firewall.Family, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.applied > v {
+		return nil, nil // a newer state is in place
+	}
+	changed, err := fw.Repair(s)
+	if err != nil {
+		return nil, err
+	}
+	f.applied = v
+	return changed, nil
 }
 
 // firewallState is the firewall's part of every bridge network and the
@@ -62,14 +98,9 @@ func (d *Driver) applyFirewall(drop map[firewall.Family]bool) error {
 	}
 	s := d.firewallState()
 	s.ForwardDrop = union(s.ForwardDrop, drop)
-	d.filter.taken++
-	v := d.filter.taken
-	d.filter.mu.Lock()
-	defer d.filter.mu.Unlock()
-	if err := fw.Apply(s); err != nil {
+	if err := d.filter.apply(fw, s, d.filter.take()); err != nil {
 		return err
 	}
-	d.filter.applied = v
 	for f := range drop {
 		d.log.WithField("family", f).Info("filter FORWARD policy set to DROP, as Docker sets it when it turns forwarding on (FORWARD_DROP=false leaves the policy alone)")
 	}
@@ -124,20 +155,13 @@ func (d *Driver) SyncFirewall() error {
 		return d.guardThenOpen()
 	}
 	s := d.firewallState()
-	d.filter.taken++
-	v := d.filter.taken
+	v := d.filter.take()
 	d.mu.Unlock()
 
-	d.filter.mu.Lock()
-	defer d.filter.mu.Unlock()
-	if d.filter.applied > v {
-		return nil // a newer state is in place
-	}
-	changed, err := fw.Repair(s)
+	changed, err := d.filter.repair(fw, s, v)
 	if err != nil {
 		return err
 	}
-	d.filter.applied = v
 	if len(changed) > 0 {
 		d.log.WithField("families", changed).Info("firewall: the host's rules changed (a Docker network, dockerd starting, another manager): dualstack's rules and hooks are in place again")
 	}

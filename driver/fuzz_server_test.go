@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/addrbook"
+	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/firewall"
 	"github.com/dualstack-net/dualstack/internal/netns"
@@ -42,6 +43,9 @@ func (fakePlane) publishes(*network) bool                                       
 func (fakePlane) lan(*network) string                                            { return "" }
 func (fakePlane) open(*network) error                                            { return nil }
 func (fakePlane) describe(_ *network, log logrus.FieldLogger) logrus.FieldLogger { return log }
+func (fakePlane) routed(*network) bool                                           { return false }
+func (fakePlane) define(*network, *cluster.Definition)                           {}
+func (fakePlane) putGateways(*network) error                                     { return nil }
 
 // FuzzServer sends arbitrary sequences of requests (one "path body" a
 // line) through the plugin's server to the real network driver and IPAM,

@@ -116,36 +116,3 @@ func (d *Driver) holdHostAddrs(n *network, host []kernel.HostAddr) error {
 	}
 	return nil
 }
-
-// containerNets are the host's container networks, for the routes package
-// (no route of dualstack's goes into one, no next hop lies in one): the
-// subnets of dualstack's bridge networks (in a cluster network, the
-// blocks the host holds: the others' are routed), and those of Docker's
-// bridges. Macvlan networks share their parent's LAN, where routers are.
-func (d *Driver) containerNets() []netip.Prefix {
-	var out []netip.Prefix
-	d.mu.Lock()
-	for _, n := range d.networks {
-		if n.Options.Mode != ModeBridge {
-			continue
-		}
-		for _, p := range n.pools() {
-			if n.Options.Cluster == "" {
-				out = append(out, p.Prefix.Masked())
-				continue
-			}
-			if d.cfg.Book == nil {
-				continue
-			}
-			for _, b := range d.cfg.Book.Blocks(p.PoolID) {
-				out = append(out, b.Prefix.Masked())
-			}
-		}
-	}
-	d.mu.Unlock()
-	docker, err := kernel.ContainerBridgeNets()
-	if err != nil {
-		d.log.WithError(err).Warn("routes: Docker's bridges not known, next hops inside them not refused")
-	}
-	return append(out, docker...)
-}

@@ -139,7 +139,7 @@ func TestContainerNetsByShape(t *testing.T) {
 		h.host.IP(t, "link", "set", l, "up")
 	}
 	var got []netip.Prefix
-	h.in(func() error { got = h.d.containerNets(); return nil })
+	h.in(func() error { got = h.d.routes.ContainerNets(); return nil })
 	want := netip.MustParsePrefix("203.0.113.0/24")
 	if !slices.Contains(got, want) {
 		t.Errorf("container networks %v lack %s, the network of a Docker bridge with a custom name", got, want)

@@ -64,7 +64,7 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 		return nil, err
 	}
 	resp := &api.JoinResponse{InterfaceName: api.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth"}}
-	if n.routed() {
+	if d.routed(n) {
 		// The container's default routes go through its blocks' gateways.
 		if gw, ok := blockGateway(blockGateways, ep.IPv4.Addr()); ok && ep.IPv4.IsValid() {
 			resp.Gateway = gw.String()

@@ -20,6 +20,7 @@ func BenchmarkLearnedUpdate(b *testing.B) {
 	h.d.mu.Lock()
 	h.d.networks["cccccccccccc8888"] = &network{ID: "cccccccccccc8888", Options: netOptions{Mode: ModeBridge, Cluster: "bgp-net", ClusterRoutes: clusterRoutesBGP},
 		V4: []pool{{Prefix: netip.MustParsePrefix("198.19.0.0/16")}}}
+	h.d.publishRoutes()
 	h.d.mu.Unlock()
 	router := netip.MustParseAddr("198.51.100.17")
 	all := make(map[netip.Prefix]netip.Addr, n)
@@ -28,8 +29,8 @@ func BenchmarkLearnedUpdate(b *testing.B) {
 		all[netip.PrefixFrom(a, 32)] = router
 		a = a.Next()
 	}
-	h.in(func() error { return h.d.LearnedRoutes(all, nil) })
-	if got := len(h.d.rt.Installed(0xd6)); got != n {
+	h.in(func() error { return h.d.routes.Learned(all, nil) })
+	if got := len(h.d.routes.Installed(0xd6)); got != n {
 		b.Fatalf("%d learned routes installed, want %d", got, n)
 	}
 	one := netip.MustParsePrefix("198.19.0.7/32")
@@ -37,9 +38,9 @@ func BenchmarkLearnedUpdate(b *testing.B) {
 	cpu0 := cpuTime()
 	for i := 0; b.Loop(); i++ {
 		if i%2 == 0 {
-			h.in(func() error { return h.d.LearnedRoutes(nil, []netip.Prefix{one}) })
+			h.in(func() error { return h.d.routes.Learned(nil, []netip.Prefix{one}) })
 		} else {
-			h.in(func() error { return h.d.LearnedRoutes(map[netip.Prefix]netip.Addr{one: router}, nil) })
+			h.in(func() error { return h.d.routes.Learned(map[netip.Prefix]netip.Addr{one: router}, nil) })
 		}
 	}
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/dualstack-net/dualstack/addrbook"
+	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver/bridge"
 	"github.com/dualstack-net/dualstack/driver/macvlan"
 	"github.com/dualstack-net/dualstack/firewall"
@@ -292,6 +293,27 @@ func (macvlanPlane) publishes(*network) bool { return false }
 
 // lan: the parent's network is the containers' own; an internal network
 // has none.
+// routed: a macvlan network's containers are on the parent's LAN, whose
+// router is outside the host; a cluster network's blocks are ranges of
+// that LAN.
+func (macvlanPlane) routed(*network) bool { return false }
+
+// define: a LAN's gateway is its router, the same for every host.
+func (macvlanPlane) define(n *network, def *cluster.Definition) {
+	for _, p := range n.pools() {
+		if p.Gateway.IsValid() {
+			if def.Gateways == nil {
+				def.Gateways = map[netip.Prefix]netip.Addr{}
+			}
+			def.Gateways[p.Prefix] = p.Gateway.Addr()
+		}
+	}
+}
+
+// putGateways has nothing to do: a LAN's blocks have no gateway of the
+// host's.
+func (macvlanPlane) putGateways(*network) error { return nil }
+
 func (macvlanPlane) lan(n *network) string {
 	if n.Options.Internal {
 		return ""

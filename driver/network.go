@@ -124,7 +124,7 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		return err
 	}
 	d.cfg.Book.Attach(n.ID, n.poolIDs())
-	go d.routesFollow(n) // to the blocks other hosts hold already
+	d.routesFollow(n) // to the blocks other hosts hold already
 	log := plane.describe(n, d.log.WithField("network", short(n.ID)).WithField("mode", opts.Mode).WithField("subnets", n.subnets()))
 	if len(foreign) > 0 {
 		log = log.WithField("extra-subnets-without-addresses", strings.Join(foreign, ","))
@@ -228,7 +228,7 @@ func (d *Driver) deleteNetwork(n *network) error {
 	}
 	d.releaseHeld(n)
 	d.cfg.Book.Detach(n.ID)
-	go d.routesFollow(n)
+	d.routesFollow(n)
 	d.log.WithField("network", short(n.ID)).Info("network deleted")
 	return nil
 }

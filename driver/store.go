@@ -69,11 +69,8 @@ func (n *network) poolIDs() []string {
 	return out
 }
 
-// gateways lists the addresses the bridge holds.
+// gateways lists the gateways Docker gave the network's subnets.
 func (n *network) gateways() []netip.Prefix {
-	if n.routed() {
-		return n.blockGateways
-	}
 	var out []netip.Prefix
 	for _, p := range n.pools() {
 		if p.Gateway.IsValid() {

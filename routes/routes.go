@@ -1,10 +1,12 @@
 // Package routes owns the routes dualstack puts in the host's main table:
 // host-gw routes to other hosts' blocks (protocol 0xd5) and the routes BGP
-// learned (protocol 0xd6, 214). A caller hands it the routes it wants per
-// protocol, whole (Sync) or as changes (Update); the package keeps in
-// memory what it installed, so a change costs kernel work for the changed
-// prefixes only, and reads the kernel's table only on the first sync of a
-// protocol and after an error.
+// learned (protocol 0xd6, 214). The Keeper (keeper.go) makes each
+// protocol's wanted routes from what it is handed: the host's networks
+// (from the network driver), the blocks the cluster store reports, the
+// routes BGP learned. A Table takes the routes wanted per protocol, whole
+// (Sync) or as changes (Update); it keeps in memory what it installed, so
+// a change costs kernel work for the changed prefixes only, and reads the
+// kernel's table only on the first sync of a protocol and after an error.
 //
 // It never replaces nor deletes a route it did not make. A prefix the host
 // already routes (a route of the kernel, of the administrator, of another

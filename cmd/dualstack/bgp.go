@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/dualstack-net/dualstack/bgp"
 	"github.com/dualstack-net/dualstack/cluster"
-	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/settings"
 )
 
@@ -88,36 +86,6 @@ func sourceTo(a netip.Addr) (netip.Addr, error) {
 	}
 	src, _ := netip.AddrFromSlice(routes[0].Src)
 	return src.Unmap(), nil
-}
-
-// followBGP has the driver announce the host's prefixes and route what the
-// speaker learns (BGP_IMPORT_ROUTES), or remove the routes it learned
-// before when it no longer learns. The speaker stops as soon as the
-// plugin is told to: the routers drop the host's routes at once, not
-// after the requests under way.
-func followBGP(ctx context.Context, sp *bgp.Speaker, cfg *settings.Settings, d *driver.Driver, log logrus.FieldLogger) {
-	if sp == nil || !cfg.BGP.Import {
-		if err := d.ForgetLearned(); err != nil {
-			log.WithError(err).Warn("remove the routes BGP learned before")
-		}
-	}
-	if sp == nil {
-		return
-	}
-	if cfg.BGP.Import {
-		// The speaker tells all it learned at once, then each change:
-		// the driver routes the changes only.
-		sp.OnLearned(func(set map[netip.Prefix]netip.Addr, withdrawn []netip.Prefix) {
-			if err := d.LearnedRoutes(set, withdrawn); err != nil {
-				log.WithError(err).Warn("BGP: routes learned from the peers")
-			}
-		})
-	}
-	d.SyncBGP()
-	go func() {
-		<-ctx.Done()
-		sp.Stop()
-	}()
 }
 
 // printBGP writes each node's BGP status, as it reported it.

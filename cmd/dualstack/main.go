@@ -16,11 +16,14 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/addrbook"
+	"github.com/dualstack-net/dualstack/bgp"
+	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/internal/sysctl"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 	"github.com/dualstack-net/dualstack/kernel"
+	"github.com/dualstack-net/dualstack/lifecycle"
 	"github.com/dualstack-net/dualstack/plugin"
 	"github.com/dualstack-net/dualstack/settings"
 	"github.com/dualstack-net/dualstack/state"
@@ -49,7 +52,7 @@ func main() {
 }
 
 func run(log *logrus.Logger) error {
-	started := time.Now()
+	t := startup{started: time.Now()}
 	cfg, err := settings.FromEnv(nil)
 	if err != nil {
 		return err
@@ -61,34 +64,83 @@ func run(log *logrus.Logger) error {
 		return err
 	}
 	defer db.Close()
-	opened := time.Now()
+	t.opened = time.Now()
 
 	store, err := openCluster(cfg, db, log.WithField("driver", "cluster"))
 	if err != nil {
 		return err
 	}
-	var leases addrbook.Leases
-	var clusterStore driver.ClusterStore
 	if store != nil {
 		// Revokes the host's lease: the other hosts see it gone at once.
 		defer store.Close()
-		leases, clusterStore = store, store
 		log.WithField("store", strings.Join(cfg.ClusterStore, ",")).WithField("node", store.Node()).Info("cluster store")
 	}
-
 	speaker, bgpOff := startBGP(cfg, store, log.WithField("driver", "bgp"))
-	var announcer driver.Announcer
 	if speaker != nil {
 		// Withdraws the host's routes from the routers at once.
 		defer speaker.Stop()
-		announcer = speaker
+	}
+	book, err := newBook(cfg, db, store, log)
+	if err != nil {
+		return err
+	}
+	t.ipam = time.Now()
+	netDriver, err := newDriver(cfg, db, book, store, speaker, bgpOff, log, &t)
+	if err != nil {
+		return err
 	}
 
+	l, err := plugin.ListenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second}
+	// docker plugin disable sends SIGTERM, and SIGKILL 10 seconds later.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	t.restored = time.Now()
+	defer netDriver.Close()
+	loops := lifecycle.Start(ctx, lifecycle.Config{
+		Driver: netDriver, Book: book, Store: store,
+		Speaker: speaker, Import: speaker != nil && cfg.BGP.Import, Log: log,
+	})
+	defer loops.Stop()
+	t.report(log)
+	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(t.started).Round(time.Millisecond)).Info("dualstack serving")
+	server := plugin.New(netDriver, ipamdriver.New(book), log)
+	if crash := crashSeam(os.Getenv, cfg.StateDir, log); crash != nil {
+		server.CrashAfter(crash)
+	}
+	err = server.Serve(ctx, srv, l, stopGrace)
+	log.WithError(err).Info("stopped: every request under way finished")
+	return err
+}
+
+// startup is when each step of the start ended, for the log.
+type startup struct {
+	started, opened, ipam, firewall, restored time.Time
+}
+
+func (t *startup) report(log logrus.FieldLogger) {
+	log.WithFields(logrus.Fields{
+		"open_took": t.opened.Sub(t.started), "ipam_took": t.ipam.Sub(t.opened),
+		"firewall_took": t.firewall.Sub(t.ipam), "driver_took": t.restored.Sub(t.firewall),
+		"resume_took": time.Since(t.restored),
+	}).Debug("startup steps")
+}
+
+// newBook loads the address book, which leases blocks from store (nil: no
+// cluster).
+func newBook(cfg *settings.Settings, db state.Store, store *cluster.Store, log *logrus.Logger) (*addrbook.Book, error) {
+	var leases addrbook.Leases
+	if store != nil {
+		leases = store
+	}
 	machineID, err := os.ReadFile(cfg.MachineIDFile)
 	if err != nil {
 		log.WithError(err).Warnf("cannot read %s: the IPv6 ULA prefix is derived from a random ID kept in the state file instead", cfg.MachineIDFile)
 	}
-	book, err := addrbook.New(addrbook.Config{
+	return addrbook.New(addrbook.Config{
 		DB:             db,
 		DefaultPoolsV4: cfg.DefaultPoolsV4,
 		MachineID:      strings.TrimSpace(string(machineID)),
@@ -96,16 +148,47 @@ func run(log *logrus.Logger) error {
 		Log:            log.WithField("driver", "ipam"),
 		Leases:         leases,
 	})
-	if err != nil {
-		return err
-	}
-	ipamLoaded := time.Now()
+}
 
+// newDriver loads the network driver and reconciles the kernel with its
+// state; t.firewall is when the firewall was chosen.
+func newDriver(cfg *settings.Settings, db state.Store, book *addrbook.Book, store *cluster.Store, speaker *bgp.Speaker, bgpOff error, log *logrus.Logger, t *startup) (*driver.Driver, error) {
 	// Docker mounts /proc/sys read-only in a managed plugin; forwarding and
 	// the IPv6 settings of bridges and containers need it writable.
 	if err := sysctl.EnsureWritable(); err != nil {
 		log.WithError(err).Warn("networks that need forwarding or IPv6 settings will fail")
 	}
+	sandboxes := openSandboxes(cfg, log)
+	rules, err := driver.ChooseFirewall(db, cfg.FirewallBackend, log.WithField("driver", "network"))
+	if err != nil {
+		return nil, err
+	}
+	t.firewall = time.Now()
+	var clusterStore driver.ClusterStore
+	if store != nil {
+		clusterStore = store
+	}
+	var announcer driver.Announcer
+	if speaker != nil {
+		announcer = speaker
+	}
+	return driver.New(driver.Config{
+		Firewall:       rules,
+		DB:             db,
+		Book:           book,
+		Log:            log.WithField("driver", "network"),
+		UplinkAcceptRA: cfg.UplinkAcceptRA,
+		ForwardDrop:    cfg.ForwardDrop,
+		Sandboxes:      sandboxes,
+		Cluster:        clusterStore,
+		BGP:            announcer,
+		BGPOff:         bgpOff,
+	})
+}
+
+// openSandboxes finds how the plugin reaches the container network
+// namespaces Docker names, and says so in the log.
+func openSandboxes(cfg *settings.Settings, log *logrus.Logger) *sandboxkey.Resolver {
 	// In the managed plugin the host's /run is mounted at settings.RunMount;
 	// run as a plain host process (a legacy plugin) host paths are ours.
 	runMount := settings.RunMount
@@ -123,71 +206,7 @@ func run(log *logrus.Logger) error {
 	} else {
 		log.WithField("mechanism", sandboxes.Mechanism()).Info("container network namespaces: " + sandboxes.Describe())
 	}
-	rules, err := driver.ChooseFirewall(db, cfg.FirewallBackend, log.WithField("driver", "network"))
-	if err != nil {
-		return err
-	}
-	firewallReady := time.Now()
-	netDriver, err := driver.New(driver.Config{
-		Firewall:       rules,
-		DB:             db,
-		Book:           book,
-		Log:            log.WithField("driver", "network"),
-		UplinkAcceptRA: cfg.UplinkAcceptRA,
-		ForwardDrop:    cfg.ForwardDrop,
-		Sandboxes:      sandboxes,
-		Cluster:        clusterStore,
-		BGP:            announcer,
-		BGPOff:         bgpOff,
-	})
-	if err != nil {
-		return err
-	}
-	l, err := plugin.ListenUnix(cfg.Socket)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second}
-	// docker plugin disable sends SIGTERM, and SIGKILL 10 seconds later.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	restored := time.Now()
-	netDriver.ResumeJoins()
-	book.CollectStale(addrbook.StaleGrace)
-	book.CollectEmptyDefaultPools(addrbook.StaleGrace)
-	// A block leased is announced at once (BGP).
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-book.BlocksChanged():
-				netDriver.SyncBGP()
-			}
-		}
-	}()
-	// dualstack's rules follow the host's as they change (Docker's
-	// networks, dockerd restarting, another manager).
-	go netDriver.FollowFirewall(ctx)
-	defer netDriver.Close()
-	followBGP(ctx, speaker, cfg, netDriver, log.WithField("driver", "bgp"))
-	if store != nil {
-		go watchClusterRoutes(ctx, store, netDriver, book, log.WithField("driver", "cluster"))
-		go rejoinCluster(ctx, netDriver, book, log.WithField("driver", "cluster"))
-	}
-	log.WithFields(logrus.Fields{
-		"open_took": opened.Sub(started), "ipam_took": ipamLoaded.Sub(opened),
-		"firewall_took": firewallReady.Sub(ipamLoaded), "driver_took": restored.Sub(firewallReady),
-		"resume_took": time.Since(restored),
-	}).Debug("startup steps")
-	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(started).Round(time.Millisecond)).Info("dualstack serving")
-	server := plugin.New(netDriver, ipamdriver.New(book), log)
-	if crash := crashSeam(os.Getenv, cfg.StateDir, log); crash != nil {
-		server.CrashAfter(crash)
-	}
-	err = server.Serve(ctx, srv, l, stopGrace)
-	log.WithError(err).Info("stopped: every request under way finished")
-	return err
+	return sandboxes
 }
 
 // stopGrace bounds the wait for requests under way at SIGTERM, within
