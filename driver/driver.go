@@ -94,7 +94,7 @@ type Driver struct {
 	joins     *joins
 	sandboxes *sandboxkey.Resolver
 	// filter orders the firewall's applies; its lock is its own, a leaf.
-	filter *firewallSync
+	filter *firewall.Order
 	// opened: the firewall guards the networks, and forwarding and
 	// route_localnet are on where they need them (guardThenOpen).
 	opened bool
@@ -127,7 +127,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 		endpoints: map[string]*endpoint{},
 		joins:     newJoins(),
 		reserved:  map[string][]*portmap.Reservation{},
-		filter:    &firewallSync{},
+		filter:    &firewall.Order{},
 	}
 	if err := cfg.DB.View(func(tx state.Tx) error {
 		_, err := get(tx, bucketMeta, keyForwardDrop, &d.dropped)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -19,52 +17,9 @@ import (
 // change (a network created or removed, ports published or revoked), the
 // start and the follower (FollowFirewall) hand the firewall the whole
 // state, and the firewall makes its rules that state's (see
-// package firewall).
-
-// firewallSync orders the applies: the changes of requests apply with the
-// driver's lock held, in order; the follower takes its state under
-// the lock and applies it outside, unless a newer state was applied
-// meanwhile. The driver holds it by pointer; its lock is its own, and a
-// leaf: held only while the firewall applies, which takes no lock of the
-// driver's.
-type firewallSync struct {
-	// taken numbers the states taken; each is taken under the driver's
-	// lock, so that the numbers follow the states' order.
-	taken atomic.Uint64
-	mu    sync.Mutex // held while applying; guards applied
-	// applied is the number of the latest state applied.
-	applied uint64
-}
-
-// take numbers a state the caller took under the driver's lock.
-func (f *firewallSync) take() uint64 { return f.taken.Add(1) }
-
-// apply makes fw's rules state s, numbered v (take).
-func (f *firewallSync) apply(fw Firewall, s firewall.State, v uint64) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := fw.Apply(s); err != nil {
-		return err
-	}
-	f.applied = v
-	return nil
-}
-
-// repair puts fw's rules back to state s, numbered v (take), unless a
-// newer state was applied meanwhile (nothing changed then).
-func (f *firewallSync) repair(fw Firewall, s firewall.State, v uint64) ([]firewall.Family, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.applied > v {
-		return nil, nil // a newer state is in place
-	}
-	changed, err := fw.Repair(s)
-	if err != nil {
-		return nil, err
-	}
-	f.applied = v
-	return changed, nil
-}
+// package firewall). firewall.Order keeps the applies in the order of the
+// states: those of requests apply under the driver's lock, the
+// follower's outside it, unless a newer state was applied meanwhile.
 
 // firewallState is the firewall's part of every bridge network and the
 // ports published on them (macvlan traffic never crosses the host), with
@@ -98,7 +53,7 @@ func (d *Driver) applyFirewall(drop map[firewall.Family]bool) error {
 	}
 	s := d.firewallState()
 	s.ForwardDrop = union(s.ForwardDrop, drop)
-	if err := d.filter.apply(fw, s, d.filter.take()); err != nil {
+	if err := d.filter.Apply(fw, s, d.filter.Take()); err != nil {
 		return err
 	}
 	for f := range drop {
@@ -155,10 +110,10 @@ func (d *Driver) SyncFirewall() error {
 		return d.guardThenOpen()
 	}
 	s := d.firewallState()
-	v := d.filter.take()
+	v := d.filter.Take()
 	d.mu.Unlock()
 
-	changed, err := d.filter.repair(fw, s, v)
+	changed, err := d.filter.Repair(fw, s, v)
 	if err != nil {
 		return err
 	}
