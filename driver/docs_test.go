@@ -63,7 +63,7 @@ func TestDocsSettings(t *testing.T) {
 
 func TestDocsOptions(t *testing.T) {
 	keys := []string{optMode}
-	for _, opts := range modeOptions {
+	for _, opts := range modeListing {
 		keys = append(keys, opts...)
 	}
 	if len(keys) < 2 {
@@ -77,7 +77,7 @@ func TestDocsOptions(t *testing.T) {
 		}
 		seen[k] = true
 		if !cells["`"+k+"`"] {
-			t.Errorf("-o option %s (driver/options.go's modeOptions) is not documented: add a row for it, or name it as the Docker alias of its short key, in the table of docs/options.md", k)
+			t.Errorf("-o option %s (driver/optiontable.go) is not documented: add a row for it, or name it as the Docker alias of its short key, in the table of docs/options.md", k)
 		}
 	}
 }
