@@ -49,7 +49,9 @@ func (d *Driver) holder(addr netip.Addr) string {
 
 // CreateEndpoint creates the veth pair, fills the interface fields Docker
 // left empty, allocates the extra IPv6 addresses and records the endpoint.
-func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndpointResponse, error) {
+// Each step registers its undo as it succeeds; when a later step fails,
+// the undos run, the last first, and nothing is left behind.
+func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (_ *api.CreateEndpointResponse, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n, ok := d.networks[req.NetworkID]
@@ -62,32 +64,9 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 			return nil, err
 		}
 	}
-	in := req.Interface
-	if in == nil {
-		in = &api.EndpointInterface{}
-	}
-	ep := &endpoint{
-		ID:        req.EndpointID,
-		NetworkID: n.ID,
-		PeerVeth:  peerVethPrefix + short(req.EndpointID),
-		MAC:       in.MacAddress,
-	}
-	resp := &api.CreateEndpointResponse{Interface: &api.EndpointInterface{}}
-	if ep.MAC == "" {
-		ep.MAC = randomMAC().String()
-		resp.Interface.MacAddress = ep.MAC
-	} else if _, err := validate.MAC(ep.MAC); err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
-	}
-	var err error
-	if ep.IPv4, err = optionalPrefix(in.Address); err != nil {
-		return nil, fmt.Errorf("bad IPv4 address %q from Docker", in.Address)
-	}
-	if ep.IPv6, err = optionalPrefix(in.AddressIPv6); err != nil {
-		return nil, fmt.Errorf("bad IPv6 address %q from Docker", in.AddressIPv6)
-	}
-	if ep.Ports, err = portmap.Parse(req.Options); err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	ep, resp, err := newEndpoint(req)
+	if err != nil {
+		return nil, err
 	}
 	// Never one address on two live endpoints, whoever handed it out
 	// (another IPAM than dualstack's, a bug): the second is refused before
@@ -98,31 +77,91 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 				"give this one another address (--ip, --ip6) or disconnect the other", short(ep.ID), a.Addr(), d.holder(a.Addr()))
 		}
 	}
+	var undo undoStack
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
+	if err := d.allocateMissing(n, ep, resp.Interface); err != nil {
+		return nil, err
+	}
+	undo.add(func() { d.releaseAll(ep) })
+	plane := d.plane(n)
+	if err := plane.createEndpoint(n, ep); err != nil {
+		return nil, err
+	}
+	undo.add(func() { _ = plane.deleteEndpoint(n, ep) })
+	if err := d.recordEndpoint(n, ep); err != nil {
+		return nil, err
+	}
+	d.endpoints[ep.ID] = ep
+	d.track(ep, 1)
+	d.log.WithField("endpoint", short(ep.ID)).WithField("network", short(n.ID)).WithField("addresses", prefixes(ep.addresses())).Info("endpoint created")
+	return resp, nil
+}
+
+// newEndpoint reads the endpoint req asks for: its MAC address (a random
+// one when Docker gave none, returned in resp), its addresses and the
+// ports it publishes.
+func newEndpoint(req *api.CreateEndpointRequest) (*endpoint, *api.CreateEndpointResponse, error) {
+	in := req.Interface
+	if in == nil {
+		in = &api.EndpointInterface{}
+	}
+	ep := &endpoint{
+		ID:        req.EndpointID,
+		NetworkID: req.NetworkID,
+		PeerVeth:  peerVethPrefix + short(req.EndpointID),
+		MAC:       in.MacAddress,
+	}
+	resp := &api.CreateEndpointResponse{Interface: &api.EndpointInterface{}}
+	if ep.MAC == "" {
+		ep.MAC = randomMAC().String()
+		resp.Interface.MacAddress = ep.MAC
+	} else if _, err := validate.MAC(ep.MAC); err != nil {
+		return nil, nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	}
+	var err error
+	if ep.IPv4, err = optionalPrefix(in.Address); err != nil {
+		return nil, nil, fmt.Errorf("bad IPv4 address %q from Docker", in.Address)
+	}
+	if ep.IPv6, err = optionalPrefix(in.AddressIPv6); err != nil {
+		return nil, nil, fmt.Errorf("bad IPv6 address %q from Docker", in.AddressIPv6)
+	}
+	if ep.Ports, err = portmap.Parse(req.Options); err != nil {
+		return nil, nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	}
+	return ep, resp, nil
+}
+
+// allocateMissing allocates the address of each family Docker gave ep
+// none of, when dualstack's IPAM holds the network's pool of that family,
+// and tells Docker in out. On failure it gives back what it allocated.
+func (d *Driver) allocateMissing(n *network, ep *endpoint, out *api.EndpointInterface) error {
 	owner := endpointOwner(ep)
-	rollback := func() { d.releaseAll(ep) }
-	// The address Docker gave none of, when dualstack's IPAM holds the pool.
+	var err error
 	if !ep.IPv4.IsValid() && len(n.V4) > 0 && n.V4[0].PoolID != "" {
 		if ep.IPv4, err = d.cfg.IPAM.AllocateFor(n.V4[0].PoolID, owner); err != nil {
-			return nil, err
+			return err
 		}
 		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V4[0].PoolID, Addr: ep.IPv4})
-		resp.Interface.Address = ep.IPv4.String()
+		out.Address = ep.IPv4.String()
 	}
 	if !ep.IPv6.IsValid() && len(n.V6) > 0 && n.V6[0].PoolID != "" {
 		if ep.IPv6, err = d.cfg.IPAM.AllocateFor(n.V6[0].PoolID, owner); err != nil {
-			rollback()
-			return nil, err
+			d.releaseAll(ep)
+			return err
 		}
 		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V6[0].PoolID, Addr: ep.IPv6})
-		resp.Interface.AddressIPv6 = ep.IPv6.String()
+		out.AddressIPv6 = ep.IPv6.String()
 	}
-	plane := d.plane(n)
-	if err := plane.createEndpoint(n, ep); err != nil {
-		rollback()
-		return nil, err
-	}
-	// One address from every other IPv6 pool, committed together with the
-	// endpoint's record: one commit for the lot.
+	return nil
+}
+
+// recordEndpoint records ep, with one address from every other IPv6 pool
+// of n committed together with the record: one commit for the lot.
+func (d *Driver) recordEndpoint(n *network, ep *endpoint) error {
 	var extraPools []string
 	for _, p := range n.V6 {
 		if p.PoolID != "" && !(ep.IPv6.IsValid() && p.Prefix.Contains(ep.IPv6.Addr())) {
@@ -130,31 +169,22 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 		}
 	}
 	record := func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }
-	if len(extraPools) > 0 {
-		_, err = d.cfg.IPAM.AllocateEach(extraPools, owner, func(tx state.Tx, extra []netip.Prefix) error {
-			ep.Extra = ep.Extra[:0]
-			for i, a := range extra {
-				ep.Extra = append(ep.Extra, extraAddr{PoolID: extraPools[i], Addr: a})
-			}
-			return record(tx)
-		})
-		if err != nil {
-			// Not ours to release: the IPAM took them back.
-			ep.Extra = nil
-			err = fmt.Errorf("extra IPv6 addresses for endpoint %s: %w", short(ep.ID), err)
+	if len(extraPools) == 0 {
+		return save(d.cfg.DB, "endpoint "+ep.ID, record)
+	}
+	_, err := d.cfg.IPAM.AllocateEach(extraPools, endpointOwner(ep), func(tx state.Tx, extra []netip.Prefix) error {
+		ep.Extra = ep.Extra[:0]
+		for i, a := range extra {
+			ep.Extra = append(ep.Extra, extraAddr{PoolID: extraPools[i], Addr: a})
 		}
-	} else {
-		err = save(d.cfg.DB, "endpoint "+ep.ID, record)
-	}
+		return record(tx)
+	})
 	if err != nil {
-		_ = plane.deleteEndpoint(n, ep)
-		rollback()
-		return nil, err
+		// Not ours to release: the IPAM took them back.
+		ep.Extra = nil
+		return fmt.Errorf("extra IPv6 addresses for endpoint %s: %w", short(ep.ID), err)
 	}
-	d.endpoints[ep.ID] = ep
-	d.track(ep, 1)
-	d.log.WithField("endpoint", short(ep.ID)).WithField("network", short(n.ID)).WithField("addresses", prefixes(ep.addresses())).Info("endpoint created")
-	return resp, nil
+	return nil
 }
 
 func optionalPrefix(s string) (netip.Prefix, error) {
