@@ -183,7 +183,7 @@ func parsePools(data []*api.IPAMData, v4 bool) ([]pool, error) {
 			return nil, fmt.Errorf("bad pool %q from Docker", d.Pool)
 		}
 		if err := validate.Subnet(p.Masked()); err != nil {
-			return nil, fmt.Errorf("%w", err)
+			return nil, err
 		}
 		pl := pool{Space: d.AddressSpace, Prefix: p.Masked()}
 		if d.Gateway != "" {
