@@ -29,6 +29,9 @@ type harness struct {
 	host netnstest.NS
 	dir  string
 	db   state.Store
+	// disk is db as the drivers see it, which a test may have refuse a
+	// record.
+	disk *refusingDisk
 	book *addrbook.Book
 	d    *Driver
 }
@@ -73,12 +76,13 @@ func (h *harness) open() {
 		h.t.Fatal(err)
 	}
 	h.db = db
+	h.disk = &refusingDisk{Store: db}
 	h.in(func() error {
-		h.book, err = addrbook.New(addrbook.Config{DB: db, MachineID: "test", Log: quiet()})
+		h.book, err = addrbook.New(addrbook.Config{DB: h.disk, MachineID: "test", Log: quiet()})
 		if err != nil {
 			return err
 		}
-		h.d, err = New(Config{DB: db, Book: h.book, Log: quiet(), UplinkAcceptRA: true, ForwardDrop: true, Firewall: firewall.New(firewall.BackendNFT)})
+		h.d, err = New(Config{DB: h.disk, Book: h.book, Log: quiet(), UplinkAcceptRA: true, ForwardDrop: true, Firewall: firewall.New(firewall.BackendNFT)})
 		return err
 	})
 	h.d.ResumeJoins() // as the plugin does once it serves

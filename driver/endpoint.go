@@ -39,7 +39,9 @@ func (d *Driver) holder(addr netip.Addr) string {
 
 // CreateEndpoint creates the veth pair, fills the interface fields Docker
 // left empty, allocates the extra IPv6 addresses and records the endpoint.
-func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndpointResponse, error) {
+// Each step registers its undo as it succeeds; when a later step fails,
+// the undos run, the last first, and nothing is left behind.
+func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (_ *api.CreateEndpointResponse, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n, ok := d.networks[req.NetworkID]
@@ -52,32 +54,9 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 			return nil, err
 		}
 	}
-	in := req.Interface
-	if in == nil {
-		in = &api.EndpointInterface{}
-	}
-	ep := &endpoint{
-		ID:        req.EndpointID,
-		NetworkID: n.ID,
-		PeerVeth:  peerVethPrefix + short(req.EndpointID),
-		MAC:       in.MacAddress,
-	}
-	resp := &api.CreateEndpointResponse{Interface: &api.EndpointInterface{}}
-	if ep.MAC == "" {
-		ep.MAC = randomMAC().String()
-		resp.Interface.MacAddress = ep.MAC
-	} else if _, err := validate.MAC(ep.MAC); err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
-	}
-	var err error
-	if ep.IPv4, err = optionalPrefix(in.Address); err != nil {
-		return nil, fmt.Errorf("bad IPv4 address %q from Docker", in.Address)
-	}
-	if ep.IPv6, err = optionalPrefix(in.AddressIPv6); err != nil {
-		return nil, fmt.Errorf("bad IPv6 address %q from Docker", in.AddressIPv6)
-	}
-	if ep.Ports, err = portmap.Parse(req.Options); err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	ep, resp, err := newEndpoint(req)
+	if err != nil {
+		return nil, err
 	}
 	// Never one address on two live endpoints, whoever handed it out
 	// (another IPAM than dualstack's, a bug): the second is refused before
@@ -88,41 +67,22 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 				"give this one another address (--ip, --ip6) or disconnect the other", short(ep.ID), a.Addr(), d.holder(a.Addr()))
 		}
 	}
-	owner := addrbook.EndpointOwner(ep.ID)
-	rollback := func() { d.releaseAll(ep) }
-	// The address Docker gave none of, when dualstack's IPAM holds the pool.
-	if !ep.IPv4.IsValid() && len(n.V4) > 0 && n.V4[0].PoolID != "" {
-		if ep.IPv4, err = d.cfg.Book.Allocate(n.V4[0].PoolID, owner); err != nil {
-			return nil, err
+	var undo undoStack
+	defer func() {
+		if err != nil {
+			undo.run()
 		}
-		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V4[0].PoolID, Addr: ep.IPv4})
-		resp.Interface.Address = ep.IPv4.String()
-	}
-	if !ep.IPv6.IsValid() && len(n.V6) > 0 && n.V6[0].PoolID != "" {
-		if ep.IPv6, err = d.cfg.Book.Allocate(n.V6[0].PoolID, owner); err != nil {
-			rollback()
-			return nil, err
-		}
-		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V6[0].PoolID, Addr: ep.IPv6})
-		resp.Interface.AddressIPv6 = ep.IPv6.String()
-	}
-	plane := d.plane(n)
-	if err := plane.createEndpoint(n, ep); err != nil {
-		rollback()
+	}()
+	if err := d.allocateMissing(n, ep, resp.Interface); err != nil {
 		return nil, err
 	}
-	// One address from every other IPv6 pool, committed together with the
-	// endpoint's record: one commit for the lot.
-	var extraPools []string
-	for _, p := range n.V6 {
-		if p.PoolID != "" && !(ep.IPv6.IsValid() && p.Prefix.Contains(ep.IPv6.Addr())) {
-			extraPools = append(extraPools, p.PoolID)
-		}
+	undo.add(func() { d.releaseAll(ep) })
+	plane := d.plane(n)
+	if err := plane.createEndpoint(n, ep); err != nil {
+		return nil, err
 	}
-	err = d.recordEndpoint(ep, extraPools)
-	if err != nil {
-		_ = plane.deleteEndpoint(n, ep)
-		rollback()
+	undo.add(func() { _ = plane.deleteEndpoint(n, ep) })
+	if err := d.recordEndpoint(n, ep); err != nil {
 		return nil, err
 	}
 	d.endpoints[ep.ID] = ep
@@ -130,10 +90,75 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (*api.CreateEndp
 	return resp, nil
 }
 
-// recordEndpoint allocates ep's extra IPv6 addresses, one from each of
-// extraPools, and records ep with them, and its claim in the address
-// book: one commit for the lot. On failure nothing of it remains.
-func (d *Driver) recordEndpoint(ep *endpoint, extraPools []string) error {
+// newEndpoint reads the endpoint req asks for: its MAC address (a random
+// one when Docker gave none, returned in resp), its addresses and the
+// ports it publishes.
+func newEndpoint(req *api.CreateEndpointRequest) (*endpoint, *api.CreateEndpointResponse, error) {
+	in := req.Interface
+	if in == nil {
+		in = &api.EndpointInterface{}
+	}
+	ep := &endpoint{
+		ID:        req.EndpointID,
+		NetworkID: req.NetworkID,
+		PeerVeth:  peerVethPrefix + short(req.EndpointID),
+		MAC:       in.MacAddress,
+	}
+	resp := &api.CreateEndpointResponse{Interface: &api.EndpointInterface{}}
+	if ep.MAC == "" {
+		ep.MAC = randomMAC().String()
+		resp.Interface.MacAddress = ep.MAC
+	} else if _, err := validate.MAC(ep.MAC); err != nil {
+		return nil, nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	}
+	var err error
+	if ep.IPv4, err = optionalPrefix(in.Address); err != nil {
+		return nil, nil, fmt.Errorf("bad IPv4 address %q from Docker", in.Address)
+	}
+	if ep.IPv6, err = optionalPrefix(in.AddressIPv6); err != nil {
+		return nil, nil, fmt.Errorf("bad IPv6 address %q from Docker", in.AddressIPv6)
+	}
+	if ep.Ports, err = portmap.Parse(req.Options); err != nil {
+		return nil, nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	}
+	return ep, resp, nil
+}
+
+// allocateMissing allocates the address of each family Docker gave ep
+// none of, when dualstack's IPAM holds the network's pool of that family,
+// and tells Docker in out. On failure it gives back what it allocated.
+func (d *Driver) allocateMissing(n *network, ep *endpoint, out *api.EndpointInterface) error {
+	owner := addrbook.EndpointOwner(ep.ID)
+	var err error
+	if !ep.IPv4.IsValid() && len(n.V4) > 0 && n.V4[0].PoolID != "" {
+		if ep.IPv4, err = d.cfg.Book.Allocate(n.V4[0].PoolID, owner); err != nil {
+			return err
+		}
+		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V4[0].PoolID, Addr: ep.IPv4})
+		out.Address = ep.IPv4.String()
+	}
+	if !ep.IPv6.IsValid() && len(n.V6) > 0 && n.V6[0].PoolID != "" {
+		if ep.IPv6, err = d.cfg.Book.Allocate(n.V6[0].PoolID, owner); err != nil {
+			d.releaseAll(ep)
+			return err
+		}
+		ep.Allocated = append(ep.Allocated, extraAddr{PoolID: n.V6[0].PoolID, Addr: ep.IPv6})
+		out.AddressIPv6 = ep.IPv6.String()
+	}
+	return nil
+}
+
+// recordEndpoint records ep, with one address from every other IPv6 pool
+// of n committed together with the record: one commit for the lot.
+func (d *Driver) recordEndpoint(n *network, ep *endpoint) error {
+	var extraPools []string
+	for _, p := range n.V6 {
+		if p.PoolID != "" && !(ep.IPv6.IsValid() && p.Prefix.Contains(ep.IPv6.Addr())) {
+			extraPools = append(extraPools, p.PoolID)
+		}
+	}
+	// One commit for the lot: the extra addresses, the endpoint's record
+	// and its claim in the address book. On failure nothing of it remains.
 	err := d.cfg.Book.Update(func(tx *addrbook.Tx) error {
 		extra, err := tx.AllocateEach(extraPools, addrbook.EndpointOwner(ep.ID))
 		if err != nil {

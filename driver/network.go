@@ -14,48 +14,15 @@ import (
 	"github.com/dualstack-net/dualstack/validate"
 )
 
-// CreateNetwork creates the bridge with its gateways and records the
-// network; on any failure nothing is left behind.
+// CreateNetwork builds the network through its mode's data plane (a
+// bridge with its gateways; for a macvlan network, only the parent or the
+// host link it needs, if any), guards it with the firewall and records
+// it; on any failure nothing is left behind.
 func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
-	if req.NetworkID == "" {
-		return errors.New("CreateNetwork without a network ID")
-	}
-	opts, err := parseOptions(req.NetworkID, req.Options)
+	n, foreign, err := d.newNetwork(req)
 	if err != nil {
 		return err
 	}
-	if err := d.checkBGP(opts); err != nil {
-		return err
-	}
-	n := &network{ID: req.NetworkID, Options: opts}
-	if opts.IPv4 {
-		if n.V4, err = parsePools(req.IPv4Data, true); err != nil {
-			return err
-		}
-	}
-	if opts.IPv6 {
-		if n.V6, err = parsePools(req.IPv6Data, false); err != nil {
-			return err
-		}
-	}
-	if len(n.V4) == 0 && len(n.V6) == 0 {
-		return errors.New("the network has no subnet: give it an IPv4 or an IPv6 subnet")
-	}
-	if len(n.V4) > 1 {
-		return fmt.Errorf("the network has %d IPv4 subnets: a network takes one (and any number of IPv6 subnets)", len(n.V4))
-	}
-	for i := range n.V4 {
-		n.V4[i].PoolID, _ = d.cfg.Book.PoolFor(n.V4[i].Space, n.V4[i].Prefix)
-	}
-	var foreign []string
-	for i := range n.V6 {
-		if id, ok := d.cfg.Book.PoolFor(n.V6[i].Space, n.V6[i].Prefix); ok {
-			n.V6[i].PoolID = id
-		} else {
-			foreign = append(foreign, n.V6[i].Prefix.String())
-		}
-	}
-
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old, ok := d.networks[n.ID]; ok {
@@ -67,6 +34,75 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 		}
 		return fmt.Errorf("network %s exists already with another definition (subnets %s, options %+v)", short(n.ID), old.subnets(), old.Options)
 	}
+	if err := d.createNetwork(n); err != nil {
+		return err
+	}
+	d.cfg.Book.Attach(n.ID, n.poolIDs())
+	d.routesFollow(n) // to the blocks other hosts hold already
+	log := d.plane(n).describe(n, d.log.WithField("network", short(n.ID)).WithField("mode", n.Options.Mode).WithField("subnets", n.subnets()))
+	if len(foreign) > 0 {
+		log = log.WithField("extra-subnets-without-addresses", strings.Join(foreign, ","))
+		log.Warn("network created; another IPAM driver holds some IPv6 subnets, so containers get no address of their own in them (use --ipam-driver dualstack:latest)")
+	} else {
+		log.Info("network created")
+	}
+	return nil
+}
+
+// newNetwork reads the network req asks for: its options and subnets,
+// and the pools of dualstack's IPAM they are in; foreign lists the IPv6
+// subnets another IPAM driver holds.
+func (d *Driver) newNetwork(req *api.CreateNetworkRequest) (n *network, foreign []string, err error) {
+	if req.NetworkID == "" {
+		return nil, nil, errors.New("CreateNetwork without a network ID")
+	}
+	opts, err := parseOptions(req.NetworkID, req.Options)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := d.checkBGP(opts); err != nil {
+		return nil, nil, err
+	}
+	n = &network{ID: req.NetworkID, Options: opts}
+	if opts.IPv4 {
+		if n.V4, err = parsePools(req.IPv4Data, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	if opts.IPv6 {
+		if n.V6, err = parsePools(req.IPv6Data, false); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(n.V4) == 0 && len(n.V6) == 0 {
+		return nil, nil, errors.New("the network has no subnet: give it an IPv4 or an IPv6 subnet")
+	}
+	if len(n.V4) > 1 {
+		return nil, nil, fmt.Errorf("the network has %d IPv4 subnets: a network takes one (and any number of IPv6 subnets)", len(n.V4))
+	}
+	for i := range n.V4 {
+		n.V4[i].PoolID, _ = d.cfg.Book.PoolFor(n.V4[i].Space, n.V4[i].Prefix)
+	}
+	for i := range n.V6 {
+		if id, ok := d.cfg.Book.PoolFor(n.V6[i].Space, n.V6[i].Prefix); ok {
+			n.V6[i].PoolID = id
+		} else {
+			foreign = append(foreign, n.V6[i].Prefix.String())
+		}
+	}
+	return n, foreign, nil
+}
+
+// createNetwork builds n and records it, with d.mu held. Each step
+// registers its undo as it succeeds; when a later step fails, the undos
+// run, the last first.
+func (d *Driver) createNetwork(n *network) (err error) {
+	var undo undoStack
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
 	plane := d.plane(n)
 	if err := plane.checkFree(n, d.networks); err != nil {
 		return err
@@ -75,64 +111,57 @@ func (d *Driver) CreateNetwork(req *api.CreateNetworkRequest) error {
 	if err != nil {
 		return err
 	}
+	// What prepare, joinCluster and holdHostAddrs hold goes back on
+	// failure, whichever of them fails.
+	undo.add(func() { d.releaseHeld(n) })
 	if err := plane.prepare(n, d.cfg.Book); err != nil {
-		d.releaseHeld(n)
 		return err
 	}
 	// After prepare: a LAN's gateways are what is left of Docker's.
 	if err := d.joinCluster(n); err != nil {
-		d.releaseHeld(n)
 		return err
 	}
 	if err := d.holdHostAddrs(n, host); err != nil {
-		d.releaseHeld(n)
 		return err
 	}
-	undo, err := plane.createNetwork(n, d.networks)
+	undoLinks, err := plane.createNetwork(n, d.networks)
 	if err != nil {
-		d.releaseHeld(n)
 		return err
 	}
+	undo.add(undoLinks)
 	// The firewall guards the network before anything lets traffic in:
 	// forwarding, route_localnet.
-	d.networks[n.ID] = n
 	forward4, forward6 := plane.forwards(n)
-	if err := d.applyFirewall(d.forwardDrop(forward4, forward6)); err != nil {
-		delete(d.networks, n.ID)
-		undo()
-		d.releaseHeld(n)
+	undoGuard, err := d.guard(n, forward4, forward6)
+	if err != nil {
 		return err
 	}
-	undoAll := func() {
+	undo.add(undoGuard)
+	if err := d.enableForwarding(forward4, forward6, nil); err != nil {
+		return err
+	}
+	if err := plane.open(n); err != nil {
+		return err
+	}
+	return save(d.cfg.DB, "network "+n.ID, func(tx state.Tx) error { return put(tx, bucketNetworks, n.ID, n) })
+}
+
+// guard adds n to the networks and applies the firewall with n's rules
+// (and the policy DROP in the families whose forwarding n is about to turn
+// on, if FORWARD_DROP asks for it); undo takes n out and applies the
+// firewall without it.
+func (d *Driver) guard(n *network, forward4, forward6 bool) (undo func(), err error) {
+	d.networks[n.ID] = n
+	if err := d.applyFirewall(d.forwardDrop(forward4, forward6)); err != nil {
+		delete(d.networks, n.ID)
+		return nil, err
+	}
+	return func() {
 		delete(d.networks, n.ID)
 		if err := d.applyFirewall(nil); err != nil {
 			d.log.WithField("network", short(n.ID)).WithError(err).Warn("remove the rules of a network whose creation failed (the firewall follower tries again)")
 		}
-		undo()
-		d.releaseHeld(n)
-	}
-	if err := d.enableForwarding(forward4, forward6, nil); err != nil {
-		undoAll()
-		return err
-	}
-	if err := plane.open(n); err != nil {
-		undoAll()
-		return err
-	}
-	if err := save(d.cfg.DB, "network "+n.ID, func(tx state.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
-		undoAll()
-		return err
-	}
-	d.cfg.Book.Attach(n.ID, n.poolIDs())
-	d.routesFollow(n) // to the blocks other hosts hold already
-	log := plane.describe(n, d.log.WithField("network", short(n.ID)).WithField("mode", opts.Mode).WithField("subnets", n.subnets()))
-	if len(foreign) > 0 {
-		log = log.WithField("extra-subnets-without-addresses", strings.Join(foreign, ","))
-		log.Warn("network created; another IPAM driver holds some IPv6 subnets, so containers get no address of their own in them (use --ipam-driver dualstack:latest)")
-	} else {
-		log.Info("network created")
-	}
-	return nil
+	}, nil
 }
 
 // sameDefinition reports whether a network asked for again is the one
@@ -155,7 +184,7 @@ func parsePools(data []*api.IPAMData, v4 bool) ([]pool, error) {
 			return nil, fmt.Errorf("bad pool %q from Docker", d.Pool)
 		}
 		if err := validate.Subnet(p.Masked()); err != nil {
-			return nil, fmt.Errorf("%w", err)
+			return nil, err
 		}
 		pl := pool{Space: d.AddressSpace, Prefix: p.Masked()}
 		if d.Gateway != "" {

@@ -2,7 +2,6 @@ package driver
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,15 +42,6 @@ const (
 	optClusterRoute = "cluster_routes"
 	optAnnounce     = "announce"
 )
-
-// Options each mode takes (besides Docker's own).
-var modeOptions = map[string][]string{
-	ModeBridge:  {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq, optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker, optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute, optAnnounce},
-	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA, optHostOverlap, optCluster, optHostBlock4, optHostBlock6},
-}
-
-// Macvlan modes (macvlan_mode).
-var macvlanModes = []string{"bridge", "private", "vepa", "passthru"}
 
 // IPv6 modes: routed (the default; containers' IPv6 addresses are used as
 // they are, and the firewall lets in only replies and published ports) or
@@ -103,7 +93,7 @@ type netOptions struct {
 	// Cluster (cluster=NAME) makes the network one cluster network across
 	// the hosts of the cluster store; HostBlock4 and HostBlock6 are the
 	// lengths of each host's blocks (0: the default for the subnet, see
-	// hostBlock), and ClusterRoutes how hosts reach each other's blocks
+	// hostBlocks), and ClusterRoutes how hosts reach each other's blocks
 	// (bridge mode: host-gw, the default, or none).
 	Cluster       string `json:"cluster,omitempty"`
 	HostBlock4    int    `json:"hostBlock4,omitempty"`
@@ -118,179 +108,128 @@ type netOptions struct {
 // ra is how containers handle router advertisements.
 func (o netOptions) ra() sandbox.RA { return sandbox.RA{Accept: o.AcceptRA, SLAAC: o.SLAAC} }
 
-// parseOptions reads the options of network id. Unknown -o options are
-// refused by name; every problem is reported at once.
+// parseOptions reads the options of network id in three steps, as
+// Docker's own bridge driver does: parse reads each option given into its
+// field of netOptions by its entry in optionTable (unknown keys refused);
+// validate judges each value read; conflicts checks the options against
+// each other. Every problem is reported at once.
 func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 	o := netOptions{Mode: ModeBridge, IPv4: true, IPv6Mode: IPv6ModeRouted}
 	if len(id) >= 12 {
 		o.Bridge = bridgePrefix + id[:12]
 	}
-	var errs []string
-	flag := func(key string) (bool, bool) {
-		v, ok := raw[key]
-		if !ok {
-			return false, false
-		}
-		b, err := asBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s=%v: want true or false", key, v))
-		}
-		return b, true
-	}
-	if b, ok := flag(optEnableIPv6); ok {
-		o.IPv6 = b
-	}
-	if b, ok := flag(optEnableIPv4); ok {
-		o.IPv4 = b
-	}
-	if b, ok := flag(optInternal); ok {
-		o.Internal = b
-	}
-
+	errs := parseFlags(&o, raw)
 	generic, err := genericOptions(raw[optGeneric])
 	if err != nil {
 		errs = append(errs, err.Error())
 	}
-	var unknown []string
-	for _, k := range sortedKeys(generic) {
-		v := generic[k]
-		switch k {
-		case optMode:
-			if v != ModeBridge && v != ModeMacvlan {
-				errs = append(errs, fmt.Sprintf("mode=%q: want %s (the default) or %s", v, ModeBridge, ModeMacvlan))
-			}
-			o.Mode = v
-		case optParent:
-			if err := validate.InterfaceName(v); err != nil {
-				errs = append(errs, fmt.Sprintf("parent=%q: %v", v, err))
-			}
-			o.Parent = v
-		case optMacvlanMode:
-			if !slices.Contains(macvlanModes, v) {
-				errs = append(errs, fmt.Sprintf("macvlan_mode=%q: want one of %s", v, strings.Join(macvlanModes, ", ")))
-			}
-			o.MacvlanMode = v
-		case optHostLink:
-			b, err := asBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("host_link=%q: want true or false", v))
-			}
-			o.HostLink = b
-		case optHostOverlap:
-			b, err := asBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("host_overlap=%q: want true or false", v))
-			}
-			o.HostOverlap = b
-		case optCluster:
-			if err := validate.ClusterName(v); err != nil {
-				errs = append(errs, fmt.Sprintf("cluster=%q: %v", v, err))
-			}
-			o.Cluster = v
-		case optHostBlock4, optHostBlock6:
-			bits, err := strconv.Atoi(strings.TrimPrefix(v, "/"))
-			max := 32
-			if k == optHostBlock6 {
-				max = 128
-			}
-			if err != nil || bits < 1 || bits > max {
-				errs = append(errs, fmt.Sprintf("%s=%q: want a prefix length between 1 and %d, such as %s", k, v, max, map[string]string{optHostBlock4: "26", optHostBlock6: "64"}[k]))
-			}
-			if k == optHostBlock4 {
-				o.HostBlock4 = bits
-			} else {
-				o.HostBlock6 = bits
-			}
-		case optClusterRoute:
-			if v != clusterRoutesHostGW && v != clusterRoutesBGP && v != clusterRoutesNone {
-				errs = append(errs, fmt.Sprintf("cluster_routes=%q: want %s (the default: a route to each other host's blocks through its CLUSTER_ADDRESS, hosts on one LAN), %s (the host's blocks are announced to the routers in BGP_PEERS) or %s (the network routes them)", v, clusterRoutesHostGW, clusterRoutesBGP, clusterRoutesNone))
-			}
-			o.ClusterRoutes = v
-		case optBridge, optBridgeDocker:
-			if err := validate.InterfaceName(v); err != nil {
-				errs = append(errs, fmt.Sprintf("%s=%q: %v", k, v, err))
-			}
-			o.Bridge = v
-		case optMTU, optMTUDocker:
-			mtu, err := strconv.Atoi(v)
-			if err == nil {
-				err = validate.MTU(mtu, false)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s=%q: want an MTU between 68 and 65535", k, v))
-			}
-			o.MTU = mtu
-		case optHairpin:
-			b, err := asBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("hairpin=%q: want true or false", v))
-			}
-			o.Hairpin = b
-		case optAnnounce:
-			b, err := asBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("announce=%q: want true or false", v))
-			}
-			o.Announce = b
-		case optIPv6Mode:
-			switch strings.ToLower(v) {
-			case IPv6ModeRouted:
-				o.IPv6Mode = IPv6ModeRouted
-			case IPv6ModeNAT:
-				o.IPv6Mode = IPv6ModeNAT
-			default:
-				errs = append(errs, fmt.Sprintf("%s=%q: want %s (the default: no NAT, only replies and published ports come in) or %s (masquerade IPv6 as IPv4 is)", k, v, IPv6ModeRouted, IPv6ModeNAT))
-			}
-		case optICC, optICCDocker, optMasq, optMasqDocker:
-			b, err := asBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s=%q: want true or false", k, v))
-			}
-			if k == optICC || k == optICCDocker {
-				o.NoICC = !b
-			} else {
-				o.NoMasquerade = !b
-			}
-		case optAcceptRA:
-			ra, slaac, err := parseAcceptRA(v)
-			if err != nil {
-				errs = append(errs, err.Error())
-			}
-			o.AcceptRA, o.SLAAC = ra, slaac
-		case optEnableIPv6, optEnableIPv4, optInternal:
-			// Some engines repeat these among the driver options.
-			b, err := asBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s=%q: want true or false", k, v))
-			}
-			switch k {
-			case optEnableIPv6:
-				o.IPv6 = o.IPv6 || b
-			case optEnableIPv4:
-				o.IPv4 = b
-			case optInternal:
-				o.Internal = o.Internal || b
-			}
-		default:
-			unknown = append(unknown, k)
+	given, unknown := parse(&o, generic)
+	errs = append(errs, validateGiven(given)...)
+	errs = append(errs, modeProblems(o.Mode, given, unknown)...)
+	errs = append(errs, conflicts(o)...)
+	settle(&o)
+	if len(errs) > 0 {
+		return o, fmt.Errorf("bad network options: %s", strings.Join(errs, "; "))
+	}
+	return o, nil
+}
+
+// given is one -o option of a request as parse read it.
+type given struct {
+	key, value string
+	opt        *option
+	// read is the options as the value left them: its field holds the
+	// value, whichever of an option's two names was given last.
+	read netOptions
+	err  error // why the value is refused
+}
+
+// parseFlags reads the options Docker sends itself (--ipv6, --internal):
+// booleans, or strings of them.
+func parseFlags(o *netOptions, raw map[string]interface{}) []string {
+	var errs []string
+	for i := range optionTable {
+		opt := &optionTable[i]
+		v, ok := raw[opt.key]
+		if opt.flag == "" || !ok {
+			continue
+		}
+		var text string // a value of another type: refused by parse
+		switch x := v.(type) {
+		case bool:
+			text = strconv.FormatBool(x)
+		case string:
+			text = x
+		}
+		if err := opt.parse(o, text); err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%v: %v", opt.key, v, err))
 		}
 	}
+	return errs
+}
+
+// parse reads each -o option into o, in the order of their keys, and
+// returns them with the keys optionTable does not know.
+func parse(o *netOptions, generic map[string]string) (read []given, unknown []string) {
+	for _, k := range sortedKeys(generic) {
+		opt, ok := optionByKey[k]
+		if !ok {
+			unknown = append(unknown, k)
+			continue
+		}
+		g := given{key: k, value: generic[k], opt: opt}
+		g.err = opt.parse(o, g.value)
+		g.read = *o
+		read = append(read, g)
+	}
+	return read, unknown
+}
+
+// validateGiven judges each value parse read well, and returns the
+// problems of both steps, one for each value refused, in the order of
+// their keys.
+func validateGiven(given []given) []string {
+	var errs []string
+	for i := range given {
+		g := &given[i]
+		if g.err == nil && g.opt.check != nil {
+			g.err = g.opt.check(&g.read)
+		}
+		if g.err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q: %v", g.key, g.value, g.err))
+		}
+	}
+	return errs
+}
+
+// modeProblems refuses the unknown options and those given that networks
+// of mode do not take, naming the options mode takes.
+func modeProblems(mode string, given []given, unknown []string) []string {
+	var errs []string
 	if len(unknown) > 0 {
 		errs = append(errs, fmt.Sprintf("unknown option(s) %s: %s networks take -o %s",
-			strings.Join(unknown, ", "), o.Mode, strings.Join(modeOptions[o.Mode], ", ")))
+			strings.Join(unknown, ", "), mode, strings.Join(modeListing[mode], ", ")))
 	}
-	if allowed, ok := modeOptions[o.Mode]; ok {
-		var wrong []string
-		for _, k := range sortedKeys(generic) {
-			if k != optMode && !slices.Contains(allowed, k) && slices.ContainsFunc(modeOptions[otherMode(o.Mode)], func(x string) bool { return x == k }) {
-				wrong = append(wrong, k)
-			}
-		}
-		if len(wrong) > 0 {
-			errs = append(errs, fmt.Sprintf("option(s) %s: not for mode=%s networks, which take -o %s",
-				strings.Join(wrong, ", "), o.Mode, strings.Join(allowed, ", ")))
+	allowed, ok := modeListing[mode]
+	if !ok {
+		return errs // the mode itself is refused
+	}
+	var wrong []string
+	for _, g := range given {
+		if !g.opt.takes(mode) {
+			wrong = append(wrong, g.key)
 		}
 	}
+	if len(wrong) > 0 {
+		errs = append(errs, fmt.Sprintf("option(s) %s: not for mode=%s networks, which take -o %s",
+			strings.Join(wrong, ", "), mode, strings.Join(allowed, ", ")))
+	}
+	return errs
+}
+
+// conflicts checks the options of o against each other.
+func conflicts(o netOptions) []string {
+	var errs []string
 	if o.Mode == ModeMacvlan {
 		// An internal macvlan network has a parent of its own, with no
 		// uplink: its containers reach each other and nothing else.
@@ -300,19 +239,12 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 		if o.Internal && o.HostLink {
 			errs = append(errs, "host_link=true: an --internal network reaches nothing outside it, the host included; drop one of the two")
 		}
-		if o.MacvlanMode == "" {
-			o.MacvlanMode = "bridge"
-		}
-		o.Bridge = ""
 	}
 	if o.Cluster == "" && (o.HostBlock4 != 0 || o.HostBlock6 != 0 || o.ClusterRoutes != "") {
 		errs = append(errs, "host_block4, host_block6 and cluster_routes are options of cluster networks: add -o cluster=NAME")
 	}
 	if o.Cluster != "" && o.Announce {
 		errs = append(errs, "announce=true: a cluster network announces its host's blocks with -o cluster_routes=bgp, not its whole subnets; drop announce=true")
-	}
-	if o.Cluster != "" && o.Mode == ModeBridge && o.ClusterRoutes == "" {
-		o.ClusterRoutes = clusterRoutesHostGW
 	}
 	if o.Cluster != "" && o.Internal {
 		errs = append(errs, "cluster=NAME: an --internal network reaches nothing outside its host, so it cannot span hosts; drop one of the two")
@@ -322,37 +254,20 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 			errs = append(errs, fmt.Sprintf("mtu=%d: IPv6 needs an MTU of at least 1280", o.MTU))
 		}
 	}
-	if len(errs) > 0 {
-		return o, fmt.Errorf("bad network options: %s", strings.Join(errs, "; "))
-	}
-	return o, nil
+	return errs
 }
 
-// otherMode is the mode that is not m.
-func otherMode(m string) string {
-	if m == ModeMacvlan {
-		return ModeBridge
+// settle fills in the defaults that depend on other options.
+func settle(o *netOptions) {
+	if o.Mode == ModeMacvlan {
+		if o.MacvlanMode == "" {
+			o.MacvlanMode = "bridge"
+		}
+		o.Bridge = ""
 	}
-	return ModeMacvlan
-}
-
-// parseAcceptRA reads the accept_ra option for containers: 0 (default:
-// static addresses only), 1 (routes from router advertisements, no
-// address), slaac (routes and SLAAC addresses); 2 is kept as 2 (accept
-// even when forwarding), which acts as 1 in a container that does not
-// forward.
-func parseAcceptRA(v string) (ra int, slaac bool, err error) {
-	switch strings.ToLower(v) {
-	case "0", "false", "off", "no":
-		return 0, false, nil
-	case "1", "true", "on", "yes":
-		return 1, false, nil
-	case "2":
-		return 2, false, nil
-	case "slaac":
-		return 1, true, nil
+	if o.Cluster != "" && o.Mode == ModeBridge && o.ClusterRoutes == "" {
+		o.ClusterRoutes = clusterRoutesHostGW
 	}
-	return 0, false, fmt.Errorf("accept_ra=%q: want 0 (static addresses only), 1 (routes from router advertisements) or slaac (routes and addresses)", v)
 }
 
 // genericOptions returns the -o options, which Docker sends as a JSON
@@ -377,16 +292,6 @@ func genericOptions(v interface{}) (map[string]string, error) {
 		}
 	}
 	return out, nil
-}
-
-func asBool(v interface{}) (bool, error) {
-	switch x := v.(type) {
-	case bool:
-		return x, nil
-	case string:
-		return strconv.ParseBool(x)
-	}
-	return false, fmt.Errorf("not a boolean: %v", v)
 }
 
 func sortedKeys(m map[string]string) []string {

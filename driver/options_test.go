@@ -84,3 +84,38 @@ func TestParseOptions(t *testing.T) {
 		wantWords(t, c.name, err, c.want)
 	}
 }
+
+// TestOptionTable: the refusals list, for each mode, exactly the options
+// of optionTable that mode takes (keys and aliases; not mode itself nor
+// Docker's own), and every option has a parser and its docs' text.
+func TestOptionTable(t *testing.T) {
+	for _, mode := range []string{ModeBridge, ModeMacvlan} {
+		want := map[string]bool{}
+		for _, opt := range optionTable {
+			if opt.key == optMode || opt.flag != "" || !opt.takes(mode) {
+				continue
+			}
+			want[opt.key] = true
+			if opt.alias != "" {
+				want[opt.alias] = true
+			}
+		}
+		listed := map[string]bool{}
+		for _, k := range modeListing[mode] {
+			if listed[k] || !want[k] {
+				t.Errorf("modeListing[%s] names %s: twice, or an option %s networks do not take", mode, k, mode)
+			}
+			listed[k] = true
+		}
+		for k := range want {
+			if !listed[k] {
+				t.Errorf("modeListing[%s] lacks %s, which optionTable says %s networks take", mode, k, mode)
+			}
+		}
+	}
+	for _, opt := range optionTable {
+		if opt.parse == nil || opt.help == "" || (opt.flag == "" && (len(opt.modes) == 0 || opt.values == "" || opt.def == "")) {
+			t.Errorf("option %s lacks its parser, its modes or its docs' text", opt.key)
+		}
+	}
+}

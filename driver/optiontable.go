@@ -1,0 +1,288 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dualstack-net/dualstack/validate"
+)
+
+// option is one network option, a row of optionTable: the key of -o
+// key=value, Docker's name for the same option, the modes that take it,
+// how its value is read and judged, and its row in docs/options.md.
+type option struct {
+	key string
+	// alias is Docker's generic name for the option ("" when it has
+	// none): either key works, and both are read alike.
+	alias string
+	// modes are the network modes that take the option.
+	modes []string
+	// flag is the option of docker network create that sets it (Markdown,
+	// for the docs), for the options Docker sends itself: every mode takes
+	// those, and some engines repeat them among the -o options.
+	flag string
+	// needs is the option without which conflicts refuses this one, for
+	// the docs ("with `cluster`").
+	needs string
+
+	// parse reads a value into its field of o: its syntax (a boolean, a
+	// number). check judges the value read (a range, a set, a name); nil
+	// when parse says all. An error of either is the reason the value is
+	// refused, reported as key="value": reason.
+	parse func(o *netOptions, v string) error
+	check func(o *netOptions) error
+
+	// The option's row in docs/options.md (Markdown): the values it
+	// takes, its default and what it does.
+	values, def, help string
+}
+
+// takes reports whether networks of mode take the option.
+func (opt *option) takes(mode string) bool {
+	return opt.flag != "" || slices.Contains(opt.modes, mode)
+}
+
+// The reasons a value is refused, where several options share one.
+var (
+	errWantBool = errors.New("want true or false")
+	errWantMTU  = errors.New("want an MTU between 68 and 65535")
+)
+
+// Macvlan modes (macvlan_mode).
+var macvlanModes = []string{"bridge", "private", "vepa", "passthru"}
+
+var bothModes = []string{ModeBridge, ModeMacvlan}
+
+// optionTable holds every option a network takes, in the order of the
+// docs' reference (rendered from it by TestDocsOptions).
+var optionTable = []option{{
+	key: optMode, modes: bothModes,
+	parse: func(o *netOptions, v string) error { o.Mode = v; return nil },
+	check: func(o *netOptions) error {
+		return oneOf(o.Mode, fmt.Sprintf("want %s (the default) or %s", ModeBridge, ModeMacvlan), ModeBridge, ModeMacvlan)
+	},
+	values: "`bridge`, `macvlan`", def: "`bridge`",
+	help: "the network's data plane: a Linux bridge and veth pairs, or macvlan interfaces on a host interface's LAN ([bridge-macvlan.md](bridge-macvlan.md))",
+}, {
+	key: optBridge, alias: optBridgeDocker, modes: []string{ModeBridge},
+	parse:  func(o *netOptions, v string) error { o.Bridge = v; return nil },
+	check:  func(o *netOptions) error { return validate.InterfaceName(o.Bridge) },
+	values: "1 to 15 letters, digits, `_`, `.` or `-`, not starting with `-` (no `+` or `%`, which iptables and the kernel read as patterns), unused",
+	def:    "`ds-` + 12 characters of the network ID",
+	help:   "the bridge's name",
+}, {
+	key: optMTU, alias: optMTUDocker, modes: bothModes,
+	parse: func(o *netOptions, v string) error {
+		var err error
+		if o.MTU, err = strconv.Atoi(v); err != nil {
+			return errWantMTU
+		}
+		return nil
+	},
+	check: func(o *netOptions) error {
+		if validate.MTU(o.MTU, false) != nil {
+			return errWantMTU
+		}
+		return nil
+	},
+	values: "68–65535; 1280 or more with IPv6", def: "bridge: the kernel's default; macvlan: the parent's",
+	help: "MTU of the bridge and the veths, or of the containers' macvlan interfaces",
+}, {
+	key: optHairpin, modes: []string{ModeBridge},
+	parse:  func(o *netOptions, v string) (err error) { o.Hairpin, err = parseBool(v); return err },
+	values: "`true`, `false`", def: "`false`",
+	help: "hairpin mode on the bridge ports",
+}, {
+	key: optAcceptRA, modes: bothModes,
+	parse:  func(o *netOptions, v string) (err error) { o.AcceptRA, o.SLAAC, err = parseAcceptRA(v); return err },
+	values: "`0` (also `false`, `off`, `no`), `1` (also `true`, `on`, `yes`), `2`, `slaac`", def: "`0`",
+	help: "router advertisements in containers: `0` static addresses only, `1` routes (the default route) from advertisements, no address, `slaac` routes and SLAAC addresses; `2` (accept even when forwarding) acts as `1` in a container that does not forward. Set in the container's namespace before the interface can see an advertisement",
+}, {
+	key: optIPv6Mode, modes: []string{ModeBridge},
+	parse: func(o *netOptions, v string) error { o.IPv6Mode = strings.ToLower(v); return nil },
+	check: func(o *netOptions) error {
+		return oneOf(o.IPv6Mode, fmt.Sprintf("want %s (the default: no NAT, only replies and published ports come in) or %s (masquerade IPv6 as IPv4 is)", IPv6ModeRouted, IPv6ModeNAT), IPv6ModeRouted, IPv6ModeNAT)
+	},
+	values: "`routed`, `nat` (any case)", def: "`routed`",
+	help: "`routed`: containers' IPv6 addresses are used as they are, and only replies and published ports come in; `nat`: IPv6 leaving the network is masqueraded, as IPv4 is ([firewall.md](firewall.md))",
+}, {
+	key: optICC, alias: optICCDocker, modes: []string{ModeBridge},
+	parse: func(o *netOptions, v string) error {
+		b, err := parseBool(v)
+		o.NoICC = !b
+		return err
+	},
+	values: "`true`, `false`", def: "`true`",
+	help: "`false`: containers of the network cannot reach each other, in either family",
+}, {
+	key: optMasq, alias: optMasqDocker, modes: []string{ModeBridge},
+	parse: func(o *netOptions, v string) error {
+		b, err := parseBool(v)
+		o.NoMasquerade = !b
+		return err
+	},
+	values: "`true`, `false`", def: "`true`",
+	help: "`false`: IPv4 leaving the network keeps the container's address (route the subnet to the host)",
+}, {
+	key: optHostOverlap, modes: bothModes,
+	parse:  func(o *netOptions, v string) (err error) { o.HostOverlap, err = parseBool(v); return err },
+	values: "`true`, `false`", def: "`false`",
+	help: "`true`: the subnets may overlap a network connected on a host interface or a route of the host (for those who route it on purpose); otherwise such a network is refused, naming the interface or the route",
+}, {
+	key: optAnnounce, modes: []string{ModeBridge},
+	parse:  func(o *netOptions, v string) (err error) { o.Announce, err = parseBool(v); return err },
+	values: "`true`, `false`", def: "`false`",
+	help: "the host's BGP speaker (`BGP_ASN`) announces the network's subnets: routed IPv6 on one host behind a router. Refused with `cluster` (a cluster network announces its host's blocks with `cluster_routes=bgp`) ([bgp.md](bgp.md))",
+}, {
+	key: optParent, modes: []string{ModeMacvlan},
+	parse:  func(o *netOptions, v string) error { o.Parent = v; return nil },
+	check:  func(o *netOptions) error { return validate.InterfaceName(o.Parent) },
+	values: "an existing host interface, or `IF.VID`", def: "required, except with `--internal`",
+	help: "the host interface whose LAN the containers join; `IF.VID` (e.g. `eth0.10`) creates that 802.1q sub-interface if it is missing and removes it with the last network that uses it (needs the `8021q` module). Refused with the reason: a name starting with `-`, the loopback, a Docker network's bridge, one of dualstack's own links, a port of a bridge (give the bridge), a bridge whose ports are only veths ([bridge-macvlan.md](bridge-macvlan.md#macvlan-networks))",
+}, {
+	key: optMacvlanMode, modes: []string{ModeMacvlan},
+	parse: func(o *netOptions, v string) error { o.MacvlanMode = v; return nil },
+	check: func(o *netOptions) error {
+		return oneOf(o.MacvlanMode, "want one of "+strings.Join(macvlanModes, ", "), macvlanModes...)
+	},
+	values: "`bridge`, `private`, `vepa`, `passthru`", def: "`bridge`",
+	help: "`bridge` (containers reach each other), `private` (they do not), `vepa` (through the switch), `passthru` (one container takes the parent; no other network may share it)",
+}, {
+	key: optHostLink, modes: []string{ModeMacvlan},
+	parse:  func(o *netOptions, v string) (err error) { o.HostLink, err = parseBool(v); return err },
+	values: "`true`, `false`", def: "`false`",
+	help: "`true`: a macvlan interface (`dsh` + network ID) on the parent in the host, with one address per family from the network's subnets and routes to every subnet, so the host reaches its containers and they reach it; removed with the network. Refused with `--internal`",
+}, {
+	key: optCluster, modes: bothModes,
+	parse:  func(o *netOptions, v string) error { o.Cluster = v; return nil },
+	check:  func(o *netOptions) error { return validate.ClusterName(o.Cluster) },
+	values: "a cluster name", def: "none (a network of this host only)",
+	help: "the cluster network this network is on this host; needs `CLUSTER_STORE`. Refused with `--internal` ([cluster.md](cluster.md))",
+}, {
+	key: optHostBlock4, modes: bothModes, needs: optCluster,
+	parse:  func(o *netOptions, v string) error { return parseBlock(&o.HostBlock4, v, 32, "26") },
+	check:  func(o *netOptions) error { return checkBlock(o.HostBlock4, 32, "26") },
+	values: "a prefix length, 1–32 (`26` or `/26`)", def: "bridge `/26`, macvlan `/28` (never shorter than the subnet)",
+	help: "length of each host's IPv4 blocks",
+}, {
+	key: optHostBlock6, modes: bothModes, needs: optCluster,
+	parse:  func(o *netOptions, v string) error { return parseBlock(&o.HostBlock6, v, 128, "64") },
+	check:  func(o *netOptions) error { return checkBlock(o.HostBlock6, 128, "64") },
+	values: "a prefix length, 1–128 (`64` or `/64`)", def: "bridge `/64` in subnets of `/56` or shorter, else `/80`; macvlan `/120`",
+	help: "length of each host's IPv6 blocks",
+}, {
+	key: optClusterRoute, modes: []string{ModeBridge}, needs: optCluster,
+	parse: func(o *netOptions, v string) error { o.ClusterRoutes = v; return nil },
+	check: func(o *netOptions) error {
+		return oneOf(o.ClusterRoutes, fmt.Sprintf("want %s (the default: a route to each other host's blocks through its CLUSTER_ADDRESS, hosts on one LAN), %s (the host's blocks are announced to the routers in BGP_PEERS) or %s (the network routes them)", clusterRoutesHostGW, clusterRoutesBGP, clusterRoutesNone),
+			clusterRoutesHostGW, clusterRoutesBGP, clusterRoutesNone)
+	},
+	values: "`host-gw`, `bgp`, `none`", def: "`host-gw`",
+	help: "how hosts reach each other's blocks: `host-gw` routes every other host's blocks via its `CLUSTER_ADDRESS` (hosts on one LAN), `bgp` announces this host's blocks to the routers in `BGP_PEERS` ([bgp.md](bgp.md)), `none` leaves routing to the network",
+}, {
+	// Docker's own, in the order parseOptions reads them from the request.
+	key: optEnableIPv6, flag: "`--ipv6`",
+	parse: func(o *netOptions, v string) error {
+		b, err := parseBool(v)
+		o.IPv6 = o.IPv6 || b
+		return err
+	},
+	help: "the network has IPv6 subnets",
+}, {
+	key: optEnableIPv4, flag: "`--ipv4=false` (current engines)",
+	parse: func(o *netOptions, v string) (err error) { o.IPv4, err = parseBool(v); return err },
+	help:  "`false`: an IPv6-only network (Engine 20.10 always adds an IPv4 pool, which the bridge then carries too)",
+}, {
+	key: optInternal, flag: "`--internal`",
+	parse: func(o *netOptions, v string) error {
+		b, err := parseBool(v)
+		o.Internal = o.Internal || b
+		return err
+	},
+	help: "no gateway route, nothing outside the network reachable; a macvlan network gets a parent of its own",
+}}
+
+// modeListing is the order in which a refusal lists the options a mode
+// takes ("bridge networks take -o bridge, mtu, ..."): the order those
+// messages have always had, which no one order of optionTable gives both
+// modes. TestOptionTable checks that it names exactly the table's options.
+var modeListing = map[string][]string{
+	ModeBridge: {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq,
+		optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker,
+		optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute, optAnnounce},
+	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA,
+		optHostOverlap, optCluster, optHostBlock4, optHostBlock6},
+}
+
+// optionByKey finds an option of optionTable by its key or its alias.
+var optionByKey = func() map[string]*option {
+	m := map[string]*option{}
+	for i := range optionTable {
+		opt := &optionTable[i]
+		m[opt.key] = opt
+		if opt.alias != "" {
+			m[opt.alias] = opt
+		}
+	}
+	return m
+}()
+
+// parseBool reads a boolean as strconv.ParseBool does.
+func parseBool(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return b, errWantBool
+	}
+	return b, nil
+}
+
+// oneOf refuses v, with reason, unless it is one of allowed.
+func oneOf(v, reason string, allowed ...string) error {
+	if !slices.Contains(allowed, v) {
+		return errors.New(reason)
+	}
+	return nil
+}
+
+// parseBlock reads a host block's prefix length ("26" or "/26") into
+// *bits; checkBlock judges it, 1 to max.
+func parseBlock(bits *int, v string, max int, example string) error {
+	var err error
+	if *bits, err = strconv.Atoi(strings.TrimPrefix(v, "/")); err != nil {
+		return blockReason(max, example)
+	}
+	return nil
+}
+
+func checkBlock(bits, max int, example string) error {
+	if bits < 1 || bits > max {
+		return blockReason(max, example)
+	}
+	return nil
+}
+
+func blockReason(max int, example string) error {
+	return fmt.Errorf("want a prefix length between 1 and %d, such as %s", max, example)
+}
+
+// parseAcceptRA reads the accept_ra option for containers: 0 (default:
+// static addresses only), 1 (routes from router advertisements, no
+// address), slaac (routes and SLAAC addresses); 2 is kept as 2 (accept
+// even when forwarding), which acts as 1 in a container that does not
+// forward.
+func parseAcceptRA(v string) (ra int, slaac bool, err error) {
+	switch strings.ToLower(v) {
+	case "0", "false", "off", "no":
+		return 0, false, nil
+	case "1", "true", "on", "yes":
+		return 1, false, nil
+	case "2":
+		return 2, false, nil
+	case "slaac":
+		return 1, true, nil
+	}
+	return 0, false, errors.New("want 0 (static addresses only), 1 (routes from router advertisements) or slaac (routes and addresses)")
+}
