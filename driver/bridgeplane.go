@@ -123,7 +123,7 @@ func (bridgePlane) open(n *network) error {
 		return nil
 	}
 	if err := bridge.SetRouteLocalnet(n.Options.Bridge); err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	return nil
 }
@@ -137,14 +137,14 @@ func (bridgePlane) createNetwork(n *network, _ map[string]*network) (func(), err
 	}
 	if err != nil {
 		undo()
-		return nil, fmt.Errorf("%w", err)
+		return nil, err
 	}
 	return undo, nil
 }
 
 func (bridgePlane) deleteNetwork(n *network, _ map[string]*network) error {
 	if err := bridge.Delete(n.Options.Bridge, networkOwner(n)); err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	return nil
 }
@@ -206,14 +206,14 @@ func (bridgePlane) createEndpoint(n *network, ep *endpoint) error {
 		Owner:    endpointOwner(ep),
 	})
 	if err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	return nil
 }
 
 func (bridgePlane) deleteEndpoint(_ *network, ep *endpoint) error {
 	if err := bridge.DeleteVeth(ep.HostVeth, endpointOwner(ep)); err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	return nil
 }

@@ -180,7 +180,7 @@ func (p macvlanPlane) createNetwork(n *network, others map[string]*network) (fun
 	}
 	exists, err := macvlan.Exists(n.Options.Parent)
 	if err != nil {
-		return nil, fmt.Errorf("%w", err)
+		return nil, err
 	}
 	create, owned, err := planParent(n.Options.Parent, exists, sharing(n, others))
 	if err != nil {
@@ -188,7 +188,7 @@ func (p macvlanPlane) createNetwork(n *network, others map[string]*network) (fun
 	}
 	if create {
 		if err := macvlan.CreateVLAN(n.Options.Parent, parentOwner(n.Options.Parent)); err != nil {
-			return nil, fmt.Errorf("%w", err)
+			return nil, err
 		}
 	}
 	n.CreatedParent = owned
@@ -200,7 +200,7 @@ func (p macvlanPlane) createNetwork(n *network, others map[string]*network) (fun
 	if n.Options.HostLink {
 		if err := macvlan.EnsureShim(p.shim(n, false)); err != nil {
 			undo()
-			return nil, fmt.Errorf("%w", err)
+			return nil, err
 		}
 		parentUndo := undo
 		undo = func() { _ = macvlan.DeleteShim(shimName(n), hostLinkOwner(n)); parentUndo() }
@@ -233,16 +233,16 @@ func isolatedOwner(n *network) string { return "isolated-parent:" + n.ID }
 func (macvlanPlane) deleteNetwork(n *network, others map[string]*network) error {
 	if n.Options.Internal {
 		if err := bridge.Delete(parentOf(n), isolatedOwner(n)); err != nil {
-			return fmt.Errorf("%w", err)
+			return err
 		}
 		return nil
 	}
 	if err := macvlan.DeleteShim(shimName(n), hostLinkOwner(n)); err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	if removeParent(n, sharing(n, others)) {
 		if err := macvlan.DeleteVLAN(n.Options.Parent, parentOwner(n.Options.Parent)); err != nil {
-			return fmt.Errorf("%w", err)
+			return err
 		}
 	}
 	return nil
@@ -332,7 +332,7 @@ func (macvlanPlane) createEndpoint(n *network, ep *endpoint) error {
 	}
 	err = macvlan.CreateChild(macvlan.ChildConfig{Name: ep.PeerVeth, Parent: parentOf(n), Mode: n.Options.MacvlanMode, MTU: n.Options.MTU, MAC: mac, Owner: endpointOwner(ep)})
 	if err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	return nil
 }
@@ -341,7 +341,7 @@ func (macvlanPlane) createEndpoint(n *network, ep *endpoint) error {
 // container, it goes with the container's namespace.
 func (macvlanPlane) deleteEndpoint(_ *network, ep *endpoint) error {
 	if err := macvlan.DeleteChild(ep.PeerVeth, endpointOwner(ep)); err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	return nil
 }
