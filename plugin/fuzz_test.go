@@ -2,11 +2,37 @@ package plugin
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/dualstack-net/dualstack/addrbook"
+	"github.com/dualstack-net/dualstack/ipamdriver"
+	"github.com/dualstack-net/dualstack/state"
 )
+
+// realIPAM returns dualstack's IPAM driver on a state file in dir, closed
+// when tb ends, and a logger that discards.
+func realIPAM(tb testing.TB, dir string) (*ipamdriver.Driver, logrus.FieldLogger) {
+	tb.Helper()
+	db, err := state.Open(dir, time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	book, err := addrbook.New(addrbook.Config{DB: db, MachineID: "test", Log: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ipamdriver.New(book), log
+}
 
 // fuzzPaths are every path the server routes.
 var fuzzPaths = []string{
@@ -35,7 +61,7 @@ func FuzzRequests(f *testing.F) {
 	f.Add(uint8(6), `{"PoolID":"local/192.0.2.0/30","Address":"192.0.2.2/30"}`)
 	f.Add(uint8(8), `{"NetworkID":"n","Options":{"com.docker.network.generic":{"mtu":"x"}},"IPv6Data":[{"Pool":"fd00::/64"}]}`)
 
-	id, _, log := realIPAM(f, f.TempDir())
+	id, log := realIPAM(f, f.TempDir())
 	srv := New(fakeNetwork{}, id, log)
 	f.Fuzz(func(t *testing.T, path uint8, body string) {
 		p := fuzzPaths[int(path)%len(fuzzPaths)]

@@ -1,4 +1,6 @@
-package cluster
+// Package clusterbench measures the cluster store: a block leased
+// against a three-member etcd cluster.
+package clusterbench
 
 import (
 	"context"
@@ -7,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/cluster/clustertest"
 )
 
@@ -16,13 +19,13 @@ import (
 // percentile.
 func BenchmarkLeaseBlock(b *testing.B) {
 	endpoints := clustertest.EtcdCluster(b, 3)
-	s, err := Open(Config{Endpoints: endpoints, Node: "bench", Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.2")}})
+	s, err := cluster.Open(cluster.Config{Endpoints: endpoints, Node: "bench", Addresses: []netip.Addr{netip.MustParseAddr("198.51.100.2")}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
 	subnet := netip.MustParsePrefix("10.0.0.0/8")
-	def := Definition{Mode: ModeBridge, Subnets: []netip.Prefix{subnet}, HostBlock4: 28, Routes: RoutesHostGW}
+	def := cluster.Definition{Mode: cluster.ModeBridge, Subnets: []netip.Prefix{subnet}, HostBlock4: 28, Routes: cluster.RoutesHostGW}
 	ctx := context.Background()
 	if _, err := s.Define(ctx, "bench", def); err != nil {
 		b.Fatal(err)

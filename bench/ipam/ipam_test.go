@@ -1,4 +1,6 @@
-package plugin
+// Package ipambench measures what Docker waits for from the IPAM: one
+// durable RequestAddress over the plugin's unix socket.
+package ipambench
 
 import (
 	"bytes"
@@ -15,22 +17,24 @@ import (
 	"time"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/cluster/clustertest"
 	"github.com/dualstack-net/dualstack/ipamdriver"
+	"github.com/dualstack-net/dualstack/plugin"
 	"github.com/dualstack-net/dualstack/state"
 )
 
-// realIPAM returns dualstack's IPAM driver on a state file in dir, closed
-// when tb ends, its address book, and a logger that discards.
-func realIPAM(tb testing.TB, dir string) (*ipamdriver.Driver, *addrbook.Book, logrus.FieldLogger) {
-	return realClusterIPAM(tb, dir, nil)
-}
+// ipamOnly is a network driver that is never called: the benchmark asks
+// the IPAM alone.
+type ipamOnly struct{ network.Driver }
 
-// realClusterIPAM is realIPAM with a cluster store (nil for none).
+// realClusterIPAM returns dualstack's IPAM driver on a state file in dir,
+// closed when tb ends, with a cluster store (nil for none), its address
+// book, and a logger that discards.
 func realClusterIPAM(tb testing.TB, dir string, leases addrbook.Leases) (*ipamdriver.Driver, *addrbook.Book, logrus.FieldLogger) {
 	tb.Helper()
 	db, err := state.Open(dir, time.Second)
@@ -78,12 +82,12 @@ func benchRequestAddress(b *testing.B, inCluster bool) {
 	}
 	id, book, log := realClusterIPAM(b, dir, leases)
 	sock := filepath.Join(dir, "dualstack.sock")
-	l, err := ListenUnix(sock)
+	l, err := plugin.ListenUnix(sock)
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := &http.Server{}
-	go New(fakeNetwork{}, id, log).Serve(context.Background(), srv, l, time.Second)
+	go plugin.New(ipamOnly{}, id, log).Serve(context.Background(), srv, l, time.Second)
 	defer srv.Shutdown(context.Background())
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)

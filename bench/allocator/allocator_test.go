@@ -1,4 +1,6 @@
-package allocator
+// Package allocatorbench measures the allocator of one pool: sequential
+// allocation, churn, and the memory 1 M addresses cost.
+package allocatorbench
 
 import (
 	"errors"
@@ -6,6 +8,8 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+
+	"github.com/dualstack-net/dualstack/addrbook/allocator"
 )
 
 // maxMemory1M is the project's goal for the bytes held after 1 M sequential
@@ -14,10 +18,20 @@ import (
 // reported by `make bench`, not asserted in timed tests.
 const maxMemory1M = 1 << 20
 
-// newV6Slash64 returns an allocator for 2001:db8::/64.
-func newV6Slash64(tb testing.TB) *Allocator {
+// newAllocator returns an allocator for the addresses first to last.
+func newAllocator(tb testing.TB, first, last string) *allocator.Allocator {
 	tb.Helper()
-	return pool{"v6 /64", "2001:db8::1", "2001:db8::ffff:ffff:ffff:ffff", "2001:db8::1", "2001:db8::ffff:ffff:ffff:ffff"}.new(tb)
+	f, l := netip.MustParseAddr(first), netip.MustParseAddr(last)
+	a, err := allocator.New(f, l, f, l)
+	if err != nil {
+		tb.Fatalf("allocator for %s-%s: %v", first, last, err)
+	}
+	return a
+}
+
+// newV6Slash64 returns an allocator for 2001:db8::/64.
+func newV6Slash64(tb testing.TB) *allocator.Allocator {
+	return newAllocator(tb, "2001:db8::1", "2001:db8::ffff:ffff:ffff:ffff")
 }
 
 // reportRate reports the allocations per second of a benchmark that made one
@@ -43,17 +57,16 @@ func BenchmarkNextSequentialV6(b *testing.B) {
 }
 
 func BenchmarkNextSequentialV4(b *testing.B) {
-	p := pool{"v4 /8", "10.0.0.1", "10.255.255.254", "10.0.0.1", "10.255.255.254"}
-	a := p.new(b)
+	a := newAllocator(b, "10.0.0.1", "10.255.255.254")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := a.Next(); err != nil {
-			if !errors.Is(err, ErrFull) {
+			if !errors.Is(err, allocator.ErrFull) {
 				b.Fatal(err)
 			}
 			// 16 M addresses handed out: start over on a fresh /8.
 			b.StopTimer()
-			a = p.new(b)
+			a = newAllocator(b, "10.0.0.1", "10.255.255.254")
 			b.StartTimer()
 		}
 	}
@@ -64,7 +77,7 @@ func BenchmarkNextSequentialV4(b *testing.B) {
 // calls Next, n times. Released addresses are not reused before wrap-around,
 // so the runs fragment as the cursor moves on.
 type churn struct {
-	a    *Allocator
+	a    *allocator.Allocator
 	live []netip.Addr
 	rng  *rand.Rand
 }
