@@ -134,7 +134,7 @@ test-all: ## Run every test: unit tests (again with the host's forwarding on), a
 	@$(MAKE) --no-print-directory integration-cluster
 	@$(MAKE) --no-print-directory integration-bgp
 
-bench: ## Run the benchmarks behind docs/performance.md's figures (bench/run.sh)
+bench: ## Run the benchmarks (bench/run.sh); their figures go to build/bench/results.json, bench/results.json and docs/performance.md's tables (root)
 	bench/run.sh
 
 clean: ## Remove build/

@@ -34,10 +34,20 @@
 #    about 15 minutes per series on Engine 20.10 and 7 on Moby on a 2-CPU
 #    machine, plus the engine's release of 500 endpoints after each;
 #    Engine 20.10 may keep a stale endpoint count then, see docs/performance.md).
+#
+# Each step leaves the output of its go test run in BENCH_OUT (default
+# build/bench), one file per source (ipam.txt, engine-moby.txt, ...); at the
+# end bench/report reads them into BENCH_OUT/results.json, merges them into
+# bench/results.json (the figures docs/performance.md shows; a source this
+# run did not measure keeps its figures) and renders docs/performance.md's
+# generated tables from it. BENCH_REPORT=0 skips that last step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-build/bench}
 mkdir -p "$out"
+# The previous run's figures are in bench/results.json already.
+rm -f "$out"/*.txt "$out"/*.log "$out"/results.json
+printf 'go: %s\ncpus: %s\n' "$(go version | cut -d' ' -f3)" "$(nproc)" >"$out/run.txt"
 echo "# $(date -u +%Y-%m-%d) $(go version | cut -d' ' -f3) $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
 if [ "${BENCH_IPAM:-1}" = 1 ]; then
@@ -63,6 +73,8 @@ if [ "${BENCH_IPAM:-1}" = 1 ]; then
 		# The pool request and the state file's creation add a few; per 1000
 		# allocations they round away.
 		awk -v c="$calls" -v n="$n" 'BEGIN { printf "%d fsync/fdatasync calls for %d allocations: %.2f per allocation\n", c, n, c / n }'
+		# The same in go test's format, for bench/report.
+		awk -v c="$calls" -v n="$n" 'BEGIN { printf "BenchmarkFsyncsPerAllocation %d %.2f fsyncs/op\n", n, c / n }' >"$out/fsync.txt"
 	else
 		echo "## fsyncs per durable allocation: skipped (apt-get install strace)"
 	fi
@@ -185,4 +197,9 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 	fi
 else
 	echo "## engines: skipped (needs root; BENCH_ENGINE=1)"
+fi
+
+if [ "${BENCH_REPORT:-1}" = 1 ]; then
+	echo "## report: $out/results.json, bench/results.json, docs/performance.md"
+	go run ./bench/report "$out"
 fi
