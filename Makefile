@@ -77,36 +77,38 @@ test: ## Run the unit tests with the race detector (kernel tests need root)
 test-host-forwarding: ## Run the unit tests with the host's ip_forward and IPv6 forwarding set to 1, as where Docker runs, then put them back (root)
 	.ci/with-host-forwarding $(GO) test -count=1 ./...
 
+# The end-to-end suites are packages of their own, each a test binary whose
+# TestMain starts the engine, or the test bed, it needs
+# (integration/harness): integration/local (single host), integration/mounts
+# (the tests whose outcome depends on how the host propagates mounts),
+# integration/firewall, integration/cluster, integration/bgp. The targets
+# below pick the packages, and set the engine (DUALSTACK_ENGINE), its root
+# mount (DUALSTACK_ROOT) and Docker's firewall backend
+# (DUALSTACK_DOCKER_FIREWALL); -p 1 runs one package, one engine, at a time.
+E2E          := $(GO) test -tags integration -count=1 -p 1 -v
+E2E_ONE_HOST := ./integration/local/ ./integration/mounts/ ./integration/firewall/
+
 integration: plugin-test ## Run the end-to-end tests against a private Engine 20.10 whose root mount is private, as on hosts without systemd (root)
-	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
+	$(E2E) -timeout 40m $(E2E_ONE_HOST)
 
 engines: ## Build the current Moby engine, runc and compose v5 into the cache (once; Engine 20.10 is Debian's docker.io)
 	GO=$(GO) engines/build-moby.sh
 
 integration-moby: plugin-test engines ## Run the end-to-end tests against the current Moby engine, root mount private (builds it once; root)
-	DUALSTACK_ENGINE=moby $(GO) test -tags integration -count=1 -timeout 40m -v ./integration/...
-
-# The end-to-end tests whose outcome depends on how the host propagates
-# mounts, run again on both engines with the engine's root mount shared, as
-# on systemd hosts.
-SHARED_TESTS := ^(TestNamespaceMechanism|TestNamespacesUnreachable|TestFirstCommandSeesEveryAddress|TestMacvlanFirstCommandSeesEveryAddress|TestConnectDisconnect|TestBridgeSurvives)$$
-
-# The firewall's end-to-end tests, again on current Moby with Docker's own
-# rules in nftables (--firewall-backend=nftables).
-NFTABLES_TESTS := ^(TestCoexistDockerBridge|TestDockerUserApplies|TestPublishedOnHostAddressOnly|TestForwardingPolicy|TestFirewall.*)$$
+	DUALSTACK_ENGINE=moby $(E2E) -timeout 40m $(E2E_ONE_HOST)
 
 integration-nftables: plugin-test engines ## Run the firewall's end-to-end tests on current Moby with Docker's rules in nftables (root)
-	DUALSTACK_ENGINE=moby DUALSTACK_DOCKER_FIREWALL=nftables $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(NFTABLES_TESTS)' ./integration/...
+	DUALSTACK_ENGINE=moby DUALSTACK_DOCKER_FIREWALL=nftables $(E2E) -timeout 20m ./integration/firewall/
 
 integration-shared: plugin-test engines ## Run the mount-dependent end-to-end tests on both engines with a shared root mount, as on systemd hosts (root)
-	DUALSTACK_ROOT=shared $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(SHARED_TESTS)' ./integration/...
-	DUALSTACK_ROOT=shared DUALSTACK_ENGINE=moby $(GO) test -tags integration -count=1 -timeout 20m -v -run '$(SHARED_TESTS)' ./integration/...
+	DUALSTACK_ROOT=shared $(E2E) -timeout 20m ./integration/mounts/
+	DUALSTACK_ROOT=shared DUALSTACK_ENGINE=moby $(E2E) -timeout 20m ./integration/mounts/
 
 integration-cluster: plugin-test engines ## Run the cluster networks' end-to-end tests: three current Moby engines on a fabric, with Debian's etcd (apt-get install etcd-server etcd-client; root)
-	DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=1 $(GO) test -tags integration -count=1 -timeout 30m -v -run '^TestCluster' ./integration/...
+	DUALSTACK_ENGINE=moby $(E2E) -timeout 30m ./integration/cluster/
 
 integration-bgp: plugin-test engines ## Run the BGP end-to-end tests: three current Moby engines, each on its own link to a bird2 router (apt-get install bird2; root)
-	DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=bgp $(GO) test -tags integration -count=1 -timeout 20m -v -run '^TestBGP' ./integration/...
+	DUALSTACK_ENGINE=moby $(E2E) -timeout 20m ./integration/bgp/
 
 # The fuzz targets, their packages and how many inputs each runs (a count,
 # not a duration: a duration that ends while a worker is busy makes go test
@@ -132,7 +134,7 @@ test-all: ## Run every test: unit tests (again with the host's forwarding on), a
 	@$(MAKE) --no-print-directory integration-cluster
 	@$(MAKE) --no-print-directory integration-bgp
 
-bench: ## Run the benchmarks behind docs/performance.md's figures (bench/run.sh)
+bench: ## Run the benchmarks (bench/run.sh); their figures go to build/bench/results.json, bench/results.json and docs/performance.md's tables (root)
 	bench/run.sh
 
 clean: ## Remove build/

@@ -34,10 +34,20 @@
 #    about 15 minutes per series on Engine 20.10 and 7 on Moby on a 2-CPU
 #    machine, plus the engine's release of 500 endpoints after each;
 #    Engine 20.10 may keep a stale endpoint count then, see docs/performance.md).
+#
+# Each step leaves the output of its go test run in BENCH_OUT (default
+# build/bench), one file per source (ipam.txt, engine-moby.txt, ...); at the
+# end bench/report reads them into BENCH_OUT/results.json, merges them into
+# bench/results.json (the figures docs/performance.md shows; a source this
+# run did not measure keeps its figures) and renders docs/performance.md's
+# generated tables from it. BENCH_REPORT=0 skips that last step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-build/bench}
 mkdir -p "$out"
+# The previous run's figures are in bench/results.json already.
+rm -f "$out"/*.txt "$out"/*.log "$out"/results.json
+printf 'go: %s\ncpus: %s\n' "$(go version | cut -d' ' -f3)" "$(nproc)" >"$out/run.txt"
 echo "# $(date -u +%Y-%m-%d) $(go version | cut -d' ' -f3) $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
 if [ "${BENCH_IPAM:-1}" = 1 ]; then
@@ -45,24 +55,26 @@ if [ "${BENCH_IPAM:-1}" = 1 ]; then
 	(cd bench/ipamcompare && go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}") | tee "$out/ipam.txt" | grep -E '^Benchmark'
 
 	echo "## allocator package"
-	go test -run '^$' -bench . -benchmem ./addrbook/allocator/ | grep -E '^Benchmark'
+	go test -run '^$' -bench . -benchmem ./bench/allocator/ | grep -E '^Benchmark'
 
 	echo "## durable RequestAddress over the unix socket: a pool of one host, and a cluster network's inside its host's block"
-	go test -run '^$' -bench DurableRequestAddress -benchtime 2000x ./plugin/ | tee "$out/durable.txt" | grep -E '^Benchmark'
+	go test -run '^$' -bench DurableRequestAddress -benchtime 2000x ./bench/ipam/ | tee "$out/durable.txt" | grep -E '^Benchmark'
 	awk '/^BenchmarkDurableRequestAddress\/single-host/ { for (i = 2; i <= NF; i++) if ($i == "p50-µs") one = $(i-1) }
 	     /^BenchmarkDurableRequestAddress\/cluster/ { for (i = 2; i <= NF; i++) if ($i == "p50-µs") cl = $(i-1) }
 	     END { if (one > 0) printf "ratio RequestAddress p50, cluster/single host: %.3f (%d µs against %d µs)\n", cl / one, cl, one }' "$out/durable.txt"
 
 	if command -v strace >/dev/null; then
 		echo "## fsyncs per durable allocation"
-		go test -c -o "$out/plugin.test" ./plugin/
+		go test -c -o "$out/ipam.test" ./bench/ipam/
 		n=1000
 		strace -f -c -e trace=fsync,fdatasync -o "$out/strace.txt" \
-			"$out/plugin.test" -test.run '^$' -test.bench 'DurableRequestAddress/single-host' -test.benchtime ${n}x >/dev/null
+			"$out/ipam.test" -test.run '^$' -test.bench 'DurableRequestAddress/single-host' -test.benchtime ${n}x >/dev/null
 		calls=$(awk '$NF ~ /^(fsync|fdatasync)$/ { s += $4 } END { print s + 0 }' "$out/strace.txt")
 		# The pool request and the state file's creation add a few; per 1000
 		# allocations they round away.
 		awk -v c="$calls" -v n="$n" 'BEGIN { printf "%d fsync/fdatasync calls for %d allocations: %.2f per allocation\n", c, n, c / n }'
+		# The same in go test's format, for bench/report.
+		awk -v c="$calls" -v n="$n" 'BEGIN { printf "BenchmarkFsyncsPerAllocation %d %.2f fsyncs/op\n", n, c / n }' >"$out/fsync.txt"
 	else
 		echo "## fsyncs per durable allocation: skipped (apt-get install strace)"
 	fi
@@ -72,13 +84,13 @@ fi
 
 if [ "${BENCH_CLUSTER:-1}" = 1 ]; then
 	echo "## cluster: a block leased against a three-member etcd (in-process, fsync on)"
-	go test -run '^$' -bench LeaseBlock -benchtime 300x ./cluster/ | tee "$out/lease.txt" | grep -E '^Benchmark'
+	go test -run '^$' -bench LeaseBlock -benchtime 300x ./bench/cluster/ | tee "$out/lease.txt" | grep -E '^Benchmark'
 	if [ "$(id -u)" = 0 ] && command -v etcd >/dev/null; then
-		make --no-print-directory plugin >/dev/null
+		make --no-print-directory plugin-test >/dev/null
 		engines/build-moby.sh >/dev/null
 		echo "## cluster: docker run -d of 100 containers at once per host, on 3 hosts (Moby, the cluster test bed) against one"
-		DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=1 DUALSTACK_IT_LOG_LEVEL=info go test -tags integration -count=1 -run '^$' \
-			-bench ClusterRuns -benchtime 1x -timeout 40m -v ./integration/ | tee "$out/cluster-runs.txt" | grep -E '^Benchmark.*ms|each round' | sed 's/^ *clusterbench_test.go:[0-9]*: //'
+		DUALSTACK_ENGINE=moby DUALSTACK_IT_LOG_LEVEL=info go test -tags integration -count=1 -run '^$' \
+			-bench ClusterRuns -benchtime 1x -timeout 40m -v ./bench/e2e/cluster/ | tee "$out/cluster-runs.txt" | grep -E '^Benchmark.*ms|each round' | sed 's/^ *bench_test.go:[0-9]*: //'
 		awk '/^BenchmarkClusterRuns/ { for (i = 2; i <= NF; i++) m[$i] = $(i-1) }
 		     function ratio(what, a, b) { if (b > 0) printf "ratio %s: %.3f (%.1f ms against %.1f ms per container)\n", what, a / b, a, b }
 		     END {
@@ -102,17 +114,17 @@ else
 fi
 
 if [ "${BENCH_BGP:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v etcd >/dev/null && command -v bird >/dev/null; then
-	make --no-print-directory plugin >/dev/null
+	make --no-print-directory plugin-test >/dev/null
 	engines/build-moby.sh >/dev/null
 	echo "## BGP: a host's new blocks at the router (BIRD) from their lease in etcd, and gone from docker network rm (Moby, the routed test bed)"
-	DUALSTACK_ENGINE=moby DUALSTACK_CLUSTER=bgp DUALSTACK_IT_LOG_LEVEL=info go test -tags integration -count=1 -run '^$' \
-		-bench BGPAnnounce -benchtime 20x -timeout 20m ./integration/ | tee "$out/bgp.txt" | grep -E '^Benchmark'
+	DUALSTACK_ENGINE=moby DUALSTACK_IT_LOG_LEVEL=info go test -tags integration -count=1 -run '^$' \
+		-bench BGPAnnounce -benchtime 20x -timeout 20m ./bench/e2e/bgp/ | tee "$out/bgp.txt" | grep -E '^Benchmark'
 else
 	echo "## BGP benchmarks: skipped (BENCH_BGP=0, or not root, or no etcd or bird: apt-get install etcd-server etcd-client bird2)"
 fi
 
 if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
-	make --no-print-directory plugin >/dev/null
+	make --no-print-directory plugin-test >/dev/null
 	# The plugin logs at its default level, info, as users run it (the
 	# integration suite's debug level logs every request's body).
 	export DUALSTACK_IT_LOG_LEVEL=info
@@ -122,7 +134,7 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 		fi
 		echo "## engine $engine: dualstack against Docker's own drivers (same engine, same run)"
 		DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'RunRm|ConnectDisconnect' \
-			-benchtime "${BENCH_CYCLES:-40}x" ./integration/ | tee "$out/engine-$engine.txt" | grep -E '^(engine|Benchmark)'
+			-benchtime "${BENCH_CYCLES:-40}x" ./bench/e2e/engine/ | tee "$out/engine-$engine.txt" | grep -E '^(engine|Benchmark)'
 		# Each benchmark reports one "<median> <network>-ms" pair per network.
 		awk '/^BenchmarkRunRm/ { for (i = 2; i <= NF; i++) run[$i] = $(i-1) }
 		     /^BenchmarkConnectDisconnect/ { for (i = 2; i <= NF; i++) cd[$i] = $(i-1) }
@@ -134,7 +146,7 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 		     }' "$out/engine-$engine.txt"
 		echo "## engine $engine: docker run --rm with 1 and with 500 published ports"
 		DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'Publish' \
-			-benchtime "${BENCH_PUBLISH_CYCLES:-10}x" -timeout 60m ./integration/ | tee "$out/publish-$engine.txt" | grep -E '^(engine|Benchmark)'
+			-benchtime "${BENCH_PUBLISH_CYCLES:-10}x" -timeout 60m ./bench/e2e/engine/ | tee "$out/publish-$engine.txt" | grep -E '^(engine|Benchmark)'
 		awk '/^BenchmarkPublish/ { for (i = 2; i <= NF; i++) m[$i] = $(i-1) }
 		     function ratio(what, a, b) { if (b > 0) printf "ratio %s: %.2f (median %.1f ms against %.1f ms)\n", what, a / b, a, b }
 		     END {
@@ -147,7 +159,7 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 		# systemd hosts (issue 12: the plugin costs no more on either).
 		echo "## engine $engine: docker run --rm with the engine's root mount shared (systemd hosts) against private"
 		DUALSTACK_ROOT=shared DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'RunRm' \
-			-benchtime "${BENCH_CYCLES:-40}x" ./integration/ | tee "$out/engine-$engine-shared.txt" | grep -E '^(engine|Benchmark)'
+			-benchtime "${BENCH_CYCLES:-40}x" ./bench/e2e/engine/ | tee "$out/engine-$engine-shared.txt" | grep -E '^(engine|Benchmark)'
 		awk 'FNR == 1 { f++ }
 		     /^BenchmarkRunRm/ { for (i = 2; i <= NF; i++) run[f, $i] = $(i-1) }
 		     END {
@@ -158,7 +170,7 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 		if [ "${BENCH_SCALE:-1}" = 1 ] && [[ " ${BENCH_SCALE_ENGINES:-docker.io moby} " == *" $engine "* ]]; then
 			echo "## engine $engine: docker run --rm with 1 to ${BENCH_SCALE_MAX:-500} containers on the network; plugin restart with 1 and with that many endpoints"
 			DUALSTACK_ENGINE=$engine BENCH_SCALE_OUT="$PWD/$out/scale-$engine.txt" go test -tags integration -count=1 -run '^$' \
-				-bench Scale -benchtime 1x -timeout 80m -v ./integration/ | tee "$out/scale-$engine.log" |
+				-bench Scale -benchtime 1x -timeout 80m -v ./bench/e2e/engine/ | tee "$out/scale-$engine.log" |
 				grep -E '^Benchmark|containers: run|plugin restart' | sed 's/^ *bench_test.go:[0-9]*: //'
 		fi
 	done
@@ -185,4 +197,9 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 	fi
 else
 	echo "## engines: skipped (needs root; BENCH_ENGINE=1)"
+fi
+
+if [ "${BENCH_REPORT:-1}" = 1 ]; then
+	echo "## report: $out/results.json, bench/results.json, docs/performance.md"
+	go run ./bench/report "$out"
 fi
