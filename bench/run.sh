@@ -108,7 +108,7 @@ fi
 
 if [ "${BENCH_ROUTES:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 	echo "## routes: one BGP update with 10,000 learned routes installed (driver to kernel, a throwaway namespace)"
-	go test -run '^$' -bench LearnedUpdate -benchtime 2000x ./driver/ | tee "$out/routes.txt" | grep -E '^Benchmark'
+	go test -run '^$' -bench LearnedUpdate -benchtime 2000x ./bench/routes/ | tee "$out/routes.txt" | grep -E '^Benchmark'
 else
 	echo "## routes benchmark: skipped (BENCH_ROUTES=0, or not root)"
 fi
