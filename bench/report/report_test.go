@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,24 +120,12 @@ func TestCollect(t *testing.T) {
 			t.Errorf("source %s: date %s, %s, %d CPUs; want 2026-12-02, go1.99.1, 4 CPUs (run.txt)", n, s.Date, s.Go, s.CPUs)
 		}
 	}
-	if got, want := strings.Join(sortedNames(names), " "), "durable engine-moby fsync ipam scale-docker.io"; got != want {
+	if got, want := strings.Join(slices.Sorted(slices.Values(names)), " "), "durable engine-moby fsync ipam scale-docker.io"; got != want {
 		t.Fatalf("sources %s, want %s (strace.txt holds no figures)", got, want)
 	}
 	if got := r.values("ipam", "BenchmarkNextSequentialV6/dualstack", "ns/op"); !reflect.DeepEqual(got, []float64{10.96, 11.91}) {
 		t.Fatalf("ipam sequential dualstack: %v", got)
 	}
-}
-
-func sortedNames(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 // TestTables renders the sample run's tables: what the docs would show.
