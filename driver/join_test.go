@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -138,5 +139,50 @@ func TestJoinRefusedWhenUnreachable(t *testing.T) {
 	}
 	if ep := h.d.endpoints[eid]; ep.Sandbox != "" || len(h.d.joins.pending) != 0 {
 		t.Fatalf("a refused Join left a record: sandbox %q, %d pending", ep.Sandbox, len(h.d.joins.pending))
+	}
+}
+
+// TestJoinsSettled: JoinsSettled returns once the container side of every
+// join is done, at Join (its configuration slowed down here) and after a
+// restart for the joins ResumeJoins resumed; a join that failed is its
+// error, naming the endpoint.
+func TestJoinsSettled(t *testing.T) {
+	h := newHarness(t)
+	nid, eid := joinNetwork(h)
+	configure := h.d.joins.configure
+	h.d.joins.configure = func(ns string, m sandbox.InterfaceMatch, addrs []netip.Prefix, ra sandbox.RA) error {
+		time.Sleep(200 * time.Millisecond)
+		return configure(ns, m, addrs, ra)
+	}
+	sb := netnstest.New(t)
+	join := func() error {
+		_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
+		return err
+	}
+	h.in(join)
+	h.moveIn(sb, "dsc787878787878", "eth0", "2001:db8:a::2/64")
+	settled := func(when string) {
+		t.Helper()
+		if err := h.d.JoinsSettled(); err != nil {
+			t.Fatalf("JoinsSettled %s: %v", when, err)
+		}
+		if !hasAddr(sb.Addrs(t, "eth0"), "2001:db8:b::2") {
+			t.Fatalf("JoinsSettled %s returned before the extra address was there: %+v", when, sb.Addrs(t, "eth0"))
+		}
+	}
+	settled("after Join")
+
+	// The extra address lost while the plugin was down: the resumed join
+	// puts it back.
+	sb.IP(t, "addr", "del", "2001:db8:b::2/64", "dev", "eth0")
+	h.restart()
+	settled("after a restart")
+
+	h.d.joins.configure = func(string, sandbox.InterfaceMatch, []netip.Prefix, sandbox.RA) error {
+		return errors.New("refused by the test")
+	}
+	h.in(join)
+	if err := h.d.JoinsSettled(); err == nil || !strings.Contains(err.Error(), eid[:12]) || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("JoinsSettled after a join that failed: %v", err)
 	}
 }

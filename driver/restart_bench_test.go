@@ -55,26 +55,8 @@ func BenchmarkRestart500(b *testing.B) {
 // waitJoins waits until no join watcher runs.
 func (h *harness) waitJoins() {
 	h.t.Helper()
-	for {
-		h.d.joins.mu.Lock()
-		var p *pendingJoin
-		for _, x := range h.d.joins.pending {
-			select {
-			case <-x.done:
-				continue
-			default:
-			}
-			p = x
-			break
-		}
-		h.d.joins.mu.Unlock()
-		if p == nil {
-			return
-		}
-		<-p.done
-		if p.err != nil {
-			h.t.Fatalf("join of %s: %v", p.sandbox, p.err)
-		}
+	if err := h.d.JoinsSettled(); err != nil {
+		h.t.Fatal(err)
 	}
 }
 
