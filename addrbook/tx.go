@@ -7,16 +7,23 @@ import (
 	"github.com/dualstack-net/dualstack/state"
 )
 
-// Tx is one change of the book: the book's lock held and one transaction
-// of the state file, committed when the function given to Update returns
-// nil. The caller's own records (an endpoint's) go into the same commit
-// with Put and Delete, so that they and the addresses they name are
-// committed together or not at all.
+// Tx is one change of the book: the book's lock held for the whole of it,
+// and its writes committed in one transaction of the state file when the
+// function given to Update returns nil. The caller's own records (an
+// endpoint's) go into the same commit with Put and Delete, so that they
+// and the addresses they name are committed together or not at all.
+//
+// The writes wait for the end: a cluster pool may lease a block while an
+// address is picked, and that lease is committed on its own (a block is
+// the host's once the store gave it, whatever becomes of the change), so
+// no transaction of the state file may be open while the function runs.
 type Tx struct {
 	bk *Book
-	st state.Tx
+	// writes are the change's writes, in order, for the one commit.
+	writes []func(state.Tx) error
 	// undo takes back, in reverse, the changes in memory made so far,
-	// should the commit fail; after makes those that wait for it.
+	// should the function or the commit fail; after makes those that wait
+	// for the commit.
 	undo  []func()
 	after []func()
 }
@@ -27,10 +34,17 @@ func (bk *Book) Update(fn func(tx *Tx) error) error {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
 	tx := &Tx{bk: bk}
-	err := bk.db.Update(func(st state.Tx) error {
-		tx.st = st
-		return fn(tx)
-	})
+	err := fn(tx)
+	if err == nil && len(tx.writes) > 0 {
+		err = bk.db.Update(func(st state.Tx) error {
+			for _, w := range tx.writes {
+				if err := w(st); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		for i := len(tx.undo) - 1; i >= 0; i-- {
 			tx.undo[i]()
@@ -43,11 +57,22 @@ func (bk *Book) Update(fn func(tx *Tx) error) error {
 	return nil
 }
 
-// Put writes the caller's record key in bucket path in this commit.
-func (tx *Tx) Put(path []string, key, value []byte) error { return tx.st.Put(path, key, value) }
+// write adds w to the change's commit.
+func (tx *Tx) write(w func(state.Tx) error) { tx.writes = append(tx.writes, w) }
 
-// Delete removes the caller's record key of bucket path in this commit.
-func (tx *Tx) Delete(path []string, key []byte) error { return tx.st.Delete(path, key) }
+// Put writes the caller's record key in bucket path in this change's
+// commit.
+func (tx *Tx) Put(path []string, key, value []byte) error {
+	tx.write(func(st state.Tx) error { return st.Put(path, key, value) })
+	return nil
+}
+
+// Delete removes the caller's record key of bucket path in this change's
+// commit.
+func (tx *Tx) Delete(path []string, key []byte) error {
+	tx.write(func(st state.Tx) error { return st.Delete(path, key) })
+	return nil
+}
 
 // AllocateEach hands owner the next address of each pool in poolIDs; an
 // address owner already holds in a pool comes back. On any failure
@@ -69,9 +94,7 @@ func (tx *Tx) AllocateEach(poolIDs []string, owner Owner) ([]netip.Prefix, error
 		}
 		tx.undo = append(tx.undo, undo)
 		if fresh {
-			if err := saveAddr(tx.st, p.id, addr, owner.String(), addr); err != nil {
-				return nil, fmt.Errorf("record addresses of %s in the state file: %w", owner, err)
-			}
+			tx.write(func(st state.Tx) error { return saveAddr(st, p.id, addr, owner.String(), addr) })
 		}
 		out = append(out, netip.PrefixFrom(addr, p.addrBits(addr)))
 	}
@@ -91,9 +114,7 @@ func (tx *Tx) ReleaseEach(addrs map[string][]netip.Addr) error {
 			if !p.alloc.Allocated(a) {
 				continue
 			}
-			if err := deleteAddr(tx.st, p.id, a); err != nil {
-				return err
-			}
+			tx.write(func(st state.Tx) error { return deleteAddr(st, p.id, a) })
 			tx.after = append(tx.after, func() {
 				p.alloc.Release(a)
 				delete(bk.answered[p.id], a)

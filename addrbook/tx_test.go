@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -142,5 +143,38 @@ func TestEachWith(t *testing.T) {
 	_ = e.d.Update(func(tx *Tx) error { return record(tx, "left") })
 	if err := e.releaseEach(held, func(tx *Tx) error { return record(tx, "") }); err != nil || stored() != "" {
 		t.Fatalf("ReleaseEach of released addresses = %v, record %q; want the record gone", err, stored())
+	}
+}
+
+// TestAllocateEachLeasesABlock: the extra addresses of an endpoint in a
+// cluster pool that holds no block yet (nor a gateway: not routed) lease
+// a block within the change, a commit of its own, and the change goes on:
+// the endpoint gets its address in the new block, kept after a restart.
+func TestAllocateEachLeasesABlock(t *testing.T) {
+	s := newFakeStore()
+	e, id := clusterHost(t, s, "a", "fd00:c2::/64", "", ClusterPool{Network: "c2", Bits: 120})
+	before := len(e.d.Blocks(id))
+	done := make(chan error, 1)
+	var got []netip.Prefix
+	go func() {
+		var err error
+		got, err = e.allocateEach([]string{id}, EndpointOwner("x"), nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AllocateEach in a cluster pool that leases a block did not return (a commit waiting for another)")
+	}
+	blocks := e.d.Blocks(id)
+	if len(got) != 1 || len(blocks) != before+1 || !blocks[len(blocks)-1].Prefix.Contains(got[0].Addr()) {
+		t.Fatalf("allocated %v with blocks %+v (had %d); want one address in a block leased for it", got, blocks, before)
+	}
+	e.restart()
+	if owner := e.d.Allocations(id)[got[0].Addr()]; owner != EndpointOwner("x") {
+		t.Fatalf("after a restart %s is held by %+v, want endpoint x", got[0], owner)
 	}
 }
