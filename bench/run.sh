@@ -26,7 +26,10 @@
 #    (systemd hosts), and the ratio of the two; docker run --rm with 1 and
 #    with 500 published ports, both drivers; connect + disconnect
 #    of a running container, bridge against bridge and macvlan against
-#    macvlan; docker run --rm with 1 to 500 containers on the network, both
+#    macvlan; docker run --rm on an ndp_proxy network against a plain
+#    dualstack bridge (issue 23, goal <= 1.05; BENCH_NDP=0 skips,
+#    BENCH_NDP_CYCLES rounds, default 40, about a minute on Moby);
+#    docker run --rm with 1 to 500 containers on the network, both
 #    drivers, plotted to docs/scale-latency.png with gnuplot; a plugin
 #    restart (SIGKILL to serving) with 1 and with 500 endpoints
 #    (BENCH_SCALE=0 skips; BENCH_SCALE_ENGINES picks the engines, default
@@ -144,6 +147,13 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 		       ratio("connect+disconnect dualstack/docker bridge", cd["dualstack-ms"], cd["docker-bridge-ms"])
 		       ratio("connect+disconnect dualstack/docker macvlan", cd["dualstack-macvlan-ms"], cd["docker-macvlan-ms"])
 		     }' "$out/engine-$engine.txt"
+		if [ "${BENCH_NDP:-1}" = 1 ]; then
+			echo "## engine $engine: docker run --rm on an ndp_proxy network against a plain dualstack bridge"
+			DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'NDPProxy' \
+				-benchtime "${BENCH_NDP_CYCLES:-40}x" ./bench/e2e/engine/ | tee "$out/ndp-$engine.txt" | grep -E '^(engine|Benchmark)'
+			awk '/^BenchmarkNDPProxy/ { for (i = 2; i <= NF; i++) m[$i] = $(i-1) }
+			     END { if (m["dualstack-ms"] > 0) printf "ratio docker run --rm ndp_proxy/plain dualstack bridge: %.3f (median %.1f ms against %.1f ms; goal <= 1.05)\n", m["ndp-proxy-ms"] / m["dualstack-ms"], m["ndp-proxy-ms"], m["dualstack-ms"] }' "$out/ndp-$engine.txt"
+		fi
 		echo "## engine $engine: docker run --rm with 1 and with 500 published ports"
 		DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'Publish' \
 			-benchtime "${BENCH_PUBLISH_CYCLES:-10}x" -timeout 60m ./bench/e2e/engine/ | tee "$out/publish-$engine.txt" | grep -E '^(engine|Benchmark)'
