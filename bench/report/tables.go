@@ -14,6 +14,7 @@ var sections = map[string]func(*Results) string{
 	"engines":   enginesTable,
 	"roots":     rootsTable,
 	"publish":   publishTable,
+	"ndp":       ndpTable,
 	"scale":     scaleTable,
 	"cluster":   clusterTable,
 	"bgp":       bgpTable,
@@ -179,6 +180,23 @@ func publishTable(r *Results) string {
 		sources = append(sources, "publish-"+e)
 	}
 	return table([]string{"engine", "dualstack, 500 ports against 1", "Docker's bridge, 500 ports against 1"}, rows) +
+		"\n" + measured(r, sources...)
+}
+
+// ndpTable: docker run --rm on an ndp_proxy network against a plain
+// dualstack bridge (ndp-E), issue 23's goal beside it.
+func ndpTable(r *Results) string {
+	var rows [][]string
+	var sources []string
+	for _, e := range engines(r, "ndp-") {
+		v := func(unit string) []float64 { return r.values("ndp-"+e, "BenchmarkNDPProxy", unit) }
+		rows = append(rows, []string{engineName(r, e, "ndp-", "engine-"), against(v("ndp-proxy-ms"), v("dualstack-ms")), "≤ 1.05"})
+		sources = append(sources, "ndp-"+e)
+	}
+	if len(rows) == 0 {
+		rows = append(rows, []string{none, none, "≤ 1.05"})
+	}
+	return table([]string{"engine", "`docker run --rm`, ndp_proxy network against a plain dualstack bridge", "goal"}, rows) +
 		"\n" + measured(r, sources...)
 }
 
