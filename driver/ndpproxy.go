@@ -148,6 +148,11 @@ func (d *Driver) ndpUp(n *network, probe bool) error {
 		if p.Gateway.IsValid() && screen.Taken(p.Gateway.Addr()) {
 			return fmt.Errorf("ndp_proxy=%s: gateway %s of subnet %s is held by another node of %s's link: give --gateway an address of the subnet that is free", link, p.Gateway.Addr(), p.Prefix, link)
 		}
+		// What the probes found before the network existed (the IPAM's,
+		// for its gateway) was reported to no network.
+		for _, nb := range screen.Held(p.Prefix) {
+			d.routeBack(n, p, nb.Addr, nb.MAC)
+		}
 	}
 	return nil
 }

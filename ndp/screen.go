@@ -170,6 +170,20 @@ func span(first netip.Addr, n int) []netip.Addr {
 	return out
 }
 
+// Held lists the addresses of prefix the screen found held, with their
+// holders' MAC addresses.
+func (s *Screen) Held(prefix netip.Prefix) []Neighbour {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Neighbour
+	for a, ans := range s.answers {
+		if ans.mac != nil && prefix.Contains(a) {
+			out = append(out, Neighbour{a, ans.mac})
+		}
+	}
+	return out
+}
+
 // Interface is the link the screen looks at.
 func (s *Screen) Interface() string { return s.Link }
 
