@@ -161,17 +161,11 @@ func (d *Driver) ndpUp(n *network, probe bool) error {
 // sysctls as it finds them unless a record exists already (the plugin
 // restarted, or another network answers on link).
 func (d *Driver) ndpLinkUp(link string) error {
-	var saved ndp.Saved
-	var found bool
-	if err := d.cfg.DB.View(func(tx state.Tx) error {
-		var err error
-		found, err = get(tx, bucketNDPLinks, link, &saved)
-		return err
-	}); err != nil {
+	saved, found, err := d.ndpSaved(link)
+	if err != nil {
 		return err
 	}
 	if !found {
-		var err error
 		if saved, err = ndp.Read(link); err != nil {
 			return err
 		}
@@ -223,15 +217,19 @@ func (d *Driver) ndpDown(n *network) error {
 	return d.ndpLinkDown(link)
 }
 
-// ndpLinkDown puts link's NDP sysctls back as recorded and forgets them.
-func (d *Driver) ndpLinkDown(link string) error {
-	var saved ndp.Saved
-	var found bool
-	if err := d.cfg.DB.View(func(tx state.Tx) error {
-		var err error
+// ndpSaved reads link's NDP sysctls as recorded when first found.
+func (d *Driver) ndpSaved(link string) (saved ndp.Saved, found bool, err error) {
+	err = d.cfg.DB.View(func(tx state.Tx) error {
 		found, err = get(tx, bucketNDPLinks, link, &saved)
 		return err
-	}); err != nil || !found {
+	})
+	return saved, found, err
+}
+
+// ndpLinkDown puts link's NDP sysctls back as recorded and forgets them.
+func (d *Driver) ndpLinkDown(link string) error {
+	saved, found, err := d.ndpSaved(link)
+	if err != nil || !found {
 		return err
 	}
 	if err := ndp.Restore(link, saved); err != nil && !linkGone(link) {
