@@ -1,0 +1,169 @@
+//go:build integration
+
+package ndp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dualstack-net/dualstack/integration/harness"
+)
+
+// ndpNet creates a dualstack bridge network whose IPv6 subnet is proxied
+// on the bed's link (-o ndp_proxy=dsnd0).
+func ndpNet(t *testing.T, name, subnet4, subnet6 string, args ...string) {
+	t.Helper()
+	harness.DSNet(t, name, append([]string{"-o", "ndp_proxy=" + harness.OnLinkIF, "--ipv6", "--subnet", subnet4, "--subnet", subnet6}, args...)...)
+}
+
+// server is a container that serves its name over HTTP on port 80,
+// published (-p 80), and on port 81, not published.
+type server struct {
+	name string
+	addr netip.Addr // its global IPv6 address in the network
+	pid  string
+}
+
+// web is http://[addr]:port/.
+func (s server) web(port string) string { return harness.HostPort(s.addr.String(), port) }
+
+// ns is the path of the container's network namespace.
+func (s server) ns() string { return "/proc/" + s.pid + "/ns/net" }
+
+// startServers starts one server per name on network, all at once, and
+// removes them when the test ends.
+func startServers(t *testing.T, network string, names []string, args ...string) []server {
+	t.Helper()
+	errs := make([]error, len(names))
+	// One docker rm for all: the CLI removes them at once.
+	t.Cleanup(func() { _, _ = harness.DockerCmd(append([]string{"rm", "-f"}, names...)...) })
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			full := []string{"run", "-d", "--label", harness.TestLabel, "--name", name, "--network", network, "-p", "80"}
+			full = append(append(full, args...), harness.Image, "sh", "-c",
+				"mkdir -p /www && echo "+name+" > /www/index.html && httpd -p 80 -h /www && httpd -p 81 -h /www && exec sleep 3600")
+			if out, err := harness.DockerCmd(full...); err != nil {
+				errs[i] = fmt.Errorf("docker run %s: %v: %s", name, err, strings.TrimSpace(out))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return inspectServers(t, network, names)
+}
+
+// inspectServers reads the IPv6 address and pid of each running container
+// of names on network.
+func inspectServers(t *testing.T, network string, names []string) []server {
+	t.Helper()
+	format := fmt.Sprintf(`{{.Name}} {{.State.Pid}} {{with index .NetworkSettings.Networks %q}}{{.GlobalIPv6Address}}{{end}}`, network)
+	out := harness.Docker(t, append([]string{"inspect", "-f", format}, names...)...)
+	var servers []server
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			t.Fatalf("docker inspect: %q: want name, pid and IPv6 address", l)
+		}
+		a, err := netip.ParseAddr(f[2])
+		if err != nil {
+			t.Fatalf("docker inspect: %s has no IPv6 address on %s: %q", f[0], network, l)
+		}
+		servers = append(servers, server{name: strings.TrimPrefix(f[0], "/"), addr: a, pid: f[1]})
+	}
+	return servers
+}
+
+// names is prefix-0 … prefix-(n-1).
+func names(prefix string, n int) []string {
+	var out []string
+	for i := 0; i < n; i++ {
+		out = append(out, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	return out
+}
+
+// eachServer runs check for every server at once and reports each error
+// (t.Error: every server is checked).
+func eachServer(t *testing.T, servers []server, check func(s server) error) {
+	t.Helper()
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = check(s)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// get fetches http://addr/ from the namespace at nsPath and wants body,
+// retrying for up to 5 s (a server may still be starting).
+func get(what, nsPath, addr, body string) error {
+	var got string
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if got, err = harness.HTTPGet(nsPath, addr); err == nil && got == body {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: http://%s/: got %q (%v), want %q", what, addr, got, err, body)
+		}
+	}
+}
+
+// blocked wants a TCP connection from the namespace at nsPath to addr to
+// fail within a short time.
+func blocked(what, nsPath, addr string) error {
+	if err := harness.Dial(nsPath, addr, 500*time.Millisecond); err == nil {
+		return fmt.Errorf("%s: %s accepts a connection: want it blocked", what, addr)
+	}
+	return nil
+}
+
+// reachable wants every server to answer the router on its published
+// port, each at the router's first packet after the router forgot it:
+// the host must answer the router's fresh solicitation.
+func reachable(t *testing.T, b *harness.OnLink, servers []server) {
+	t.Helper()
+	for _, s := range servers {
+		b.FlushRouterNeigh(t, s.addr.String())
+	}
+	eachServer(t, servers, func(s server) error {
+		return get("the router", b.Router.Path, s.web("80"), s.name)
+	})
+}
+
+// wantProxied wants the host to answer solicitations on the link for each
+// server's address (its proxy entries on dsnd0), and none of gone's.
+func wantProxied(t *testing.T, servers, gone []server) {
+	t.Helper()
+	proxied := harness.ProxiedOn(t, harness.OnLinkIF)
+	for _, s := range servers {
+		if !slices.Contains(proxied, s.addr) {
+			t.Errorf("%s (%s) has no proxy entry on %s; the entries: %v", s.name, s.addr, harness.OnLinkIF, harness.ProxyEntries(t))
+		}
+	}
+	for _, s := range gone {
+		if slices.Contains(proxied, s.addr) {
+			t.Errorf("%s (%s) is gone but still has a proxy entry on %s; the entries: %v", s.name, s.addr, harness.OnLinkIF, harness.ProxyEntries(t))
+		}
+	}
+}
