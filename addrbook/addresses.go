@@ -78,11 +78,7 @@ func (bk *Book) pick(p *pool, owner Owner) (addr netip.Addr, fresh bool, undo fu
 		return addr, err == nil, undo, err
 	}
 	prevCursor, hadCursor := p.alloc.Cursor()
-	if gateway {
-		addr, err = p.alloc.FirstFree()
-	} else {
-		addr, err = p.alloc.Next()
-	}
+	addr, err = bk.next(p, gateway)
 	if errors.Is(err, allocator.ErrFull) {
 		return netip.Addr{}, false, nil, fmt.Errorf("pool %s is exhausted: every usable address is in use; remove unused containers or use a larger subnet", p)
 	}
@@ -97,6 +93,31 @@ func (bk *Book) pick(p *pool, owner Owner) (addr netip.Addr, fresh bool, undo fu
 			p.alloc.ResetCursor()
 		}
 	}, nil
+}
+
+// next takes the next address of p in sequence (the first free one for a
+// gateway), passing over those p's screen says another node holds: each
+// is held for that node (owner OnLink), in a commit of its own, whatever
+// becomes of the request.
+func (bk *Book) next(p *pool, gateway bool) (netip.Addr, error) {
+	for {
+		var addr netip.Addr
+		var err error
+		if gateway {
+			addr, err = p.alloc.FirstFree()
+		} else {
+			addr, err = p.alloc.Next()
+		}
+		if err != nil || p.screen == nil || !p.screen.Taken(addr) {
+			return addr, err
+		}
+		owner := OnLinkOwner(p.screen.Interface())
+		if err := bk.db.Update(func(tx state.Tx) error { return saveAddr(tx, p.id, addr, owner.String(), netip.Addr{}) }); err != nil {
+			p.alloc.Release(addr)
+			return netip.Addr{}, fmt.Errorf("hold %s of pool %s, which a node of %s's link holds, in the state file: %w", addr, p, owner.ID, err)
+		}
+		bk.log.WithField("pool", p.id).WithField("address", addr).WithField("interface", owner.ID).Warn("address held by another node of the link: passed over, and held for it")
+	}
 }
 
 // reserve hands out a specific address: a user's --ip or --gateway, or a

@@ -28,6 +28,9 @@ const (
 	Gateway
 	// AutoGateway: a network's gateway the address book picked itself.
 	AutoGateway
+	// OnLink: an address of an on-link pool that another node of the
+	// link holds (ID: the host interface), found by the pool's Screen.
+	OnLink
 	// Other: an owner string this version does not know, kept as it is.
 	Other
 )
@@ -43,9 +46,10 @@ func MACOwner(mac string) Owner               { return Owner{MAC, mac} }
 func EndpointOwner(endpointID string) Owner   { return Owner{Endpoint, endpointID} }
 func HostLinkOwner(networkID string) Owner    { return Owner{HostLink, networkID} }
 func HostAddressOwner(networkID string) Owner { return Owner{HostAddress, networkID} }
+func OnLinkOwner(link string) Owner           { return Owner{OnLink, link} }
 
 // prefixes are the stored forms of the kinds with an ID.
-var prefixes = map[Kind]string{Endpoint: "endpoint:", HostLink: "host-link:", HostAddress: "host-address:"}
+var prefixes = map[Kind]string{Endpoint: "endpoint:", HostLink: "host-link:", HostAddress: "host-address:", OnLink: "on-link:"}
 
 // String is the owner as the state file keeps it.
 func (o Owner) String() string {

@@ -25,6 +25,11 @@ type pool struct {
 	// cluster is the part of a cluster network's pool; nil for a pool of
 	// one host.
 	cluster *clusterState
+	// onLink is the host interface whose on-link prefix an on-link pool
+	// was carved from (PoolRequest.OnLink); screen, when set, tells which
+	// of its addresses another node of the link holds.
+	onLink string
+	screen Screen
 }
 
 // poolID names a pool after what it holds, so that IDs read well in logs and

@@ -19,6 +19,9 @@ type PoolRequest struct {
 	Subnet string
 	Range  string
 	V6     bool
+	// OnLink, with V6 and no Subnet, carves the pool from a host
+	// interface's on-link prefix.
+	OnLink *OnLinkRequest
 }
 
 // Pool is a pool the book holds.
@@ -69,6 +72,10 @@ func (bk *Book) RequestPool(req PoolRequest) (Pool, error) {
 		}
 	case req.Range != "":
 		return Pool{}, fmt.Errorf("ip-range %s given without a subnet: add --subnet", req.Range)
+	case req.V6 && req.OnLink != nil:
+		if prefix, err = bk.carve(space, *req.OnLink); err != nil {
+			return Pool{}, err
+		}
 	case req.V6:
 		if prefix, err = bk.nextDefault(space, []DefaultPool{{Base: bk.ula, Size: 64}}, true); err != nil {
 			return Pool{}, err
@@ -84,6 +91,9 @@ func (bk *Book) RequestPool(req PoolRequest) (Pool, error) {
 		return Pool{}, err
 	}
 	p.byDefault = req.Subnet == ""
+	if req.OnLink != nil && req.V6 && req.Subnet == "" {
+		p.onLink = req.OnLink.Interface
+	}
 	if err := bk.db.Update(func(tx state.Tx) error { return savePool(tx, p) }); err != nil {
 		return Pool{}, fmt.Errorf("record pool %s in the state file: %w", p.id, err)
 	}

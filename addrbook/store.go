@@ -43,6 +43,8 @@ type poolRecord struct {
 	SubPool string `json:"subPool,omitempty"`
 	// Default: picked from the default pools.
 	Default bool `json:"default,omitempty"`
+	// OnLink: carved from this host interface's on-link prefix.
+	OnLink string `json:"onLink,omitempty"`
 }
 
 func poolPath(id string, sub ...string) []string {
@@ -54,7 +56,7 @@ func savePool(tx state.Tx, p *pool) error {
 	if tx.HasBucket(poolPath(p.id)) {
 		return fmt.Errorf("record pool %s: it is recorded already", p.id)
 	}
-	rec := poolRecord{Space: p.space, Pool: p.prefix.String(), Default: p.byDefault}
+	rec := poolRecord{Space: p.space, Pool: p.prefix.String(), Default: p.byDefault, OnLink: p.onLink}
 	if p.sub.IsValid() {
 		rec.SubPool = p.sub.String()
 	}
@@ -166,6 +168,7 @@ func loadPool(tx state.Tx, id string) (*pool, error) {
 		return nil, err
 	}
 	p.byDefault = rec.Default
+	p.onLink = rec.OnLink
 	err = tx.ForEach(poolPath(id, bucketAddrs), func(k, _ []byte) error {
 		a, ok := netip.AddrFromSlice(k)
 		if !ok {

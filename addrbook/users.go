@@ -75,11 +75,12 @@ func (u *users) poolAttached(id string) bool {
 }
 
 // explains reports whether o is an owner network's allocations may have:
-// nobody, a gateway, the network's host link or host addresses, one of
-// its endpoints (by ID, or by the MAC Docker asked with).
+// nobody, a gateway, a node of an on-link pool's link, the network's host
+// link or host addresses, one of its endpoints (by ID, or by the MAC
+// Docker asked with).
 func (u *users) explains(network string, o Owner) bool {
 	switch o.Kind {
-	case Nobody, Gateway, AutoGateway:
+	case Nobody, Gateway, AutoGateway, OnLink:
 		return true
 	case HostLink, HostAddress:
 		return o.ID == network

@@ -88,6 +88,7 @@ func (bridgePlane) filter(n *network) (firewall.Network, bool) {
 		Masquerade4: !n.Options.NoMasquerade,
 		NAT6:        n.Options.IPv6Mode == IPv6ModeNAT,
 		Cluster:     n.Options.Cluster != "",
+		OnLink:      n.Options.NDPProxy,
 	}
 	for _, p := range n.pools() {
 		fn.Subnets = append(fn.Subnets, p.Prefix)
@@ -108,8 +109,9 @@ func (bridgePlane) forwards(n *network) (v4, v6 bool) {
 // through the host's packet filter.
 func (bridgePlane) publishes(n *network) bool { return !n.Options.Internal }
 
-// lan: a bridge network shares no host interface's network.
-func (bridgePlane) lan(*network) string { return "" }
+// lan: a bridge network shares no host interface's network, but an
+// ndp_proxy network takes part of its interface's on-link prefix.
+func (bridgePlane) lan(n *network) string { return n.Options.NDPProxy }
 
 func (bridgePlane) describe(n *network, log logrus.FieldLogger) logrus.FieldLogger {
 	return log.WithField("bridge", n.Options.Bridge)

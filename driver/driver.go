@@ -29,6 +29,7 @@ import (
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/firewall"
 	"github.com/dualstack-net/dualstack/kernel"
+	"github.com/dualstack-net/dualstack/ndp"
 	"github.com/dualstack-net/dualstack/routes"
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -60,6 +61,9 @@ type Config struct {
 	// reason when the settings are wrong.
 	BGP    Announcer
 	BGPOff error
+	// Screens probe the links of ndp_proxy networks, shared with the IPAM
+	// driver; nil makes the driver's own.
+	Screens *ndp.Screens
 }
 
 // Firewall programs the packet filter (see package firewall).
@@ -138,6 +142,10 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
 	}
+	if d.cfg.Screens == nil {
+		d.cfg.Screens = ndp.NewScreens(d.log)
+	}
+	d.cfg.Screens.OnFound(d.onLinkFound)
 	d.routes = routes.NewKeeper(routes.KeeperOptions{Log: d.log, Blocks: d.blocksOf, HostNets: kernel.ContainerBridgeNets})
 	if cfg.BGP != nil {
 		d.announcer = bgp.NewAnnouncer(cfg.BGP)

@@ -234,6 +234,9 @@ func (d *Driver) deleteEndpoint(ep *endpoint) error {
 	// An endpoint's network is there while it is: New loads no endpoint of
 	// an unknown network, and a network deletes its endpoints first.
 	n := d.networks[ep.NetworkID]
+	if err := d.silence(n, ep); err != nil {
+		return err
+	}
 	if err := d.plane(n).deleteEndpoint(n, ep); errors.Is(err, links.ErrNotOwned) {
 		d.log.WithField("endpoint", short(ep.ID)).WithError(err).Warn("endpoint deleted; a link of its name that is not its own is left alone")
 	} else if err != nil {

@@ -91,7 +91,7 @@ func FuzzServer(f *testing.F) {
 				return err
 			}
 			defer d.Close()
-			srv := plugin.New(d, ipamdriver.New(book), quietLog)
+			srv := plugin.New(d, ipamdriver.New(book, nil), quietLog)
 			for _, line := range strings.Split(script, "\n") {
 				path, body, _ := strings.Cut(line, " ")
 				if !strings.HasPrefix(path, "/") {

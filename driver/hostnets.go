@@ -9,6 +9,7 @@ import (
 
 	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/kernel"
+	"github.com/dualstack-net/dualstack/ndp"
 	"github.com/dualstack-net/dualstack/routes"
 )
 
@@ -25,7 +26,7 @@ import (
 
 // ownProtocols are those of dualstack's own routes (the cluster's host-gw
 // routes, routes learned over BGP): none of them is a route of the host's.
-var ownProtocols = []netlink.RouteProtocol{netlink.RouteProtocol(routes.HostGW), netlink.RouteProtocol(routes.Learned)}
+var ownProtocols = []netlink.RouteProtocol{netlink.RouteProtocol(routes.HostGW), netlink.RouteProtocol(routes.Learned), ndp.RouteProtocol}
 
 // checkHost refuses n's subnets that overlap the host's own networks:
 // those of its interfaces but lan (checkHostOverlap) and its routes

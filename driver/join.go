@@ -53,12 +53,18 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 	if err == nil {
 		err = d.recordJoin(n, ep, req.SandboxKey)
 	}
+	if err == nil {
+		if err = d.answer(n, ep); err != nil {
+			_ = d.recordLeave(ep)
+		}
+	}
 	d.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	if err := d.joins.start(d.log, ns, n, ep); err != nil {
 		d.mu.Lock()
+		_ = d.silence(n, ep)
 		_ = d.recordLeave(ep)
 		d.mu.Unlock()
 		return nil, err
@@ -142,6 +148,9 @@ func (d *Driver) Leave(req *api.LeaveRequest) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if ep, ok := d.endpoints[req.EndpointID]; ok {
+		if err := d.silence(d.networks[ep.NetworkID], ep); err != nil {
+			return err
+		}
 		return d.recordLeave(ep)
 	}
 	return nil

@@ -90,7 +90,33 @@ func (d *Driver) newNetwork(req *api.CreateNetworkRequest) (n *network, foreign 
 			foreign = append(foreign, n.V6[i].Prefix.String())
 		}
 	}
+	if err := d.onLinkPools(n); err != nil {
+		return nil, nil, err
+	}
 	return n, foreign, nil
+}
+
+// onLinkPools turns ndp_proxy on for a network whose IPv6 pools the IPAM
+// carved from a host interface's on-link prefix (--ipam-opt
+// ndp_proxy=IF), and refuses one whose -o ndp_proxy names another.
+func (d *Driver) onLinkPools(n *network) error {
+	for _, p := range n.V6 {
+		link := d.cfg.Book.OnLinkOf(p.PoolID)
+		switch {
+		case link == "" || link == n.Options.NDPProxy:
+		case n.Options.NDPProxy == "":
+			n.Options.NDPProxy = link
+		default:
+			return fmt.Errorf("bad network options: ndp_proxy=%s: the IPAM took subnet %s from %s's on-link prefix (--ipam-opt ndp_proxy=%s): name the same interface, or drop -o ndp_proxy", n.Options.NDPProxy, p.Prefix, link, link)
+		}
+	}
+	if n.Options.Mode != ModeBridge && n.Options.NDPProxy != "" {
+		return fmt.Errorf("bad network options: --ipam-opt ndp_proxy=%s: only bridge networks answer on a link for their containers; drop it, or make a bridge network", n.Options.NDPProxy)
+	}
+	if errs := ndpConflicts(n.Options); len(errs) > 0 {
+		return fmt.Errorf("bad network options: %s", strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 // createNetwork builds n and records it, with d.mu held. Each step
@@ -105,6 +131,9 @@ func (d *Driver) createNetwork(n *network) (err error) {
 	}()
 	plane := d.plane(n)
 	if err := plane.checkFree(n, d.networks); err != nil {
+		return err
+	}
+	if err := d.checkNDP(n); err != nil {
 		return err
 	}
 	host, err := checkHost(n, plane.lan(n))
@@ -141,6 +170,10 @@ func (d *Driver) createNetwork(n *network) (err error) {
 		return err
 	}
 	if err := plane.open(n); err != nil {
+		return err
+	}
+	undo.add(func() { _ = d.ndpDown(n) })
+	if err := d.ndpUp(n, true); err != nil {
 		return err
 	}
 	return save(d.cfg.DB, "network "+n.ID, func(tx state.Tx) error { return put(tx, bucketNetworks, n.ID, n) })
@@ -239,6 +272,9 @@ func (d *Driver) deleteNetwork(n *network) error {
 				return err
 			}
 		}
+	}
+	if err := d.ndpDown(n); err != nil {
+		return err
 	}
 	if err := d.plane(n).deleteNetwork(n, d.networks); errors.Is(err, links.ErrNotOwned) {
 		// Ours is gone; the name is somebody else's now.

@@ -41,6 +41,7 @@ const (
 	optHostBlock6   = "host_block6"
 	optClusterRoute = "cluster_routes"
 	optAnnounce     = "announce"
+	optNDPProxy     = "ndp_proxy"
 )
 
 // IPv6 modes: routed (the default; containers' IPv6 addresses are used as
@@ -103,6 +104,11 @@ type netOptions struct {
 	// Announce (announce=true, bridge) has the host's BGP speaker announce
 	// the network's subnets: routed IPv6 on one host behind a router.
 	Announce bool `json:"announce,omitempty"`
+
+	// NDPProxy (ndp_proxy=IF, bridge) has the host answer on IF, for the
+	// containers' addresses, the neighbour solicitations of IF's link:
+	// the network's IPv6 subnets are parts of IF's on-link prefix.
+	NDPProxy string `json:"ndpProxy,omitempty"`
 }
 
 // ra is how containers handle router advertisements.
@@ -249,9 +255,36 @@ func conflicts(o netOptions) []string {
 	if o.Cluster != "" && o.Internal {
 		errs = append(errs, "cluster=NAME: an --internal network reaches nothing outside its host, so it cannot span hosts; drop one of the two")
 	}
+	errs = append(errs, ndpConflicts(o)...)
 	if o.IPv6 && o.MTU != 0 && o.MTU >= 68 {
 		if err := validate.MTU(o.MTU, true); err != nil {
 			errs = append(errs, fmt.Sprintf("mtu=%d: IPv6 needs an MTU of at least 1280", o.MTU))
+		}
+	}
+	return errs
+}
+
+// ndpConflicts checks ndp_proxy against the other options: its network
+// takes part of the link's prefix as it is, so it has IPv6 without NAT,
+// reaches outside its host, and stays on this host.
+func ndpConflicts(o netOptions) []string {
+	if o.NDPProxy == "" {
+		return nil
+	}
+	checks := []struct {
+		bad bool
+		why string
+	}{
+		{!o.IPv6, "needs IPv6: add --ipv6 and an IPv6 --subnet inside the interface's on-link prefix (or --ipam-opt ndp_proxy=IF for a free part of it)"},
+		{o.Internal, "an --internal network reaches nothing outside its host, so there is nothing to answer for on the link; drop one of the two"},
+		{o.IPv6Mode == IPv6ModeNAT, "ipv6_mode=nat hides the containers' addresses behind the host's, so there is nothing to answer for on the link; drop one of the two"},
+		{o.Cluster != "", "a cluster network spans hosts, and the link's router reaches only this one; drop one of the two"},
+		{o.Announce, "announce=true has the subnets routed to the host, whereas an on-link prefix is answered for on the link; drop one of the two"},
+	}
+	var errs []string
+	for _, c := range checks {
+		if c.bad {
+			errs = append(errs, fmt.Sprintf("ndp_proxy=%s: %s", o.NDPProxy, c.why))
 		}
 	}
 	return errs

@@ -137,6 +137,12 @@ var optionTable = []option{{
 	values: "`true`, `false`", def: "`false`",
 	help: "the host's BGP speaker (`BGP_ASN`) announces the network's subnets: routed IPv6 on one host behind a router. Refused with `cluster` (a cluster network announces its host's blocks with `cluster_routes=bgp`) ([bgp.md](bgp.md))",
 }, {
+	key: optNDPProxy, modes: []string{ModeBridge},
+	parse:  func(o *netOptions, v string) error { o.NDPProxy = v; return nil },
+	check:  func(o *netOptions) error { return validate.InterfaceName(o.NDPProxy) },
+	values: "a host interface with an on-link IPv6 prefix (e.g. a VPS's `eth0`)", def: "none; set by itself with `--ipam-opt ndp_proxy=IF`",
+	help: "the host answers on IF's link for the containers' IPv6 addresses, which lie in IF's on-link prefix (a VPS's /64): containers get public IPv6 with no routed subnet. The subnets must be parts of that prefix, smaller than it. Refused with `--internal`, `ipv6_mode=nat`, `cluster`, `announce` ([ndp-proxy.md](ndp-proxy.md))",
+}, {
 	key: optParent, modes: []string{ModeMacvlan},
 	parse:  func(o *netOptions, v string) error { o.Parent = v; return nil },
 	check:  func(o *netOptions) error { return validate.InterfaceName(o.Parent) },
@@ -212,7 +218,7 @@ var optionTable = []option{{
 var modeListing = map[string][]string{
 	ModeBridge: {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq,
 		optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker,
-		optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute, optAnnounce},
+		optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute, optAnnounce, optNDPProxy},
 	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA,
 		optHostOverlap, optCluster, optHostBlock4, optHostBlock6},
 }

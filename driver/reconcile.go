@@ -66,6 +66,7 @@ func (d *Driver) reconcile() {
 		}
 	}
 	d.forgetGone(links)
+	d.ndpRestore()
 	endpointsDone := time.Now()
 	if err == nil {
 		d.removeOrphans(links)

@@ -107,6 +107,10 @@ type Network struct {
 	// own addresses as the network's own containers do (with ICC), and
 	// nothing bound for them is masqueraded.
 	Cluster bool
+	// OnLink is the host interface whose link shares the network's IPv6
+	// subnets (ndp_proxy): other nodes of the link hold addresses there,
+	// and their neighbour discovery comes in through it.
+	OnLink string
 }
 
 // Port is one published port of one family: HostIP:HostPort (any local

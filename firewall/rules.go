@@ -227,6 +227,15 @@ func (r ruleSet) prerouting(nets []Network, f Family) {
 		// network of the host's is dropped before anything else sees
 		// it; IPv6 has no rp_filter sysctl to do it.
 		for _, sub := range subnetsOf(n, f) {
+			// Neighbour discovery from a node of an ndp_proxy network's
+			// link that holds an address of its subnet (the kernel
+			// takes it only with hop limit 255: sent on the link) comes
+			// before its route back to the link exists.
+			if n.OnLink != "" && f == IPv6 {
+				for _, t := range []string{"neighbour-solicitation", "neighbour-advertisement"} {
+					r.add(ChainPrerouting, "-i", n.OnLink, "-s", sub, "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", t, "-j", "RETURN")
+				}
+			}
 			r.add(ChainPrerouting, "-s", sub, "-m", "rpfilter", "--invert", "-j", "DROP")
 		}
 	}

@@ -96,6 +96,15 @@ func TestGoldenCluster(t *testing.T) {
 	}
 }
 
+// TestGoldenOnLink: an ndp_proxy network: the neighbour discovery of the
+// link's nodes that hold addresses of its IPv6 subnets comes in through
+// its interface, whatever the routes say; nothing else from those
+// addresses does, unless routed back to the link.
+func TestGoldenOnLink(t *testing.T) {
+	n := Network{Bridge: "ds-onlink", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Masquerade4: true, OnLink: "eth0"}
+	golden(t, "onlink.restore", restoreFiles(State{Networks: []Network{n}, Ports: publish(n.Bridge)}, nil))
+}
+
 // restoreFiles is what Apply feeds iptables-restore and ip6tables-restore
 // for s on host sv (the same for each family), as one text.
 func restoreFiles(s State, sv map[Family]saved) string {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 
 	"github.com/docker/go-plugins-helpers/ipam"
+	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/addrbook"
+	"github.com/dualstack-net/dualstack/ndp"
 )
 
 // Option keys Docker sets on RequestAddress.
@@ -40,10 +42,19 @@ type Capabilities struct {
 // Driver implements the IPAM API over an address book.
 type Driver struct {
 	book *addrbook.Book
+	// screens probe the links whose on-link prefixes pools are carved
+	// from (--ipam-opt ndp_proxy=IF).
+	screens *ndp.Screens
 }
 
-// New returns the IPAM driver of book.
-func New(book *addrbook.Book) *Driver { return &Driver{book: book} }
+// New returns the IPAM driver of book; screens are the network driver's
+// (nil: its own).
+func New(book *addrbook.Book, screens *ndp.Screens) *Driver {
+	if screens == nil {
+		screens = ndp.NewScreens(logrus.StandardLogger())
+	}
+	return &Driver{book: book, screens: screens}
+}
 
 // GetCapabilities answers /IpamDriver.GetCapabilities.
 func (d *Driver) GetCapabilities() (*Capabilities, error) {
@@ -59,11 +70,25 @@ func (d *Driver) GetDefaultAddressSpaces() (*ipam.AddressSpacesResponse, error) 
 }
 
 // RequestPool answers /IpamDriver.RequestPool: the given subnet (and
-// ip-range), or the next free default pool of the requested family.
+// ip-range), or the next free default pool of the requested family; with
+// --ipam-opt ndp_proxy=IF, an IPv6 pool is IF's, screened against what
+// IF's link holds, and carved from IF's on-link prefix when no subnet is
+// given (onlink.go).
 func (d *Driver) RequestPool(req *ipam.RequestPoolRequest) (*ipam.RequestPoolResponse, error) {
-	p, err := d.book.RequestPool(addrbook.PoolRequest{Space: req.AddressSpace, Subnet: req.Pool, Range: req.SubPool, V6: req.V6})
+	preq := addrbook.PoolRequest{Space: req.AddressSpace, Subnet: req.Pool, Range: req.SubPool, V6: req.V6}
+	onLink, err := onLinkRequest(req)
 	if err != nil {
 		return nil, err
+	}
+	preq.OnLink = onLink
+	p, err := d.book.RequestPool(preq)
+	if err != nil {
+		return nil, err
+	}
+	if onLink != nil {
+		if err := d.book.SetScreen(p.ID, d.screens.For(onLink.Interface)); err != nil {
+			return nil, err
+		}
 	}
 	return &ipam.RequestPoolResponse{PoolID: p.ID, Pool: p.Prefix.String(), Data: map[string]string{}}, nil
 }

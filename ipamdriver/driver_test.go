@@ -27,7 +27,7 @@ func newDriver(t *testing.T) (*Driver, *addrbook.Book) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(book), book
+	return New(book, nil), book
 }
 
 // TestOwnersFromDockersRequests: what a RequestAddress is for, as Docker

@@ -31,7 +31,7 @@ func realIPAM(tb testing.TB, dir string) (*ipamdriver.Driver, logrus.FieldLogger
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return ipamdriver.New(book), log
+	return ipamdriver.New(book, nil), log
 }
 
 // fuzzPaths are every path the server routes.

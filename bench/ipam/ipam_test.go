@@ -48,7 +48,7 @@ func realClusterIPAM(tb testing.TB, dir string, leases addrbook.Leases) (*ipamdr
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return ipamdriver.New(book), book, log
+	return ipamdriver.New(book, nil), book, log
 }
 
 // BenchmarkDurableRequestAddress measures what Docker waits for: one

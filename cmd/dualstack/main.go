@@ -107,7 +107,7 @@ func run(log *logrus.Logger) error {
 	defer loops.Stop()
 	t.report(log)
 	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(t.started).Round(time.Millisecond)).Info("dualstack serving")
-	server := plugin.New(netDriver, ipamdriver.New(book), log)
+	server := plugin.New(netDriver, ipamdriver.New(book, netDriver.Screens()), log)
 	if crash := crashSeam(os.Getenv, cfg.StateDir, log); crash != nil {
 		server.CrashAfter(crash)
 	}

@@ -212,3 +212,26 @@ func TestDoErrors(t *testing.T) {
 		t.Errorf("Do(/proc/self/ns/net): %v", err)
 	}
 }
+
+// TestGoKeepsTheNamespace: a goroutine started with Go from inside Do
+// runs in Do's namespace, not in the process's.
+func TestGoKeepsTheNamespace(t *testing.T) {
+	a := netnstest.New(t)
+	want := inode(t, a.Path)
+	got := make(chan uint64, 1)
+	if err := netns.Do(a.Path, func() error {
+		netns.Go(func() {
+			n, err := threadNetns()
+			if err != nil {
+				t.Error(err)
+			}
+			got <- n
+		})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-got; n != want {
+		t.Errorf("goroutine started with Go inside Do(%s) runs in namespace %d, want %d", a.Name, n, want)
+	}
+}
