@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -97,6 +98,16 @@ func names(prefix string, n int) []string {
 // (t.Error: every server is checked).
 func eachServer(t *testing.T, servers []server, check func(s server) error) {
 	t.Helper()
+	for _, err := range parallel(servers, check) {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// parallel runs check for every server at once and returns each one's
+// error.
+func parallel(servers []server, check func(s server) error) []error {
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
@@ -107,11 +118,7 @@ func eachServer(t *testing.T, servers []server, check func(s server) error) {
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	return errs
 }
 
 // get fetches http://addr/ from the namespace at nsPath and wants body,
@@ -146,9 +153,44 @@ func reachable(t *testing.T, b *harness.OnLink, servers []server) {
 	for _, s := range servers {
 		b.FlushRouterNeigh(t, s.addr.String())
 	}
-	eachServer(t, servers, func(s server) error {
+	errs := parallel(servers, func(s server) error {
 		return get("the router", b.Router.Path, s.web("80"), s.name)
 	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("%v\n%s", err, diagnose(t, b, servers[i]))
+		}
+	}
+}
+
+// diagnose says what the link and the host show of s, for a failure's
+// report: the router's neighbour entry, the host's proxy entry, and
+// whether the host itself reaches it.
+func diagnose(t *testing.T, b *harness.OnLink, s server) string {
+	t.Helper()
+	host := "yes"
+	if err := harness.Dial(harness.EngineNetns(), s.web("80"), time.Second); err != nil {
+		host = err.Error()
+	}
+	report := fmt.Sprintf("  the router's entry for %s: %+v (the host's MAC is %s)\n  the host answers for it on %s: %v\n  the host connects to its port 80: %s",
+		s.addr, b.RouterNeigh(t, s.addr.String()), b.HostMAC, harness.OnLinkIF, slices.Contains(harness.ProxiedOn(t, harness.OnLinkIF), s.addr), host)
+	if host == "yes" {
+		return report
+	}
+	// The host does not reach it either: what the host and the container
+	// have of each other.
+	for _, c := range [][]string{
+		{"ip", "-n", harness.Eng.Netns, "-6", "route", "get", s.addr.String()},
+		{"ip", "-n", harness.Eng.Netns, "-6", "neigh", "show", s.addr.String()},
+		{"nsenter", "--net=" + s.ns(), "ip", "addr"},
+		{"nsenter", "--net=" + s.ns(), "ip", "-6", "route"},
+		{"nsenter", "--net=" + s.ns(), "ip", "-6", "neigh"},
+		{"nsenter", "--net=" + s.ns(), "busybox", "netstat", "-ltn"},
+	} {
+		out, err := exec.Command(c[0], c[1:]...).CombinedOutput()
+		report += fmt.Sprintf("\n  %s: %v\n%s", strings.Join(c, " "), err, out)
+	}
+	return report
 }
 
 // wantProxied wants the host to answer solicitations on the link for each
