@@ -55,6 +55,22 @@ func (bk *Book) OnLinkOf(poolID string) string {
 	return ""
 }
 
+// Next returns the address pool poolID's sequence hands out next, as far
+// as its allocations say (the screen passes over what the link holds):
+// where probing ahead starts.
+func (bk *Book) Next(poolID string) (netip.Addr, bool) {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	p, ok := bk.pools[poolID]
+	if !ok {
+		return netip.Addr{}, false
+	}
+	if c, ok := p.alloc.Cursor(); ok {
+		return c.Next(), true
+	}
+	return p.winFirst, true
+}
+
 // carve returns the sub-prefix req asks for in space.
 func (bk *Book) carve(space string, req OnLinkRequest) (netip.Prefix, error) {
 	within := req.Within.Masked()

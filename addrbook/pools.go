@@ -19,8 +19,8 @@ type PoolRequest struct {
 	Subnet string
 	Range  string
 	V6     bool
-	// OnLink, with V6 and no Subnet, carves the pool from a host
-	// interface's on-link prefix.
+	// OnLink makes the pool the interface's (OnLinkOf), and with V6 and no
+	// Subnet carves it from the interface's on-link prefix.
 	OnLink *OnLinkRequest
 }
 
@@ -91,7 +91,7 @@ func (bk *Book) RequestPool(req PoolRequest) (Pool, error) {
 		return Pool{}, err
 	}
 	p.byDefault = req.Subnet == ""
-	if req.OnLink != nil && req.V6 && req.Subnet == "" {
+	if req.OnLink != nil {
 		p.onLink = req.OnLink.Interface
 	}
 	if err := bk.db.Update(func(tx state.Tx) error { return savePool(tx, p) }); err != nil {

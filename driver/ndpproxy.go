@@ -356,6 +356,14 @@ func (d *Driver) ndpRestore() {
 			log.WithError(err).Warn("restore the NDP proxy")
 			continue
 		}
+		// A restarted plugin knows nothing of the link: the next
+		// addresses are probed before a container asks for one.
+		screen := d.cfg.Screens.For(link)
+		for _, p := range n.V6 {
+			if next, ok := d.cfg.Book.Next(p.PoolID); ok {
+				netns.Go(func() { screen.Warm(next) })
+			}
+		}
 		want := map[netip.Addr]bool{}
 		for _, ep := range d.endpoints {
 			if ep.NetworkID == n.ID {

@@ -9,6 +9,7 @@ import (
 
 	api "github.com/docker/go-plugins-helpers/network"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/internal/netns"
 	"github.com/dualstack-net/dualstack/internal/netnstest"
 	"github.com/dualstack-net/dualstack/ndp"
@@ -169,6 +170,19 @@ func TestNDPProxyRefusals(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
 		}
+	}
+	// --ipam-opt ndp_proxy=IF without --ipv6: only an IPv4 pool, marked
+	// as IF's.
+	v4, err := h.book.RequestPool(addrbook.PoolRequest{Space: "local", Subnet: "203.0.113.0/24", OnLink: &addrbook.OnLinkRequest{Interface: ndpUplink}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = netns.Do(h.host.Path, func() error {
+		return h.d.CreateNetwork(&api.CreateNetworkRequest{NetworkID: "ffffffffffff8888", Options: map[string]interface{}{},
+			IPv4Data: []*api.IPAMData{{AddressSpace: "local", Pool: v4.Prefix.String()}}})
+	})
+	if err == nil || !strings.Contains(err.Error(), "ndp_proxy=dstup0: needs IPv6") {
+		t.Errorf("--ipam-opt ndp_proxy without --ipv6: err = %v, want one saying it needs IPv6", err)
 	}
 	if len(h.d.networks) != 2 {
 		t.Errorf("refused creates left %d networks recorded", len(h.d.networks)-2)

@@ -100,7 +100,7 @@ func (d *Driver) newNetwork(req *api.CreateNetworkRequest) (n *network, foreign 
 // carved from a host interface's on-link prefix (--ipam-opt
 // ndp_proxy=IF), and refuses one whose -o ndp_proxy names another.
 func (d *Driver) onLinkPools(n *network) error {
-	for _, p := range n.V6 {
+	for _, p := range n.pools() {
 		link := d.cfg.Book.OnLinkOf(p.PoolID)
 		switch {
 		case link == "" || link == n.Options.NDPProxy:

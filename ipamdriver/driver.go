@@ -85,7 +85,7 @@ func (d *Driver) RequestPool(req *ipam.RequestPoolRequest) (*ipam.RequestPoolRes
 	if err != nil {
 		return nil, err
 	}
-	if onLink != nil {
+	if onLink != nil && req.V6 {
 		if err := d.book.SetScreen(p.ID, d.screens.For(onLink.Interface)); err != nil {
 			return nil, err
 		}

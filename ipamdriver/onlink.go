@@ -52,12 +52,13 @@ func onLinkRequest(req *ipam.RequestPoolRequest) (*addrbook.OnLinkRequest, error
 			return nil, fmt.Errorf("ipam option %s=%q: want a prefix length such as 80", optNDPProxySize, sizeText)
 		}
 	}
-	if !req.V6 {
-		return nil, nil // the IPv4 pool of the same network: an ordinary one
-	}
 	r := &addrbook.OnLinkRequest{Interface: link, Size: size}
-	if req.Pool != "" {
-		return r, nil // the user's subnet: the network driver checks it is IF's
+	if !req.V6 || req.Pool != "" {
+		// The network's IPv4 pool, or the user's subnet: an ordinary
+		// pool marked as IF's, so that the network driver turns
+		// ndp_proxy on, and checks the network (an IPv4 pool alone is
+		// a network without IPv6, refused).
+		return r, nil
 	}
 	l, err := netlink.LinkByName(link)
 	if err != nil {

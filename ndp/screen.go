@@ -59,17 +59,26 @@ func NewScreen(link string, log logrus.FieldLogger, found func(netip.Addr, net.H
 }
 
 // Taken reports whether another node of the link holds a, probing a and
-// the addresses after it first if it has no fresh answer for a; and it
-// has the addresses after a probed in the background, so that the next
-// ones are answered from what it knows.
+// the addresses after it first if it never asked about a; and it has the
+// addresses from a on probed in the background where its answers are
+// missing or older than Fresh, so that the next ones are answered from
+// what it knows. An answer older than Fresh still answers meanwhile.
 func (s *Screen) Taken(a netip.Addr) bool {
-	ans, ok := s.known(a)
+	ans, ok := s.answer(a)
 	if !ok {
 		s.run(span(a, s.Ahead))
-		ans, _ = s.known(a)
+		ans, _ = s.answer(a)
 	}
-	s.ahead(a.Next())
+	s.ahead(a)
 	return ans.mac != nil
+}
+
+// answer returns the answer for a, however old, if there is one.
+func (s *Screen) answer(a netip.Addr) (answer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ans, ok := s.answers[a]
+	return ans, ok
 }
 
 // Warm probes the Ahead addresses from first on, waiting for the answers:
