@@ -36,6 +36,7 @@ func autoNet(t *testing.T, name string, ipamOpts ...string) netip.Prefix {
 		args = append(args, "--ipam-opt", o)
 	}
 	harness.DSNet(t, name, args...)
+	removeAtEnd(t, name)
 	return v6Subnet(t, name)
 }
 

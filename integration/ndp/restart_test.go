@@ -63,12 +63,16 @@ func TestRestartsAndRemoval(t *testing.T) {
 	for _, s := range r1 {
 		harness.Docker(t, "rm", "-f", s.name)
 	}
-	harness.Docker(t, "network", "rm", "ds-nd-r1")
+	if err := removeNetwork("ds-nd-r1"); err != nil {
+		t.Fatal(err)
+	}
 	wantProxied(t, r2, r1)
 	reachable(t, b, r2)
 	// The last one goes: the host is as before.
 	harness.Docker(t, "rm", "-f", r2[0].name)
-	harness.Docker(t, "network", "rm", "ds-nd-r2")
+	if err := removeNetwork("ds-nd-r2"); err != nil {
+		t.Fatal(err)
+	}
 	if after := hostState(t); !slices.Equal(after, before) {
 		t.Errorf("after the last ndp_proxy network went, the host has\n%v\nwant, as before the first:\n%v", after, before)
 	}

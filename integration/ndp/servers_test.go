@@ -21,6 +21,37 @@ import (
 func ndpNet(t *testing.T, name, subnet4, subnet6 string, args ...string) {
 	t.Helper()
 	harness.DSNet(t, name, append([]string{"-o", "ndp_proxy=" + harness.OnLinkIF, "--ipv6", "--subnet", subnet4, "--subnet", subnet6}, args...)...)
+	removeAtEnd(t, name)
+}
+
+// removeAtEnd removes network name when the test ends, after its
+// containers, and fails the test if it cannot: a network left behind
+// would hold its subnet, and the NDP proxy on dsnd0, for the next test.
+func removeAtEnd(t *testing.T, name string) {
+	t.Cleanup(func() {
+		if err := removeNetwork(name); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// removeNetwork removes network name, trying again for up to 10 s:
+// dockerd may still be releasing the endpoints of containers that
+// `docker rm -f` just removed, and refuses meanwhile ("has active
+// endpoints"). A network that is not there is no error.
+func removeNetwork(name string) error {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, err := harness.DockerCmd("network", "rm", name)
+		if err == nil {
+			return nil
+		}
+		if _, gone := harness.DockerCmd("network", "inspect", name); gone != nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("docker network rm %s: %v: %s", name, err, strings.TrimSpace(out))
+		}
+	}
 }
 
 // server is a container that serves its name over HTTP on port 80,
