@@ -97,8 +97,11 @@ func avoid(l netlink.Link, link string) ([]netip.Addr, error) {
 	}
 	var out []netip.Addr
 	for _, a := range addrs {
-		if p, ok := kernel.Prefix(a.IPNet); ok {
-			out = append(out, p.Addr())
+		if a.IPNet == nil {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			out = append(out, ip.Unmap()) // the address itself, not its prefix
 		}
 	}
 	neigh, err := ndp.Neighbours(link)

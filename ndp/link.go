@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/mdlayher/ndp"
@@ -20,7 +21,12 @@ func listen(link string, accept ...ipv6.ICMPType) (*ndp.Conn, *net.Interface, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("interface %s: %w", link, err)
 	}
-	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+	// The socket names the interface by its index: Go resolves a zone
+	// given by name through a cache of the process's interfaces, which
+	// may be stale, or another namespace's.
+	byIndex := *ifi
+	byIndex.Name = strconv.Itoa(ifi.Index)
+	c, _, err := ndp.Listen(&byIndex, ndp.LinkLocal)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open an NDP socket on %s (it needs a link-local IPv6 address that is not tentative): %w", link, err)
 	}
