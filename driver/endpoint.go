@@ -1,15 +1,14 @@
 package driver
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
 	api "github.com/docker/go-plugins-helpers/network"
 
 	"github.com/dualstack-net/dualstack/addrbook"
+	"github.com/dualstack-net/dualstack/driver/bridge"
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/internal/links"
 	"github.com/dualstack-net/dualstack/state"
@@ -106,7 +105,7 @@ func newEndpoint(req *api.CreateEndpointRequest) (*endpoint, *api.CreateEndpoint
 	}
 	resp := &api.CreateEndpointResponse{Interface: &api.EndpointInterface{}}
 	if ep.MAC == "" {
-		ep.MAC = randomMAC().String()
+		ep.MAC = bridge.RandomMAC().String()
 		resp.Interface.MacAddress = ep.MAC
 	} else if _, err := validate.MAC(ep.MAC); err != nil {
 		return nil, nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
@@ -280,12 +279,4 @@ func (d *Driver) EndpointInfo(req *api.InfoRequest) (*api.InfoResponse, error) {
 		"mac_address":    ep.MAC,
 		"addresses":      prefixes(ep.addresses()),
 	}}, nil
-}
-
-// randomMAC returns a random, locally administered unicast MAC address.
-func randomMAC() net.HardwareAddr {
-	mac := make(net.HardwareAddr, 6)
-	_, _ = rand.Read(mac)
-	mac[0] = mac[0]&0xfe | 0x02
-	return mac
 }

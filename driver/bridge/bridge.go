@@ -8,6 +8,7 @@
 package bridge
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -146,7 +147,7 @@ func Ensure(c Config) (created bool, err error) {
 			}
 		}()
 	}
-	if err := configure(link, c); err != nil {
+	if err := configure(link, c, created); err != nil {
 		return created, err
 	}
 	return created, nil
@@ -155,8 +156,11 @@ func Ensure(c Config) (created bool, err error) {
 func create(c Config) (netlink.Link, bool, error) {
 	// No MTU here: an MTU given at creation is not "set by the user" for
 	// the bridge driver, which then follows its ports' smallest MTU.
-	// configure sets it afterwards, which pins it.
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: c.Name}}
+	// configure sets it afterwards, which pins it. A MAC address given
+	// at creation is pinned: otherwise the bridge takes the lowest of its
+	// ports' and changes it when a port with a lower one comes, and the
+	// containers' neighbour entries of their gateway go stale.
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: c.Name, HardwareAddr: RandomMAC()}}
 	err := netlink.LinkAdd(br)
 	created := err == nil
 	if err != nil && !errors.Is(err, unix.EEXIST) { // EEXIST: someone else made it meanwhile.
@@ -179,8 +183,23 @@ func create(c Config) (netlink.Link, bool, error) {
 	return link, created, nil
 }
 
-func configure(link netlink.Link, c Config) error {
+// RandomMAC is a random unicast, locally administered MAC address.
+func RandomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	_, _ = rand.Read(mac)
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
+}
+
+func configure(link netlink.Link, c Config, created bool) error {
 	attrs := link.Attrs()
+	if !created && len(attrs.HardwareAddr) == 6 {
+		// A bridge made by an earlier version follows its ports' MAC
+		// addresses: setting the one it has pins it.
+		if err := netlink.LinkSetHardwareAddr(link, attrs.HardwareAddr); err != nil {
+			return fmt.Errorf("bridge %s: pin its MAC address %s: %w", c.Name, attrs.HardwareAddr, err)
+		}
+	}
 	if c.MTU > 0 && attrs.MTU != c.MTU {
 		if err := netlink.LinkSetMTU(link, c.MTU); err != nil {
 			return fmt.Errorf("bridge %s: set MTU %d: %w", c.Name, c.MTU, err)

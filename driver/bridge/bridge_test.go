@@ -455,3 +455,33 @@ func TestDeleteMissingIsSuccess(t *testing.T) {
 		t.Errorf("Addresses(%s) of a missing link: %v", brName, err)
 	}
 }
+
+// TestBridgeMACIsPinned: a port with a lower MAC address does not change
+// the bridge's: the containers' neighbour entries of their gateway stay
+// right. A bridge an earlier version made, which follows its ports, is
+// pinned by Ensure as it is.
+func TestBridgeMACIsPinned(t *testing.T) {
+	host := netnstest.New(t)
+	in(t, host, func() error { _, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName}); return err })
+	before, _ := host.Link(t, brName)
+	in(t, host, func() error {
+		return bridge.CreateVeth(bridge.VethConfig{Owner: tOwner, HostName: hostName, PeerName: peerName, Bridge: brName})
+	})
+	host.IP(t, "link", "set", hostName, "address", "02:00:00:00:00:01")
+	if after, _ := host.Link(t, brName); after.Address != before.Address {
+		t.Errorf("bridge MAC %s after a port with a lower MAC came, want %s as before", after.Address, before.Address)
+	}
+
+	old := netnstest.New(t)
+	old.IP(t, "link", "add", brName, "type", "bridge")
+	in(t, old, func() error {
+		_, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName, Adopt: true})
+		return err
+	})
+	pinned, _ := old.Link(t, brName)
+	old.IP(t, "link", "add", hostName, "type", "veth", "peer", "name", peerName)
+	old.IP(t, "link", "set", hostName, "address", "02:00:00:00:00:01", "master", brName, "up")
+	if after, _ := old.Link(t, brName); after.Address != pinned.Address {
+		t.Errorf("adopted bridge's MAC %s after a port with a lower MAC came, want %s as Ensure left it", after.Address, pinned.Address)
+	}
+}
