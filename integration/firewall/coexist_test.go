@@ -41,7 +41,7 @@ func dockerUserIn(cmd string) bool {
 // without it.
 func nextToDocker(t *testing.T) {
 	t.Helper()
-	acceptForwarding(t)
+	harness.AcceptForwarding(t)
 	if harness.Eng.DockerFirewall == "nftables" {
 		harness.SetSysctlIn(t, "net/ipv6/conf/all/forwarding", "1")
 		harness.SetSysctlIn(t, "net/ipv6/conf/default/forwarding", "1")
@@ -132,7 +132,7 @@ func TestDockerUserApplies(t *testing.T) {
 // published without a host address. [::1] is refused.
 func TestPublishedOnHostAddressOnly(t *testing.T) {
 	o := newOutside(t, "192.0.2.0/24", "2001:db8:52::/64")
-	acceptForwarding(t)
+	harness.AcceptForwarding(t)
 	harness.DSNet(t, "ds-ho", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:52::/64")
 	harness.RunServer(t, "ds-ho-srv", "ds-ho", "-p", "127.0.0.1:8081:80", "-p", "["+hostLink6+"]:8083:80", "-p", "8084:81")
 	const body = "ds-ho-srv"

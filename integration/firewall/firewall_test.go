@@ -3,10 +3,7 @@
 package firewall
 
 import (
-	"fmt"
 	"net"
-	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -51,41 +48,11 @@ func newOutside(t *testing.T, subnets ...string) outside {
 	return o
 }
 
-// acceptForwarding sets the engine host's FORWARD policy to ACCEPT, in
-// both families, until the test ends: both engines set it to DROP when they
-// enable forwarding themselves, which would hide whether dualstack's own
-// filter protects the containers (on a host where forwarding was on
-// before Docker started, the policy stays ACCEPT).
-func acceptForwarding(t *testing.T) {
-	t.Helper()
-	for _, cmd := range []string{"iptables", "ip6tables"} {
-		policy := "ACCEPT"
-		if b, _ := exec.Command("ip", "netns", "exec", harness.Eng.Netns, cmd, "-S", "FORWARD").Output(); strings.Contains(string(b), "-P FORWARD DROP") {
-			policy = "DROP"
-		}
-		if b, err := exec.Command("ip", "netns", "exec", harness.Eng.Netns, cmd, "-P", "FORWARD", "ACCEPT").CombinedOutput(); err != nil {
-			t.Fatalf("%s -P FORWARD ACCEPT: %v: %s", cmd, err, b)
-		}
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "exec", harness.Eng.Netns, cmd, "-P", "FORWARD", policy).Run() })
-	}
-}
-
 // serveSource runs an HTTP server on the outside host (port 9000, both
 // families) that answers with the source address it sees.
 func (o outside) serveSource(t *testing.T) {
 	t.Helper()
-	var l net.Listener
-	if err := netns.Do(o.Path, func() (err error) {
-		l, err = net.Listen("tcp", ":"+outsidePort)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		fmt.Fprint(w, host)
-	}))
+	harness.ServeSource(t, o.Path, "tcp", ":"+outsidePort)
 }
 
 // containerGet fetches http://addr/ from inside a container's network
@@ -99,7 +66,7 @@ func containerGet(t *testing.T, container, addr string) (string, error) {
 // Issue 4, acceptance 2: what the outside host sees of containers' traffic.
 func TestFirewallSourceAddresses(t *testing.T) {
 	o := newOutside(t, "192.0.2.0/24", "2001:db8:31::/64", "2001:db8:33::/64")
-	acceptForwarding(t)
+	harness.AcceptForwarding(t)
 	o.serveSource(t)
 	harness.DSNet(t, "ds-routed", "--ipv6", "--subnet", "192.0.2.0/25", "--subnet", "2001:db8:31::/64", "--subnet", "2001:db8:33::/64")
 	harness.DSNet(t, "ds-nat6", "-o", "ipv6_mode=nat", "--ipv6", "--subnet", "192.0.2.128/25", "--subnet", "fd00:32::/64")
@@ -130,7 +97,7 @@ func TestFirewallSourceAddresses(t *testing.T) {
 // host and from a container of the same network; a taken port.
 func TestFirewallPublishedPorts(t *testing.T) {
 	o := newOutside(t, "192.0.2.0/24", "2001:db8:31::/64")
-	acceptForwarding(t)
+	harness.AcceptForwarding(t)
 	harness.DSNet(t, "ds-pub", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:31::/64", "--subnet", "2001:db8:34::/64")
 	harness.RunServer(t, "ds-pub-srv", "ds-pub", "-p", "8080:80", "-p", "127.0.0.1:8081:80", "-p", "[::]:8082:80", "-p", "5353:53/udp")
 	harness.RunContainer(t, "ds-pub-client", "ds-pub")
@@ -201,7 +168,7 @@ func TestFirewallPublishedPorts(t *testing.T) {
 // Issue 4, acceptance 2: icc=false, isolation between networks, internal.
 func TestFirewallIsolation(t *testing.T) {
 	newOutside(t, "192.0.2.0/24", "2001:db8:41::/64", "2001:db8:42::/64")
-	acceptForwarding(t)
+	harness.AcceptForwarding(t)
 	harness.DSNet(t, "ds-noicc", "-o", "icc=false", "--ipv6", "--subnet", "192.0.2.0/25", "--subnet", "2001:db8:41::/64")
 	harness.DSNet(t, "ds-other", "--ipv6", "--subnet", "192.0.2.128/25", "--subnet", "2001:db8:42::/64")
 	harness.DSNet(t, "ds-fw-int", "--internal", "--ipv6", "--subnet", "203.0.113.0/24", "--subnet", "2001:db8:43::/64")

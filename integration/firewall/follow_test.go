@@ -102,7 +102,7 @@ func TestFirewallDockerdRestart(t *testing.T) {
 	if harness.Eng.DockerFirewall == "nftables" {
 		t.Skip("Docker's nftables backend puts no jump into iptables' FORWARD")
 	}
-	acceptForwarding(t)
+	harness.AcceptForwarding(t)
 	harness.DSNet(t, "ds-dr", "--ipv6", "--subnet", "198.18.30.0/24", "--subnet", "fd00:30::/64")
 	harness.RunServer(t, "ds-dr-srv", "ds-dr", "-p", "8097:80")
 	harness.CreateNetwork(t, "dk-dr", "-d", "bridge", "--ipv6", "--subnet", "198.18.31.0/24", "--subnet", "fd00:31::/64")

@@ -214,9 +214,17 @@ func (b *OnLink) SetRouterNeigh(t testing.TB, addr, mac string) {
 // source address it sees, until the test ends.
 func (b *OnLink) ServeSource(t *testing.T) {
 	t.Helper()
+	ServeSource(t, b.Router.Path, "tcp6", "[::]:"+OnLinkRouterPort)
+}
+
+// ServeSource runs an HTTP server on addr ("tcp" or "tcp6") in the
+// namespace at nsPath that answers with the source address it sees, until
+// the test ends: what a host outside sees of a container.
+func ServeSource(t *testing.T, nsPath, network, addr string) {
+	t.Helper()
 	var l net.Listener
-	if err := netns.Do(b.Router.Path, func() (err error) {
-		l, err = net.Listen("tcp6", "[::]:"+OnLinkRouterPort)
+	if err := netns.Do(nsPath, func() (err error) {
+		l, err = net.Listen(network, addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
