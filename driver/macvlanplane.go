@@ -225,7 +225,7 @@ func (p macvlanPlane) shim(n *network, adopt bool) macvlan.Shim {
 // isolatedParent is an internal network's own parent: a bridge with no
 // port and no address.
 func isolatedParent(n *network) bridge.Config {
-	return bridge.Config{Name: parentOf(n), Owner: isolatedOwner(n)}
+	return bridge.Config{Name: parentOf(n), Owner: isolatedOwner(n), Portless: true}
 }
 
 func isolatedOwner(n *network) string { return "isolated-parent:" + n.ID }

@@ -50,6 +50,11 @@ type Config struct {
 	// all and marks it: once, for bridges made before dualstack marked
 	// its links.
 	Adopt bool
+	// Portless is a bridge that never has a port (an internal macvlan
+	// network's parent): its MAC address is not pinned. A fresh bridge
+	// keeps its carrier until it has had a port or its MAC address is
+	// set; without a carrier its macvlan children carry nothing.
+	Portless bool
 }
 
 // SetRouteLocalnet lets the host route connections from 127.0.0.1 to the
@@ -160,7 +165,10 @@ func create(c Config) (netlink.Link, bool, error) {
 	// at creation is pinned: otherwise the bridge takes the lowest of its
 	// ports' and changes it when a port with a lower one comes, and the
 	// containers' neighbour entries of their gateway go stale.
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: c.Name, HardwareAddr: RandomMAC()}}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: c.Name}}
+	if !c.Portless {
+		br.HardwareAddr = RandomMAC()
+	}
 	err := netlink.LinkAdd(br)
 	created := err == nil
 	if err != nil && !errors.Is(err, unix.EEXIST) { // EEXIST: someone else made it meanwhile.
@@ -193,7 +201,7 @@ func RandomMAC() net.HardwareAddr {
 
 func configure(link netlink.Link, c Config, created bool) error {
 	attrs := link.Attrs()
-	if !created && len(attrs.HardwareAddr) == 6 {
+	if !created && !c.Portless && len(attrs.HardwareAddr) == 6 {
 		// A bridge made by an earlier version follows its ports' MAC
 		// addresses: setting the one it has pins it.
 		if err := netlink.LinkSetHardwareAddr(link, attrs.HardwareAddr); err != nil {

@@ -479,6 +479,17 @@ func TestBridgeMACIsPinned(t *testing.T) {
 		return err
 	})
 	pinned, _ := old.Link(t, brName)
+	defer func() {
+		// A portless bridge keeps its carrier: its MAC is not pinned.
+		bare := netnstest.New(t)
+		in(t, bare, func() error {
+			_, err := bridge.Ensure(bridge.Config{Owner: tOwner, Name: brName, Portless: true})
+			return err
+		})
+		if l, _ := bare.Link(t, brName); !slices.Contains(l.Flags, "LOWER_UP") {
+			t.Errorf("portless bridge has flags %v, want LOWER_UP (a carrier, for its macvlan children)", l.Flags)
+		}
+	}()
 	old.IP(t, "link", "add", hostName, "type", "veth", "peer", "name", peerName)
 	old.IP(t, "link", "set", hostName, "address", "02:00:00:00:00:01", "master", brName, "up")
 	if after, _ := old.Link(t, brName); after.Address != pinned.Address {
