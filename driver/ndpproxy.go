@@ -190,11 +190,11 @@ func (d *Driver) ndpDown(n *network) error {
 	if link == "" {
 		return nil
 	}
+	entries, err := ndp.Entries(link)
+	if err != nil && !links.NotFound(err) {
+		return err
+	}
 	for _, p := range n.V6 {
-		entries, err := ndp.Entries(link)
-		if err != nil && !linkGone(link) {
-			return err
-		}
 		if err := ndp.DelEntries(link, within(entries, p.Prefix)); err != nil {
 			return err
 		}

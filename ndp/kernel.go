@@ -25,6 +25,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/dualstack-net/dualstack/internal/links"
 	"github.com/dualstack-net/dualstack/internal/sysctl"
 	"github.com/dualstack-net/dualstack/kernel"
 )
@@ -97,8 +98,7 @@ func AddEntries(link string, addrs []netip.Addr) error {
 func DelEntries(link string, addrs []netip.Addr) error {
 	l, err := netlink.LinkByName(link)
 	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
+		if links.NotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("interface %s: %w", link, err)
@@ -223,8 +223,7 @@ func RouteBack(link string, addr netip.Addr) error {
 func RoutesBack(link string, prefix netip.Prefix) ([]netip.Addr, error) {
 	l, err := netlink.LinkByName(link)
 	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
+		if links.NotFound(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("interface %s: %w", link, err)
