@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"reflect"
 	"sync"
 	"time"
@@ -32,6 +33,9 @@ type client struct {
 
 	renewNow  bool // a restored lease: Renew at once, whatever T1
 	releasing bool // the release channel is no more a reason to stop
+	// withdrawn is the prefix a server withdrew (NoBinding) while the
+	// client solicits another: the next one bound is a change from it.
+	withdrawn *netip.Prefix
 }
 
 var (
@@ -81,7 +85,7 @@ func (c *client) restore(l Lease, now time.Time) Lease {
 	if l.Current != nil && now.Before(l.Current.Valid) {
 		l.State = StateRenewing
 		c.renewNow = true
-		c.log.WithFields(logrus.Fields{"prefix": l.Current.Prefix, "valid": l.Current.Valid}).
+		c.log.WithFields(logrus.Fields{"prefix": l.Current.Prefix, "valid": stamp(l.Current.Valid)}).
 			Info("delegated prefix restored from the state file, renewing")
 		return l
 	}

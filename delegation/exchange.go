@@ -160,6 +160,7 @@ func (c *client) take(rep *dhcpv6.Message) bool {
 		next := demote(l, now)
 		next.State, next.Error = StateSoliciting, fmt.Sprintf("server %s delegated no prefix: %s", g.server, g.why())
 		if l.Current != nil {
+			c.withdrawn = &l.Current.Prefix
 			c.log.WithFields(logrus.Fields{"prefix": l.Current.Prefix, "server": g.server, "status": g.status}).
 				Info("delegated prefix withdrawn by the server, soliciting a new one")
 		}
@@ -169,8 +170,12 @@ func (c *client) take(rep *dhcpv6.Message) bool {
 	next, old := applyGrant(l, g, now, c.t.MinRenew)
 	next.State = StateBound
 	c.commit(next)
-	log := c.log.WithFields(logrus.Fields{"prefix": next.Current.Prefix, "preferred": next.Current.Preferred,
-		"valid": next.Current.Valid, "renew": next.Renew})
+	if w := c.withdrawn; w != nil && old == nil && *w != next.Current.Prefix {
+		old = &Prefix{Prefix: *w} // withdrawn, then another solicited: a change
+	}
+	c.withdrawn = nil
+	log := c.log.WithFields(logrus.Fields{"prefix": next.Current.Prefix, "preferred": stamp(next.Current.Preferred),
+		"valid": stamp(next.Current.Valid), "renew": stamp(next.Renew)})
 	switch {
 	case old != nil:
 		log.WithField("old", old.Prefix).Info("delegated prefix changed")
@@ -184,6 +189,7 @@ func (c *client) take(rep *dhcpv6.Message) bool {
 
 // lose drops the prefix held at the end of its valid lifetime.
 func (c *client) lose(l Lease) {
+	c.withdrawn = nil
 	c.log.WithField("prefix", l.Current.Prefix).Info("delegated prefix lost")
 	next := demote(l, time.Now())
 	next.State = StateSoliciting
@@ -214,3 +220,6 @@ func (c *client) sendRelease() {
 	}
 	log.Info("delegated prefix released")
 }
+
+// stamp formats t for the logs.
+func stamp(t time.Time) string { return t.Format(time.RFC3339) }

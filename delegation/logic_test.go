@@ -1,9 +1,11 @@
 package delegation
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,5 +203,29 @@ func TestRestore(t *testing.T) {
 	l = c.restore(rec, now.Add(3*time.Hour))
 	if l.State != StateSoliciting || l.Current != nil || c.renewNow || l.DUID != rec.DUID || l.IAID != 7 {
 		t.Errorf("restored after the valid lifetime: %+v, want soliciting with the same DUID/IAID", l)
+	}
+}
+
+// TestHoldRefusals: an uplink that does not exist is refused and nothing
+// is recorded; a Drop of what is not held is refused.
+func TestHoldRefusals(t *testing.T) {
+	db := state.NewMemory()
+	c := New(Config{DB: db, Log: testLog(t)})
+	defer c.Close()
+	_, err := c.Hold("dsnope0", "net1")
+	if err == nil || !strings.Contains(err.Error(), "dsnope0") || !strings.Contains(err.Error(), "existing interface") {
+		t.Errorf("Hold of a missing uplink: %v, want an error naming it and what to do", err)
+	}
+	if _, found, _ := loadRecord(db, "dsnope0"); found {
+		t.Error("record written for a refused Hold")
+	}
+	if _, ok := c.Lease("dsnope0"); ok || len(c.Leases()) != 0 {
+		t.Error("client runs after a refused Hold")
+	}
+	if _, err := c.Hold("", "net1"); err == nil {
+		t.Error("Hold of no uplink: no error")
+	}
+	if err := c.Drop("dsnope0", "net1"); !errors.Is(err, ErrNotHeld) {
+		t.Errorf("Drop of what is not held: %v, want ErrNotHeld", err)
 	}
 }
