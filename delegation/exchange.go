@@ -169,11 +169,18 @@ func (c *client) take(rep *dhcpv6.Message) bool {
 	}
 	next, old := applyGrant(l, g, now, c.t.MinRenew)
 	next.State = StateBound
-	c.commit(next)
 	if w := c.withdrawn; w != nil && old == nil && *w != next.Current.Prefix {
 		old = &Prefix{Prefix: *w} // withdrawn, then another solicited: a change
 	}
 	c.withdrawn = nil
+	c.logGrant(l, next, old) // before the change is seen, so that the log tells it first
+	c.commit(next)
+	return true
+}
+
+// logGrant logs what a Reply changed from l to next: bound, changed
+// (from old) or renewed.
+func (c *client) logGrant(l, next Lease, old *Prefix) {
 	log := c.log.WithFields(logrus.Fields{"prefix": next.Current.Prefix, "preferred": stamp(next.Current.Preferred),
 		"valid": stamp(next.Current.Valid), "renew": stamp(next.Renew)})
 	switch {
@@ -184,7 +191,6 @@ func (c *client) take(rep *dhcpv6.Message) bool {
 	default:
 		log.Debug("delegated prefix renewed")
 	}
-	return true
 }
 
 // lose drops the prefix held at the end of its valid lifetime.
