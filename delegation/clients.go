@@ -1,71 +1,16 @@
-// Package delegation is a DHCPv6 prefix delegation client (RFC 8415): one
-// client per host uplink, shared by every holder (network) that names the
-// uplink.
-//
-// A client solicits a prefix (IA_PD), requests it from the first server
-// that advertises one, renews it at T1 with that server, rebinds at T2 with
-// any server and loses it when its valid lifetime ends. A prefix that the
-// server replaces (or withdraws) moves to Stale, deprecated at once and
-// valid as long as last granted. The DUID, the IAID and the lease are kept
-// in the state file (bucket "delegation", key = uplink) at every change, so
-// that a restarted plugin takes up its lease again: a prefix still valid is
-// held at once and renewed at once.
 package delegation
 
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/internal/netns"
 	"github.com/dualstack-net/dualstack/state"
 )
-
-// Prefix is a delegated prefix with the ends of its lifetimes.
-type Prefix struct {
-	Prefix    netip.Prefix `json:"prefix"`
-	Preferred time.Time    `json:"preferred"` // end of the preferred lifetime
-	Valid     time.Time    `json:"valid"`     // end of the valid lifetime
-}
-
-// States of a client, as Lease.State shows them.
-const (
-	StateSoliciting = "soliciting"
-	StateRequesting = "requesting"
-	StateBound      = "bound"
-	StateRenewing   = "renewing"
-	StateRebinding  = "rebinding"
-	StateReleasing  = "releasing"
-)
-
-// Lease is what an uplink's client holds.
-type Lease struct {
-	Uplink  string    `json:"uplink"`
-	State   string    `json:"state"`             // soliciting, requesting, bound, renewing, rebinding, releasing
-	Current *Prefix   `json:"current,omitempty"` // delegated now; nil when none is held
-	Stale   []Prefix  `json:"stale,omitempty"`   // delegated before, no longer renewed, valid until their Valid
-	Renew   time.Time `json:"renew,omitempty"`   // T1: next Renew
-	Rebind  time.Time `json:"rebind,omitempty"`  // T2
-	Server  string    `json:"server,omitempty"`  // server DUID, hex
-	DUID    string    `json:"duid"`              // ours, hex
-	IAID    uint32    `json:"iaid"`
-	Error   string    `json:"error,omitempty"` // the last problem, e.g. "no server answered 4 Solicits since 12:00:01"
-}
-
-// clone returns a copy of l that shares no memory with it.
-func (l Lease) clone() Lease {
-	if l.Current != nil {
-		c := *l.Current
-		l.Current = &c
-	}
-	l.Stale = slices.Clone(l.Stale)
-	return l
-}
 
 // Config configures the clients.
 type Config struct {
