@@ -279,7 +279,7 @@ func (d *Driver) delegatedDown(n *network) error {
 	if uplink == "" || d.cfg.Delegations == nil {
 		return nil
 	}
-	if err := d.cfg.Delegations.Drop(uplink, n.ID); err != nil {
+	if err := d.cfg.Delegations.Drop(uplink, n.ID); err != nil && !errors.Is(err, delegation.ErrNotHeld) {
 		return fmt.Errorf("delegated_prefix=%s: %w", uplink, err)
 	}
 	if len(d.delegatedNetworks(uplink, n)) == 0 {

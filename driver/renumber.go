@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/dualstack-net/dualstack/delegation"
 )
 
@@ -76,9 +74,9 @@ func (d *Driver) takeLease(uplink string) {
 	if !ok || len(nets) == 0 {
 		return
 	}
+	// The clients log the lease's changes; the driver, the networks'.
 	old := d.leases[uplink]
 	d.leases[uplink] = l
-	logLease(d.log.WithField("uplink", uplink), old, l)
 	for _, n := range nets {
 		d.renumber(n, old)
 	}
@@ -87,31 +85,6 @@ func (d *Driver) takeLease(uplink string) {
 		d.log.WithError(err).WithField("uplink", uplink).Warn("apply the firewall to the delegated prefix's addresses (the firewall follower tries again)")
 	}
 	d.writePrefixStatus()
-}
-
-// logLease says at info what changed of the prefix delegated on uplink.
-func logLease(log logrus.FieldLogger, old, l delegation.Lease) {
-	switch {
-	case l.Current == nil && old.Current != nil:
-		log.WithField("prefix", old.Current.Prefix).WithField("error", l.Error).Warn("delegated prefix lost: containers keep their other addresses; the old global ones are deprecated until their valid lifetime ends")
-	case l.Current == nil:
-		return
-	case old.Current == nil || old.Current.Prefix != l.Current.Prefix:
-		log = log.WithField("prefix", l.Current.Prefix).WithField("preferred", until(l.Current.Preferred)).
-			WithField("valid", until(l.Current.Valid)).WithField("renew", until(l.Renew))
-		if old.Current != nil {
-			log.WithField("old", old.Current.Prefix).Info("delegated prefix changed: containers renumbered, the old addresses deprecated")
-		} else {
-			log.Info("delegated prefix bound")
-		}
-	default:
-		log.WithField("prefix", l.Current.Prefix).WithField("valid", until(l.Current.Valid)).WithField("renew", until(l.Renew)).Debug("delegated prefix renewed")
-	}
-}
-
-// until is the time left until t, in whole seconds.
-func until(t time.Time) time.Duration {
-	return max(time.Until(t), 0).Round(time.Second)
 }
 
 // renumber puts n's global addresses, with the lifetimes of their
