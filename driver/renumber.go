@@ -77,6 +77,12 @@ func (d *Driver) takeLease(uplink string) {
 	// The clients log the lease's changes; the driver, the networks'.
 	old := d.leases[uplink]
 	d.leases[uplink] = l
+	if samePrefixes(old, l) {
+		// Only the client's state or its last problem changed (each
+		// Solicit unanswered): nothing to renumber.
+		d.writePrefixStatus()
+		return
+	}
 	for _, n := range nets {
 		d.renumber(n, old)
 	}
@@ -85,6 +91,15 @@ func (d *Driver) takeLease(uplink string) {
 		d.log.WithError(err).WithField("uplink", uplink).Warn("apply the firewall to the delegated prefix's addresses (the firewall follower tries again)")
 	}
 	d.writePrefixStatus()
+}
+
+// samePrefixes reports whether a and b hold the same prefixes with the
+// same lifetimes.
+func samePrefixes(a, b delegation.Lease) bool {
+	if (a.Current == nil) != (b.Current == nil) || (a.Current != nil && *a.Current != *b.Current) {
+		return false
+	}
+	return slices.Equal(a.Stale, b.Stale)
 }
 
 // renumber puts n's global addresses, with the lifetimes of their
