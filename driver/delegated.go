@@ -215,6 +215,13 @@ func (d *Driver) delegatedParts(n *network, now time.Time) []timedPart {
 	return out
 }
 
+// changingPrefix reports whether n's containers get addresses in
+// prefixes that change (its parts): those of a delegated prefix, or of
+// its link's other on-link /64s.
+func (n *network) changingPrefix() bool {
+	return n.Options.Delegated != "" || n.Options.NDPProxy != ""
+}
+
 // hostPart is the address of ep whose host part its global addresses
 // take: the one in n's first IPv6 subnet.
 func hostPart(n *network, ep *endpoint) (netip.Addr, bool) {
@@ -359,7 +366,7 @@ func (d *Driver) delegatedRestore() {
 // ep's global addresses (firewall.Port.Also).
 func (d *Driver) routedPorts(ep *endpoint, now time.Time) []firewall.Port {
 	n := d.networks[ep.NetworkID]
-	if n == nil || (n.Options.Delegated == "" && n.Options.NDPProxy == "") || len(ep.Published) == 0 {
+	if n == nil || !n.changingPrefix() || len(ep.Published) == 0 {
 		return ep.Published
 	}
 	var also []netip.Addr

@@ -335,7 +335,7 @@ func (j *joins) watch(log logrus.FieldLogger, ns sandboxkey.Namespace, n *networ
 				link, err = waitResumed(ctx, tok, nsPath, match)
 			}
 		}
-		if err == nil && len(extra) > 0 {
+		if err == nil && (len(extra) > 0 || n.changingPrefix()) {
 			err = enableIPv6(nsPath, link.Attrs().Index)
 		}
 		if err == nil {

@@ -148,7 +148,7 @@ func (d *Driver) joinGlobals(id string) error {
 		return nil
 	}
 	n := d.networks[ep.NetworkID]
-	if n == nil || (n.Options.Delegated == "" && n.Options.NDPProxy == "") {
+	if n == nil || !n.changingPrefix() {
 		return nil
 	}
 	return d.setGlobals(n, ep, time.Now())
