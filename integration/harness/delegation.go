@@ -233,6 +233,9 @@ func (d *Delegation) Leases(t testing.TB) []KeaLease {
 	var out []KeaLease
 	index := map[netip.Prefix]int{}
 	for _, r := range recs[1:] {
+		if len(r) < len(recs[0]) { // a line Kea is writing
+			continue
+		}
 		if r[col["lease_type"]] != "2" { // 2: IA_PD
 			continue
 		}
