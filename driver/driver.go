@@ -25,9 +25,11 @@ import (
 
 	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/bgp"
+	"github.com/dualstack-net/dualstack/delegation"
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/firewall"
+	"github.com/dualstack-net/dualstack/internal/netns"
 	"github.com/dualstack-net/dualstack/kernel"
 	"github.com/dualstack-net/dualstack/ndp"
 	"github.com/dualstack-net/dualstack/routes"
@@ -64,6 +66,12 @@ type Config struct {
 	// Screens probe the links of ndp_proxy networks, shared with the IPAM
 	// driver; nil makes the driver's own.
 	Screens *ndp.Screens
+	// Delegations are the DHCPv6 prefix-delegation clients of
+	// delegated_prefix networks; nil: such networks are refused.
+	Delegations Delegations
+	// StateDir, when set, is where the driver writes the delegated
+	// prefixes' status file (PrefixStatusFile).
+	StateDir string
 }
 
 // Firewall programs the packet filter (see package firewall).
@@ -110,6 +118,15 @@ type Driver struct {
 	links hostLinks
 	// reserved holds the host ports each endpoint publishes.
 	reserved map[string][]*portmap.Reservation
+	// leases are the delegated_prefix uplinks' leases as the driver took
+	// them up last (renumber.go).
+	leases map[string]delegation.Lease
+	// leaseMu guards the uplinks whose leases changed since followLeases
+	// took them up, and the channel that wakes it (nil once closed); a
+	// leaf.
+	leaseMu      sync.Mutex
+	leaseDirty   map[string]bool
+	leaseChanged chan struct{}
 }
 
 var _ api.Driver = (*Driver)(nil)
@@ -124,15 +141,21 @@ func New(cfg Config) (*Driver, error) {
 // behind them).
 func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 	d := &Driver{
-		planes:    planes,
-		cfg:       cfg,
-		log:       cfg.Log,
-		networks:  map[string]*network{},
-		endpoints: map[string]*endpoint{},
-		joins:     newJoins(),
-		reserved:  map[string][]*portmap.Reservation{},
-		filter:    &firewall.Order{},
+		planes:       planes,
+		cfg:          cfg,
+		log:          cfg.Log,
+		networks:     map[string]*network{},
+		endpoints:    map[string]*endpoint{},
+		joins:        newJoins(),
+		reserved:     map[string][]*portmap.Reservation{},
+		filter:       &firewall.Order{},
+		leases:       map[string]delegation.Lease{},
+		leaseDirty:   map[string]bool{},
+		leaseChanged: make(chan struct{}, 1),
 	}
+	d.joins.configured = d.joinGlobals
+	wake := d.leaseChanged
+	netns.Go(func() { d.followLeases(wake) })
 	if err := cfg.DB.View(func(tx state.Tx) error {
 		_, err := get(tx, bucketMeta, keyForwardDrop, &d.dropped)
 		return err

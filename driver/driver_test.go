@@ -34,14 +34,20 @@ type harness struct {
 	disk *refusingDisk
 	book *addrbook.Book
 	d    *Driver
+	// config, when set, changes the driver's configuration at each open.
+	config func(*Config)
 }
 
 // newHarness starts the drivers in a throwaway namespace standing for a
 // host freshly booted: forwarding off in both families, whatever the
 // namespace inherited from the machine's own settings (ip_forward is 1
 // where Docker runs), so that the tests see what dualstack turns on.
-func newHarness(t testing.TB) *harness {
-	h := &harness{t: t, host: netnstest.New(t), dir: t.TempDir()}
+func newHarness(t testing.TB) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith is newHarness with config changing the driver's
+// configuration.
+func newHarnessWith(t testing.TB, config func(*Config)) *harness {
+	h := &harness{t: t, host: netnstest.New(t), dir: t.TempDir(), config: config}
 	h.host.ForwardingOff(t)
 	h.open()
 	t.Cleanup(func() { h.db.Close() })
@@ -82,7 +88,11 @@ func (h *harness) open() {
 		if err != nil {
 			return err
 		}
-		h.d, err = New(Config{DB: h.disk, Book: h.book, Log: quiet(), UplinkAcceptRA: true, ForwardDrop: true, Firewall: firewall.New(firewall.BackendNFT)})
+		cfg := Config{DB: h.disk, Book: h.book, Log: quiet(), UplinkAcceptRA: true, ForwardDrop: true, Firewall: firewall.New(firewall.BackendNFT)}
+		if h.config != nil {
+			h.config(&cfg)
+		}
+		h.d, err = New(cfg)
 		return err
 	})
 	h.d.ResumeJoins() // as the plugin does once it serves

@@ -27,13 +27,17 @@ import (
 // on. The driver's lock is held.
 func (d *Driver) firewallState() firewall.State {
 	var s firewall.State
+	now := time.Now()
 	for _, n := range d.networks {
 		if fn, ok := d.plane(n).filter(n); ok {
+			for _, t := range d.parts(n, now) {
+				fn.Subnets = append(fn.Subnets, t.Part)
+			}
 			s.Networks = append(s.Networks, fn)
 		}
 	}
 	for _, ep := range d.endpoints {
-		s.Ports = append(s.Ports, ep.Published...)
+		s.Ports = append(s.Ports, d.routedPorts(ep, now)...)
 	}
 	if d.cfg.ForwardDrop && len(d.dropped) > 0 {
 		s.ForwardDrop = maps.Clone(d.dropped)

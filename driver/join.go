@@ -233,6 +233,10 @@ type joins struct {
 	// grace and connectivity are reachGrace and connectivityWait; tests
 	// shorten them.
 	grace, connectivity time.Duration
+	// configured, when set, finishes the container side of an endpoint
+	// (by ID) once its interface is configured: the global addresses of
+	// delegated_prefix networks (Driver.joinGlobals).
+	configured func(id string) error
 }
 
 // configureFunc configures the container's interface (see
@@ -345,6 +349,9 @@ func (j *joins) watch(log logrus.FieldLogger, ns sandboxkey.Namespace, n *networ
 				}
 				time.Sleep(time.Millisecond)
 			}
+		}
+		if err == nil && j.configured != nil {
+			err = j.configured(ep.ID)
 		}
 		p.err = err
 		close(p.done)

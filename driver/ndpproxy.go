@@ -10,7 +10,6 @@ import (
 	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/internal/links"
 	"github.com/dualstack-net/dualstack/internal/netns"
-	"github.com/dualstack-net/dualstack/kernel"
 	"github.com/dualstack-net/dualstack/ndp"
 	"github.com/dualstack-net/dualstack/state"
 )
@@ -52,16 +51,8 @@ func (d *Driver) checkNDP(n *network) error {
 	if link == "" {
 		return nil
 	}
-	l, err := netlink.LinkByName(link)
-	if err != nil {
-		return fmt.Errorf("ndp_proxy=%s: there is no interface %s on the host: name the interface that holds the on-link IPv6 prefix (see ip -6 addr)", link, link)
-	}
-	all, err := kernel.Links()
-	if err != nil {
+	if err := checkUplink(optNDPProxy, link, "name the interface that holds the on-link IPv6 prefix (see ip -6 addr)"); err != nil {
 		return err
-	}
-	if links.Owner(l) != "" || kernel.ContainerBridge(l, all) {
-		return fmt.Errorf("ndp_proxy=%s: %s is the bridge of a container network (Docker's or dualstack's), not an uplink: name the interface that holds the on-link IPv6 prefix", link, link)
 	}
 	onLink, err := ndp.OnLink(link)
 	if err != nil {

@@ -136,6 +136,9 @@ func (d *Driver) createNetwork(n *network) (err error) {
 	if err := d.checkNDP(n); err != nil {
 		return err
 	}
+	if err := d.checkDelegated(n); err != nil {
+		return err
+	}
 	host, err := checkHost(n, plane.lan(n))
 	if err != nil {
 		return err
@@ -176,6 +179,11 @@ func (d *Driver) createNetwork(n *network) (err error) {
 	if err := d.ndpUp(n, true); err != nil {
 		return err
 	}
+	undo.add(func() { _ = d.delegatedDown(n) })
+	if err := d.delegatedUp(n); err != nil {
+		return err
+	}
+	defer d.writePrefixStatus()
 	return save(d.cfg.DB, "network "+n.ID, func(tx state.Tx) error { return put(tx, bucketNetworks, n.ID, n) })
 }
 
@@ -276,6 +284,10 @@ func (d *Driver) deleteNetwork(n *network) error {
 	if err := d.ndpDown(n); err != nil {
 		return err
 	}
+	if err := d.delegatedDown(n); err != nil {
+		return err
+	}
+	defer d.writePrefixStatus()
 	if err := d.plane(n).deleteNetwork(n, d.networks); errors.Is(err, links.ErrNotOwned) {
 		// Ours is gone; the name is somebody else's now.
 		d.log.WithField("network", short(n.ID)).WithError(err).Warn("network deleted; a link of its name that is not its own is left alone")

@@ -42,6 +42,9 @@ const (
 	optClusterRoute = "cluster_routes"
 	optAnnounce     = "announce"
 	optNDPProxy     = "ndp_proxy"
+	optDelegated    = "delegated_prefix"
+	// optDelegatedSubnet is the network's subnet ID in the prefix.
+	optDelegatedSubnet = "delegated_subnet"
 )
 
 // IPv6 modes: routed (the default; containers' IPv6 addresses are used as
@@ -109,6 +112,14 @@ type netOptions struct {
 	// containers' addresses, the neighbour solicitations of IF's link:
 	// the network's IPv6 subnets are parts of IF's on-link prefix.
 	NDPProxy string `json:"ndpProxy,omitempty"`
+
+	// Delegated (delegated_prefix=IF, bridge) gives the network a /64 of
+	// the prefix IF's router delegates by DHCPv6, and each container a
+	// global address in it (delegated.go). DelegatedSubnet is the
+	// network's subnet ID in the prefix as given, in decimal; "" when not
+	// given (the network's DelegatedID is the ID chosen then).
+	Delegated       string `json:"delegated,omitempty"`
+	DelegatedSubnet string `json:"delegatedSubnet,omitempty"`
 }
 
 // ra is how containers handle router advertisements.
@@ -256,6 +267,7 @@ func conflicts(o netOptions) []string {
 		errs = append(errs, "cluster=NAME: an --internal network reaches nothing outside its host, so it cannot span hosts; drop one of the two")
 	}
 	errs = append(errs, ndpConflicts(o)...)
+	errs = append(errs, delegatedConflicts(o)...)
 	if o.IPv6 && o.MTU != 0 && o.MTU >= 68 {
 		if err := validate.MTU(o.MTU, true); err != nil {
 			errs = append(errs, fmt.Sprintf("mtu=%d: IPv6 needs an MTU of at least 1280", o.MTU))

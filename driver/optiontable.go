@@ -143,6 +143,24 @@ var optionTable = []option{{
 	values: "a host interface with an on-link IPv6 prefix (e.g. a VPS's `eth0`)", def: "none; set by itself with `--ipam-opt ndp_proxy=IF`",
 	help: "the host answers on IF's link for the containers' IPv6 addresses, which lie in IF's on-link prefix (a VPS's /64): containers get public IPv6 with no routed subnet. The subnets must be parts of that prefix, smaller than it. Refused with `--internal`, `ipv6_mode=nat`, `cluster`, `announce` ([ndp-proxy.md](ndp-proxy.md))",
 }, {
+	key: optDelegated, modes: []string{ModeBridge},
+	parse:  func(o *netOptions, v string) error { o.Delegated = v; return nil },
+	check:  func(o *netOptions) error { return validate.InterfaceName(o.Delegated) },
+	values: "a host interface whose router delegates prefixes by DHCPv6 (e.g. `eth0`)", def: "none",
+	help: "the plugin asks IF's router for a prefix by DHCPv6 prefix delegation (one client per interface) and gives the network a /64 of it: each container gets, besides its addresses in the network's subnets (a ULA subnet, say), a global address in that /64 with the host part of its address in the network's first IPv6 subnet, renumbered when the prefix changes. The IPv6 subnets must be /64 or smaller. Refused with `--internal`, `ipv6_mode=nat`, `cluster`, `announce`, `ndp_proxy` ([delegated-prefix.md](delegated-prefix.md))",
+}, {
+	key: optDelegatedSubnet, modes: []string{ModeBridge}, needs: optDelegated,
+	parse: func(o *netOptions, v string) error {
+		id, err := strconv.ParseUint(v, 0, 32)
+		if err != nil {
+			return errors.New("want a subnet ID: a number, decimal or 0x-hexadecimal (0x1a)")
+		}
+		o.DelegatedSubnet = strconv.FormatUint(id, 10)
+		return nil
+	},
+	values: "a number, decimal or `0x` hexadecimal", def: "the lowest free from 1, kept",
+	help: "the network's subnet ID in the delegated prefix: its /64 is the prefix with these bits after it (with a /56, `0x1a` gives `…:xx1a::/64`); by default the lowest that no other network on the interface has, chosen at creation and kept across restarts and prefix changes",
+}, {
 	key: optParent, modes: []string{ModeMacvlan},
 	parse:  func(o *netOptions, v string) error { o.Parent = v; return nil },
 	check:  func(o *netOptions) error { return validate.InterfaceName(o.Parent) },
@@ -218,7 +236,8 @@ var optionTable = []option{{
 var modeListing = map[string][]string{
 	ModeBridge: {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq,
 		optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker,
-		optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute, optAnnounce, optNDPProxy},
+		optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute, optAnnounce, optNDPProxy,
+		optDelegated, optDelegatedSubnet},
 	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA,
 		optHostOverlap, optCluster, optHostBlock4, optHostBlock6},
 }

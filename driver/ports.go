@@ -181,6 +181,12 @@ func (d *Driver) reservePublished(ep *endpoint) error {
 // the state stay for the next start (which resumes unfinished joins).
 func (d *Driver) Close() {
 	d.joins.cancelAll()
+	d.leaseMu.Lock()
+	if d.leaseChanged != nil {
+		close(d.leaseChanged)
+		d.leaseChanged = nil
+	}
+	d.leaseMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, rs := range d.reserved {

@@ -67,6 +67,7 @@ func (d *Driver) reconcile() {
 	}
 	d.forgetGone(links)
 	d.ndpRestore()
+	d.delegatedRestore()
 	endpointsDone := time.Now()
 	if err == nil {
 		d.removeOrphans(links)

@@ -46,6 +46,9 @@ type network struct {
 	// HostAddrs are addresses the host itself has in the network's
 	// subnets, held in its pools so that no container gets one.
 	HostAddrs []extraAddr `json:"hostAddrs,omitempty"`
+	// DelegatedID (delegated_prefix) is the network's subnet ID in the
+	// delegated prefix, given or chosen at creation.
+	DelegatedID uint64 `json:"delegatedID,omitempty"`
 
 	// blockGateways (a routed cluster network) are the gateways of the
 	// blocks the host holds, with the blocks' lengths: the bridge's

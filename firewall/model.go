@@ -123,6 +123,11 @@ type Port struct {
 	HostPort      uint16     `json:"hostPort"`
 	Container     netip.Addr `json:"container"`
 	ContainerPort uint16     `json:"containerPort"`
+	// Also are the container's other routed IPv6 addresses (the global
+	// addresses of a delegated prefix): a port published without a host
+	// address on a routed IPv6 network is reached directly at each of
+	// them too. Not recorded: the driver sets them for each apply.
+	Also []netip.Addr `json:"-"`
 }
 
 // Family is the family of the port's container address.

@@ -163,6 +163,11 @@ func (r ruleSet) ports(s State, ports []Port, f Family) {
 		}
 		if m := portMatch(p); direct[m] {
 			r.add(ChainAllow, m, "-j", "ACCEPT")
+			for _, a := range p.Also {
+				q := p
+				q.Container = a
+				r.add(ChainAllow, portMatch(q), "-j", "ACCEPT")
+			}
 		} else {
 			r.add(ChainAllow, m, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT")
 		}

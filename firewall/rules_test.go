@@ -105,6 +105,22 @@ func TestGoldenOnLink(t *testing.T) {
 	golden(t, "onlink.restore", restoreFiles(State{Networks: []Network{n}, Ports: publish(n.Bridge)}, nil))
 }
 
+// TestGoldenDelegated: a delegated_prefix network: its /64 of the
+// delegated prefix is one of its subnets, and a port published on every
+// host address is reached directly at the container's global address too
+// (Port.Also), one published on a host address only through it.
+func TestGoldenDelegated(t *testing.T) {
+	global := netip.MustParsePrefix("2001:db8:100:1::/64")
+	n := Network{Bridge: "ds-delegated", Subnets: []netip.Prefix{subnet4, subnet6a, global}, ICC: true, Masquerade4: true}
+	ports := publish(n.Bridge)
+	for i := range ports {
+		if ports[i].Family() == IPv6 {
+			ports[i].Also = []netip.Addr{netip.MustParseAddr("2001:db8:100:1::2")}
+		}
+	}
+	golden(t, "delegated.restore", restoreFiles(State{Networks: []Network{n}, Ports: ports}, nil))
+}
+
 // restoreFiles is what Apply feeds iptables-restore and ip6tables-restore
 // for s on host sv (the same for each family), as one text.
 func restoreFiles(s State, sv map[Family]saved) string {

@@ -3,6 +3,7 @@ package kernel
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -54,4 +55,22 @@ func Prefix(n *net.IPNet) (netip.Prefix, bool) {
 	}
 	ones, _ := n.Mask.Size()
 	return netip.PrefixFrom(ip.Unmap(), ones).Masked(), true
+}
+
+// ReplaceTimed puts p on link with the given lifetimes, added or with
+// those lifetimes replaced (IPv6: without duplicate address detection): a
+// preferred lifetime of 0 deprecates it, and the kernel removes it when
+// valid ends. Lifetimes are rounded up to whole seconds.
+func ReplaceTimed(link netlink.Link, p netip.Prefix, preferred, valid time.Duration) error {
+	a := NetlinkAddr(p)
+	a.PreferedLft = seconds(preferred)
+	a.ValidLft = max(seconds(valid), 1)
+	return netlink.AddrReplace(link, a)
+}
+
+func seconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Second - 1) / time.Second)
 }

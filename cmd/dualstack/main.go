@@ -46,6 +46,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "prefixes" {
+		if err := prefixesCommand(os.Args[2:], os.Stdout, time.Now()); err != nil {
+			fmt.Fprintln(os.Stderr, "dualstack prefixes:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(log); err != nil {
 		log.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -240,6 +241,39 @@ func RemoveAddresses(nsPath string, match InterfaceMatch, addrs []netip.Prefix) 
 	}
 	if err != nil {
 		return fmt.Errorf("sandbox %s: remove addresses from %s: %w", nsPath, match, err)
+	}
+	return nil
+}
+
+// Timed is an address with lifetimes (see SetTimed).
+type Timed struct {
+	Prefix           netip.Prefix
+	Preferred, Valid time.Duration
+}
+
+// SetTimed puts addrs on the interface match describes in the namespace
+// at nsPath, each with its lifetimes (kernel.ReplaceTimed): added where
+// missing, lifetimes replaced where present. A preferred lifetime of 0
+// deprecates an address; the kernel removes it when its valid lifetime
+// ends.
+func SetTimed(nsPath string, match InterfaceMatch, addrs []Timed) error {
+	if err := match.validate(); err != nil {
+		return err
+	}
+	err := netns.Do(nsPath, func() error {
+		link, err := find(match)
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if err := kernel.ReplaceTimed(link, a.Prefix, a.Preferred, a.Valid); err != nil {
+				return fmt.Errorf("interface %s: put address %s: %w", link.Attrs().Name, a.Prefix, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox %s: set addresses of %s: %w", nsPath, match, err)
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ var layers = [][]string{
 	// Components, and the pieces the driver and the IPAM are made of.
 	{"firewall", "routes", "cluster", "cluster/clustertest", "bgp",
 		"driver/bridge", "driver/macvlan", "driver/sandbox", "driver/sandboxkey", "driver/portmap",
-		"addrbook/allocator", "ndp"},
+		"addrbook/allocator", "ndp", "delegation"},
 	// The one address book.
 	{"addrbook"},
 	// Docker's two APIs as adapters, and the settings that configure them.

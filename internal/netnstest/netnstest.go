@@ -238,6 +238,11 @@ type Addr struct {
 	NoDAD     bool   `json:"nodad"`
 	Tentative bool   `json:"tentative"`
 	DADFailed bool   `json:"dadfailed"`
+	// Deprecated: the preferred lifetime ended; Valid and Preferred are
+	// the lifetimes left in seconds (4294967295: forever).
+	Deprecated bool   `json:"deprecated"`
+	Valid      uint32 `json:"valid_life_time"`
+	Preferred  uint32 `json:"preferred_life_time"`
 }
 
 // Prefix returns the address with its prefix length.

@@ -1,0 +1,237 @@
+package driver
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/dualstack-net/dualstack/delegation"
+	"github.com/dualstack-net/dualstack/driver/sandbox"
+)
+
+// Renumbering (see delegated.go): the clients report each change of a
+// lease (PrefixChanged); a goroutine of the driver's (followLeases) takes
+// the uplink's lease as it is then, and, under the driver's lock, puts
+// the global addresses with their lifetimes on the bridges and in the
+// running containers, the routes and the firewall in step, and writes
+// the status file.
+
+// PrefixChanged tells the driver that uplink's lease changed (the
+// clients' OnChange). It never waits for the driver's lock: the lease is
+// taken up on the driver's own goroutine.
+func (d *Driver) PrefixChanged(l delegation.Lease) {
+	d.leaseMu.Lock()
+	defer d.leaseMu.Unlock()
+	if d.leaseChanged == nil {
+		return // closed
+	}
+	d.leaseDirty[l.Uplink] = true
+	select {
+	case d.leaseChanged <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// followLeases takes up the changed leases until Close.
+func (d *Driver) followLeases(wake <-chan struct{}) {
+	for range wake {
+		d.leaseMu.Lock()
+		dirty := d.leaseDirty
+		d.leaseDirty = map[string]bool{}
+		d.leaseMu.Unlock()
+		for uplink := range dirty {
+			d.takeLease(uplink)
+		}
+	}
+}
+
+// takeLease renumbers the networks on uplink after its lease.
+func (d *Driver) takeLease(uplink string) {
+	if d.cfg.Delegations == nil {
+		return
+	}
+	l, ok := d.cfg.Delegations.Lease(uplink)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	nets := d.delegatedNetworks(uplink, nil)
+	if !ok || len(nets) == 0 {
+		return
+	}
+	old := d.leases[uplink]
+	d.leases[uplink] = l
+	logLease(d.log.WithField("uplink", uplink), old, l)
+	for _, n := range nets {
+		d.renumber(n, old)
+	}
+	d.delegatedRoutes()
+	if err := d.applyFirewall(nil); err != nil {
+		d.log.WithError(err).WithField("uplink", uplink).Warn("apply the firewall to the delegated prefix's addresses (the firewall follower tries again)")
+	}
+	d.writePrefixStatus()
+}
+
+// logLease says at info what changed of the prefix delegated on uplink.
+func logLease(log logrus.FieldLogger, old, l delegation.Lease) {
+	switch {
+	case l.Current == nil && old.Current != nil:
+		log.WithField("prefix", old.Current.Prefix).WithField("error", l.Error).Warn("delegated prefix lost: containers keep their other addresses; the old global ones are deprecated until their valid lifetime ends")
+	case l.Current == nil:
+		return
+	case old.Current == nil || old.Current.Prefix != l.Current.Prefix:
+		log = log.WithField("prefix", l.Current.Prefix).WithField("preferred", until(l.Current.Preferred)).
+			WithField("valid", until(l.Current.Valid)).WithField("renew", until(l.Renew))
+		if old.Current != nil {
+			log.WithField("old", old.Current.Prefix).Info("delegated prefix changed: containers renumbered, the old addresses deprecated")
+		} else {
+			log.Info("delegated prefix bound")
+		}
+	default:
+		log.WithField("prefix", l.Current.Prefix).WithField("valid", until(l.Current.Valid)).WithField("renew", until(l.Renew)).Debug("delegated prefix renewed")
+	}
+}
+
+// until is the time left until t, in whole seconds.
+func until(t time.Time) time.Duration {
+	return max(time.Until(t), 0).Round(time.Second)
+}
+
+// renumber puts n's global addresses, with the lifetimes of their
+// prefixes, on its bridge and in each of its running containers. The
+// driver's lock is held.
+func (d *Driver) renumber(n *network, old delegation.Lease) {
+	d.bridgeGlobals(n)
+	now := time.Now()
+	done := 0
+	for _, ep := range d.endpoints {
+		if ep.NetworkID != n.ID || ep.Sandbox == "" {
+			continue
+		}
+		if err := d.setGlobals(n, ep, now); err != nil {
+			// A join still under way puts them in place itself.
+			d.log.WithField("endpoint", short(ep.ID)).WithError(err).Debug("put the global addresses in the container")
+			continue
+		}
+		done++
+	}
+	l := d.leases[n.Options.Delegated]
+	if l.Current != nil && (old.Current == nil || old.Current.Prefix != l.Current.Prefix) {
+		parts := d.parts(n, now)
+		if len(parts) > 0 && parts[0].Prefix.Prefix == l.Current.Prefix {
+			d.log.WithField("network", short(n.ID)).WithField("subnet", parts[0].Part).WithField("containers", done).Info("network renumbered")
+		} else {
+			d.log.WithField("network", short(n.ID)).WithField("prefix", l.Current.Prefix).Warnf("subnet ID %d does not fit in the delegated prefix, which has %s: the network's containers get no global address; recreate the network with -o delegated_subnet one that fits", n.DelegatedID, idRange(l.Current.Prefix))
+		}
+	}
+}
+
+// setGlobals puts ep's global addresses in its container. The driver's
+// lock is held.
+func (d *Driver) setGlobals(n *network, ep *endpoint, now time.Time) error {
+	addrs := d.globals(n, ep, now)
+	if len(addrs) == 0 {
+		return nil
+	}
+	mac, err := net.ParseMAC(ep.MAC)
+	if err != nil {
+		return err
+	}
+	ns, err := d.sandboxes.Resolve(ep.Sandbox, 0)
+	if err != nil {
+		return err
+	}
+	return sandbox.SetTimed(ns.Path, sandbox.InterfaceMatch{MAC: mac}, addrs)
+}
+
+// joinGlobals puts the global addresses of endpoint id in its container
+// once its join configured the interface (joins.configured): under the
+// driver's lock, so that a renumbering meanwhile is never undone.
+func (d *Driver) joinGlobals(id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ep, ok := d.endpoints[id]
+	if !ok || ep.Sandbox == "" {
+		return nil
+	}
+	n := d.networks[ep.NetworkID]
+	if n == nil || n.Options.Delegated == "" {
+		return nil
+	}
+	return d.setGlobals(n, ep, time.Now())
+}
+
+// PrefixStatus is what the status file (STATE_DIR/prefixes.json) holds:
+// each uplink's lease and each delegated_prefix network's /64s. The
+// `dualstack prefixes` command prints it.
+type PrefixStatus struct {
+	Written  time.Time          `json:"written"`
+	Uplinks  []delegation.Lease `json:"uplinks"`
+	Networks []NetworkPrefixes  `json:"networks"`
+}
+
+// NetworkPrefixes are a network's /64s of its uplink's prefixes.
+type NetworkPrefixes struct {
+	Network  string `json:"network"`
+	Bridge   string `json:"bridge"`
+	Uplink   string `json:"uplink"`
+	SubnetID uint64 `json:"subnetID"`
+	// Current is the /64 of the prefix delegated now; Deprecated those of
+	// prefixes delegated before, until their valid lifetimes end.
+	Current    *delegation.Prefix  `json:"current,omitempty"`
+	Deprecated []delegation.Prefix `json:"deprecated,omitempty"`
+}
+
+// prefixStatus is the status now. The driver's lock is held.
+func (d *Driver) prefixStatus() PrefixStatus {
+	now := time.Now()
+	s := PrefixStatus{Written: now.UTC()}
+	for _, l := range d.leases {
+		s.Uplinks = append(s.Uplinks, l)
+	}
+	sort.Slice(s.Uplinks, func(i, j int) bool { return s.Uplinks[i].Uplink < s.Uplinks[j].Uplink })
+	for _, n := range d.networks {
+		if n.Options.Delegated == "" {
+			continue
+		}
+		np := NetworkPrefixes{Network: n.ID, Bridge: n.Options.Bridge, Uplink: n.Options.Delegated, SubnetID: n.DelegatedID}
+		for _, t := range d.parts(n, now) {
+			p := delegation.Prefix{Prefix: t.Part, Preferred: now.Add(t.Preferred), Valid: t.Prefix.Valid}
+			if t.Preferred > 0 && np.Current == nil {
+				np.Current = &p
+			} else {
+				np.Deprecated = append(np.Deprecated, p)
+			}
+		}
+		s.Networks = append(s.Networks, np)
+	}
+	slices.SortFunc(s.Networks, func(a, b NetworkPrefixes) int { return strings.Compare(a.Network, b.Network) })
+	return s
+}
+
+// PrefixStatusFile is the status file's name in the state directory.
+const PrefixStatusFile = "prefixes.json"
+
+// writePrefixStatus writes the status file, whole (a rename), when the
+// driver has one. The driver's lock is held.
+func (d *Driver) writePrefixStatus() {
+	if d.cfg.StateDir == "" {
+		return
+	}
+	data, err := json.MarshalIndent(d.prefixStatus(), "", "  ")
+	if err == nil {
+		path := filepath.Join(d.cfg.StateDir, PrefixStatusFile)
+		tmp := path + ".tmp"
+		if err = os.WriteFile(tmp, append(data, '\n'), 0o644); err == nil {
+			err = os.Rename(tmp, path)
+		}
+	}
+	if err != nil {
+		d.log.WithError(err).Warn("write the delegated prefixes' status file")
+	}
+}
