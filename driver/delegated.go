@@ -167,29 +167,41 @@ func subnet64(p netip.Prefix, id uint64) (netip.Prefix, bool) {
 	return netip.PrefixFrom(netip.AddrFrom16(a), 64), true
 }
 
-// withHost is the address of the /64 part with the host part (the low 64
-// bits) of a, as a /64.
+// withHost is the address of part (a /64, or a part of one) with the
+// host part (the low 64 bits) of a, with part's length.
 func withHost(part netip.Prefix, a netip.Addr) netip.Prefix {
 	p, h := part.Addr().As16(), a.As16()
 	copy(p[8:], h[8:])
-	return netip.PrefixFrom(netip.AddrFrom16(p), 64)
+	return netip.PrefixFrom(netip.AddrFrom16(p), part.Bits())
 }
 
-// timedPart is one of a network's /64s with the lifetimes left.
+// timedPart is a network's part of a prefix that changes (its /64 of a
+// delegated prefix, its subnet's place in an on-link /64), with the
+// lifetimes left.
 type timedPart struct {
 	Part             netip.Prefix
 	Preferred, Valid time.Duration
-	// Prefix is the delegated prefix it is part of.
+	// Prefix is the prefix it is part of.
 	Prefix delegation.Prefix
 }
 
-// parts lists n's /64s of the prefixes its uplink's lease holds, the
-// current one first, with the lifetimes left at now; a prefix no longer
-// delegated has a preferred lifetime of 0.
+// parts lists n's parts of the prefixes of its uplink (delegated.go)
+// or its link (ndprenumber.go), the one preferred longest first, with the
+// lifetimes left at now.
 func (d *Driver) parts(n *network, now time.Time) []timedPart {
-	if n.Options.Delegated == "" {
-		return nil
+	switch {
+	case n.Options.Delegated != "":
+		return d.delegatedParts(n, now)
+	case n.Options.NDPProxy != "":
+		return d.onLinkParts(n, now)
 	}
+	return nil
+}
+
+// delegatedParts lists n's /64s of the prefixes its uplink's lease
+// holds, the current one first; a prefix no longer delegated has a
+// preferred lifetime of 0.
+func (d *Driver) delegatedParts(n *network, now time.Time) []timedPart {
 	l := d.leases[n.Options.Delegated]
 	var out []timedPart
 	add := func(p delegation.Prefix, current bool) {
@@ -363,7 +375,7 @@ func (d *Driver) delegatedRestore() {
 // ep's global addresses (firewall.Port.Also).
 func (d *Driver) routedPorts(ep *endpoint, now time.Time) []firewall.Port {
 	n := d.networks[ep.NetworkID]
-	if n == nil || n.Options.Delegated == "" || len(ep.Published) == 0 {
+	if n == nil || (n.Options.Delegated == "" && n.Options.NDPProxy == "") || len(ep.Published) == 0 {
 		return ep.Published
 	}
 	var also []netip.Addr

@@ -125,8 +125,13 @@ type Driver struct {
 	// took them up, and the channel that wakes it (nil once closed); a
 	// leaf.
 	leaseMu      sync.Mutex
-	leaseDirty   map[string]bool
+	leaseDirty   map[source]bool
 	leaseChanged chan struct{}
+	// onLink are the on-link /64s of the links ndp_proxy networks answer
+	// on, as the host's addresses had them last (ndprenumber.go), and
+	// onLinkStop stops the watch of each link's addresses.
+	onLink     map[string][]ndp.Timed
+	onLinkStop map[string]chan struct{}
 }
 
 var _ api.Driver = (*Driver)(nil)
@@ -150,7 +155,9 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 		reserved:     map[string][]*portmap.Reservation{},
 		filter:       &firewall.Order{},
 		leases:       map[string]delegation.Lease{},
-		leaseDirty:   map[string]bool{},
+		leaseDirty:   map[source]bool{},
+		onLink:       map[string][]ndp.Timed{},
+		onLinkStop:   map[string]chan struct{}{},
 		leaseChanged: make(chan struct{}, 1),
 	}
 	d.joins.configured = d.joinGlobals

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -121,6 +123,7 @@ func (d *Driver) ndpUp(n *network, probe bool) error {
 	if err := d.ndpLinkUp(link); err != nil {
 		return err
 	}
+	d.onLinkUp(link)
 	if err := ndp.Apply(n.Options.Bridge); err != nil {
 		return err
 	}
@@ -185,10 +188,11 @@ func (d *Driver) ndpDown(n *network) error {
 	if err != nil && !links.NotFound(err) {
 		return err
 	}
+	entries = slices.DeleteFunc(entries, func(a netip.Addr) bool { return !ownsEntry(n, a) })
+	if err := ndp.DelEntries(link, entries); err != nil {
+		return err
+	}
 	for _, p := range n.V6 {
-		if err := ndp.DelEntries(link, within(entries, p.Prefix)); err != nil {
-			return err
-		}
 		back, err := ndp.RoutesBack(link, p.Prefix)
 		if err != nil {
 			return err
@@ -205,6 +209,7 @@ func (d *Driver) ndpDown(n *network) error {
 	if len(d.ndpNetworks(link, n)) > 0 {
 		return nil
 	}
+	d.onLinkDown(link)
 	return d.ndpLinkDown(link)
 }
 
@@ -249,8 +254,10 @@ func within(addrs []netip.Addr, p netip.Prefix) []netip.Addr {
 	return out
 }
 
-// ndpAddrs lists ep's IPv6 addresses that n answers for on its link.
-func ndpAddrs(n *network, ep *endpoint) []netip.Addr {
+// ndpAddrs lists ep's IPv6 addresses that n answers for on its link:
+// those in its subnets, and those in its parts of the link's other /64s
+// (ndprenumber.go).
+func (d *Driver) ndpAddrs(n *network, ep *endpoint) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range ep.addresses() {
 		for _, p := range n.V6 {
@@ -259,6 +266,9 @@ func ndpAddrs(n *network, ep *endpoint) []netip.Addr {
 			}
 		}
 	}
+	for _, g := range d.globals(n, ep, time.Now()) {
+		out = append(out, g.Prefix.Addr())
+	}
 	return out
 }
 
@@ -266,7 +276,7 @@ func ndpAddrs(n *network, ep *endpoint) []netip.Addr {
 // the link at once (an unsolicited advertisement, in the background).
 func (d *Driver) answer(n *network, ep *endpoint) error {
 	link := n.Options.NDPProxy
-	addrs := ndpAddrs(n, ep)
+	addrs := d.ndpAddrs(n, ep)
 	if link == "" || len(addrs) == 0 {
 		return nil
 	}
@@ -287,7 +297,7 @@ func (d *Driver) silence(n *network, ep *endpoint) error {
 	if link == "" {
 		return nil
 	}
-	if err := ndp.DelEntries(link, ndpAddrs(n, ep)); err != nil {
+	if err := ndp.DelEntries(link, d.ndpAddrs(n, ep)); err != nil {
 		return fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
 	}
 	return nil
@@ -356,7 +366,7 @@ func (d *Driver) ndpRestore() {
 		want := map[netip.Addr]bool{}
 		for _, ep := range d.endpoints {
 			if ep.NetworkID == n.ID {
-				for _, a := range ndpAddrs(n, ep) {
+				for _, a := range d.ndpAddrs(n, ep) {
 					want[a] = true
 				}
 			}
@@ -365,31 +375,39 @@ func (d *Driver) ndpRestore() {
 	}
 }
 
-// ndpReconcile makes the proxy entries on n's link inside n's subnets
-// those of want, and routes back the addresses held for the link's
-// nodes.
+// ndpReconcile makes n's proxy entries on its link those of want
+// (ndpEntries), and routes back the addresses held for the link's nodes.
 func (d *Driver) ndpReconcile(n *network, want map[netip.Addr]bool) {
+	d.ndpEntries(n, want)
+	for _, p := range n.V6 {
+		for a, o := range d.cfg.Book.Allocations(p.PoolID) {
+			if o.Kind == addrbook.OnLink {
+				d.routeBack(n, p, a, nil)
+			}
+		}
+	}
+}
+
+// ndpEntries makes the proxy entries on n's link that are n's (ownsEntry:
+// in its subnets, or in its parts of the link's other /64s) those of
+// want, and returns those it added.
+func (d *Driver) ndpEntries(n *network, want map[netip.Addr]bool) []netip.Addr {
 	link := n.Options.NDPProxy
 	log := d.log.WithField("network", short(n.ID)).WithField("interface", link)
 	have, err := ndp.Entries(link)
 	if err != nil {
 		log.WithError(err).Warn("list the proxy entries")
-		return
+		return nil
 	}
 	var add, drop []netip.Addr
 	for a := range want {
-		add = append(add, a)
-	}
-	for _, p := range n.V6 {
-		for _, a := range within(have, p.Prefix) {
-			if !want[a] {
-				drop = append(drop, a)
-			}
+		if !slices.Contains(have, a) {
+			add = append(add, a)
 		}
-		for a, o := range d.cfg.Book.Allocations(p.PoolID) {
-			if o.Kind == addrbook.OnLink {
-				d.routeBack(n, p, a, nil)
-			}
+	}
+	for _, a := range have {
+		if ownsEntry(n, a) && !want[a] {
+			drop = append(drop, a)
 		}
 	}
 	if err := ndp.DelEntries(link, drop); err != nil {
@@ -397,8 +415,10 @@ func (d *Driver) ndpReconcile(n *network, want map[netip.Addr]bool) {
 	}
 	if err := ndp.AddEntries(link, add); err != nil {
 		log.WithError(err).Warn("put the proxy entries back")
+		return nil
 	}
 	if len(drop) > 0 {
 		log.WithField("removed", len(drop)).Info("proxy entries of containers that are gone removed")
 	}
+	return add
 }

@@ -191,3 +191,58 @@ func TestNDPProxyRefusals(t *testing.T) {
 		t.Errorf("sysctls after the refusals = %v, want %v", got, before)
 	}
 }
+
+// TestNDPProxyRenumbering: the provider renumbers the link (a new /64 on
+// the uplink, the old one deprecated): a running container gets an
+// address in the new /64 in its subnet's place, with the host part of its
+// own, answered for on the link; its own address is deprecated, not
+// removed; the bridge gets the gateway's there too.
+func TestNDPProxyRenumbering(t *testing.T) {
+	h := newHarness(t)
+	ndpBed(t, h)
+	const nid, eid, mac = "aaaaaaaaaaaa5555", "bbbbbbbbbbbb5555", "02:42:c0:00:55:02"
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nid, ndpOpts(ndpUplink), "198.51.100.0/24", ndpSubnet))
+	})
+	h.endpoint(nid, eid, mac, "198.51.100.0/24", ndpSubnet)
+	sb := netnstest.New(t)
+	h.in(func() error {
+		_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
+		return err
+	})
+	// Gateway ::1, the neighbour ::3 passed over: the endpoint has ::2.
+	h.moveIn(sb, "dscbbbbbbbbbbbb", "eth0", "198.51.100.2/24", "2001:db8:f3:0:d0::2/80")
+	h.in(func() error {
+		return h.d.ProgramExternalConnectivity(&api.ProgramExternalConnectivityRequest{NetworkID: nid, EndpointID: eid})
+	})
+
+	h.host.IP(t, "-6", "addr", "add", "2001:db8:f4::2/64", "dev", ndpUplink, "nodad", "valid_lft", "120", "preferred_lft", "60")
+	h.host.IP(t, "-6", "addr", "change", "2001:db8:f3::2/64", "dev", ndpUplink, "valid_lft", "100", "preferred_lft", "0")
+	const renumbered = "2001:db8:f4:0:d0::2/80"
+	deadline := time.Now().Add(3 * time.Second)
+	for findAddr(sb.Addrs(t, "eth0"), renumbered) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	addrs := sb.Addrs(t, "eth0")
+	if a := findAddr(addrs, renumbered); a == nil || a.Deprecated || !a.NoDAD || a.Valid > 120 || a.Valid < 110 {
+		t.Fatalf("container after the renumbering: %+v, want %s nodad, preferred, valid for the link prefix's 120 s", addrs, renumbered)
+	}
+	deadline = time.Now().Add(3 * time.Second)
+	for a := findAddr(sb.Addrs(t, "eth0"), "2001:db8:f3:0:d0::2/80"); (a == nil || !a.Deprecated) && time.Now().Before(deadline); a = findAddr(sb.Addrs(t, "eth0"), "2001:db8:f3:0:d0::2/80") {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a := findAddr(sb.Addrs(t, "eth0"), "2001:db8:f3:0:d0::2/80"); a == nil || !a.Deprecated || a.Valid != 0xffffffff {
+		t.Fatalf("container's own address after the renumbering: %+v, want it deprecated and valid forever", a)
+	}
+	if got := h.proxied(ndpUplink); !slices.Contains(got, netip.MustParseAddr("2001:db8:f4:0:d0::2")) {
+		t.Fatalf("proxy entries on %s = %v, want the renumbered address answered for", ndpUplink, got)
+	}
+	if a := findAddr(h.host.Addrs(t, "ds-aaaaaaaaaaaa"), "2001:db8:f4:0:d0::1/80"); a == nil {
+		t.Fatalf("bridge after the renumbering: %v, want the gateway's 2001:db8:f4:0:d0::1/80", h.host.Addrs(t, "ds-aaaaaaaaaaaa"))
+	}
+
+	h.in(func() error { return h.d.DeleteNetwork(&api.DeleteNetworkRequest{NetworkID: nid}) })
+	if got := h.proxied(ndpUplink); len(got) != 0 {
+		t.Errorf("proxy entries after the network went: %v", got)
+	}
+}

@@ -188,6 +188,11 @@ func (d *Driver) Close() {
 	}
 	d.leaseMu.Unlock()
 	d.mu.Lock()
+	for link := range d.onLinkStop {
+		d.onLinkDown(link)
+	}
+	d.mu.Unlock()
+	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, rs := range d.reserved {
 		for _, r := range rs {

@@ -2,7 +2,6 @@ package driver
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +12,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/dualstack-net/dualstack/delegation"
-	"github.com/dualstack-net/dualstack/driver/sandbox"
 )
 
 // Renumbering (see delegated.go): the clients report each change of a
@@ -26,28 +24,42 @@ import (
 // PrefixChanged tells the driver that uplink's lease changed (the
 // clients' OnChange). It never waits for the driver's lock: the lease is
 // taken up on the driver's own goroutine.
-func (d *Driver) PrefixChanged(l delegation.Lease) {
+func (d *Driver) PrefixChanged(l delegation.Lease) { d.changed(source{link: l.Uplink}) }
+
+// source is where a network's changing prefixes come from: an uplink's
+// DHCPv6 lease, or (onLink) a link's on-link prefixes.
+type source struct {
+	onLink bool
+	link   string
+}
+
+// changed has followLeases take up src's prefixes.
+func (d *Driver) changed(src source) {
 	d.leaseMu.Lock()
 	defer d.leaseMu.Unlock()
 	if d.leaseChanged == nil {
 		return // closed
 	}
-	d.leaseDirty[l.Uplink] = true
+	d.leaseDirty[src] = true
 	select {
 	case d.leaseChanged <- struct{}{}:
 	default: // a wake-up is pending already
 	}
 }
 
-// followLeases takes up the changed leases until Close.
+// followLeases takes up the changed sources until Close.
 func (d *Driver) followLeases(wake <-chan struct{}) {
 	for range wake {
 		d.leaseMu.Lock()
 		dirty := d.leaseDirty
-		d.leaseDirty = map[string]bool{}
+		d.leaseDirty = map[source]bool{}
 		d.leaseMu.Unlock()
-		for uplink := range dirty {
-			d.takeLease(uplink)
+		for src := range dirty {
+			if src.onLink {
+				d.takeOnLink(src.link)
+			} else {
+				d.takeLease(src.link)
+			}
 		}
 	}
 }
@@ -134,19 +146,7 @@ func (d *Driver) renumber(n *network, old delegation.Lease) {
 // setGlobals puts ep's global addresses in its container. The driver's
 // lock is held.
 func (d *Driver) setGlobals(n *network, ep *endpoint, now time.Time) error {
-	addrs := d.globals(n, ep, now)
-	if len(addrs) == 0 {
-		return nil
-	}
-	mac, err := net.ParseMAC(ep.MAC)
-	if err != nil {
-		return err
-	}
-	ns, err := d.sandboxes.Resolve(ep.Sandbox, 0)
-	if err != nil {
-		return err
-	}
-	return sandbox.SetTimed(ns.Path, sandbox.InterfaceMatch{MAC: mac}, addrs)
+	return d.setTimed(ep, d.globals(n, ep, now))
 }
 
 // joinGlobals puts the global addresses of endpoint id in its container
@@ -160,7 +160,7 @@ func (d *Driver) joinGlobals(id string) error {
 		return nil
 	}
 	n := d.networks[ep.NetworkID]
-	if n == nil || n.Options.Delegated == "" {
+	if n == nil || (n.Options.Delegated == "" && n.Options.NDPProxy == "") {
 		return nil
 	}
 	return d.setGlobals(n, ep, time.Now())

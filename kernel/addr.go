@@ -60,7 +60,8 @@ func Prefix(n *net.IPNet) (netip.Prefix, bool) {
 // ReplaceTimed puts p on link with the given lifetimes, added or with
 // those lifetimes replaced (IPv6: without duplicate address detection): a
 // preferred lifetime of 0 deprecates it, and the kernel removes it when
-// valid ends. Lifetimes are rounded up to whole seconds.
+// valid ends. Lifetimes are rounded up to whole seconds; Forever (or
+// more) never ends.
 func ReplaceTimed(link netlink.Link, p netip.Prefix, preferred, valid time.Duration) error {
 	a := NetlinkAddr(p)
 	a.PreferedLft = seconds(preferred)
@@ -69,8 +70,18 @@ func ReplaceTimed(link netlink.Link, p netip.Prefix, preferred, valid time.Durat
 }
 
 func seconds(d time.Duration) int {
-	if d <= 0 {
+	switch {
+	case d <= 0:
 		return 0
+	case d >= Forever:
+		return foreverSeconds
 	}
 	return int((d + time.Second - 1) / time.Second)
 }
+
+// foreverSeconds is the kernel's infinite lifetime; Forever, a lifetime
+// that never ends.
+const (
+	foreverSeconds = 0xffffffff
+	Forever        = time.Duration(foreverSeconds) * time.Second
+)
