@@ -61,7 +61,7 @@ func noServer(t *testing.T, b *harness.Delegation) []server {
 	t.Helper()
 	servers := startServers(t, pdNetwork, names(pdNetwork, 0, 2))
 	ula := netip.MustParsePrefix(pdULA)
-	parallel(t, servers, func(s server) error {
+	ok := parallel(t, servers, func(s server) error {
 		if s.took > usualStart || !ula.Contains(s.ula) {
 			return fmt.Errorf("%s started in %v with %s: want within %v with an address in %s, no DHCPv6 server running", s.name, s.took, s.ula, usualStart, ula)
 		}
@@ -71,7 +71,7 @@ func noServer(t *testing.T, b *harness.Delegation) []server {
 		}
 		return err
 	})
-	if t.Failed() {
+	if !ok {
 		t.FailNow()
 	}
 	wantStatus(t, pdNetwork, harness.KeaLease{}, netip.Prefix{}, nil, netip.Prefix{}, nil)
@@ -82,10 +82,10 @@ func noServer(t *testing.T, b *harness.Delegation) []server {
 	b.RouteToHost(t, pool1)
 	b.StartKea(t, pool1)
 	start := time.Now()
-	parallel(t, servers, func(s server) error {
+	ok = parallel(t, servers, func(s server) error {
 		return eventually(35*time.Second, func() error { return wantAddrs(s, net1) })
 	})
-	if t.Failed() {
+	if !ok {
 		t.Fatalf("Kea's leases: %v\nKea's log:\n%s", b.Leases(t), b.KeaLog())
 	}
 	t.Logf("Kea started: the containers had their global addresses %.1fs later", time.Since(start).Seconds())
@@ -174,10 +174,10 @@ func renumber(t *testing.T, b *harness.Delegation, servers []server, lease harne
 	b.Renumber(t, pool2)
 	changed := time.Now()
 	within := harness.DelegationT1 + 5*time.Second
-	parallel(t, servers, func(s server) error {
+	ok := parallel(t, servers, func(s server) error {
 		return eventually(time.Until(changed.Add(within)), func() error { return wantAddrs(s, net2, net1) })
 	})
-	if t.Failed() {
+	if !ok {
 		t.Fatalf("not renumbered within %v; Kea's leases: %v\nKea's log:\n%s", within, b.Leases(t), b.KeaLog())
 	}
 	t.Logf("renumbered %.1fs after Kea's pool changed", time.Since(changed).Seconds())

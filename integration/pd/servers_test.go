@@ -132,8 +132,8 @@ func names(prefix string, from, to int) []string {
 }
 
 // parallel runs check for every server at once and reports each error
-// (t.Error: every server is checked).
-func parallel(t *testing.T, servers []server, check func(s server) error) {
+// (t.Error: every server is checked); it reports whether all passed.
+func parallel(t *testing.T, servers []server, check func(s server) error) bool {
 	t.Helper()
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
@@ -145,11 +145,14 @@ func parallel(t *testing.T, servers []server, check func(s server) error) {
 		}()
 	}
 	wg.Wait()
+	ok := true
 	for _, err := range errs {
 		if err != nil {
 			t.Error(err)
+			ok = false
 		}
 	}
+	return ok
 }
 
 // delegated is where delegated addresses come from: the documentation
