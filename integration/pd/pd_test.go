@@ -74,6 +74,7 @@ func noServer(t *testing.T, b *harness.Delegation) []server {
 	if !ok {
 		t.FailNow()
 	}
+	t.Logf("with no DHCPv6 server, the containers started in %v and %v", servers[0].took.Round(time.Millisecond), servers[1].took.Round(time.Millisecond))
 	wantStatus(t, pdNetwork, harness.KeaLease{}, netip.Prefix{}, nil, netip.Prefix{}, nil)
 	if st, data, _ := readStatus(); len(st.Uplinks) == 1 && st.Uplinks[0].State != "soliciting" {
 		t.Errorf("with no DHCPv6 server the status file shows\n%s\nwant the state soliciting", data)
