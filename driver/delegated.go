@@ -64,24 +64,14 @@ func delegatedConflicts(o netOptions) []string {
 		}
 		return nil
 	}
-	checks := []struct {
-		bad bool
-		why string
-	}{
+	return refusals("delegated_prefix="+o.Delegated, []refusal{
 		{!o.IPv6, "needs IPv6: add --ipv6 and an IPv6 --subnet (a ULA /64 such as fd00:1::/64) whose host parts the global addresses take"},
 		{o.Internal, "an --internal network reaches nothing outside its host, so it has no use for a global prefix; drop one of the two"},
 		{o.IPv6Mode == IPv6ModeNAT, "ipv6_mode=nat hides the containers' addresses behind the host's; drop one of the two"},
 		{o.Cluster != "", "a cluster network spans hosts, and the prefix is delegated to this one; drop one of the two"},
 		{o.Announce, "announce=true announces the network's subnets, whereas the delegated prefix is routed to the host by its router already; drop one of the two"},
 		{o.NDPProxy != "", "ndp_proxy answers for subnets of an on-link prefix; a network takes its global addresses from one of the two; drop one"},
-	}
-	var errs []string
-	for _, c := range checks {
-		if c.bad {
-			errs = append(errs, fmt.Sprintf("delegated_prefix=%s: %s", o.Delegated, c.why))
-		}
-	}
-	return errs
+	})
 }
 
 // checkDelegated refuses a delegated_prefix network the uplink cannot
@@ -279,7 +269,7 @@ func (d *Driver) delegatedDown(n *network) error {
 	if uplink == "" || d.cfg.Delegations == nil {
 		return nil
 	}
-	if err := d.cfg.Delegations.Drop(uplink, n.ID); err != nil {
+	if err := d.cfg.Delegations.Drop(uplink, n.ID); err != nil && !errors.Is(err, delegation.ErrNotHeld) {
 		return fmt.Errorf("delegated_prefix=%s: %w", uplink, err)
 	}
 	if len(d.delegatedNetworks(uplink, n)) == 0 {
@@ -291,13 +281,7 @@ func (d *Driver) delegatedDown(n *network) error {
 
 // delegatedNetworks lists the networks on uplink, but skip.
 func (d *Driver) delegatedNetworks(uplink string, skip *network) []*network {
-	var out []*network
-	for _, n := range d.networks {
-		if n != skip && n.Options.Delegated == uplink {
-			out = append(out, n)
-		}
-	}
-	return out
+	return d.networksWhere(skip, func(n *network) bool { return n.Options.Delegated == uplink })
 }
 
 // bridgeGlobals puts n's global gateways on its bridge, with the

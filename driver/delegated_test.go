@@ -218,3 +218,20 @@ func findAddr(addrs []netnstest.Addr, p string) *netnstest.Addr {
 	}
 	return nil
 }
+
+func TestSamePrefixes(t *testing.T) {
+	now := time.Now()
+	p := delegation.Prefix{Prefix: netip.MustParsePrefix("2001:db8:100::/56"), Preferred: now.Add(time.Minute), Valid: now.Add(2 * time.Minute)}
+	renewed := p
+	renewed.Valid = p.Valid.Add(time.Minute)
+	bound := delegation.Lease{State: "bound", Current: &p}
+	if !samePrefixes(bound, delegation.Lease{State: "renewing", Error: "no answer", Current: &p}) {
+		t.Error("a lease whose state and error alone changed has other prefixes")
+	}
+	if samePrefixes(bound, delegation.Lease{Current: &renewed}) {
+		t.Error("a renewed lease (new lifetimes) has the same prefixes")
+	}
+	if samePrefixes(bound, delegation.Lease{Stale: []delegation.Prefix{p}}) {
+		t.Error("a lost lease has the same prefixes")
+	}
+}

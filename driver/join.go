@@ -340,18 +340,7 @@ func (j *joins) watch(log logrus.FieldLogger, ns sandboxkey.Namespace, n *networ
 		}
 		if err == nil {
 			p.stage.Store("configuring the container's interface")
-			// Docker renames the interface while it configures it; a step
-			// that named it just before the rename fails and is tried again
-			// (the interface is found by MAC each time).
-			for try := 0; try < configureTries; try++ {
-				if err = j.configure(nsPath, match, extra, n.Options.ra()); err == nil || ctx.Err() != nil {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}
-		if err == nil && j.configured != nil {
-			err = j.configured(ep.ID)
+			err = j.configureIn(ctx, ep.ID, nsPath, match, extra, n.Options.ra())
 		}
 		p.err = err
 		close(p.done)
@@ -366,6 +355,25 @@ func (j *joins) watch(log logrus.FieldLogger, ns sandboxkey.Namespace, n *networ
 		}
 	}()
 	return nil
+}
+
+// configureIn configures the interface match describes in the namespace
+// at nsPath, then finishes endpoint id's container side (configured).
+// Docker renames the interface while it configures it; a step that named
+// it just before the rename fails and is tried again (the interface is
+// found by MAC each time).
+func (j *joins) configureIn(ctx context.Context, id, nsPath string, match sandbox.InterfaceMatch, extra []netip.Prefix, ra sandbox.RA) error {
+	var err error
+	for try := 0; try < configureTries; try++ {
+		if err = j.configure(nsPath, match, extra, ra); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err == nil && j.configured != nil {
+		err = j.configured(id)
+	}
+	return err
 }
 
 // awaitNamespace waits for a joining container's namespace (Engine 20.10

@@ -35,9 +35,14 @@ func (d *Driver) Screens() *ndp.Screens { return d.cfg.Screens }
 
 // ndpNetworks lists the networks that answer on link, but skip.
 func (d *Driver) ndpNetworks(link string, skip *network) []*network {
+	return d.networksWhere(skip, func(n *network) bool { return n.Options.NDPProxy == link })
+}
+
+// networksWhere lists the networks for which match holds, but skip.
+func (d *Driver) networksWhere(skip *network, match func(*network) bool) []*network {
 	var out []*network
 	for _, n := range d.networks {
-		if n != skip && n.Options.NDPProxy == link {
+		if n != skip && match(n) {
 			out = append(out, n)
 		}
 	}

@@ -283,20 +283,28 @@ func ndpConflicts(o netOptions) []string {
 	if o.NDPProxy == "" {
 		return nil
 	}
-	checks := []struct {
-		bad bool
-		why string
-	}{
+	return refusals("ndp_proxy="+o.NDPProxy, []refusal{
 		{!o.IPv6, "needs IPv6: add --ipv6 and an IPv6 --subnet inside the interface's on-link prefix (or --ipam-opt ndp_proxy=IF for a free part of it)"},
 		{o.Internal, "an --internal network reaches nothing outside its host, so there is nothing to answer for on the link; drop one of the two"},
 		{o.IPv6Mode == IPv6ModeNAT, "ipv6_mode=nat hides the containers' addresses behind the host's, so there is nothing to answer for on the link; drop one of the two"},
 		{o.Cluster != "", "a cluster network spans hosts, and the link's router reaches only this one; drop one of the two"},
 		{o.Announce, "announce=true has the subnets routed to the host, whereas an on-link prefix is answered for on the link; drop one of the two"},
-	}
+	})
+}
+
+// refusal is one reason to refuse an option, when bad.
+type refusal struct {
+	bad bool
+	why string
+}
+
+// refusals lists, each prefixed with what (the option as given), the
+// reasons of rs that hold.
+func refusals(what string, rs []refusal) []string {
 	var errs []string
-	for _, c := range checks {
-		if c.bad {
-			errs = append(errs, fmt.Sprintf("ndp_proxy=%s: %s", o.NDPProxy, c.why))
+	for _, r := range rs {
+		if r.bad {
+			errs = append(errs, what+": "+r.why)
 		}
 	}
 	return errs

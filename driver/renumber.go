@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/dualstack-net/dualstack/delegation"
 )
 
@@ -76,9 +74,15 @@ func (d *Driver) takeLease(uplink string) {
 	if !ok || len(nets) == 0 {
 		return
 	}
+	// The clients log the lease's changes; the driver, the networks'.
 	old := d.leases[uplink]
 	d.leases[uplink] = l
-	logLease(d.log.WithField("uplink", uplink), old, l)
+	if samePrefixes(old, l) {
+		// Only the client's state or its last problem changed (each
+		// Solicit unanswered): nothing to renumber.
+		d.writePrefixStatus()
+		return
+	}
 	for _, n := range nets {
 		d.renumber(n, old)
 	}
@@ -89,29 +93,13 @@ func (d *Driver) takeLease(uplink string) {
 	d.writePrefixStatus()
 }
 
-// logLease says at info what changed of the prefix delegated on uplink.
-func logLease(log logrus.FieldLogger, old, l delegation.Lease) {
-	switch {
-	case l.Current == nil && old.Current != nil:
-		log.WithField("prefix", old.Current.Prefix).WithField("error", l.Error).Warn("delegated prefix lost: containers keep their other addresses; the old global ones are deprecated until their valid lifetime ends")
-	case l.Current == nil:
-		return
-	case old.Current == nil || old.Current.Prefix != l.Current.Prefix:
-		log = log.WithField("prefix", l.Current.Prefix).WithField("preferred", until(l.Current.Preferred)).
-			WithField("valid", until(l.Current.Valid)).WithField("renew", until(l.Renew))
-		if old.Current != nil {
-			log.WithField("old", old.Current.Prefix).Info("delegated prefix changed: containers renumbered, the old addresses deprecated")
-		} else {
-			log.Info("delegated prefix bound")
-		}
-	default:
-		log.WithField("prefix", l.Current.Prefix).WithField("valid", until(l.Current.Valid)).WithField("renew", until(l.Renew)).Debug("delegated prefix renewed")
+// samePrefixes reports whether a and b hold the same prefixes with the
+// same lifetimes.
+func samePrefixes(a, b delegation.Lease) bool {
+	if (a.Current == nil) != (b.Current == nil) || (a.Current != nil && *a.Current != *b.Current) {
+		return false
 	}
-}
-
-// until is the time left until t, in whole seconds.
-func until(t time.Time) time.Duration {
-	return max(time.Until(t), 0).Round(time.Second)
+	return slices.Equal(a.Stale, b.Stale)
 }
 
 // renumber puts n's global addresses, with the lifetimes of their

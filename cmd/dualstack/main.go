@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/bgp"
 	"github.com/dualstack-net/dualstack/cluster"
+	"github.com/dualstack-net/dualstack/delegation"
 	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/internal/sysctl"
@@ -92,10 +94,22 @@ func run(log *logrus.Logger) error {
 		return err
 	}
 	t.ipam = time.Now()
-	netDriver, err := newDriver(cfg, db, book, store, speaker, bgpOff, log, &t)
+	// The DHCPv6 prefix-delegation clients of delegated_prefix networks
+	// report their leases' changes to the driver (a change before the
+	// driver exists is in the lease its start holds).
+	var following atomic.Pointer[driver.Driver]
+	prefixes := delegation.New(delegation.Config{DB: db, Log: log.WithField("driver", "delegation"), OnChange: func(l delegation.Lease) {
+		if d := following.Load(); d != nil {
+			d.PrefixChanged(l)
+		}
+	}})
+	// Stops the clients without releasing: a restarted plugin renews.
+	defer prefixes.Close()
+	netDriver, err := newDriver(cfg, db, book, store, speaker, bgpOff, prefixes, log, &t)
 	if err != nil {
 		return err
 	}
+	following.Store(netDriver)
 
 	l, err := plugin.ListenUnix(cfg.Socket)
 	if err != nil {
@@ -159,7 +173,7 @@ func newBook(cfg *settings.Settings, db state.Store, store *cluster.Store, log *
 
 // newDriver loads the network driver and reconciles the kernel with its
 // state; t.firewall is when the firewall was chosen.
-func newDriver(cfg *settings.Settings, db state.Store, book *addrbook.Book, store *cluster.Store, speaker *bgp.Speaker, bgpOff error, log *logrus.Logger, t *startup) (*driver.Driver, error) {
+func newDriver(cfg *settings.Settings, db state.Store, book *addrbook.Book, store *cluster.Store, speaker *bgp.Speaker, bgpOff error, prefixes *delegation.Clients, log *logrus.Logger, t *startup) (*driver.Driver, error) {
 	// Docker mounts /proc/sys read-only in a managed plugin; forwarding and
 	// the IPv6 settings of bridges and containers need it writable.
 	if err := sysctl.EnsureWritable(); err != nil {
@@ -190,6 +204,8 @@ func newDriver(cfg *settings.Settings, db state.Store, book *addrbook.Book, stor
 		Cluster:        clusterStore,
 		BGP:            announcer,
 		BGPOff:         bgpOff,
+		Delegations:    prefixes,
+		StateDir:       cfg.StateDir,
 	})
 }
 

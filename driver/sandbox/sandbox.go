@@ -216,14 +216,7 @@ func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefi
 // namespace at nsPath. It is idempotent: a namespace, interface or address
 // that is already gone is success.
 func RemoveAddresses(nsPath string, match InterfaceMatch, addrs []netip.Prefix) error {
-	if err := match.validate(); err != nil {
-		return err
-	}
-	err := netns.Do(nsPath, func() error {
-		link, err := find(match)
-		if err != nil {
-			return err
-		}
+	err := onInterface(nsPath, match, func(link netlink.Link) error {
 		for _, p := range addrs {
 			if !p.IsValid() {
 				continue
@@ -257,14 +250,7 @@ type Timed struct {
 // deprecates an address; the kernel removes it when its valid lifetime
 // ends.
 func SetTimed(nsPath string, match InterfaceMatch, addrs []Timed) error {
-	if err := match.validate(); err != nil {
-		return err
-	}
-	err := netns.Do(nsPath, func() error {
-		link, err := find(match)
-		if err != nil {
-			return err
-		}
+	err := onInterface(nsPath, match, func(link netlink.Link) error {
 		for _, a := range addrs {
 			if err := kernel.ReplaceTimed(link, a.Prefix, a.Preferred, a.Valid); err != nil {
 				return fmt.Errorf("interface %s: put address %s: %w", link.Attrs().Name, a.Prefix, err)
@@ -276,4 +262,19 @@ func SetTimed(nsPath string, match InterfaceMatch, addrs []Timed) error {
 		return fmt.Errorf("sandbox %s: set addresses of %s: %w", nsPath, match, err)
 	}
 	return nil
+}
+
+// onInterface runs fn on the interface match describes, in the namespace
+// at nsPath.
+func onInterface(nsPath string, match InterfaceMatch, fn func(netlink.Link) error) error {
+	if err := match.validate(); err != nil {
+		return err
+	}
+	return netns.Do(nsPath, func() error {
+		link, err := find(match)
+		if err != nil {
+			return err
+		}
+		return fn(link)
+	})
 }

@@ -367,7 +367,12 @@ func TestCreateRemoveCycles(t *testing.T) {
 		t.Skip("needs the private engine")
 	}
 	before := hostSnapshot(t)
+	// Engine 20.10 runs the representative few (the README says so): a
+	// leak shows after the first cycle, and its starts are the slowest.
 	cycles := 10
+	if harness.Eng.Kind == harness.EngineDockerIO {
+		cycles = 3
+	}
 	if testing.Short() {
 		cycles = 2
 	}
