@@ -182,7 +182,9 @@ func renumber(t *testing.T, b *harness.Delegation, servers []server, lease harne
 		t.Fatalf("not renumbered within %v; Kea's leases: %v\nKea's log:\n%s", within, b.Leases(t), b.KeaLog())
 	}
 	t.Logf("renumbered %.1fs after Kea's pool changed", time.Since(changed).Seconds())
+	parallel(t, servers, func(s server) error { return wantDeprecated(s, net1) })
 	wantHostAddr(t, gateway(net2), true)
+	wantHostAddr(t, gateway(net1), true)
 	wantUnreachable(t, pool1, pool2)
 	parallel(t, servers, func(s server) error { return get("the router", b.Router.Path, s.global(net2), "80", s.name) })
 	late := startServers(t, pdNetwork, names(pdNetwork, 20, 21))
@@ -206,6 +208,24 @@ func renumber(t *testing.T, b *harness.Delegation, servers []server, lease harne
 	wantDistinct(t, all, net2)
 	wantStatus(t, pdNetwork, lease, pool2, nil, net2, nil)
 	wantUnreachable(t, pool2)
+}
+
+// wantDeprecated wants s to hold its address in old, deprecated
+// (preferred lifetime 0) but still valid: connections to it go on.
+func wantDeprecated(s server, old netip.Prefix) error {
+	addrs, err := globals(s)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if a.Prefix().Addr() == s.global(old) {
+			if !a.Deprecated || a.Preferred != 0 || a.Valid == 0 {
+				return fmt.Errorf("%s: %s: want it deprecated, preferred lifetime 0, still valid", s.name, a)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s has %v: want its old address %s kept, deprecated, until its valid lifetime ends", s.name, addrs, s.global(old))
 }
 
 // oneLease wants Kea's lease file to hold exactly one lease, of prefix,
