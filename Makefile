@@ -83,12 +83,15 @@ test-host-forwarding: ## Run the unit tests with the host's ip_forward and IPv6 
 # (the tests whose outcome depends on how the host propagates mounts),
 # integration/firewall, integration/ndp (the NDP proxy, on the on-link
 # test bed: an upstream router and a neighbour on the engine host's /64),
-# integration/cluster, integration/bgp. The targets
-# below pick the packages, and set the engine (DUALSTACK_ENGINE), its root
-# mount (DUALSTACK_ROOT) and Docker's firewall backend
-# (DUALSTACK_DOCKER_FIREWALL); -p 1 runs one package, one engine, at a time.
+# integration/pd (prefix delegation, on the delegation test bed: Debian's
+# Kea DHCPv6 server in a router namespace on the engine host's uplink;
+# apt-get install kea-dhcp6-server), integration/cluster, integration/bgp.
+# The targets below pick the packages, and set the engine
+# (DUALSTACK_ENGINE), its root mount (DUALSTACK_ROOT) and Docker's firewall
+# backend (DUALSTACK_DOCKER_FIREWALL); -p 1 runs one package, one engine, at
+# a time.
 E2E          := $(GO) test -tags integration -count=1 -p 1 -v
-E2E_ONE_HOST := ./integration/local/ ./integration/mounts/ ./integration/firewall/ ./integration/ndp/
+E2E_ONE_HOST := ./integration/local/ ./integration/mounts/ ./integration/firewall/ ./integration/ndp/ ./integration/pd/
 
 integration: plugin-test ## Run the end-to-end tests against a private Engine 20.10 whose root mount is private, as on hosts without systemd (root)
 	$(E2E) -timeout 40m $(E2E_ONE_HOST)

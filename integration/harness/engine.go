@@ -544,13 +544,13 @@ func cleanStale() {
 			continue
 		}
 		engineNS := strings.HasPrefix(f[0], netnsPrefix)
-		bedNS := slices.ContainsFunc([]string{fabricNSPrefix, routerNSPrefix, etcdNSPrefix, onLinkRouterNSPrefix, onLinkNeighbourNSPrefix}, func(p string) bool { return strings.HasPrefix(f[0], p) })
+		bedNS := slices.ContainsFunc([]string{fabricNSPrefix, routerNSPrefix, etcdNSPrefix, onLinkRouterNSPrefix, onLinkNeighbourNSPrefix, delegationRouterNSPrefix}, func(p string) bool { return strings.HasPrefix(f[0], p) })
 		if !engineNS && !bedNS {
 			continue
 		}
 		// dsit-PID, or dsit-PID-NAME for the further hosts of a run; the
 		// bed's own: dsfab-PID, dsrtr-PID, dsetcd-PID, and the on-link
-		// bed's dsndr-PID and dsndn-PID.
+		// bed's dsndr-PID and dsndn-PID, the delegation bed's dspdr-PID.
 		_, id, _ := strings.Cut(f[0], "-")
 		pidPart, _, _ := strings.Cut(id, "-")
 		pid, err := strconv.Atoi(pidPart)
