@@ -63,7 +63,7 @@ type Delegation struct {
 // NewDelegation makes the prefix delegation test bed, Kea not running, and
 // removes it when the test ends (after the networks the test creates
 // later, which go first).
-func NewDelegation(t *testing.T) *Delegation {
+func NewDelegation(t testing.TB) *Delegation {
 	t.Helper()
 	if _, err := exec.LookPath("kea-dhcp6"); err != nil {
 		t.Fatal("kea-dhcp6 not found: apt-get install kea-dhcp6-server")
@@ -110,7 +110,7 @@ func (d *Delegation) logFile() string   { return filepath.Join(d.dir, "kea.log")
 
 // StartKea starts Kea in the router's namespace, delegating pool (the
 // only prefix it hands out), and waits until it serves.
-func (d *Delegation) StartKea(t *testing.T, pool netip.Prefix) {
+func (d *Delegation) StartKea(t testing.TB, pool netip.Prefix) {
 	t.Helper()
 	if d.kea != nil {
 		t.Fatal("StartKea: Kea already runs")
@@ -155,7 +155,7 @@ func (d *Delegation) StartKea(t *testing.T, pool netip.Prefix) {
 }
 
 // StopKea stops Kea (SIGTERM, SIGKILL after 5 s), if it runs.
-func (d *Delegation) StopKea(t *testing.T) {
+func (d *Delegation) StopKea(t testing.TB) {
 	t.Helper()
 	if d.kea == nil {
 		return
@@ -173,7 +173,7 @@ func (d *Delegation) StopKea(t *testing.T) {
 // Renumber makes Kea delegate pool instead, forgetting every lease it
 // gave: it stops Kea, drops its leases and starts it again (its server
 // identifier stays).
-func (d *Delegation) Renumber(t *testing.T, pool netip.Prefix) {
+func (d *Delegation) Renumber(t testing.TB, pool netip.Prefix) {
 	t.Helper()
 	d.StopKea(t)
 	if err := os.Remove(d.leaseFile()); err != nil && !os.IsNotExist(err) {
@@ -184,7 +184,7 @@ func (d *Delegation) Renumber(t *testing.T, pool netip.Prefix) {
 
 // RouteToHost routes prefix from the router to the host, as an ISP's
 // router does for the prefix it delegated.
-func (d *Delegation) RouteToHost(t *testing.T, prefix netip.Prefix) {
+func (d *Delegation) RouteToHost(t testing.TB, prefix netip.Prefix) {
 	t.Helper()
 	IPRun(t, "-n", d.Router.Name, "-6", "route", "replace", prefix.String(), "via", DelegationHost, "dev", delegationRouterPort)
 }

@@ -105,7 +105,7 @@ func NewOnLink(t *testing.T) *OnLink {
 // noDAD turns duplicate address detection off on dev in the namespace at
 // nsPath, before the link is up, so that its link-local address is never
 // tentative either.
-func noDAD(t *testing.T, nsPath, dev string) {
+func noDAD(t testing.TB, nsPath, dev string) {
 	t.Helper()
 	if err := netns.Do(nsPath, func() error { return sysctl.Set("net/ipv6/conf/"+dev+"/accept_dad", "0") }); err != nil {
 		t.Fatalf("accept_dad=0 on %s in %s: %v", dev, nsPath, err)

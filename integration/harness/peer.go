@@ -26,7 +26,7 @@ type PeerNS struct{ Name, Path string }
 
 // NewPeerNS makes the namespace PREFIXPID joined by the veth pair
 // hostEnd-peerEnd (the test is skipped on an external engine).
-func NewPeerNS(t *testing.T, prefix, hostEnd, peerEnd string) PeerNS {
+func NewPeerNS(t testing.TB, prefix, hostEnd, peerEnd string) PeerNS {
 	t.Helper()
 	if Eng.External {
 		t.Skip("needs the private engine's network namespace")
@@ -44,7 +44,7 @@ func NewPeerNS(t *testing.T, prefix, hostEnd, peerEnd string) PeerNS {
 }
 
 // IPRun runs the host's ip(8) and fails the test if it fails.
-func IPRun(t *testing.T, args ...string) {
+func IPRun(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
