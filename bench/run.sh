@@ -29,6 +29,11 @@
 #    macvlan; docker run --rm on an ndp_proxy network against a plain
 #    dualstack bridge (issue 23, goal <= 1.05; BENCH_NDP=0 skips,
 #    BENCH_NDP_CYCLES rounds, default 40, about a minute on Moby);
+#    docker run --rm on a delegated_prefix network (issue 24, Debian's
+#    kea-dhcp6-server delegating the prefix) against a plain dualstack
+#    bridge and Docker's bridge (goal <= 1.05 against the plain one;
+#    BENCH_DELEGATED=0 skips, BENCH_DELEGATED_CYCLES rounds, default 40,
+#    about a minute on Moby);
 #    docker run --rm with 1 to 500 containers on the network, both
 #    drivers, plotted to docs/scale-latency.png with gnuplot; a plugin
 #    restart (SIGKILL to serving) with 1 and with 500 endpoints
@@ -153,6 +158,19 @@ if [ "${BENCH_ENGINE:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 				-benchtime "${BENCH_NDP_CYCLES:-40}x" ./bench/e2e/engine/ | tee "$out/ndp-$engine.txt" | grep -E '^(engine|Benchmark)'
 			awk '/^BenchmarkNDPProxy/ { for (i = 2; i <= NF; i++) m[$i] = $(i-1) }
 			     END { if (m["dualstack-ms"] > 0) printf "ratio docker run --rm ndp_proxy/plain dualstack bridge: %.3f (median %.1f ms against %.1f ms; goal <= 1.05)\n", m["ndp-proxy-ms"] / m["dualstack-ms"], m["ndp-proxy-ms"], m["dualstack-ms"] }' "$out/ndp-$engine.txt"
+		fi
+		if [ "${BENCH_DELEGATED:-1}" = 1 ] && ! command -v kea-dhcp6 >/dev/null; then
+			echo "## engine $engine: delegated_prefix benchmark skipped (no kea-dhcp6: apt-get install kea-dhcp6-server)"
+		elif [ "${BENCH_DELEGATED:-1}" = 1 ]; then
+			echo "## engine $engine: docker run --rm on a delegated_prefix network against a plain dualstack bridge and Docker's"
+			DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'DelegatedPrefix' \
+				-benchtime "${BENCH_DELEGATED_CYCLES:-40}x" ./bench/e2e/engine/ | tee "$out/delegated-$engine.txt" | grep -E '^(engine|Benchmark)'
+			awk '/^BenchmarkDelegatedPrefix/ { for (i = 2; i <= NF; i++) m[$i] = $(i-1) }
+			     function ratio(what, a, b) { if (b > 0) printf "ratio %s: %.3f (median %.1f ms against %.1f ms)\n", what, a / b, a, b }
+			     END {
+			       ratio("docker run --rm delegated_prefix/plain dualstack bridge (goal <= 1.05)", m["delegated-ms"], m["dualstack-ms"])
+			       ratio("docker run --rm delegated_prefix/Docker'"'"'s bridge", m["delegated-ms"], m["docker-bridge-ms"])
+			     }' "$out/delegated-$engine.txt"
 		fi
 		echo "## engine $engine: docker run --rm with 1 and with 500 published ports"
 		DUALSTACK_ENGINE=$engine go test -tags integration -count=1 -run '^$' -bench 'Publish' \

@@ -48,6 +48,13 @@ cpu: Oxide Virtual Turin-like Processor
 BenchmarkNDPProxy-2   	      40	       190.2 dualstack-ms	       195.1 ndp-proxy-ms
 PASS
 `
+	// delegatedOut is BenchmarkDelegatedPrefix on Moby.
+	delegatedOut = `engine moby: dockerd github.com/moby/moby/v2 v2.0.0-beta.24 (go1.26.8); containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3; runc version 1.5.2 (no seccomp)
+engine: client 28.2.2, engine library-import (API 1.56) at unix:///tmp/dualstack-it-1/docker.sock (private: true, root mount: private, Docker's firewall backend: default)
+cpu: Oxide Virtual Turin-like Processor
+BenchmarkDelegatedPrefix-2   	      40	       446.1 delegated-ms	       483.3 docker-bridge-ms	       446.7 dualstack-ms
+PASS
+`
 	// scaleLog is BenchmarkScale's -v output, scaleTxt its series.
 	scaleLog = `engine: client 28.2.2, engine 20.10.24+dfsg1 (API 1.41) at unix:///tmp/x/docker.sock (private: true, root mount: private, Docker's firewall backend: default)
 BenchmarkScale
@@ -96,7 +103,8 @@ func sampleRun(t *testing.T, date string) string {
 	dir := t.TempDir()
 	files := map[string]string{
 		"run.txt": "go: go1.99.1\ncpus: 4\n", "ipam.txt": ipamOut, "durable.txt": durableOut, "fsync.txt": fsyncOut,
-		"engine-moby.txt": engineOut, "ndp-moby.txt": ndpOut, "scale-docker.io.log": scaleLog, "scale-docker.io.txt": scaleTxt,
+		"engine-moby.txt": engineOut, "ndp-moby.txt": ndpOut, "delegated-moby.txt": delegatedOut,
+		"scale-docker.io.log": scaleLog, "scale-docker.io.txt": scaleTxt,
 		"strace.txt": "% time     seconds  usecs/call     calls    errors syscall\n",
 	}
 	when, err := time.Parse("2006-01-02", date)
@@ -127,7 +135,7 @@ func TestCollect(t *testing.T) {
 			t.Errorf("source %s: date %s, %s, %d CPUs; want 2026-12-02, go1.99.1, 4 CPUs (run.txt)", n, s.Date, s.Go, s.CPUs)
 		}
 	}
-	if got, want := strings.Join(slices.Sorted(slices.Values(names)), " "), "durable engine-moby fsync ipam ndp-moby scale-docker.io"; got != want {
+	if got, want := strings.Join(slices.Sorted(slices.Values(names)), " "), "delegated-moby durable engine-moby fsync ipam ndp-moby scale-docker.io"; got != want {
 		t.Fatalf("sources %s, want %s (strace.txt holds no figures)", got, want)
 	}
 	if got := r.values("ipam", "BenchmarkNextSequentialV6/dualstack", "ns/op"); !reflect.DeepEqual(got, []float64{10.96, 11.91}) {
@@ -169,6 +177,13 @@ Measured by ` + "`make bench`" + ` (source and date): ` + "`ipam`" + ` 2026-12-0
 	}
 	if got := ndpTable(&Results{Sources: map[string]*Source{}}); !strings.Contains(got, "| — | — | ≤ 1.05 |") {
 		t.Errorf("the ndp table without figures:\n%s", got)
+	}
+	delegated := delegatedTable(r)
+	if row := "| Moby v2.0.0-beta.24 (API 1.56), runc 1.5.2 | 446.1 ms against 446.7 ms: **0.999** | ≤ 1.05 | 483.3 ms: 0.923 (the plain one 0.924) |"; !strings.Contains(delegated, row+"\n") {
+		t.Errorf("delegated table lacks the row\n%s\nin:\n%s", row, delegated)
+	}
+	if got := delegatedTable(&Results{Sources: map[string]*Source{}}); !strings.Contains(got, "| — | — | ≤ 1.05 | — |") {
+		t.Errorf("the delegated table without figures:\n%s", got)
 	}
 	if got := bgpTable(r); !strings.Contains(got, "No figures yet: run `make bench`.") || !strings.Contains(got, "| — |") {
 		t.Errorf("a table without figures:\n%s", got)
@@ -240,8 +255,8 @@ func TestRun(t *testing.T) {
 	}
 	for _, f := range []string{results, filepath.Join(dir, "results.json")} {
 		r, err := Load(f)
-		if err != nil || len(r.Sources) != 6 {
-			t.Errorf("%s: %d sources, %v; want 6", f, len(r.Sources), err)
+		if err != nil || len(r.Sources) != 7 {
+			t.Errorf("%s: %d sources, %v; want 7", f, len(r.Sources), err)
 		}
 	}
 	b, _ := os.ReadFile(doc)

@@ -15,6 +15,7 @@ var sections = map[string]func(*Results) string{
 	"roots":     rootsTable,
 	"publish":   publishTable,
 	"ndp":       ndpTable,
+	"delegated": delegatedTable,
 	"scale":     scaleTable,
 	"cluster":   clusterTable,
 	"bgp":       bgpTable,
@@ -197,6 +198,28 @@ func ndpTable(r *Results) string {
 		rows = append(rows, []string{none, none, "≤ 1.05"})
 	}
 	return table([]string{"engine", "`docker run --rm`, ndp_proxy network against a plain dualstack bridge", "goal"}, rows) +
+		"\n" + measured(r, sources...)
+}
+
+// delegatedTable: docker run --rm on a delegated_prefix network against
+// a plain dualstack bridge and against Docker's bridge, all three in the
+// same run (delegated-E), issue 24's goal beside it.
+func delegatedTable(r *Results) string {
+	var rows [][]string
+	var sources []string
+	for _, e := range engines(r, "delegated-") {
+		v := func(unit string) []float64 { return r.values("delegated-"+e, "BenchmarkDelegatedPrefix", unit) }
+		docker := none
+		if d, p, br := v("delegated-ms"), v("dualstack-ms"), v("docker-bridge-ms"); len(d) > 0 && len(p) > 0 && len(br) > 0 {
+			docker = fmt.Sprintf("%s: %s (the plain one %s)", ms(br), ratio(d, br), ratio(p, br))
+		}
+		rows = append(rows, []string{engineName(r, e, "delegated-", "engine-"), against(v("delegated-ms"), v("dualstack-ms")), "≤ 1.05", docker})
+		sources = append(sources, "delegated-"+e)
+	}
+	if len(rows) == 0 {
+		rows = append(rows, []string{none, none, "≤ 1.05", none})
+	}
+	return table([]string{"engine", "`docker run --rm`, delegated_prefix network against a plain dualstack bridge", "goal", "against Docker's bridge"}, rows) +
 		"\n" + measured(r, sources...)
 }
 
