@@ -114,7 +114,14 @@ func (bridgePlane) publishes(n *network) bool { return !n.Options.Internal }
 func (bridgePlane) lan(n *network) string { return n.Options.NDPProxy }
 
 func (bridgePlane) describe(n *network, log logrus.FieldLogger) logrus.FieldLogger {
-	return log.WithField("bridge", n.Options.Bridge)
+	log = log.WithField("bridge", n.Options.Bridge)
+	if n.Options.NDPProxy != "" {
+		log = log.WithField("ndp_proxy", n.Options.NDPProxy)
+	}
+	if n.Options.Delegated != "" {
+		log = log.WithField("delegated_prefix", n.Options.Delegated).WithField("subnet_id", n.DelegatedID)
+	}
+	return log
 }
 
 // open sets route_localnet, which ports published on 127.0.0.1 need, on

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	api "github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/dualstack-net/dualstack/delegation"
 	"github.com/dualstack-net/dualstack/internal/netnstest"
@@ -233,5 +235,26 @@ func TestSamePrefixes(t *testing.T) {
 	}
 	if samePrefixes(bound, delegation.Lease{Stale: []delegation.Prefix{p}}) {
 		t.Error("a lost lease has the same prefixes")
+	}
+}
+
+// TestNoPrefixWarnsOnce: the first problem of an uplink's client (no
+// server answers) is said at warning, once, without renumbering.
+func TestNoPrefixWarnsOnce(t *testing.T) {
+	log, hook := logtest.NewNullLogger()
+	fake := &fakeDelegations{holders: map[string]bool{}, lease: delegation.Lease{State: "soliciting", Error: "no server answered 1 Solicits since 12:00:00"}}
+	d := &Driver{cfg: Config{Delegations: fake}, log: log, leases: map[string]delegation.Lease{"eth9": {State: "soliciting"}},
+		networks: map[string]*network{"n1": {ID: "n1", Options: netOptions{Delegated: "eth9"}}}}
+	d.takeLease("eth9")
+	fake.set(delegation.Lease{State: "soliciting", Error: "no server answered 2 Solicits since 12:00:00"})
+	d.takeLease("eth9")
+	var warned []string
+	for _, e := range hook.AllEntries() {
+		if e.Level == logrus.WarnLevel {
+			warned = append(warned, e.Message)
+		}
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "no delegated prefix on the uplink for now") {
+		t.Fatalf("warnings = %q, want one saying no prefix comes for now", warned)
 	}
 }

@@ -77,6 +77,16 @@ func (d *Driver) takeLease(uplink string) {
 	// The clients log the lease's changes; the driver, the networks'.
 	old := d.leases[uplink]
 	d.leases[uplink] = l
+	if l.Error != "" && old.Error == "" {
+		// Once, when the client meets a problem (no server answers): at
+		// the default level, the first sign that no prefix comes.
+		log := d.log.WithField("uplink", uplink).WithField("state", l.State).WithField("problem", l.Error)
+		if l.Current == nil {
+			log.Warn("no delegated prefix on the uplink for now: containers get their global addresses once a server delegates one (dualstack prefixes shows the state)")
+		} else {
+			log.WithField("prefix", l.Current.Prefix).Warn("the DHCPv6 server does not renew the delegated prefix for now: it is kept until its valid lifetime ends (dualstack prefixes shows the state)")
+		}
+	}
 	if samePrefixes(old, l) {
 		// Only the client's state or its last problem changed (each
 		// Solicit unanswered): nothing to renumber.
