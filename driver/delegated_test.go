@@ -2,6 +2,7 @@ package driver
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -256,5 +257,51 @@ func TestNoPrefixWarnsOnce(t *testing.T) {
 	}
 	if len(warned) != 1 || !strings.Contains(warned[0], "no delegated prefix on the uplink for now") {
 		t.Fatalf("warnings = %q, want one saying no prefix comes for now", warned)
+	}
+}
+
+// TestDelegatedSubnetIDs: with a /64 delegated, a network asking for
+// subnet ID 0 takes the whole /64; one taking the default (1) is refused,
+// naming why, and leaves no bridge, as is one asking for an ID another
+// network holds.
+func TestDelegatedSubnetIDs(t *testing.T) {
+	now := time.Now()
+	p := delegation.Prefix{Prefix: netip.MustParsePrefix("2001:db8:300:5::/64"), Preferred: now.Add(time.Minute), Valid: now.Add(2 * time.Minute)}
+	fake := &fakeDelegations{holders: map[string]bool{}, lease: delegation.Lease{State: "bound", Current: &p}}
+	h := newHarnessWith(t, func(c *Config) { c.Delegations = fake })
+	h.host.IP(t, "link", "add", "dspd0", "type", "veth", "peer", "name", "dspd1")
+	opts := func(kv ...string) map[string]interface{} {
+		g := map[string]interface{}{"delegated_prefix": "dspd0"}
+		for i := 0; i < len(kv); i += 2 {
+			g[kv[i]] = kv[i+1]
+		}
+		return map[string]interface{}{optEnableIPv6: true, optGeneric: g}
+	}
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network("a1aaaaaaaaaa0001", opts("delegated_subnet", "0"), "fd00:31::/64"))
+	})
+	if a := findAddr(h.host.Addrs(t, "ds-a1aaaaaaaaaa"), "2001:db8:300:5::1/64"); a == nil {
+		t.Fatalf("the first network's bridge: %v, want 2001:db8:300:5::1/64 (subnet ID 0 of the /64)", h.host.Addrs(t, "ds-a1aaaaaaaaaa"))
+	}
+	refused := []struct {
+		id   string
+		opts map[string]interface{}
+		want string
+	}{
+		{"a2aaaaaaaaaa0002", opts(), "subnet ID 1 does not fit in the prefix 2001:db8:300:5::/64 delegated now, which has subnet ID 0 alone"},
+		{"a3aaaaaaaaaa0003", opts("delegated_subnet", "0"), "network a1aaaaaaaaaa on dspd0 has subnet ID 0 already"},
+	}
+	for i, c := range refused {
+		var err error
+		h.in(func() error {
+			err = h.d.CreateNetwork(h.network(c.id, c.opts, fmt.Sprintf("fd00:3%d::/64", i+2)))
+			return nil
+		})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("network %s: error %v, want one saying %q", c.id, err, c.want)
+		}
+		if out := string(h.host.IP(t, "link", "show")); strings.Contains(out, "ds-"+c.id[:12]) {
+			t.Errorf("refused network %s left its bridge", c.id)
+		}
 	}
 }
