@@ -36,7 +36,7 @@ func autoNet(t *testing.T, name string, ipamOpts ...string) netip.Prefix {
 		args = append(args, "--ipam-opt", o)
 	}
 	harness.DSNet(t, name, args...)
-	removeAtEnd(t, name)
+	harness.RemoveNetworkAtEnd(t, name)
 	return v6Subnet(t, name)
 }
 
@@ -77,10 +77,10 @@ func TestAutoPool(t *testing.T) {
 		t.Errorf("ds-nd-auto got %s and ds-nd-auto96 %s: they overlap", p, q)
 	}
 
-	servers := append(startServers(t, "ds-nd-auto", []string{"ds-nd-auto-a"}), startServers(t, "ds-nd-auto96", []string{"ds-nd-auto96-a"})...)
+	servers := append(harness.StartServers(t, "ds-nd-auto", []string{"ds-nd-auto-a"}), harness.StartServers(t, "ds-nd-auto96", []string{"ds-nd-auto96-a"})...)
 	for i, want := range []netip.Prefix{p, q} {
-		if !want.Contains(servers[i].addr) {
-			t.Errorf("%s got %s, outside its network's %s", servers[i].name, servers[i].addr, want)
+		if !want.Contains(servers[i].Addr) {
+			t.Errorf("%s got %s, outside its network's %s", servers[i].Name, servers[i].Addr, want)
 		}
 	}
 	reachable(t, b, servers)

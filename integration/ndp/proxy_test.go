@@ -22,7 +22,7 @@ func TestThirtyContainersOnTheLink(t *testing.T) {
 	b.ServeSource(t)
 	ndpNet(t, "ds-nd", "198.18.60.0/24", harness.OnLinkSubnet)
 	start := time.Now()
-	servers := startServers(t, "ds-nd", names("ds-nd", 30))
+	servers := harness.StartServers(t, "ds-nd", harness.ServerNames("ds-nd", 0, 30))
 	t.Logf("30 containers started in %.1fs", time.Since(start).Seconds())
 
 	wantOnTheLink(t, b, servers)
@@ -35,20 +35,20 @@ func wantOnTheLink(t *testing.T, b *harness.OnLink, servers []server) {
 	subnet := netip.MustParsePrefix(harness.OnLinkSubnet)
 	neighbour := netip.MustParseAddr(harness.OnLinkNeighbour)
 	for _, s := range servers {
-		if s.addr == neighbour || !subnet.Contains(s.addr) {
-			t.Errorf("%s got %s: want an address of %s other than the neighbour's %s", s.name, s.addr, subnet, neighbour)
+		if s.Addr == neighbour || !subnet.Contains(s.Addr) {
+			t.Errorf("%s got %s: want an address of %s other than the neighbour's %s", s.Name, s.Addr, subnet, neighbour)
 		}
 	}
 	router := harness.HostPort(harness.OnLinkRouter, harness.OnLinkRouterPort)
 	eachServer(t, servers, func(s server) error {
-		if err := get("the router", b.Router.Path, s.web("80"), s.name); err != nil {
+		if err := harness.GetBody("the router", b.Router.Path, web(s, "80"), s.Name); err != nil {
 			return err
 		}
-		if err := get("the neighbour", b.Neighbour.Path, s.web("80"), s.name); err != nil {
+		if err := harness.GetBody("the neighbour", b.Neighbour.Path, web(s, "80"), s.Name); err != nil {
 			return err
 		}
 		// The router sees the container's own address: no NAT.
-		return get(s.name+" to the router", s.ns(), router, s.addr.String())
+		return harness.GetBody(s.Name+" to the router", s.NS(), router, s.Addr.String())
 	})
 
 	// The neighbour keeps its address, and the router still reaches it
@@ -69,13 +69,13 @@ func wantOnTheLink(t *testing.T, b *harness.OnLink, servers []server) {
 	// on the link reaches it, even with the host's FORWARD policy ACCEPT.
 	harness.AcceptForwarding(t)
 	eachServer(t, servers, func(s server) error {
-		if err := harness.Dial(harness.EngineNetns(), s.web("81"), 2*time.Second); err != nil {
-			return fmt.Errorf("the host cannot connect to %s's unpublished port: %v", s.name, err)
+		if err := harness.Dial(harness.EngineNetns(), web(s, "81"), 2*time.Second); err != nil {
+			return fmt.Errorf("the host cannot connect to %s's unpublished port: %v", s.Name, err)
 		}
-		if err := blocked("the router", b.Router.Path, s.web("81")); err != nil {
+		if err := harness.Blocked("the router", b.Router.Path, web(s, "81")); err != nil {
 			return err
 		}
-		return blocked("the neighbour", b.Neighbour.Path, s.web("81"))
+		return harness.Blocked("the neighbour", b.Neighbour.Path, web(s, "81"))
 	})
 }
 
@@ -86,34 +86,34 @@ func wantOnTheLink(t *testing.T, b *harness.OnLink, servers []server) {
 func TestContainersComeAndGo(t *testing.T) {
 	b := harness.NewOnLink(t)
 	ndpNet(t, "ds-nd-go", "198.18.62.0/24", "2001:db8:6e:0:d2::/80")
-	s := startServers(t, "ds-nd-go", []string{"ds-nd-go-a"})[0]
-	if err := get("the router", b.Router.Path, s.web("80"), s.name); err != nil {
+	s := harness.StartServers(t, "ds-nd-go", []string{"ds-nd-go-a"})[0]
+	if err := harness.GetBody("the router", b.Router.Path, web(s, "80"), s.Name); err != nil {
 		t.Fatal(err)
 	}
-	harness.Docker(t, "rm", "-f", s.name)
+	harness.Docker(t, "rm", "-f", s.Name)
 	gone := time.Now()
 	harness.Within(t, time.Second, func() error {
-		if slices.Contains(harness.ProxiedOn(t, harness.OnLinkIF), s.addr) {
-			return fmt.Errorf("%s still has a proxy entry 1s after docker rm -f: %v", s.addr, harness.ProxyEntries(t))
+		if slices.Contains(harness.ProxiedOn(t, harness.OnLinkIF), s.Addr) {
+			return fmt.Errorf("%s still has a proxy entry 1s after docker rm -f: %v", s.Addr, harness.ProxyEntries(t))
 		}
 		return nil
 	})
-	t.Logf("the proxy entry for %s went %v after docker rm -f returned", s.addr, time.Since(gone).Round(time.Millisecond))
-	b.FlushRouterNeigh(t, s.addr.String())
-	if err := harness.Dial(b.Router.Path, s.web("80"), time.Second); err == nil {
-		t.Errorf("the router still reaches %s after docker rm -f", s.addr)
+	t.Logf("the proxy entry for %s went %v after docker rm -f returned", s.Addr, time.Since(gone).Round(time.Millisecond))
+	b.FlushRouterNeigh(t, s.Addr.String())
+	if err := harness.Dial(b.Router.Path, web(s, "80"), time.Second); err == nil {
+		t.Errorf("the router still reaches %s after docker rm -f", s.Addr)
 	}
-	if n := b.RouterNeigh(t, s.addr.String()); n.LLAddr != "" {
-		t.Errorf("a solicitation for %s got an answer after the container went: the router's entry %+v (the host's MAC is %s)", s.addr, n, b.HostMAC)
+	if n := b.RouterNeigh(t, s.Addr.String()); n.LLAddr != "" {
+		t.Errorf("a solicitation for %s got an answer after the container went: the router's entry %+v (the host's MAC is %s)", s.Addr, n, b.HostMAC)
 	}
 
 	// The router's cache holds a stale entry for the next address, with
 	// the MAC of an earlier holder.
 	next := "2001:db8:6e:0:d2::99"
 	b.SetRouterNeigh(t, next, "02:00:00:00:00:01")
-	n := startServers(t, "ds-nd-go", []string{"ds-nd-go-b"}, "--ip6", next)[0]
-	if n.addr.String() != next {
-		t.Fatalf("%s got %s, want %s (--ip6)", n.name, n.addr, next)
+	n := harness.StartServers(t, "ds-nd-go", []string{"ds-nd-go-b"}, "--ip6", next)[0]
+	if n.Addr.String() != next {
+		t.Fatalf("%s got %s, want %s (--ip6)", n.Name, n.Addr, next)
 	}
 	harness.Within(t, time.Second, func() error {
 		if e := b.RouterNeigh(t, next); e.LLAddr != b.HostMAC {
@@ -121,7 +121,7 @@ func TestContainersComeAndGo(t *testing.T) {
 		}
 		return nil
 	})
-	if err := get("the router", b.Router.Path, n.web("80"), n.name); err != nil {
+	if err := harness.GetBody("the router", b.Router.Path, web(n, "80"), n.Name); err != nil {
 		t.Error(err)
 	}
 }

@@ -26,8 +26,8 @@ func TestRestartsAndRemoval(t *testing.T) {
 	before := hostState(t)
 	ndpNet(t, "ds-nd-r1", "198.18.63.0/24", "2001:db8:6e:0:d3::/80")
 	ndpNet(t, "ds-nd-r2", "198.18.64.0/24", "2001:db8:6e:0:d4::/80")
-	r1 := startServers(t, "ds-nd-r1", []string{"ds-nd-r1-a"})
-	r2 := startServers(t, "ds-nd-r2", []string{"ds-nd-r2-a"})
+	r1 := harness.StartServers(t, "ds-nd-r1", []string{"ds-nd-r1-a"})
+	r2 := harness.StartServers(t, "ds-nd-r2", []string{"ds-nd-r2-a"})
 	reachable(t, b, append(r1, r2...))
 
 	// The plugin down: stopped (SIGSTOP), it runs nothing until its
@@ -44,7 +44,7 @@ func TestRestartsAndRemoval(t *testing.T) {
 	harness.KillPlugin(t)
 	t.Log("the plugin is back after SIGKILL")
 	reachable(t, b, append(r1, r2...))
-	r1 = append(r1, startServers(t, "ds-nd-r1", []string{"ds-nd-r1-b"})...)
+	r1 = append(r1, harness.StartServers(t, "ds-nd-r1", []string{"ds-nd-r1-b"})...)
 	reachable(t, b, r1)
 	wantProxied(t, append(r1, r2...), nil)
 
@@ -54,23 +54,23 @@ func TestRestartsAndRemoval(t *testing.T) {
 	harness.WaitPlugin(t)
 	t.Log("dockerd restarted")
 	reachable(t, b, append(r1, r2...))
-	r1 = append(r1, startServers(t, "ds-nd-r1", []string{"ds-nd-r1-c"})...)
+	r1 = append(r1, harness.StartServers(t, "ds-nd-r1", []string{"ds-nd-r1-c"})...)
 	reachable(t, b, r1)
 	wantProxied(t, append(r1, r2...), nil)
 
 	// The first network goes: its containers' addresses are no longer
 	// answered for, the other network's still are.
 	for _, s := range r1 {
-		harness.Docker(t, "rm", "-f", s.name)
+		harness.Docker(t, "rm", "-f", s.Name)
 	}
-	if err := removeNetwork("ds-nd-r1"); err != nil {
+	if err := harness.RemoveNetwork("ds-nd-r1"); err != nil {
 		t.Fatal(err)
 	}
 	wantProxied(t, r2, r1)
 	reachable(t, b, r2)
 	// The last one goes: the host is as before.
-	harness.Docker(t, "rm", "-f", r2[0].name)
-	if err := removeNetwork("ds-nd-r2"); err != nil {
+	harness.Docker(t, "rm", "-f", r2[0].Name)
+	if err := harness.RemoveNetwork("ds-nd-r2"); err != nil {
 		t.Fatal(err)
 	}
 	if after := hostState(t); !slices.Equal(after, before) {

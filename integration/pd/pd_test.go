@@ -59,22 +59,22 @@ func TestDelegatedPrefix(t *testing.T) {
 // 2, 4, 8, 16 s... from the network's creation).
 func noServer(t *testing.T, b *harness.Delegation) []server {
 	t.Helper()
-	servers := startServers(t, pdNetwork, names(pdNetwork, 0, 2))
+	servers := harness.StartServers(t, pdNetwork, harness.ServerNames(pdNetwork, 0, 2))
 	ula := netip.MustParsePrefix(pdULA)
 	ok := parallel(t, servers, func(s server) error {
-		if s.took > usualStart || !ula.Contains(s.ula) {
-			return fmt.Errorf("%s started in %v with %s: want within %v with an address in %s, no DHCPv6 server running", s.name, s.took, s.ula, usualStart, ula)
+		if s.Took > usualStart || !ula.Contains(s.Addr) {
+			return fmt.Errorf("%s started in %v with %s: want within %v with an address in %s, no DHCPv6 server running", s.Name, s.Took, s.Addr, usualStart, ula)
 		}
 		addrs, err := globals(s)
 		if err == nil && len(addrs) > 0 {
-			err = fmt.Errorf("%s has %v with no DHCPv6 server running: want no delegated address", s.name, addrs)
+			err = fmt.Errorf("%s has %v with no DHCPv6 server running: want no delegated address", s.Name, addrs)
 		}
 		return err
 	})
 	if !ok {
 		t.FailNow()
 	}
-	t.Logf("with no DHCPv6 server, the containers started in %v and %v", servers[0].took.Round(time.Millisecond), servers[1].took.Round(time.Millisecond))
+	t.Logf("with no DHCPv6 server, the containers started in %v and %v", servers[0].Took.Round(time.Millisecond), servers[1].Took.Round(time.Millisecond))
 	wantStatus(t, pdNetwork, harness.KeaLease{}, netip.Prefix{}, nil, netip.Prefix{}, nil)
 	if st, data, _ := readStatus(); len(st.Uplinks) == 1 && st.Uplinks[0].State != "soliciting" {
 		t.Errorf("with no DHCPv6 server the status file shows\n%s\nwant the state soliciting", data)
@@ -98,22 +98,22 @@ func noServer(t *testing.T, b *harness.Delegation) []server {
 // the unpublished one.
 func twenty(t *testing.T, b *harness.Delegation) []server {
 	t.Helper()
-	servers := startServers(t, pdNetwork, names(pdNetwork, 2, 20))
+	servers := harness.StartServers(t, pdNetwork, harness.ServerNames(pdNetwork, 2, 20))
 	parallel(t, servers, func(s server) error {
 		return eventually(5*time.Second, func() error { return wantAddrs(s, net1) })
 	})
-	all := append(inspectServers(t, pdNetwork, names(pdNetwork, 0, 2)), servers...)
+	all := append(harness.InspectServers(t, pdNetwork, harness.ServerNames(pdNetwork, 0, 2)), servers...)
 	wantDistinct(t, all, net1)
 	wantHostAddr(t, gateway(net1), true)
 	harness.AcceptForwarding(t)
 	parallel(t, all, func(s server) error {
-		a := s.global(net1)
-		if err := get("the router", b.Router.Path, a, "80", s.name); err != nil {
+		a := global(s, net1)
+		if err := get("the router", b.Router.Path, a, "80", s.Name); err != nil {
 			return err
 		}
 		// Port 81 is open (the host reaches it) but not published.
 		if err := harness.Dial(harness.EngineNetns(), harness.HostPort(a.String(), "81"), 2*time.Second); err != nil {
-			return fmt.Errorf("the host cannot connect to %s's unpublished port: %v", s.name, err)
+			return fmt.Errorf("the host cannot connect to %s's unpublished port: %v", s.Name, err)
 		}
 		return blocked("the router", b.Router.Path, a, "81")
 	})
@@ -186,12 +186,12 @@ func renumber(t *testing.T, b *harness.Delegation, servers []server, lease harne
 	wantHostAddr(t, gateway(net2), true)
 	wantHostAddr(t, gateway(net1), true)
 	wantUnreachable(t, pool1, pool2)
-	parallel(t, servers, func(s server) error { return get("the router", b.Router.Path, s.global(net2), "80", s.name) })
-	late := startServers(t, pdNetwork, names(pdNetwork, 20, 21))
+	parallel(t, servers, func(s server) error { return get("the router", b.Router.Path, global(s, net2), "80", s.Name) })
+	late := harness.StartServers(t, pdNetwork, harness.ServerNames(pdNetwork, 20, 21))
 	parallel(t, late, func(s server) error {
 		return eventually(5*time.Second, func() error { return wantAddrs(s, net2, net1) })
 	})
-	parallel(t, late, func(s server) error { return get("the router", b.Router.Path, s.global(net2), "80", s.name) })
+	parallel(t, late, func(s server) error { return get("the router", b.Router.Path, global(s, net2), "80", s.Name) })
 	if l := oneLease(t, b, pool2); l.DUID != lease.DUID || l.IAID != lease.IAID {
 		t.Errorf("Kea's lease after renumbering is %s, want the same DUID and IAID as before: %s", l, lease)
 	}
@@ -218,14 +218,14 @@ func wantDeprecated(s server, old netip.Prefix) error {
 		return err
 	}
 	for _, a := range addrs {
-		if a.Prefix().Addr() == s.global(old) {
+		if a.Prefix().Addr() == global(s, old) {
 			if !a.Deprecated || a.Preferred != 0 || a.Valid == 0 {
-				return fmt.Errorf("%s: %s: want it deprecated, preferred lifetime 0, still valid", s.name, a)
+				return fmt.Errorf("%s: %s: want it deprecated, preferred lifetime 0, still valid", s.Name, a)
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("%s has %v: want its old address %s kept, deprecated, until its valid lifetime ends", s.name, addrs, s.global(old))
+	return fmt.Errorf("%s has %v: want its old address %s kept, deprecated, until its valid lifetime ends", s.Name, addrs, global(s, old))
 }
 
 // oneLease wants Kea's lease file to hold exactly one lease, of prefix,
@@ -253,7 +253,7 @@ func addrsOf(t *testing.T, servers []server) []string {
 		for _, a := range addrs {
 			l = append(l, a.Prefix().String())
 		}
-		out = append(out, s.name+" "+strings.Join(harness.Sorted(l), " "))
+		out = append(out, s.Name+" "+strings.Join(harness.Sorted(l), " "))
 	}
 	return out
 }
@@ -275,13 +275,13 @@ func wantDistinct(t *testing.T, servers []server, net netip.Prefix) {
 			}
 		}
 		if len(in) != 1 {
-			t.Errorf("%s has %v in %s, want one address", s.name, in, net)
+			t.Errorf("%s has %v in %s, want one address", s.Name, in, net)
 			continue
 		}
 		if other, dup := seen[in[0]]; dup {
-			t.Errorf("%s and %s both hold %s", other, s.name, in[0])
+			t.Errorf("%s and %s both hold %s", other, s.Name, in[0])
 		}
-		seen[in[0]] = s.name
+		seen[in[0]] = s.Name
 	}
 }
 
