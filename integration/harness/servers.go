@@ -120,12 +120,12 @@ func RemoveNetworkAtEnd(t *testing.T, name string) {
 	})
 }
 
-// RemoveNetwork removes network name, trying again for up to 10 s:
+// RemoveNetwork removes network name, trying again for up to 30 s:
 // dockerd may still be releasing the endpoints of containers that
 // `docker rm -f` just removed, and refuses meanwhile ("has active
 // endpoints"). A network that is not there is no error.
 func RemoveNetwork(name string) error {
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		out, err := DockerCmd("network", "rm", name)
 		if err == nil {
 			return nil
