@@ -176,9 +176,16 @@ func TestDelegatedRenumbering(t *testing.T) {
 	stale.Preferred = time.Now()
 	fake.set(delegation.Lease{State: "bound", Current: &second, Stale: []delegation.Prefix{stale}})
 	h.d.PrefixChanged(delegation.Lease{Uplink: "dspd0"})
-	deadline := time.Now().Add(3 * time.Second)
-	for findAddr(sb.Addrs(t, "eth0"), "2001:db8:200:1::2/64") == nil && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	// The driver takes the change up on a goroutine of its own and writes
+	// the status file last, once addresses, routes and firewall follow.
+	var st PrefixStatus
+	eventually(t, 3*time.Second, "the status file shows the network's /64 of 2001:db8:200::/56", func() bool {
+		data, err := os.ReadFile(filepath.Join(dir, PrefixStatusFile))
+		return err == nil && json.Unmarshal(data, &st) == nil && len(st.Networks) == 1 &&
+			st.Networks[0].Current != nil && st.Networks[0].Current.Prefix.String() == "2001:db8:200:1::/64"
+	})
+	if len(st.Networks[0].Deprecated) != 1 || st.Networks[0].Deprecated[0].Prefix.String() != "2001:db8:100:1::/64" {
+		t.Fatalf("status file networks = %+v, want 2001:db8:100:1::/64 deprecated", st.Networks)
 	}
 	addrs := sb.Addrs(t, "eth0")
 	if a := findAddr(addrs, "2001:db8:200:1::2/64"); a == nil || a.Deprecated {
@@ -193,15 +200,6 @@ func TestDelegatedRenumbering(t *testing.T) {
 	out := string(h.host.IP(t, "-6", "route", "show", "proto", "216"))
 	if !strings.Contains(out, "unreachable 2001:db8:200::/56") || !strings.Contains(out, "unreachable 2001:db8:100::/56") {
 		t.Fatalf("routes of protocol 216 after the change = %q, want both prefixes while both are valid", out)
-	}
-
-	var st PrefixStatus
-	if data, err := os.ReadFile(filepath.Join(dir, PrefixStatusFile)); err != nil || json.Unmarshal(data, &st) != nil {
-		t.Fatalf("status file: %v", err)
-	}
-	if len(st.Networks) != 1 || st.Networks[0].Current == nil || st.Networks[0].Current.Prefix.String() != "2001:db8:200:1::/64" ||
-		len(st.Networks[0].Deprecated) != 1 || st.Networks[0].Deprecated[0].Prefix.String() != "2001:db8:100:1::/64" {
-		t.Fatalf("status file networks = %+v, want current 2001:db8:200:1::/64 and deprecated 2001:db8:100:1::/64", st.Networks)
 	}
 
 	h.in(func() error { return h.d.DeleteNetwork(&api.DeleteNetworkRequest{NetworkID: nid}) })
@@ -302,6 +300,17 @@ func TestDelegatedSubnetIDs(t *testing.T) {
 		}
 		if out := string(h.host.IP(t, "link", "show")); strings.Contains(out, "ds-"+c.id[:12]) {
 			t.Errorf("refused network %s left its bridge", c.id)
+		}
+	}
+}
+
+// eventually waits up to d for cond, and fails the test, saying what
+// was awaited, if it never holds.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v in vain: %s", d, what)
 		}
 	}
 }

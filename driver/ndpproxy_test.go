@@ -234,6 +234,10 @@ func TestNDPProxyRenumbering(t *testing.T) {
 	if a := findAddr(sb.Addrs(t, "eth0"), "2001:db8:f3:0:d0::2/80"); a == nil || !a.Deprecated || a.Valid != 0xffffffff {
 		t.Fatalf("container's own address after the renumbering: %+v, want it deprecated and valid forever", a)
 	}
+	deadline = time.Now().Add(3 * time.Second)
+	for !slices.Contains(h.proxied(ndpUplink), netip.MustParseAddr("2001:db8:f4:0:d0::2")) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if got := h.proxied(ndpUplink); !slices.Contains(got, netip.MustParseAddr("2001:db8:f4:0:d0::2")) {
 		t.Fatalf("proxy entries on %s = %v, want the renumbered address answered for", ndpUplink, got)
 	}
