@@ -354,12 +354,19 @@ func (d *Driver) delegatedRoutes() {
 // once) and puts the bridges' global gateways back; the containers' come
 // back with the joins ResumeJoins resumes.
 func (d *Driver) delegatedRestore() {
+	found := false
 	for _, n := range d.networks {
+		if n.Options.Delegated == "" {
+			continue
+		}
+		found = true
 		if err := d.delegatedUp(n); err != nil {
 			d.log.WithField("network", short(n.ID)).WithError(err).Warn("restore the delegated prefix")
 		}
 	}
-	d.writePrefixStatus()
+	if found {
+		d.writePrefixStatus()
+	}
 }
 
 // routedPorts are the ports ep publishes, each IPv6 one reached also at

@@ -248,17 +248,6 @@ func linkGone(name string) bool {
 	return err != nil
 }
 
-// within lists the addresses of addrs inside p.
-func within(addrs []netip.Addr, p netip.Prefix) []netip.Addr {
-	var out []netip.Addr
-	for _, a := range addrs {
-		if p.Contains(a) {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
 // ndpAddrs lists ep's IPv6 addresses that n answers for on its link:
 // those in its subnets, and those in its parts of the link's other /64s
 // (ndprenumber.go).

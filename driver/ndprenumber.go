@@ -124,7 +124,7 @@ func (d *Driver) takeOnLink(link string) {
 		d.log.WithField("interface", link).WithField("prefixes", onLinkString(prefixes, now)).Info("on-link prefixes changed: ndp_proxy networks renumbered")
 	}
 	for _, n := range nets {
-		d.renumber(n, delegation.Lease{})
+		d.renumber(n)
 		d.deprecateHome(n, now)
 		d.answerParts(n)
 	}

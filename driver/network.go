@@ -183,8 +183,13 @@ func (d *Driver) createNetwork(n *network) (err error) {
 	if err := d.delegatedUp(n); err != nil {
 		return err
 	}
-	defer d.writePrefixStatus()
-	return save(d.cfg.DB, "network "+n.ID, func(tx state.Tx) error { return put(tx, bucketNetworks, n.ID, n) })
+	if err := save(d.cfg.DB, "network "+n.ID, func(tx state.Tx) error { return put(tx, bucketNetworks, n.ID, n) }); err != nil {
+		return err
+	}
+	if n.Options.Delegated != "" {
+		d.writePrefixStatus()
+	}
+	return nil
 }
 
 // guard adds n to the networks and applies the firewall with n's rules
@@ -287,7 +292,9 @@ func (d *Driver) deleteNetwork(n *network) error {
 	if err := d.delegatedDown(n); err != nil {
 		return err
 	}
-	defer d.writePrefixStatus()
+	if n.Options.Delegated != "" {
+		defer d.writePrefixStatus()
+	}
 	if err := d.plane(n).deleteNetwork(n, d.networks); errors.Is(err, links.ErrNotOwned) {
 		// Ours is gone; the name is somebody else's now.
 		d.log.WithField("network", short(n.ID)).WithError(err).Warn("network deleted; a link of its name that is not its own is left alone")

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -94,7 +93,7 @@ func (d *Driver) takeLease(uplink string) {
 		return
 	}
 	for _, n := range nets {
-		d.renumber(n, old)
+		d.logRenumbered(n, old, l, d.renumber(n))
 	}
 	d.delegatedRoutes()
 	if err := d.applyFirewall(nil); err != nil {
@@ -113,9 +112,9 @@ func samePrefixes(a, b delegation.Lease) bool {
 }
 
 // renumber puts n's global addresses, with the lifetimes of their
-// prefixes, on its bridge and in each of its running containers. The
-// driver's lock is held.
-func (d *Driver) renumber(n *network, old delegation.Lease) {
+// prefixes, on its bridge and in each of its running containers, and
+// returns how many containers got them. The driver's lock is held.
+func (d *Driver) renumber(n *network) int {
 	d.bridgeGlobals(n)
 	now := time.Now()
 	done := 0
@@ -130,15 +129,23 @@ func (d *Driver) renumber(n *network, old delegation.Lease) {
 		}
 		done++
 	}
-	l := d.leases[n.Options.Delegated]
-	if l.Current != nil && (old.Current == nil || old.Current.Prefix != l.Current.Prefix) {
-		parts := d.parts(n, now)
-		if len(parts) > 0 && parts[0].Prefix.Prefix == l.Current.Prefix {
-			d.log.WithField("network", short(n.ID)).WithField("subnet", parts[0].Part).WithField("containers", done).Info("network renumbered")
-		} else {
-			d.log.WithField("network", short(n.ID)).WithField("prefix", l.Current.Prefix).Warnf("subnet ID %d does not fit in the delegated prefix, which has %s: the network's containers get no global address; recreate the network with -o delegated_subnet one that fits", n.DelegatedID, idRange(l.Current.Prefix))
-		}
+	return done
+}
+
+// logRenumbered says at info that n took its /64 of the prefix l
+// delegates now, unlike old, with how many containers got their address
+// there (done); or, at warning, that its subnet ID does not fit the
+// prefix.
+func (d *Driver) logRenumbered(n *network, old, l delegation.Lease, done int) {
+	if l.Current == nil || (old.Current != nil && old.Current.Prefix == l.Current.Prefix) {
+		return
 	}
+	log := d.log.WithField("network", short(n.ID))
+	if part, fits := subnet64(l.Current.Prefix, n.DelegatedID); fits {
+		log.WithField("subnet", part).WithField("containers", done).Info("network renumbered")
+		return
+	}
+	log.WithField("prefix", l.Current.Prefix).Warnf("subnet ID %d does not fit in the delegated prefix, which has %s: the network's containers get no global address; recreate the network with -o delegated_subnet one that fits", n.DelegatedID, idRange(l.Current.Prefix))
 }
 
 // setGlobals puts ep's global addresses in its container. The driver's
@@ -192,7 +199,7 @@ func (d *Driver) prefixStatus() PrefixStatus {
 	for _, l := range d.leases {
 		s.Uplinks = append(s.Uplinks, l)
 	}
-	sort.Slice(s.Uplinks, func(i, j int) bool { return s.Uplinks[i].Uplink < s.Uplinks[j].Uplink })
+	slices.SortFunc(s.Uplinks, func(a, b delegation.Lease) int { return strings.Compare(a.Uplink, b.Uplink) })
 	for _, n := range d.networks {
 		if n.Options.Delegated == "" {
 			continue
