@@ -144,6 +144,7 @@ func gatewayFilter(o netOptions, fn *firewall.Network) {
 	fn.Routed4 = v4.routed
 	fn.Unprotected4 = v4.unprotected
 	fn.Unprotected6 = v6.unprotected
+	fn.Isolated4, fn.Isolated6 = v4.isolated, v6.isolated
 	fn.Trusted = o.trusted()
 }
 

@@ -43,7 +43,7 @@ func TestGatewayModes(t *testing.T) {
 		{"nat-unprotected v4, ip_masquerade=false", gwRaw(false, optGwMode4, "nat-unprotected", optMasqDocker, "false"), true, IPv6ModeRouted,
 			firewall.Network{Unprotected4: true}},
 		{"v6 nat agreeing with ipv6_mode", gwRaw(false, optGwMode6, "nat", optIPv6Mode, "nat"), false, IPv6ModeNAT, firewall.Network{Masquerade4: true, NAT6: true}},
-		{"isolated both, internal", gwRaw(true, optGwMode4, "isolated", optGwMode6, "isolated"), false, IPv6ModeRouted, firewall.Network{Masquerade4: true, Internal: true}},
+		{"isolated both, internal", gwRaw(true, optGwMode4, "isolated", optGwMode6, "isolated"), false, IPv6ModeRouted, firewall.Network{Masquerade4: true, Internal: true, Isolated4: true, Isolated6: true}},
 		{"trusted", gwRaw(false, optTrustedDocker, "eth0:eth1.10"), false, IPv6ModeRouted, firewall.Network{Masquerade4: true, Trusted: []string{"eth0", "eth1.10"}}},
 	} {
 		o, err := parseOptions(id, c.raw)
@@ -57,7 +57,8 @@ func TestGatewayModes(t *testing.T) {
 		fn, _ := bridgePlane{}.filter(&network{Options: o})
 		c.fw.Bridge, c.fw.ICC = o.Bridge, true
 		if fn.Routed4 != c.fw.Routed4 || fn.Unprotected4 != c.fw.Unprotected4 || fn.Unprotected6 != c.fw.Unprotected6 ||
-			fn.Masquerade4 != c.fw.Masquerade4 || fn.NAT6 != c.fw.NAT6 || fn.Internal != c.fw.Internal || !slices.Equal(fn.Trusted, c.fw.Trusted) {
+			fn.Masquerade4 != c.fw.Masquerade4 || fn.NAT6 != c.fw.NAT6 || fn.Internal != c.fw.Internal || !slices.Equal(fn.Trusted, c.fw.Trusted) ||
+			fn.Isolated4 != c.fw.Isolated4 || fn.Isolated6 != c.fw.Isolated6 {
 			t.Errorf("%s: firewall sees %+v, want %+v", c.name, fn, c.fw)
 		}
 	}

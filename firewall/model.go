@@ -120,6 +120,11 @@ type Network struct {
 	// family; other networks, and the network itself without ICC, stay
 	// out as before.
 	Unprotected4, Unprotected6 bool
+	// Isolated4 and Isolated6 (gateway mode isolated, an internal
+	// network's): the family has no gateway on the bridge, so the host
+	// has no route to its subnets, and a source in them comes only from
+	// the bridge.
+	Isolated4, Isolated6 bool
 	// Trusted are host interfaces (trusted_host_interfaces) whose
 	// packets reach a port published without a host address at the
 	// container's own address too, in a family where it is otherwise
@@ -135,6 +140,14 @@ func (n Network) routed(f Family) bool {
 		return n.Routed4
 	}
 	return !n.NAT6
+}
+
+// isolated reports whether n's family f has no gateway (see Isolated4).
+func (n Network) isolated(f Family) bool {
+	if f == IPv4 {
+		return n.Isolated4
+	}
+	return n.Isolated6
 }
 
 // unprotected reports whether every port of n's containers is open in

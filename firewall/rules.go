@@ -272,6 +272,11 @@ func (r ruleSet) prerouting(nets []Network, f Family) {
 					r.add(ChainPrerouting, "-i", n.OnLink, "-s", sub, "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", t, "-j", "RETURN")
 				}
 			}
+			if n.isolated(f) {
+				// No route says where the subnet lives: its bridge.
+				r.add(ChainPrerouting, "-s", sub, "!", "-i", n.Bridge, "-j", "DROP")
+				continue
+			}
 			r.add(ChainPrerouting, "-s", sub, "-m", "rpfilter", "--invert", "-j", "DROP")
 		}
 	}

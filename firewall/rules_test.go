@@ -391,11 +391,11 @@ func TestChoose(t *testing.T) {
 	}
 }
 
-// gatewayModeStates are networks with Docker's gateway modes (the
-// isolated mode is an internal network's rules): routed IPv4, with
-// published ports; nat-unprotected in both families, with and without
-// icc, next to another network; trusted host interfaces with NAT in both
-// families.
+// gatewayModeStates are networks with Docker's gateway modes: routed
+// IPv4, with published ports; nat-unprotected in both families, with and
+// without icc, next to another network; trusted host interfaces with NAT
+// in both families; isolated (an internal network whose subnets have no
+// route on the host).
 func gatewayModeStates() []combination {
 	other := Network{Bridge: "ds-other", Subnets: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, ICC: true, Masquerade4: true}
 	var out []combination
@@ -407,6 +407,8 @@ func gatewayModeStates() []combination {
 	}
 	trusted := Network{Bridge: "ds-golden", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Masquerade4: true, NAT6: true, Trusted: []string{"eth1", "wg0"}}
 	out = append(out, combination{"trusted_host_interfaces", State{Networks: []Network{trusted}, Ports: publish(trusted.Bridge)}})
+	isolated := Network{Bridge: "ds-golden", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Internal: true, Isolated4: true, Isolated6: true}
+	out = append(out, combination{"gateway_mode=isolated", State{Networks: []Network{isolated, other}}})
 	return out
 }
 
