@@ -46,12 +46,19 @@ func bridgeConfig(n *network, adopt bool) bridge.Config {
 
 // bridgeGateways lists the addresses the bridge holds: a cluster
 // network's (routed) bridge holds the gateways of its blocks in place of
-// Docker's.
+// Docker's; an isolated family (gateway mode isolated) has none, not even
+// a --gateway the user gave.
 func bridgeGateways(n *network) []netip.Prefix {
 	if n.Options.Cluster != "" {
 		return n.blockGateways
 	}
-	return n.gateways()
+	var out []netip.Prefix
+	for _, g := range n.gateways() {
+		if !n.Options.gatewayMode(g.Addr().Is6()).isolated {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // routed: the host routes to a bridge's containers; a cluster network's
@@ -76,8 +83,20 @@ func (bridgePlane) putGateways(n *network) error {
 
 func (bridgePlane) owners(n *network) []string { return []string{networkOwner(n)} }
 
-// prepare has nothing to do: the bridge holds the gateways Docker gives.
-func (bridgePlane) prepare(*network, *addrbook.Book) error { return nil }
+// prepare gives back the gateway addresses the IPAM picked itself for an
+// isolated family, which has no gateway (Engine 20.10 reserves them; a
+// current engine asks GwAllocCheck first and does not). Otherwise the
+// bridge holds the gateways Docker gives.
+func (bridgePlane) prepare(n *network, ipam *addrbook.Book) error {
+	var isolated [][]pool
+	if n.Options.gatewayMode(false).isolated {
+		isolated = append(isolated, n.V4)
+	}
+	if n.Options.gatewayMode(true).isolated {
+		isolated = append(isolated, n.V6)
+	}
+	return dropAutoGateways(ipam, isolated...)
+}
 
 // filter is what the firewall needs to know of n.
 func (bridgePlane) filter(n *network) (firewall.Network, bool) {
@@ -90,6 +109,7 @@ func (bridgePlane) filter(n *network) (firewall.Network, bool) {
 		Cluster:     n.Options.Cluster != "",
 		OnLink:      n.Options.NDPProxy,
 	}
+	gatewayFilter(n.Options, &fn)
 	for _, p := range n.pools() {
 		fn.Subnets = append(fn.Subnets, p.Prefix)
 	}
@@ -115,6 +135,11 @@ func (bridgePlane) lan(n *network) string { return n.Options.NDPProxy }
 
 func (bridgePlane) describe(n *network, log logrus.FieldLogger) logrus.FieldLogger {
 	log = log.WithField("bridge", n.Options.Bridge)
+	for k, v := range map[string]string{optGwMode4: n.Options.GatewayMode4, optGwMode6: n.Options.GatewayMode6, optTrusted: n.Options.Trusted} {
+		if v != "" {
+			log = log.WithField(k, v)
+		}
+	}
 	if n.Options.NDPProxy != "" {
 		log = log.WithField("ndp_proxy", n.Options.NDPProxy)
 	}

@@ -70,6 +70,8 @@ func FuzzServer(f *testing.F) {
 		"/IpamDriver.ReleasePool {\"PoolID\":\"local/fd00:2::/64\"}\n" +
 		"/NetworkDriver.DeleteNetwork {\"NetworkID\":\"0123456789abcdef\"}\n")
 	f.Add("/NetworkDriver.CreateNetwork {\"NetworkID\":\"n\",\"IPv4Data\":[{\"Pool\":\"0.0.0.0/0\"}]}\n/NetworkDriver.CreateEndpoint {\"NetworkID\":\"n\",\"EndpointID\":\"e\",\"Interface\":{\"MacAddress\":\"01:00:5e:00:00:01\"}}\n")
+	f.Add("/NetworkDriver.GwAllocCheck {\"Options\":{\"com.docker.network.internal\":true,\"com.docker.network.generic\":{\"gateway_mode_ipv4\":\"isolated\"}}}\n" +
+		"/NetworkDriver.GwAllocCheck {\"Options\":{\"com.docker.network.generic\":{\"trusted_host_interfaces\":\"eth0::+\"}}}\n")
 	quietLog := logrus.New()
 	quietLog.SetOutput(io.Discard)
 	f.Fuzz(func(t *testing.T, script string) {

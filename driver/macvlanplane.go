@@ -363,7 +363,7 @@ func (macvlanPlane) owners(n *network) []string {
 // prepare gives back the gateways the IPAM picked itself (the router is
 // outside the host), and takes the host link's addresses.
 func (macvlanPlane) prepare(n *network, ipam *addrbook.Book) error {
-	if err := dropAutoGateways(n, ipam); err != nil {
+	if err := dropAutoGateways(ipam, n.V4, n.V6); err != nil {
 		return err
 	}
 	if n.Options.HostLink {
@@ -373,10 +373,12 @@ func (macvlanPlane) prepare(n *network, ipam *addrbook.Book) error {
 }
 
 // dropAutoGateways gives back the gateway addresses dualstack's IPAM picked
-// for n's subnets: on a macvlan network the router is outside the host,
-// and only a gateway the user named (--gateway) exists.
-func dropAutoGateways(n *network, ipam *addrbook.Book) error {
-	for _, pools := range [][]pool{n.V4, n.V6} {
+// for the subnets of families (a network's V4, V6), and forgets them: on
+// a macvlan network the router is outside the host, and an isolated
+// family has no gateway; only a gateway the user named (--gateway) is
+// kept.
+func dropAutoGateways(ipam *addrbook.Book, families ...[]pool) error {
+	for _, pools := range families {
 		for i := range pools {
 			if pools[i].PoolID == "" || !pools[i].Gateway.IsValid() {
 				continue

@@ -82,6 +82,14 @@ type netOptions struct {
 	NoMasquerade bool `json:"noMasquerade,omitempty"`
 	// SLAAC (accept_ra=slaac) lets router advertisements add addresses.
 	SLAAC bool `json:"slaac,omitempty"`
+	// GatewayMode4 and GatewayMode6 are Docker's gateway modes as given
+	// (gateway_mode_ipv4, gateway_mode_ipv6), "" when not given: today's
+	// behaviour, as in records written before the options existed.
+	// Trusted (trusted_host_interfaces) is Docker's ":"-separated list of
+	// host interfaces. See gatewaymode.go.
+	GatewayMode4 string `json:"gatewayMode4,omitempty"`
+	GatewayMode6 string `json:"gatewayMode6,omitempty"`
+	Trusted      string `json:"trusted,omitempty"`
 
 	// Macvlan mode: the parent interface, the macvlan mode and whether the
 	// host gets a shim interface on the network.
@@ -143,6 +151,7 @@ func parseOptions(id string, raw map[string]interface{}) (netOptions, error) {
 	given, unknown := parse(&o, generic)
 	errs = append(errs, validateGiven(given)...)
 	errs = append(errs, modeProblems(o.Mode, given, unknown)...)
+	errs = append(errs, gatewayModes(&o, given)...)
 	errs = append(errs, conflicts(o)...)
 	settle(&o)
 	if len(errs) > 0 {

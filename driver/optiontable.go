@@ -127,6 +127,24 @@ var optionTable = []option{{
 	values: "`true`, `false`", def: "`true`",
 	help: "`false`: IPv4 leaving the network keeps the container's address (route the subnet to the host)",
 }, {
+	key: optGwMode4, alias: optGwMode4Docker, modes: []string{ModeBridge},
+	parse:  func(o *netOptions, v string) error { o.GatewayMode4 = strings.ToLower(v); return nil },
+	check:  func(o *netOptions) error { return checkGatewayMode(o.GatewayMode4) },
+	values: "`nat`, `nat-unprotected`, `routed`, `isolated`", def: "`nat` (as `ip_masquerade` says)",
+	help: "Docker's IPv4 gateway mode: `nat` masquerades (the default); `nat-unprotected` masquerades and lets every port of the containers be reached at their addresses from outside; `routed` keeps the containers' addresses and lets published ports be reached at them (dualstack keeps the host port's translation too); `isolated` (only with `--internal`) puts no IPv4 gateway on the bridge. `routed` refused with `ip_masquerade=true` ([firewall.md](firewall.md#dockers-gateway-modes))",
+}, {
+	key: optGwMode6, alias: optGwMode6Docker, modes: []string{ModeBridge},
+	parse:  func(o *netOptions, v string) error { o.GatewayMode6 = strings.ToLower(v); return nil },
+	check:  func(o *netOptions) error { return checkGatewayMode(o.GatewayMode6) },
+	values: "`nat`, `nat-unprotected`, `routed`, `isolated`", def: "`routed` (as `ipv6_mode` says)",
+	help: "Docker's IPv6 gateway mode: `nat` is `ipv6_mode=nat`; `nat-unprotected` is `nat` with every port of the containers reachable at their addresses from outside; `routed` is `ipv6_mode=routed` (dualstack's default, which keeps the host port's translation too); `isolated` (only with `--internal`) puts no IPv6 gateway on the bridge. Refused with an `ipv6_mode` that says otherwise ([firewall.md](firewall.md#dockers-gateway-modes))",
+}, {
+	key: optTrusted, alias: optTrustedDocker, modes: []string{ModeBridge},
+	parse:  parseTrusted,
+	check:  checkTrusted,
+	values: "host interface names separated by `:` (they need not exist yet)", def: "none",
+	help: "in a family that is masqueraded, what comes in on these host interfaces reaches published ports at the containers' own addresses too; nothing else. Not the network's own bridge ([firewall.md](firewall.md#dockers-gateway-modes))",
+}, {
 	key: optHostOverlap, modes: bothModes,
 	parse:  func(o *netOptions, v string) (err error) { o.HostOverlap, err = parseBool(v); return err },
 	values: "`true`, `false`", def: "`false`",
@@ -236,6 +254,7 @@ var optionTable = []option{{
 var modeListing = map[string][]string{
 	ModeBridge: {optBridge, optMTU, optHairpin, optAcceptRA, optIPv6Mode, optICC, optMasq,
 		optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker,
+		optGwMode4, optGwMode6, optTrusted, optGwMode4Docker, optGwMode6Docker, optTrustedDocker,
 		optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute, optAnnounce, optNDPProxy,
 		optDelegated, optDelegatedSubnet},
 	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA,

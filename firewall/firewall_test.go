@@ -83,26 +83,32 @@ func holds(t *testing.T, ns netnstest.NS, b Backend, s State) bool {
 // trace.
 func TestGoldenApplies(t *testing.T) {
 	netnstest.Skip(t)
-	for _, c := range combinations() {
-		t.Run(c.name, func(t *testing.T) {
-			for _, b := range backends {
-				ns := netnstest.New(t)
-				clean := save(t, ns, b)
-				in(t, ns, b, func(fw *Firewall) error { return fw.Apply(c.state) })
-				if !holds(t, ns, b, c.state) {
-					t.Fatalf("%s: after Apply the kernel does not hold the rules as written:\n%s", b, save(t, ns, b))
-				}
-				applied := save(t, ns, b)
-				in(t, ns, b, func(fw *Firewall) error { return fw.Apply(c.state) })
-				if again := save(t, ns, b); again != applied {
-					t.Fatalf("%s: a second Apply changed the rules:\n%s\nwas:\n%s", b, again, applied)
-				}
-				in(t, ns, b, func(fw *Firewall) error { return fw.Apply(State{}) })
-				if got := save(t, ns, b); got != clean {
-					t.Fatalf("%s: after the last network went:\n%s\nwant:\n%s", b, got, clean)
-				}
-			}
-		})
+	for _, c := range append(combinations(), gatewayModeStates()...) {
+		t.Run(c.name, func(t *testing.T) { appliesAsWritten(t, c.state) })
+	}
+}
+
+// appliesAsWritten applies s with each backend in a namespace of its own:
+// the kernel holds the rules as Rules writes them, a second Apply changes
+// nothing, and removing the last network leaves what was there.
+func appliesAsWritten(t *testing.T, s State) {
+	t.Helper()
+	for _, b := range backends {
+		ns := netnstest.New(t)
+		clean := save(t, ns, b)
+		in(t, ns, b, func(fw *Firewall) error { return fw.Apply(s) })
+		if !holds(t, ns, b, s) {
+			t.Fatalf("%s: after Apply the kernel does not hold the rules as written:\n%s", b, save(t, ns, b))
+		}
+		applied := save(t, ns, b)
+		in(t, ns, b, func(fw *Firewall) error { return fw.Apply(s) })
+		if again := save(t, ns, b); again != applied {
+			t.Fatalf("%s: a second Apply changed the rules:\n%s\nwas:\n%s", b, again, applied)
+		}
+		in(t, ns, b, func(fw *Firewall) error { return fw.Apply(State{}) })
+		if got := save(t, ns, b); got != clean {
+			t.Fatalf("%s: after the last network went:\n%s\nwant:\n%s", b, got, clean)
+		}
 	}
 }
 

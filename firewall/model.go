@@ -111,6 +111,52 @@ type Network struct {
 	// subnets (ndp_proxy): other nodes of the link hold addresses there,
 	// and their neighbour discovery comes in through it.
 	OnLink string
+	// Routed4 (Docker's gateway mode routed for IPv4): a port published
+	// without a host address is reached at the container's own IPv4
+	// address too, as routed IPv6's is. (Masquerade4 is false then.)
+	Routed4 bool
+	// Unprotected4 and Unprotected6 (gateway mode nat-unprotected): every
+	// port of the network's containers is reached from outside in that
+	// family; other networks, and the network itself without ICC, stay
+	// out as before.
+	Unprotected4, Unprotected6 bool
+	// Isolated4 and Isolated6 (gateway mode isolated, an internal
+	// network's): the family has no gateway on the bridge, so the host
+	// has no route to its subnets, and a source in them comes only from
+	// the bridge.
+	Isolated4, Isolated6 bool
+	// Trusted are host interfaces (trusted_host_interfaces) whose
+	// packets reach a port published without a host address at the
+	// container's own address too, in a family where it is otherwise
+	// reached only through the translation.
+	Trusted []string
+}
+
+// routed reports whether n's containers are reached at their own
+// addresses in family f: published ports directly, not only through the
+// translation.
+func (n Network) routed(f Family) bool {
+	if f == IPv4 {
+		return n.Routed4
+	}
+	return !n.NAT6
+}
+
+// isolated reports whether n's family f has no gateway (see Isolated4).
+func (n Network) isolated(f Family) bool {
+	if f == IPv4 {
+		return n.Isolated4
+	}
+	return n.Isolated6
+}
+
+// unprotected reports whether every port of n's containers is open in
+// family f.
+func (n Network) unprotected(f Family) bool {
+	if f == IPv4 {
+		return n.Unprotected4
+	}
+	return n.Unprotected6
 }
 
 // Port is one published port of one family: HostIP:HostPort (any local

@@ -84,6 +84,7 @@ func Rules(s State, f Family, h Host) []chain {
 	r := ruleSet{}
 	r.networks(nets, f, h)
 	r.ports(s, ports, f)
+	r.unprotected(nets, f, h)
 	r.postrouting(nets, f)
 	r.prerouting(nets, f)
 	out := chainNames(f)
@@ -151,9 +152,12 @@ func (r ruleSet) ports(s State, ports []Port, f Family) {
 	// covers the translated connections too). A port published on
 	// 127.0.0.1 is for the host alone: the host's own connections are
 	// translated in nat OUTPUT and never pass FORWARD.
+	// The same, in IPv4, for a routed network (gateway mode routed); and,
+	// where a port is reached only through the translation, from the
+	// network's trusted host interfaces at the container's address too.
 	direct := map[string]bool{}
 	for _, p := range ports {
-		if n, _ := s.network(p.Bridge); p.Family() == f && f == IPv6 && !n.NAT6 && p.anyHost() {
+		if n, _ := s.network(p.Bridge); p.Family() == f && n.routed(f) && p.anyHost() {
 			direct[portMatch(p)] = true
 		}
 	}
@@ -161,7 +165,13 @@ func (r ruleSet) ports(s State, ports []Port, f Family) {
 		if p.Family() != f || p.HostIP.IsLoopback() {
 			continue
 		}
-		if m := portMatch(p); direct[m] {
+		m := portMatch(p)
+		if n, _ := s.network(p.Bridge); !direct[m] && p.anyHost() {
+			for _, in := range n.Trusted {
+				r.add(ChainAllow, portMatchFrom(p, in), "-j", "ACCEPT")
+			}
+		}
+		if direct[m] {
 			r.add(ChainAllow, m, "-j", "ACCEPT")
 			for _, a := range p.Also {
 				q := p
@@ -183,6 +193,27 @@ func (r ruleSet) ports(s State, ports []Port, f Family) {
 		spec = append(spec, "-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.HostPort)),
 			"-j", "DNAT", "--to-destination", netip.AddrPortFrom(p.Container, p.ContainerPort).String())
 		r.add(ChainDNAT, spec...)
+	}
+}
+
+// unprotected lets into each nat-unprotected network of family f what
+// comes from outside to any port, after replies, published ports and
+// icc: what comes from another network (dualstack's or Docker's), or from
+// the network itself without icc, returns to be dropped as before.
+func (r ruleSet) unprotected(nets []Network, f Family, h Host) {
+	for _, n := range nets {
+		if n.Internal || !n.unprotected(f) {
+			continue
+		}
+		for _, o := range nets {
+			if o.Bridge != n.Bridge || !n.ICC {
+				r.add(ChainAllow, "-i", o.Bridge, "-o", n.Bridge, "-j", "RETURN")
+			}
+		}
+		for _, d := range h.DockerBridges {
+			r.add(ChainAllow, "-i", d, "-o", n.Bridge, "-j", "RETURN")
+		}
+		r.add(ChainAllow, "-o", n.Bridge, "-j", "ACCEPT")
 	}
 }
 
@@ -241,6 +272,11 @@ func (r ruleSet) prerouting(nets []Network, f Family) {
 					r.add(ChainPrerouting, "-i", n.OnLink, "-s", sub, "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", t, "-j", "RETURN")
 				}
 			}
+			if n.isolated(f) {
+				// No route says where the subnet lives: its bridge.
+				r.add(ChainPrerouting, "-s", sub, "!", "-i", n.Bridge, "-j", "DROP")
+				continue
+			}
 			r.add(ChainPrerouting, "-s", sub, "-m", "rpfilter", "--invert", "-j", "DROP")
 		}
 	}
@@ -269,8 +305,17 @@ func subnetsOf(n Network, f Family) []string {
 
 // portMatch matches the packets of p's connections on their way to the
 // container.
-func portMatch(p Port) string {
-	return strings.Join([]string{"-d", hostRoute(p.Container), "-o", p.Bridge, "-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.ContainerPort))}, " ")
+func portMatch(p Port) string { return portMatchFrom(p, "") }
+
+// portMatchFrom is portMatch for the packets that come in on host
+// interface in ("" for any), in iptables-save's order.
+func portMatchFrom(p Port, in string) string {
+	spec := []string{"-d", hostRoute(p.Container)}
+	if in != "" {
+		spec = append(spec, "-i", in)
+	}
+	spec = append(spec, "-o", p.Bridge, "-p", p.Proto, "-m", p.Proto, "--dport", strconv.Itoa(int(p.ContainerPort)))
+	return strings.Join(spec, " ")
 }
 
 func comparePorts(a, b Port) int {

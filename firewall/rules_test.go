@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -389,3 +390,86 @@ func TestChoose(t *testing.T) {
 		}
 	}
 }
+
+// gatewayModeStates are networks with Docker's gateway modes: routed
+// IPv4, with published ports; nat-unprotected in both families, with and
+// without icc, next to another network; trusted host interfaces with NAT
+// in both families; isolated (an internal network whose subnets have no
+// route on the host).
+func gatewayModeStates() []combination {
+	other := Network{Bridge: "ds-other", Subnets: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, ICC: true, Masquerade4: true}
+	var out []combination
+	routed := Network{Bridge: "ds-golden", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Routed4: true}
+	out = append(out, combination{"gateway_mode_ipv4=routed", State{Networks: []Network{routed}, Ports: publish(routed.Bridge)}})
+	for _, icc := range []bool{true, false} {
+		n := Network{Bridge: "ds-golden", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: icc, Masquerade4: true, NAT6: true, Unprotected4: true, Unprotected6: true}
+		out = append(out, combination{fmt.Sprintf("gateway_mode=nat-unprotected,icc=%t", icc), State{Networks: []Network{n, other}, Ports: publish(n.Bridge)}})
+	}
+	trusted := Network{Bridge: "ds-golden", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Masquerade4: true, NAT6: true, Trusted: []string{"eth1", "wg0"}}
+	out = append(out, combination{"trusted_host_interfaces", State{Networks: []Network{trusted}, Ports: publish(trusted.Bridge)}})
+	isolated := Network{Bridge: "ds-golden", Subnets: []netip.Prefix{subnet4, subnet6a}, ICC: true, Internal: true, Isolated4: true, Isolated6: true}
+	out = append(out, combination{"gateway_mode=isolated", State{Networks: []Network{isolated, other}}})
+	return out
+}
+
+// TestGoldenGatewayModes: the rules of Docker's gateway modes and trusted
+// host interfaces, one golden file each; with Docker's networks beside
+// them, nat-unprotected keeps them out too.
+func TestGoldenGatewayModes(t *testing.T) {
+	for _, c := range gatewayModeStates() {
+		t.Run(c.name, func(t *testing.T) {
+			golden(t, c.name+".restore", restoreFiles(c.state, nil))
+		})
+	}
+	unprotected := gatewayModeStates()[1].state
+	sv := map[Family]saved{IPv4: parseSave([]byte(dockerHost))}
+	golden(t, "gateway_mode=nat-unprotected,next-to-docker.restore", restoreFiles(unprotected, sv))
+}
+
+// TestGatewayModePortRules: what reaches a container's port in each mode,
+// as the rules say it: routed IPv4 at the container's address for a port
+// published on every host address, not for one published on a host
+// address; trusted interfaces only to published ports in NAT'ed families;
+// nat-unprotected every port, from outside only.
+func TestGatewayModePortRules(t *testing.T) {
+	allow := func(s State, f Family) string {
+		for _, c := range Rules(s, f, Host{DockerBridges: []string{"docker0"}}) {
+			if c.name == ChainAllow {
+				return strings.Join(c.rules, "\n")
+			}
+		}
+		return ""
+	}
+	states := gatewayModeStates()
+	routed := allow(states[0].state, IPv4)
+	if !strings.Contains(routed, "-d 192.0.2.2/32 -o ds-golden -p tcp -m tcp --dport 80 -j ACCEPT") {
+		t.Errorf("routed IPv4: the published port is not reached at the container's address:\n%s", routed)
+	}
+	if strings.Contains(routed, "--dport 81") || hasLine(routed, "-o ds-golden -j ACCEPT") {
+		t.Errorf("routed IPv4: more than the published ports let in:\n%s", routed)
+	}
+	for _, f := range Families {
+		un := allow(states[2].state, f) // icc=false
+		for _, want := range []string{"-i ds-other -o ds-golden -j RETURN", "-i ds-golden -o ds-golden -j RETURN", "-i docker0 -o ds-golden -j RETURN"} {
+			if !strings.Contains(un, want+"\n-") {
+				t.Errorf("%s nat-unprotected without icc: lacks %q before the accept:\n%s", f, want, un)
+			}
+		}
+		if !strings.HasSuffix(un, "-o ds-golden -j ACCEPT") {
+			t.Errorf("%s nat-unprotected: every port is not open from outside:\n%s", f, un)
+		}
+		tr := allow(states[3].state, f)
+		c := map[Family]string{IPv4: "192.0.2.2/32", IPv6: "fd00:1::2/128"}[f]
+		for _, in := range []string{"eth1", "wg0"} {
+			if !strings.Contains(tr, "-d "+c+" -i "+in+" -o ds-golden -p tcp -m tcp --dport 80 -j ACCEPT") {
+				t.Errorf("%s trusted %s: the published port is not reached at the container's address:\n%s", f, in, tr)
+			}
+		}
+		if hasLine(tr, "-o ds-golden -j ACCEPT") || hasLine(tr, "-d "+c+" -o ds-golden -p tcp -m tcp --dport 80 -j ACCEPT") {
+			t.Errorf("%s trusted: the container's address is open beyond the trusted interfaces:\n%s", f, tr)
+		}
+	}
+}
+
+// hasLine reports whether rules (one a line) holds rule.
+func hasLine(rules, rule string) bool { return slices.Contains(strings.Split(rules, "\n"), rule) }

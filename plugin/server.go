@@ -119,6 +119,58 @@ type JoinerFrom interface {
 	JoinFrom(pid int, req *network.JoinRequest) (*network.JoinResponse, error)
 }
 
+// GwAllocChecker is a network driver that tells Docker, before it creates
+// a network, for which families not to reserve a gateway address (Moby's
+// /NetworkDriver.GwAllocCheck, asked with CreateNetwork's options when
+// GetCapabilities answers GwAllocChecker; Engine 20.10 never asks).
+type GwAllocChecker interface {
+	GwAllocCheck(options map[string]interface{}) (skip4, skip6 bool, err error)
+}
+
+// capabilities is the answer to /NetworkDriver.GetCapabilities with what
+// go-plugins-helpers' response lacks.
+type capabilities struct {
+	network.CapabilitiesResponse
+	GwAllocChecker bool
+}
+
+// gwAllocCheck is /NetworkDriver.GwAllocCheck's request and answer. A
+// request without a body (Docker resending it) names no option: the
+// answer is that of a network with none, and a gateway reserved after all
+// is given back at CreateNetwork.
+type (
+	gwAllocCheckRequest struct {
+		Options map[string]interface{}
+	}
+	gwAllocCheckResponse struct {
+		SkipIPv4, SkipIPv6 bool
+	}
+)
+
+// handleCapabilities routes GetCapabilities, and GwAllocCheck for a
+// driver that answers it.
+func handleCapabilities(s *Server, nd network.Driver) {
+	gc, ok := nd.(GwAllocChecker)
+	if !ok {
+		handle(s, "/NetworkDriver.GetCapabilities", noRequest(nd.GetCapabilities))
+		return
+	}
+	handle(s, "/NetworkDriver.GetCapabilities", func(*struct{}) (*capabilities, error) {
+		c, err := nd.GetCapabilities()
+		if err != nil {
+			return nil, err
+		}
+		return &capabilities{CapabilitiesResponse: *c, GwAllocChecker: true}, nil
+	})
+	handle(s, "/NetworkDriver.GwAllocCheck", func(req *gwAllocCheckRequest) (*gwAllocCheckResponse, error) {
+		skip4, skip6, err := gc.GwAllocCheck(req.Options)
+		if err != nil {
+			return nil, err
+		}
+		return &gwAllocCheckResponse{SkipIPv4: skip4, SkipIPv6: skip6}, nil
+	})
+}
+
 // New returns a server for the given drivers.
 func New(nd network.Driver, id IPAM, log logrus.FieldLogger) *Server {
 	s := &Server{mux: http.NewServeMux(), log: log}
@@ -127,7 +179,7 @@ func New(nd network.Driver, id IPAM, log logrus.FieldLogger) *Server {
 		return &activation{Implements: []string{"NetworkDriver", "IpamDriver"}}, nil
 	})
 
-	handle(s, "/NetworkDriver.GetCapabilities", noRequest(nd.GetCapabilities))
+	handleCapabilities(s, nd)
 	handle(s, "/NetworkDriver.CreateNetwork", noReply(nd.CreateNetwork))
 	handle(s, "/NetworkDriver.AllocateNetwork", nd.AllocateNetwork)
 	handle(s, "/NetworkDriver.DeleteNetwork", noReply(nd.DeleteNetwork))

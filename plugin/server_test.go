@@ -516,3 +516,54 @@ func TestGiveBacksReachTheNetworkDriverFirst(t *testing.T) {
 		}
 	}
 }
+
+// gwFake is a network driver that answers GwAllocCheck: isolated for an
+// internal network, and refuses options it does not know.
+type gwFake struct {
+	fakeNetwork
+	got map[string]interface{}
+}
+
+func (f *gwFake) GwAllocCheck(options map[string]interface{}) (bool, bool, error) {
+	f.got = options
+	if _, ok := options["bogus"]; ok {
+		return false, false, errors.New("bad network options: bogus")
+	}
+	internal, _ := options["com.docker.network.internal"].(bool)
+	return internal, false, nil
+}
+
+// TestGwAllocCheck: a driver that answers GwAllocCheck says so in its
+// capabilities, gets Docker's options as sent and answers in Docker's
+// words; a refusal reaches Docker; a driver that does not answer it
+// declares nothing and the path is unknown.
+func TestGwAllocCheck(t *testing.T) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	f := &gwFake{}
+	ts := httptest.NewServer(New(f, &fakeIPAM{}, log))
+	t.Cleanup(ts.Close)
+	_, caps := post(t, ts, "/NetworkDriver.GetCapabilities", "")
+	if caps["GwAllocChecker"] != true || caps["Scope"] != network.LocalScope {
+		t.Fatalf("capabilities %v: want GwAllocChecker true and the local scope", caps)
+	}
+	status, out := post(t, ts, "/NetworkDriver.GwAllocCheck", `{"Options":{"com.docker.network.internal":true,"com.docker.network.generic":{"gateway_mode_ipv4":"isolated"}}}`)
+	if status != http.StatusOK || out["SkipIPv4"] != true || out["SkipIPv6"] != false {
+		t.Fatalf("GwAllocCheck: status %d, %v", status, out)
+	}
+	if g, _ := f.got["com.docker.network.generic"].(map[string]interface{}); g["gateway_mode_ipv4"] != "isolated" {
+		t.Fatalf("the driver got options %v", f.got)
+	}
+	status, out = post(t, ts, "/NetworkDriver.GwAllocCheck", `{"Options":{"bogus":1}}`)
+	if status != http.StatusInternalServerError || out["Err"] != "dualstack: bad network options: bogus" {
+		t.Fatalf("a refusal: status %d, %v", status, out)
+	}
+
+	plain := newTestServer(t, &fakeIPAM{})
+	if _, caps := post(t, plain, "/NetworkDriver.GetCapabilities", ""); caps["GwAllocChecker"] != nil {
+		t.Fatalf("a driver without GwAllocCheck declares it: %v", caps)
+	}
+	if status, _ := post(t, plain, "/NetworkDriver.GwAllocCheck", `{"Options":{}}`); status != http.StatusNotFound {
+		t.Fatalf("GwAllocCheck on a driver without it: status %d, want 404", status)
+	}
+}

@@ -88,10 +88,10 @@ func TestCoexistDockerBridge(t *testing.T) {
 // back after a firewall manager removed it (Docker orders its own jump
 // first only when it creates a network).
 func TestDockerUserApplies(t *testing.T) {
-	o := newOutside(t, "192.0.2.0/24", "2001:db8:51::/64")
+	o := harness.NewOutside(t, "192.0.2.0/24", "2001:db8:51::/64")
 	harness.DSNet(t, "ds-du", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:51::/64")
 	harness.RunServer(t, "ds-du-srv", "ds-du", "-p", "8093:80")
-	families := []struct{ cmd, outside, host string }{{"iptables", outside4, hostLink4}, {"ip6tables", outside6, hostLink6}}
+	families := []struct{ cmd, outside, host string }{{"iptables", harness.Outside4, harness.OutsideHost4}, {"ip6tables", harness.Outside6, harness.OutsideHost6}}
 	// A firewall manager reloads: dualstack's hook is gone until the
 	// plugin puts it back (at start, or at its periodic check).
 	for _, f := range families {
@@ -131,19 +131,19 @@ func TestDockerUserApplies(t *testing.T) {
 // reached at the container's own address; routed IPv6 is, for ports
 // published without a host address. [::1] is refused.
 func TestPublishedOnHostAddressOnly(t *testing.T) {
-	o := newOutside(t, "192.0.2.0/24", "2001:db8:52::/64")
+	o := harness.NewOutside(t, "192.0.2.0/24", "2001:db8:52::/64")
 	harness.AcceptForwarding(t)
 	harness.DSNet(t, "ds-ho", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:52::/64")
-	harness.RunServer(t, "ds-ho-srv", "ds-ho", "-p", "127.0.0.1:8081:80", "-p", "["+hostLink6+"]:8083:80", "-p", "8084:81")
+	harness.RunServer(t, "ds-ho-srv", "ds-ho", "-p", "127.0.0.1:8081:80", "-p", "["+harness.OutsideHost6+"]:8083:80", "-p", "8084:81")
 	const body = "ds-ho-srv"
 
 	harness.WantReach(t, "host to 127.0.0.1:8081", harness.EngineNetns(), harness.HostPort("127.0.0.1", "8081"), body)
-	harness.WantReach(t, "outside to the host address the port is published on", o.Path, harness.HostPort(hostLink6, "8083"), body)
+	harness.WantReach(t, "outside to the host address the port is published on", o.Path, harness.HostPort(harness.OutsideHost6, "8083"), body)
 	harness.WantReach(t, "outside to routed IPv6, published without a host address", o.Path, harness.HostPort("2001:db8:52::2", "81"), body)
 	harness.WantBlocked(t, "outside to the container's IPv4 port behind 127.0.0.1:8081", o.Path, harness.HostPort("192.0.2.2", "80"))
-	harness.WantBlocked(t, "outside to the container's IPv6 port behind ["+hostLink6+"]:8083", o.Path, harness.HostPort("2001:db8:52::2", "80"))
+	harness.WantBlocked(t, "outside to the container's IPv6 port behind ["+harness.OutsideHost6+"]:8083", o.Path, harness.HostPort("2001:db8:52::2", "80"))
 	harness.WantBlocked(t, "outside to the container's IPv4 port behind 8084 (NAT)", o.Path, harness.HostPort("192.0.2.2", "81"))
-	harness.WantBlocked(t, "outside to the IPv6 host address on 8081 (published on 127.0.0.1 only)", o.Path, harness.HostPort(hostLink6, "8081"))
+	harness.WantBlocked(t, "outside to the IPv6 host address on 8081 (published on 127.0.0.1 only)", o.Path, harness.HostPort(harness.OutsideHost6, "8081"))
 
 	out := harness.DockerFails(t, "run", "--rm", "--label", harness.TestLabel, "--network", "ds-ho", "-p", "[::1]:8085:80", harness.Image, "true")
 	harness.WantMessage(t, out, "[::1]:8085:80", "IPv6 loopback", "publish on [::]")

@@ -12,49 +12,6 @@ import (
 	"github.com/dualstack-net/dualstack/internal/netns"
 )
 
-// The firewall tests (issue 4) need an "outside host": a network namespace
-// joined to the engine's by a veth, with documentation prefixes on the
-// link and routes to the container subnets through the engine's host. No
-// traffic goes anywhere else.
-const (
-	outsidePrefix = "dsout-"
-	hostLink4     = "198.51.100.1" // the Docker host's end
-	outside4      = "198.51.100.2"
-	hostLink6     = "2001:db8:ff::1"
-	outside6      = "2001:db8:ff::2"
-	outsidePort   = "9000"
-)
-
-type outside struct{ harness.PeerNS }
-
-// newOutside creates the outside host with routes to subnets via the
-// Docker host.
-func newOutside(t *testing.T, subnets ...string) outside {
-	t.Helper()
-	o := outside{harness.NewPeerNS(t, outsidePrefix, "dsout0", "dsout1")}
-	harness.IPRun(t, "-n", harness.Eng.Netns, "addr", "add", hostLink4+"/24", "dev", "dsout0")
-	harness.IPRun(t, "-n", harness.Eng.Netns, "addr", "add", hostLink6+"/64", "dev", "dsout0", "nodad")
-	harness.IPRun(t, "-n", harness.Eng.Netns, "link", "set", "dsout0", "up")
-	harness.IPRun(t, "-n", o.Name, "addr", "add", outside4+"/24", "dev", "dsout1")
-	harness.IPRun(t, "-n", o.Name, "addr", "add", outside6+"/64", "dev", "dsout1", "nodad")
-	harness.IPRun(t, "-n", o.Name, "link", "set", "dsout1", "up")
-	for _, s := range subnets {
-		via := hostLink4
-		if strings.Contains(s, ":") {
-			via = hostLink6
-		}
-		harness.IPRun(t, "-n", o.Name, "route", "add", s, "via", via)
-	}
-	return o
-}
-
-// serveSource runs an HTTP server on the outside host (port 9000, both
-// families) that answers with the source address it sees.
-func (o outside) serveSource(t *testing.T) {
-	t.Helper()
-	harness.ServeSource(t, o.Path, "tcp", ":"+outsidePort)
-}
-
 // containerGet fetches http://addr/ from inside a container's network
 // namespace (busybox's static wget crashes on failures; the test's own
 // client in the container's namespace is what a program there would do).
@@ -65,9 +22,9 @@ func containerGet(t *testing.T, container, addr string) (string, error) {
 
 // Issue 4, acceptance 2: what the outside host sees of containers' traffic.
 func TestFirewallSourceAddresses(t *testing.T) {
-	o := newOutside(t, "192.0.2.0/24", "2001:db8:31::/64", "2001:db8:33::/64")
+	o := harness.NewOutside(t, "192.0.2.0/24", "2001:db8:31::/64", "2001:db8:33::/64")
 	harness.AcceptForwarding(t)
-	o.serveSource(t)
+	o.ServeSource(t)
 	harness.DSNet(t, "ds-routed", "--ipv6", "--subnet", "192.0.2.0/25", "--subnet", "2001:db8:31::/64", "--subnet", "2001:db8:33::/64")
 	harness.DSNet(t, "ds-nat6", "-o", "ipv6_mode=nat", "--ipv6", "--subnet", "192.0.2.128/25", "--subnet", "fd00:32::/64")
 	harness.RunContainer(t, "ds-routed-a", "ds-routed")
@@ -75,10 +32,10 @@ func TestFirewallSourceAddresses(t *testing.T) {
 	// Routed, the container's own address: the kernel picks the source
 	// among the container's IPv6 addresses, one per subnet.
 	for _, c := range []struct{ container, url, want string }{
-		{"ds-routed-a", harness.HostPort(outside4, outsidePort), hostLink4},
-		{"ds-routed-a", harness.HostPort(outside6, outsidePort), "2001:db8:31::2 2001:db8:33::2"},
-		{"ds-nat6-a", harness.HostPort(outside4, outsidePort), hostLink4},
-		{"ds-nat6-a", harness.HostPort(outside6, outsidePort), hostLink6},
+		{"ds-routed-a", harness.HostPort(harness.Outside4, harness.OutsidePort), harness.OutsideHost4},
+		{"ds-routed-a", harness.HostPort(harness.Outside6, harness.OutsidePort), "2001:db8:31::2 2001:db8:33::2"},
+		{"ds-nat6-a", harness.HostPort(harness.Outside4, harness.OutsidePort), harness.OutsideHost4},
+		{"ds-nat6-a", harness.HostPort(harness.Outside6, harness.OutsidePort), harness.OutsideHost6},
 	} {
 		got, err := containerGet(t, c.container, c.url)
 		if err != nil || got == "" || !strings.Contains(" "+c.want+" ", " "+got+" ") {
@@ -96,27 +53,27 @@ func TestFirewallSourceAddresses(t *testing.T) {
 // Issue 4, acceptance 2 and 3: published ports from outside, from the
 // host and from a container of the same network; a taken port.
 func TestFirewallPublishedPorts(t *testing.T) {
-	o := newOutside(t, "192.0.2.0/24", "2001:db8:31::/64")
+	o := harness.NewOutside(t, "192.0.2.0/24", "2001:db8:31::/64")
 	harness.AcceptForwarding(t)
 	harness.DSNet(t, "ds-pub", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:31::/64", "--subnet", "2001:db8:34::/64")
 	harness.RunServer(t, "ds-pub-srv", "ds-pub", "-p", "8080:80", "-p", "127.0.0.1:8081:80", "-p", "[::]:8082:80", "-p", "5353:53/udp")
 	harness.RunContainer(t, "ds-pub-client", "ds-pub")
 	const body = "ds-pub-srv"
 
-	harness.WantReach(t, "outside, IPv4", o.Path, harness.HostPort(hostLink4, "8080"), body)
-	harness.WantReach(t, "outside, IPv6", o.Path, harness.HostPort(hostLink6, "8080"), body)
-	harness.WantReach(t, "outside, [::]:8082", o.Path, harness.HostPort(hostLink6, "8082"), body)
-	harness.WantBlocked(t, "outside to the port published on 127.0.0.1", o.Path, harness.HostPort(hostLink4, "8081"))
-	harness.WantBlocked(t, "outside to [::]:8082 over IPv4", o.Path, harness.HostPort(hostLink4, "8082"))
+	harness.WantReach(t, "outside, IPv4", o.Path, harness.HostPort(harness.OutsideHost4, "8080"), body)
+	harness.WantReach(t, "outside, IPv6", o.Path, harness.HostPort(harness.OutsideHost6, "8080"), body)
+	harness.WantReach(t, "outside, [::]:8082", o.Path, harness.HostPort(harness.OutsideHost6, "8082"), body)
+	harness.WantBlocked(t, "outside to the port published on 127.0.0.1", o.Path, harness.HostPort(harness.OutsideHost4, "8081"))
+	harness.WantBlocked(t, "outside to [::]:8082 over IPv4", o.Path, harness.HostPort(harness.OutsideHost4, "8082"))
 	harness.WantBlocked(t, "outside to the unpublished port 81", o.Path, harness.HostPort("2001:db8:31::2", "81"))
 
 	harness.WantReach(t, "host, 127.0.0.1:8081", harness.EngineNetns(), harness.HostPort("127.0.0.1", "8081"), body)
-	harness.WantReach(t, "host, IPv4", harness.EngineNetns(), harness.HostPort(hostLink4, "8080"), body)
-	harness.WantReach(t, "host, IPv6", harness.EngineNetns(), harness.HostPort(hostLink6, "8082"), body)
+	harness.WantReach(t, "host, IPv4", harness.EngineNetns(), harness.HostPort(harness.OutsideHost4, "8080"), body)
+	harness.WantReach(t, "host, IPv6", harness.EngineNetns(), harness.HostPort(harness.OutsideHost6, "8082"), body)
 
 	client := harness.ContainerNS(t, "ds-pub-client")
-	harness.WantReach(t, "container on the same network, IPv4", client, harness.HostPort(hostLink4, "8080"), body)
-	harness.WantReach(t, "container on the same network, IPv6", client, harness.HostPort(hostLink6, "8080"), body)
+	harness.WantReach(t, "container on the same network, IPv4", client, harness.HostPort(harness.OutsideHost4, "8080"), body)
+	harness.WantReach(t, "container on the same network, IPv6", client, harness.HostPort(harness.OutsideHost6, "8080"), body)
 
 	// UDP: a datagram to the host's port 5353 reaches the container's 53
 	// (busybox has no UDP server: the test listens in the container's
@@ -137,7 +94,7 @@ func TestFirewallPublishedPorts(t *testing.T) {
 		received <- string(buf[:n])
 	}()
 	if err := netns.Do(o.Path, func() error {
-		c, err := net.Dial("udp", harness.HostPort(hostLink6, "5353"))
+		c, err := net.Dial("udp", harness.HostPort(harness.OutsideHost6, "5353"))
 		if err != nil {
 			return err
 		}
@@ -148,7 +105,7 @@ func TestFirewallPublishedPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := <-received; !strings.Contains(got, "hello-udp") {
-		t.Errorf("udp to [%s]:5353 did not reach the container's port 53 (got %q)", hostLink6, got)
+		t.Errorf("udp to [%s]:5353 did not reach the container's port 53 (got %q)", harness.OutsideHost6, got)
 	}
 
 	// Bad input: a host port another container publishes.
@@ -162,12 +119,12 @@ func TestFirewallPublishedPorts(t *testing.T) {
 	if r := harness.RulesIn(t); strings.Contains(r, "-j DNAT") || strings.Contains(r, "--dport") {
 		t.Errorf("port rules left after the container went:\n%s", r)
 	}
-	harness.WantBlocked(t, "outside to a revoked port", o.Path, harness.HostPort(hostLink4, "8080"))
+	harness.WantBlocked(t, "outside to a revoked port", o.Path, harness.HostPort(harness.OutsideHost4, "8080"))
 }
 
 // Issue 4, acceptance 2: icc=false, isolation between networks, internal.
 func TestFirewallIsolation(t *testing.T) {
-	newOutside(t, "192.0.2.0/24", "2001:db8:41::/64", "2001:db8:42::/64")
+	harness.NewOutside(t, "192.0.2.0/24", "2001:db8:41::/64", "2001:db8:42::/64")
 	harness.AcceptForwarding(t)
 	harness.DSNet(t, "ds-noicc", "-o", "icc=false", "--ipv6", "--subnet", "192.0.2.0/25", "--subnet", "2001:db8:41::/64")
 	harness.DSNet(t, "ds-other", "--ipv6", "--subnet", "192.0.2.128/25", "--subnet", "2001:db8:42::/64")
@@ -179,13 +136,13 @@ func TestFirewallIsolation(t *testing.T) {
 
 	// Reachable: the gateway, and the outside from a normal network. These
 	// make the blocked cases below mean something.
-	harness.Ping(t, "ds-noicc-a", "192.0.2.1", "2001:db8:41::1", outside4, outside6)
-	harness.Ping(t, "ds-other-a", outside4, outside6)
+	harness.Ping(t, "ds-noicc-a", "192.0.2.1", "2001:db8:41::1", harness.Outside4, harness.Outside6)
+	harness.Ping(t, "ds-other-a", harness.Outside4, harness.Outside6)
 
-	harness.NoPing(t, "ds-noicc-a", "192.0.2.3", "2001:db8:41::3")      // icc=false
-	harness.NoPing(t, "ds-other-a", "192.0.2.2", "2001:db8:41::2")      // another network
-	harness.NoPing(t, "ds-noicc-a", "192.0.2.130", "2001:db8:42::2")    // and back
-	harness.NoPing(t, "ds-fw-int-a", outside4, outside6, "192.0.2.130") // internal
+	harness.NoPing(t, "ds-noicc-a", "192.0.2.3", "2001:db8:41::3")                      // icc=false
+	harness.NoPing(t, "ds-other-a", "192.0.2.2", "2001:db8:41::2")                      // another network
+	harness.NoPing(t, "ds-noicc-a", "192.0.2.130", "2001:db8:42::2")                    // and back
+	harness.NoPing(t, "ds-fw-int-a", harness.Outside4, harness.Outside6, "192.0.2.130") // internal
 }
 
 // Issue 4, acceptance 3: a bad ipv6_mode.

@@ -36,16 +36,29 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func compose(t *testing.T, tool, project string, args ...string) string {
 	t.Helper()
+	return composeFile(t, tool, "compose.yaml", project, args...)
+}
+
+// composeFile runs tool on examples/file as project, and fails the test
+// if it fails.
+func composeFile(t *testing.T, tool, file, project string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	full := append([]string{"-p", project, "-f", filepath.Join(harness.Repo, "examples", "compose.yaml")}, args...)
-	cmd := exec.CommandContext(ctx, tool, full...)
-	cmd.Env = append(os.Environ(), "IMAGE="+harness.Image, "DOCKER_HOST="+harness.Eng.Host)
+	cmd := composeCmd(ctx, tool, file, project, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(tool), strings.Join(full, " "), err, out)
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// composeCmd is the command that runs tool on examples/file as project.
+func composeCmd(ctx context.Context, tool, file, project string, args ...string) *exec.Cmd {
+	full := append([]string{"-p", project, "-f", filepath.Join(harness.Repo, "examples", file)}, args...)
+	cmd := exec.CommandContext(ctx, tool, full...)
+	cmd.Env = append(os.Environ(), "IMAGE="+harness.Image, "DOCKER_HOST="+harness.Eng.Host)
+	return cmd
 }
 
 // Issue 6, build 2: examples/compose.yaml with compose v5 and
@@ -65,9 +78,7 @@ func TestCompose(t *testing.T) {
 			}
 			const project = "dscompose"
 			t.Cleanup(func() {
-				cmd := exec.Command(tool, "-p", project, "-f", filepath.Join(harness.Repo, "examples", "compose.yaml"), "down")
-				cmd.Env = append(os.Environ(), "IMAGE="+harness.Image, "DOCKER_HOST="+harness.Eng.Host)
-				_ = cmd.Run()
+				_ = composeCmd(context.Background(), tool, "compose.yaml", project, "down").Run()
 			})
 			compose(t, tool, project, "up", "-d")
 			web := compose(t, tool, project, "ps", "-q", "web")
