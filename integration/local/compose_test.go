@@ -36,9 +36,15 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func compose(t *testing.T, tool, project string, args ...string) string {
 	t.Helper()
+	return composeFile(t, tool, "compose.yaml", project, args...)
+}
+
+// composeFile runs tool on examples/file for project.
+func composeFile(t *testing.T, tool, file, project string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	full := append([]string{"-p", project, "-f", filepath.Join(harness.Repo, "examples", "compose.yaml")}, args...)
+	full := append([]string{"-p", project, "-f", filepath.Join(harness.Repo, "examples", file)}, args...)
 	cmd := exec.CommandContext(ctx, tool, full...)
 	cmd.Env = append(os.Environ(), "IMAGE="+harness.Image, "DOCKER_HOST="+harness.Eng.Host)
 	out, err := cmd.CombinedOutput()
