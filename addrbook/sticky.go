@@ -215,9 +215,15 @@ func (bk *Book) unkeep(tx state.Tx, p *pool, name string, addr netip.Addr) error
 // freed makes in memory the change unkeep wrote.
 func (bk *Book) freed(p *pool, name string, addr netip.Addr) {
 	p.sticky.drop(name)
+	bk.freeAddr(p, addr)
+}
+
+// freeAddr gives addr of p back in memory, as ReleaseEach does.
+func (bk *Book) freeAddr(p *pool, addr netip.Addr) {
 	p.alloc.Release(addr)
 	delete(bk.answered[p.id], addr)
 	bk.releaseClaims(p, []netip.Addr{addr})
+	bk.dropEmptyLost(p)
 }
 
 // freeOldest frees the address of p kept the longest, for a pool that
@@ -300,8 +306,7 @@ func (bk *Book) stickyBind(p *pool, name string, addr netip.Addr) (func(state.Tx
 	}
 	apply := func() {
 		if had && old.Addr != addr && old.kept() {
-			p.alloc.Release(old.Addr)
-			bk.releaseClaims(p, []netip.Addr{old.Addr})
+			bk.freeAddr(p, old.Addr)
 		}
 		if shared {
 			s.drop(other)

@@ -154,12 +154,7 @@ func (tx *Tx) ReleaseEach(addrs map[string][]netip.Addr) error {
 				continue
 			}
 			tx.write(func(st state.Tx) error { return deleteAddr(st, p.id, a) })
-			tx.after = append(tx.after, func() {
-				p.alloc.Release(a)
-				delete(bk.answered[p.id], a)
-				bk.releaseClaims(p, []netip.Addr{a})
-				bk.dropEmptyLost(p)
-			})
+			tx.after = append(tx.after, func() { bk.freeAddr(p, a) })
 		}
 	}
 	return nil
