@@ -16,13 +16,26 @@ import (
 // carries the pool's prefix length (a cluster block's, in a routed
 // cluster pool).
 func (bk *Book) RequestAddress(poolID, preferred string, owner Owner) (netip.Prefix, error) {
+	return bk.RequestNamedAddress(poolID, preferred, owner, "")
+}
+
+// RequestNamedAddress is RequestAddress for the container name, as
+// Docker sends it (or ""): in a sticky pool, the address kept for the
+// name comes back (sticky.go).
+func (bk *Book) RequestNamedAddress(poolID, preferred string, owner Owner, name string) (netip.Prefix, error) {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
 	p, ok := bk.pools[poolID]
 	if !ok {
 		return netip.Prefix{}, fmt.Errorf("no pool %q is held by dualstack: the network's IPAM state is missing; recreate the network", poolID)
 	}
-	addr, err := bk.requestAddress(p, preferred, owner)
+	var addr netip.Addr
+	var err error
+	if name = bk.stickyName(p, owner, name); name != "" {
+		addr, err = bk.requestSticky(p, preferred, owner, name, func() (netip.Addr, error) { return bk.requestAddress(p, preferred, owner) })
+	} else {
+		addr, err = bk.requestAddress(p, preferred, owner)
+	}
 	if err != nil {
 		return netip.Prefix{}, err
 	}
@@ -65,13 +78,9 @@ func (bk *Book) requestAddress(p *pool, preferred string, owner Owner) (netip.Ad
 // failed.
 func (bk *Book) pick(p *pool, owner Owner) (addr netip.Addr, fresh bool, undo func(), err error) {
 	gateway := owner.gateway()
-	if owner.Kind != Nobody {
-		var held netip.Addr
-		_ = bk.db.View(func(tx state.Tx) error { held, _ = addrOf(tx, p.id, owner.String()); return nil })
-		if held.IsValid() && p.alloc.Allocated(held) && (owner.Kind != MAC || bk.retry(p, held)) {
-			bk.log.WithField("pool", p.id).WithField("address", held).Debugf("address already held by %s, returning it again", owner)
-			return held, false, func() {}, nil
-		}
+	if held, ok := bk.heldBy(p, owner); ok {
+		bk.log.WithField("pool", p.id).WithField("address", held).Debugf("address already held by %s, returning it again", owner)
+		return held, false, func() {}, nil
 	}
 	if p.cluster != nil && !gateway {
 		addr, undo, err := bk.pickInBlocks(p)
@@ -79,6 +88,9 @@ func (bk *Book) pick(p *pool, owner Owner) (addr netip.Addr, fresh bool, undo fu
 	}
 	prevCursor, hadCursor := p.alloc.Cursor()
 	addr, err = bk.next(p, gateway)
+	for errors.Is(err, allocator.ErrFull) && bk.freeOldest(p) {
+		addr, err = bk.next(p, gateway)
+	}
 	if errors.Is(err, allocator.ErrFull) {
 		return netip.Addr{}, false, nil, fmt.Errorf("pool %s is exhausted: every usable address is in use; remove unused containers or use a larger subnet", p)
 	}
@@ -93,6 +105,21 @@ func (bk *Book) pick(p *pool, owner Owner) (addr netip.Addr, fresh bool, undo fu
 			p.alloc.ResetCursor()
 		}
 	}, nil
+}
+
+// heldBy returns the address owner holds in p already, when a request
+// of owner's is asking again for it (for a MAC owner, only if retry says
+// so).
+func (bk *Book) heldBy(p *pool, owner Owner) (netip.Addr, bool) {
+	if owner.Kind == Nobody {
+		return netip.Addr{}, false
+	}
+	var held netip.Addr
+	_ = bk.db.View(func(tx state.Tx) error { held, _ = addrOf(tx, p.id, owner.String()); return nil })
+	if held.IsValid() && p.alloc.Allocated(held) && (owner.Kind != MAC || bk.retry(p, held)) {
+		return held, true
+	}
+	return netip.Addr{}, false
 }
 
 // next takes the next address of p in sequence (the first free one for a
@@ -132,6 +159,9 @@ func (bk *Book) reserve(p *pool, addr netip.Addr, owner Owner) (netip.Addr, erro
 	case errors.Is(err, allocator.ErrInUse):
 		var holder string
 		_ = bk.db.View(func(tx state.Tx) error { holder = ownerOf(tx, p.id, addr); return nil })
+		if h := ParseOwner(holder); h.Kind == Sticky {
+			return bk.takeOver(p, addr, owner, h.ID)
+		}
 		// The same holder asking again; a gateway named now that the
 		// IPAM had picked itself (a replayed request) is the same gateway.
 		if owner.Kind != Nobody && (holder == owner.String() && (owner.Kind != MAC || bk.retry(p, addr)) || owner.Kind == Gateway && ParseOwner(holder).Kind == AutoGateway) {

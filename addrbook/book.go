@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -51,6 +52,11 @@ type Config struct {
 	// Leases is the cluster store, where the pools of cluster networks
 	// lease their blocks; nil: this host is in no cluster.
 	Leases Leases
+	// StatusDir, when set, is where the book writes the sticky pools'
+	// status file (StickyStatusFile).
+	StatusDir string
+	// Now is the clock of sticky reservations; nil means time.Now.
+	Now func() time.Time
 }
 
 // Book is the address book. It is safe for concurrent use.
@@ -77,13 +83,19 @@ type Book struct {
 	blocksChanged chan struct{}
 	// leases is the cluster store (Config.Leases).
 	leases Leases
+	// statusDir and now are Config.StatusDir and Config.Now.
+	statusDir string
+	now       func() time.Time
 }
 
 // New loads the address book from cfg.DB.
 func New(cfg Config) (*Book, error) {
-	bk := &Book{db: cfg.DB, defaultV4: cfg.DefaultPoolsV4, hostNets: cfg.HostPrefixes, log: cfg.Log, answered: map[string]map[netip.Addr]bool{}, answeredPools: map[string]bool{}, leases: cfg.Leases, users: newUsers(), blocksChanged: make(chan struct{}, 1)}
+	bk := &Book{db: cfg.DB, defaultV4: cfg.DefaultPoolsV4, hostNets: cfg.HostPrefixes, log: cfg.Log, answered: map[string]map[netip.Addr]bool{}, answeredPools: map[string]bool{}, leases: cfg.Leases, users: newUsers(), blocksChanged: make(chan struct{}, 1), statusDir: cfg.StatusDir, now: cfg.Now}
 	if bk.log == nil {
 		bk.log = logrus.StandardLogger()
+	}
+	if bk.now == nil {
+		bk.now = time.Now
 	}
 	if len(bk.defaultV4) == 0 {
 		pools, err := ParseDefaultPools(DefaultPoolsV4)
@@ -109,6 +121,7 @@ func New(cfg Config) (*Book, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load IPAM state: %w", err)
 	}
+	bk.loadedSticky()
 	bk.log.WithField("pools", len(bk.pools)).WithField("ula", bk.ula).Info("IPAM state loaded")
 	return bk, nil
 }

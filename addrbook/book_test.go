@@ -26,6 +26,11 @@ type testEnv struct {
 	host []netip.Prefix
 	// leases, when set, is the cluster store of this "host".
 	leases Leases
+	// clock, when set, is the book's clock; statusDir its StatusDir; log
+	// its logger (nil: discarded).
+	clock     *time.Time
+	statusDir string
+	log       *logrus.Logger
 }
 
 func newEnv(t *testing.T) *testEnv {
@@ -42,14 +47,23 @@ func (e *testEnv) open() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	log := e.log
+	if log == nil {
+		log = logrus.New()
+		log.SetOutput(io.Discard)
+	}
+	var now func() time.Time
+	if e.clock != nil {
+		now = func() time.Time { return *e.clock }
+	}
 	d, err := New(Config{
 		DB:           db,
 		MachineID:    "0123456789abcdef0123456789abcdef",
 		HostPrefixes: func(bool) ([]netip.Prefix, error) { return e.host, nil },
 		Log:          log,
 		Leases:       e.leases,
+		StatusDir:    e.statusDir,
+		Now:          now,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -59,7 +59,9 @@ func (bk *Book) Range(poolID string) (netip.Prefix, bool) {
 	return netip.Prefix{}, false
 }
 
-// Release frees addr in pool poolID. Releasing an address that is not
+// Release frees addr in pool poolID; in a sticky pool, an address that
+// is a container name's reservation stays allocated to the name for the
+// pool's hold time instead (sticky.go). Releasing an address that is not
 // held, or from a pool that is gone, succeeds.
 func (bk *Book) Release(poolID string, addr netip.Addr) error {
 	return bk.Update(func(tx *Tx) error { return tx.ReleaseEach(map[string][]netip.Addr{poolID: {addr}}) })

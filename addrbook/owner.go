@@ -31,6 +31,9 @@ const (
 	// OnLink: an address of an on-link pool that another node of the
 	// link holds (ID: the host interface), found by the pool's Screen.
 	OnLink
+	// Sticky: an address of a sticky pool kept for container name ID
+	// after its endpoint went, until its reservation ends (sticky.go).
+	Sticky
 	// Other: an owner string this version does not know, kept as it is.
 	Other
 )
@@ -47,9 +50,10 @@ func EndpointOwner(endpointID string) Owner   { return Owner{Endpoint, endpointI
 func HostLinkOwner(networkID string) Owner    { return Owner{HostLink, networkID} }
 func HostAddressOwner(networkID string) Owner { return Owner{HostAddress, networkID} }
 func OnLinkOwner(link string) Owner           { return Owner{OnLink, link} }
+func StickyOwner(name string) Owner           { return Owner{Sticky, name} }
 
 // prefixes are the stored forms of the kinds with an ID.
-var prefixes = map[Kind]string{Endpoint: "endpoint:", HostLink: "host-link:", HostAddress: "host-address:", OnLink: "on-link:"}
+var prefixes = map[Kind]string{Endpoint: "endpoint:", HostLink: "host-link:", HostAddress: "host-address:", OnLink: "on-link:", Sticky: "sticky:"}
 
 // String is the owner as the state file keeps it.
 func (o Owner) String() string {

@@ -17,6 +17,7 @@ func TestOwnerStoredForm(t *testing.T) {
 		{EndpointOwner("e1"), "endpoint:e1"},
 		{HostLinkOwner("n1"), "host-link:n1"},
 		{HostAddressOwner("n1"), "host-address:n1"},
+		{StickyOwner("web-1"), "sticky:web-1"},
 		{Owner{Other, "someone"}, "someone"},
 	}
 	for _, c := range cases {

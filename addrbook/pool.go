@@ -30,6 +30,9 @@ type pool struct {
 	// of its addresses another node of the link holds.
 	onLink string
 	screen Screen
+	// sticky keeps the container names' reservations of a sticky pool
+	// (sticky.go); nil for any other pool.
+	sticky *stickyPool
 }
 
 // poolID names a pool after what it holds, so that IDs read well in logs and

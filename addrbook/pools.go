@@ -177,7 +177,8 @@ func overlapsAny(p netip.Prefix, list []netip.Prefix) bool {
 func (bk *Book) ReleasePool(id string) error {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	if p, ok := bk.pools[id]; ok {
+	p, ok := bk.pools[id]
+	if ok {
 		bk.leaveCluster(p)
 	}
 	if err := bk.db.Update(func(tx state.Tx) error { return deletePool(tx, id) }); err != nil {
@@ -186,5 +187,8 @@ func (bk *Book) ReleasePool(id string) error {
 	delete(bk.pools, id)
 	delete(bk.answered, id)
 	delete(bk.answeredPools, id)
+	if ok && p.sticky != nil {
+		bk.writeStickyStatus()
+	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 //	    cursor                 last address handed out sequentially
 //	    addrs/<address>        owner (endpoint MAC, "gateway", or empty)
 //	    owners/<owner>         address, so a retried request finds its answer
+//	    sticky/<name>          a container name's reservation (sticky pools)
 //
 // Addresses are stored as 4 or 16 raw bytes, so bbolt's key order is address
 // order and a pool loads as a sorted stream.
@@ -27,6 +28,7 @@ const (
 	bucketPools  = "pools"
 	bucketAddrs  = "addrs"
 	bucketOwners = "owners"
+	bucketSticky = "sticky"
 )
 
 var (
@@ -45,6 +47,9 @@ type poolRecord struct {
 	Default bool `json:"default,omitempty"`
 	// OnLink: carved from this host interface's on-link prefix.
 	OnLink string `json:"onLink,omitempty"`
+	// StickyHold: a sticky pool (SetSticky), whose reservations last
+	// this long (a Go duration) after their endpoint goes.
+	StickyHold string `json:"stickyHold,omitempty"`
 }
 
 func poolPath(id string, sub ...string) []string {
@@ -56,9 +61,17 @@ func savePool(tx state.Tx, p *pool) error {
 	if tx.HasBucket(poolPath(p.id)) {
 		return fmt.Errorf("record pool %s: it is recorded already", p.id)
 	}
+	return saveMeta(tx, p)
+}
+
+// saveMeta records what p is (poolRecord).
+func saveMeta(tx state.Tx, p *pool) error {
 	rec := poolRecord{Space: p.space, Pool: p.prefix.String(), Default: p.byDefault, OnLink: p.onLink}
 	if p.sub.IsValid() {
 		rec.SubPool = p.sub.String()
+	}
+	if p.sticky != nil {
+		rec.StickyHold = p.sticky.hold.String()
 	}
 	meta, err := json.Marshal(rec)
 	if err != nil {
@@ -169,6 +182,9 @@ func loadPool(tx state.Tx, id string) (*pool, error) {
 	}
 	p.byDefault = rec.Default
 	p.onLink = rec.OnLink
+	if err := loadSticky(tx, p, rec.StickyHold); err != nil {
+		return nil, err
+	}
 	err = tx.ForEach(poolPath(id, bucketAddrs), func(k, _ []byte) error {
 		a, ok := netip.AddrFromSlice(k)
 		if !ok {

@@ -26,6 +26,9 @@ type Tx struct {
 	// for the commit.
 	undo  []func()
 	after []func()
+	// sticky: the change touches a sticky pool's reservations, so the
+	// status file is written after it.
+	sticky bool
 }
 
 // Update runs fn as one change of the book (see Tx). When fn fails, or
@@ -54,6 +57,9 @@ func (bk *Book) Update(fn func(tx *Tx) error) error {
 	for _, f := range tx.after {
 		f()
 	}
+	if tx.sticky {
+		bk.writeStickyStatus()
+	}
 	return nil
 }
 
@@ -78,6 +84,12 @@ func (tx *Tx) Delete(path []string, key []byte) error {
 // address owner already holds in a pool comes back. On any failure
 // nothing is allocated.
 func (tx *Tx) AllocateEach(poolIDs []string, owner Owner) ([]netip.Prefix, error) {
+	return tx.AllocateEachNamed(poolIDs, owner, "")
+}
+
+// AllocateEachNamed is AllocateEach for a container name (or ""): in a
+// sticky pool, the address kept for the name comes back (sticky.go).
+func (tx *Tx) AllocateEachNamed(poolIDs []string, owner Owner, name string) ([]netip.Prefix, error) {
 	if owner.Kind == Nobody {
 		return nil, fmt.Errorf("allocate from pools %v: no owner given", poolIDs)
 	}
@@ -88,17 +100,44 @@ func (tx *Tx) AllocateEach(poolIDs []string, owner Owner) ([]netip.Prefix, error
 		if !ok {
 			return nil, fmt.Errorf("no pool %q is held by dualstack: the network's IPAM state is missing; recreate the network", id)
 		}
-		addr, fresh, undo, err := bk.pick(p, owner)
+		addr, err := tx.allocate(p, owner, bk.stickyName(p, owner, name))
 		if err != nil {
 			return nil, err
-		}
-		tx.undo = append(tx.undo, undo)
-		if fresh {
-			tx.write(func(st state.Tx) error { return saveAddr(st, p.id, addr, owner.String(), addr) })
 		}
 		out = append(out, netip.PrefixFrom(addr, p.addrBits(addr)))
 	}
 	return out, nil
+}
+
+// allocate hands owner an address of p: the one p keeps for name, when
+// name is sticky there, else the next (see pick), which becomes name's.
+func (tx *Tx) allocate(p *pool, owner Owner, name string) (netip.Addr, error) {
+	bk := tx.bk
+	if name != "" {
+		bk.expire(p)
+		if addr, w, apply, ok := bk.stickyTake(p, owner, name); ok {
+			tx.write(w)
+			tx.after = append(tx.after, apply)
+			tx.sticky = true
+			return addr, nil
+		}
+	}
+	addr, fresh, undo, err := bk.pick(p, owner)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	tx.undo = append(tx.undo, undo)
+	if fresh {
+		tx.write(func(st state.Tx) error { return saveAddr(st, p.id, addr, owner.String(), addr) })
+	}
+	if name != "" {
+		if w, apply := bk.stickyBind(p, name, addr); w != nil {
+			tx.write(w)
+			tx.after = append(tx.after, apply)
+			tx.sticky = true
+		}
+	}
+	return addr, nil
 }
 
 // ReleaseEach frees addresses of several pools; addresses not held, or in
@@ -111,16 +150,11 @@ func (tx *Tx) ReleaseEach(addrs map[string][]netip.Addr) error {
 			continue
 		}
 		for _, a := range as {
-			if !p.alloc.Allocated(a) {
+			if !p.alloc.Allocated(a) || tx.keep(p, a) {
 				continue
 			}
 			tx.write(func(st state.Tx) error { return deleteAddr(st, p.id, a) })
-			tx.after = append(tx.after, func() {
-				p.alloc.Release(a)
-				delete(bk.answered[p.id], a)
-				bk.releaseClaims(p, []netip.Addr{a})
-				bk.dropEmptyLost(p)
-			})
+			tx.after = append(tx.after, func() { bk.freeAddr(p, a) })
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package addrbook
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -74,13 +75,24 @@ func (u *users) poolAttached(id string) bool {
 	return false
 }
 
+// networkOf returns the network that holds pool id, or "".
+func (u *users) networkOf(id string) string {
+	for network, pools := range u.networks {
+		if slices.Contains(pools, id) {
+			return network
+		}
+	}
+	return ""
+}
+
 // explains reports whether o is an owner network's allocations may have:
-// nobody, a gateway, a node of an on-link pool's link, the network's host
+// nobody, a gateway, a node of an on-link pool's link, a container name's
+// reservation (sticky pools), the network's host
 // link or host addresses, one of its endpoints (by ID, or by the MAC
 // Docker asked with).
 func (u *users) explains(network string, o Owner) bool {
 	switch o.Kind {
-	case Nobody, Gateway, AutoGateway, OnLink:
+	case Nobody, Gateway, AutoGateway, OnLink, Sticky:
 		return true
 	case HostLink, HostAddress:
 		return o.ID == network
@@ -101,6 +113,12 @@ func (bk *Book) Attach(network string, pools []string) {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
 	bk.users.attach(network, pools)
+	for _, id := range pools {
+		if p, ok := bk.pools[id]; ok && p.sticky != nil {
+			bk.writeStickyStatus() // names the pools' network
+			return
+		}
+	}
 }
 
 // Detach records that network is gone.

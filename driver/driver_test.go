@@ -450,6 +450,7 @@ func TestCreateNetworkRefusesAndLeavesNothing(t *testing.T) {
 		{"16-character name", map[string]interface{}{optGeneric: map[string]interface{}{"bridge": "0123456789abcdef"}}, "at most 15"},
 		{"MTU 10", map[string]interface{}{optGeneric: map[string]interface{}{"mtu": "10"}}, "between 68 and 65535"},
 		{"unknown option", map[string]interface{}{optGeneric: map[string]interface{}{"frobnicate": "yes"}}, "unknown option(s) frobnicate"},
+		{"sticky, another IPAM's subnet", map[string]interface{}{optGeneric: map[string]interface{}{"sticky_addresses": "true"}}, "sticky_addresses=true: dualstack's IPAM keeps the addresses, and another IPAM driver holds the network's subnets"},
 	}
 	h.host.IP(t, "link", "add", "br-foreign", "type", "bridge")
 	cases = append(cases, struct {

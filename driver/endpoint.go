@@ -156,10 +156,12 @@ func (d *Driver) recordEndpoint(n *network, ep *endpoint) error {
 			extraPools = append(extraPools, p.PoolID)
 		}
 	}
+	// In a sticky network, under the container's name (sticky.go).
+	name := d.stickyName(n, ep)
 	// One commit for the lot: the extra addresses, the endpoint's record
 	// and its claim in the address book. On failure nothing of it remains.
 	err := d.cfg.Book.Update(func(tx *addrbook.Tx) error {
-		extra, err := tx.AllocateEach(extraPools, addrbook.EndpointOwner(ep.ID))
+		extra, err := tx.AllocateEachNamed(extraPools, addrbook.EndpointOwner(ep.ID), name)
 		if err != nil {
 			return err
 		}

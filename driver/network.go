@@ -139,6 +139,9 @@ func (d *Driver) createNetwork(n *network) (err error) {
 	if err := d.checkDelegated(n); err != nil {
 		return err
 	}
+	if err := d.stickyPools(n); err != nil {
+		return err
+	}
 	host, err := checkHost(n, plane.lan(n))
 	if err != nil {
 		return err

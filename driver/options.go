@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dualstack-net/dualstack/driver/sandbox"
 	"github.com/dualstack-net/dualstack/validate"
@@ -45,7 +46,15 @@ const (
 	optDelegated    = "delegated_prefix"
 	// optDelegatedSubnet is the network's subnet ID in the prefix.
 	optDelegatedSubnet = "delegated_subnet"
+	// optSticky keeps a container's addresses for its name; optStickyHold
+	// is for how long after it goes.
+	optSticky     = "sticky_addresses"
+	optStickyHold = "sticky_hold"
 )
+
+// defaultStickyHold is how long a sticky network keeps a container's
+// addresses after it goes, unless sticky_hold says otherwise.
+const defaultStickyHold = 24 * time.Hour
 
 // IPv6 modes: routed (the default; containers' IPv6 addresses are used as
 // they are, and the firewall lets in only replies and published ports) or
@@ -128,6 +137,12 @@ type netOptions struct {
 	// given (the network's DelegatedID is the ID chosen then).
 	Delegated       string `json:"delegated,omitempty"`
 	DelegatedSubnet string `json:"delegatedSubnet,omitempty"`
+
+	// Sticky (sticky_addresses=true) has the network's pools keep a
+	// container's addresses for its name, StickyHold after it goes
+	// (addrbook's sticky pools).
+	Sticky     bool          `json:"sticky,omitempty"`
+	StickyHold time.Duration `json:"stickyHold,omitempty"`
 }
 
 // ra is how containers handle router advertisements.
@@ -275,6 +290,9 @@ func conflicts(o netOptions) []string {
 	if o.Cluster != "" && o.Internal {
 		errs = append(errs, "cluster=NAME: an --internal network reaches nothing outside its host, so it cannot span hosts; drop one of the two")
 	}
+	if !o.Sticky && o.StickyHold != 0 {
+		errs = append(errs, "sticky_hold is an option of sticky networks: add -o sticky_addresses=true, or drop sticky_hold")
+	}
 	errs = append(errs, ndpConflicts(o)...)
 	errs = append(errs, delegatedConflicts(o)...)
 	if o.IPv6 && o.MTU != 0 && o.MTU >= 68 {
@@ -326,6 +344,9 @@ func settle(o *netOptions) {
 			o.MacvlanMode = "bridge"
 		}
 		o.Bridge = ""
+	}
+	if o.Sticky && o.StickyHold == 0 {
+		o.StickyHold = defaultStickyHold
 	}
 	if o.Cluster != "" && o.Mode == ModeBridge && o.ClusterRoutes == "" {
 		o.ClusterRoutes = clusterRoutesHostGW

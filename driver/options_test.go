@@ -2,6 +2,7 @@ package driver
 
 import (
 	"testing"
+	"time"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -37,6 +38,10 @@ func TestParseOptions(t *testing.T) {
 			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true, IPv6Mode: "routed", Cluster: "prod", ClusterRoutes: "bgp"}},
 		{"announced", generic("announce", "true"),
 			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true, IPv6Mode: "routed", Announce: true}},
+		{"sticky, default hold", generic("sticky_addresses", "true"),
+			netOptions{Mode: "bridge", Bridge: "ds-0123456789ab", IPv4: true, IPv6: true, IPv6Mode: "routed", Sticky: true, StickyHold: 24 * time.Hour}},
+		{"sticky macvlan, hold 90m", generic("mode", "macvlan", "parent", "eth0", "sticky_addresses", "true", "sticky_hold", "90m"),
+			netOptions{Mode: "macvlan", Parent: "eth0", MacvlanMode: "bridge", IPv4: true, IPv6: true, IPv6Mode: "routed", Sticky: true, StickyHold: 90 * time.Minute}},
 	}
 	for _, c := range good {
 		got, err := parseOptions(id, c.raw)
@@ -69,6 +74,10 @@ func TestParseOptions(t *testing.T) {
 		{"macvlan options on a bridge", generic("parent", "eth0"), []string{"option(s) parent: not for mode=bridge networks"}},
 		{"host_link not a boolean", generic("mode", "macvlan", "parent", "eth0", "host_link", "maybe"), []string{`host_link="maybe"`}},
 		{"several at once", generic("mtu", "x", "hairpin", "perhaps"), []string{`mtu="x"`, `hairpin="perhaps"`}},
+		{"sticky not a boolean", generic("sticky_addresses", "always"), []string{`sticky_addresses="always"`, "true or false"}},
+		{"sticky_hold without sticky", generic("sticky_hold", "1h"), []string{"sticky_hold is an option of sticky networks: add -o sticky_addresses=true"}},
+		{"sticky_hold too short", generic("sticky_addresses", "true", "sticky_hold", "30s"), []string{`sticky_hold="30s"`, "at least 1m"}},
+		{"sticky_hold not a duration", generic("sticky_addresses", "true", "sticky_hold", "a day"), []string{`sticky_hold="a day"`, "such as 90m or 48h"}},
 		{"bridge wildcard", generic("bridge", "x+"), []string{`bridge="x+"`, "only letters, digits", "'+'"}},
 		{"bridge every interface", generic("bridge", "+"), []string{`bridge="+"`, "'+'"}},
 		{"bridge name pattern", generic("com.docker.network.bridge.name", "bars%d"), []string{`bridge.name="bars%d"`, "'%'"}},

@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/dualstack-net/dualstack/addrbook"
 	"github.com/dualstack-net/dualstack/validate"
 )
 
@@ -49,6 +51,7 @@ func (opt *option) takes(mode string) bool {
 var (
 	errWantBool = errors.New("want true or false")
 	errWantMTU  = errors.New("want an MTU between 68 and 65535")
+	errWantHold = errors.New("want a duration of at least 1m, such as 90m or 48h")
 )
 
 // Macvlan modes (macvlan_mode).
@@ -225,6 +228,29 @@ var optionTable = []option{{
 	values: "`host-gw`, `bgp`, `none`", def: "`host-gw`",
 	help: "how hosts reach each other's blocks: `host-gw` routes every other host's blocks via its `CLUSTER_ADDRESS` (hosts on one LAN), `bgp` announces this host's blocks to the routers in `BGP_PEERS` ([bgp.md](bgp.md)), `none` leaves routing to the network",
 }, {
+	key: optSticky, modes: bothModes,
+	parse:  func(o *netOptions, v string) (err error) { o.Sticky, err = parseBool(v); return err },
+	values: "`true`, `false`", def: "`false`",
+	help: "`true`: a container that goes and comes back under the same name (`docker compose up --force-recreate`, a watchtower update) gets the same addresses in every subnet, unless another container holds them then; kept for `sticky_hold` after it goes. Needs an engine that sends container names to IPAM plugins (Docker 29, API 1.52); older engines allocate as without it, with a warning in the plugin's log. A full subnet frees the address kept the longest, and `--ip` takes a kept address; `dualstack sticky` lists the reservations ([sticky-addresses.md](sticky-addresses.md))",
+}, {
+	key: optStickyHold, modes: bothModes, needs: optSticky,
+	parse: func(o *netOptions, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errWantHold
+		}
+		o.StickyHold = d
+		return nil
+	},
+	check: func(o *netOptions) error {
+		if o.StickyHold < addrbook.MinStickyHold {
+			return errWantHold
+		}
+		return nil
+	},
+	values: "a duration of `1m` or more (`90m`, `48h`)", def: "`24h`",
+	help: "how long a sticky network keeps a container's addresses after it goes",
+}, {
 	// Docker's own, in the order parseOptions reads them from the request.
 	key: optEnableIPv6, flag: "`--ipv6`",
 	parse: func(o *netOptions, v string) error {
@@ -256,9 +282,9 @@ var modeListing = map[string][]string{
 		optBridgeDocker, optMTUDocker, optICCDocker, optMasqDocker,
 		optGwMode4, optGwMode6, optTrusted, optGwMode4Docker, optGwMode6Docker, optTrustedDocker,
 		optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optClusterRoute, optAnnounce, optNDPProxy,
-		optDelegated, optDelegatedSubnet},
+		optDelegated, optDelegatedSubnet, optSticky, optStickyHold},
 	ModeMacvlan: {optParent, optMacvlanMode, optHostLink, optMTU, optMTUDocker, optAcceptRA,
-		optHostOverlap, optCluster, optHostBlock4, optHostBlock6},
+		optHostOverlap, optCluster, optHostBlock4, optHostBlock6, optSticky, optStickyHold},
 }
 
 // optionByKey finds an option of optionTable by its key or its alias.

@@ -18,6 +18,10 @@ const (
 	optRequestType = "RequestAddressType"
 	gatewayType    = "com.docker.network.gateway"
 	optMACAddress  = "com.docker.network.endpoint.macaddress"
+	// optEndpointName is the container's name (no leading /), which
+	// Docker sends from API 1.52 (Docker 29): a sticky pool keeps the
+	// container's address under it.
+	optEndpointName = "com.docker.network.endpoint.name"
 )
 
 // Capabilities is the answer to /IpamDriver.GetCapabilities.
@@ -102,7 +106,9 @@ func (d *Driver) ReleasePool(req *ipam.ReleasePoolRequest) error {
 // RequestAddress answers /IpamDriver.RequestAddress: the gateway, a
 // preferred address, or the next address in sequence. The owner is what
 // the request says it is for: the network's gateway (the user's, or one
-// for the book to pick), else the endpoint whose MAC address Docker sends.
+// for the book to pick), else the endpoint whose MAC address Docker sends;
+// the container's name, when Docker sends it, is what a sticky pool keeps
+// the address for.
 func (d *Driver) RequestAddress(req *ipam.RequestAddressRequest) (*ipam.RequestAddressResponse, error) {
 	owner := addrbook.ParseOwner(req.Options[optMACAddress])
 	if req.Options[optRequestType] == gatewayType {
@@ -111,7 +117,7 @@ func (d *Driver) RequestAddress(req *ipam.RequestAddressRequest) (*ipam.RequestA
 			owner.Kind = addrbook.AutoGateway
 		}
 	}
-	a, err := d.book.RequestAddress(req.PoolID, req.Address, owner)
+	a, err := d.book.RequestNamedAddress(req.PoolID, req.Address, owner, req.Options[optEndpointName])
 	if err != nil {
 		return nil, err
 	}

@@ -96,3 +96,36 @@ func TestOwnersFromDockersRequests(t *testing.T) {
 		t.Fatal("the pool is still held after its release")
 	}
 }
+
+// TestStickyByContainerName: the container's name Docker sends with
+// RequestAddress is what a sticky pool keeps the address for: a new
+// endpoint (another MAC) under the same name gets it back, one under
+// another name does not.
+func TestStickyByContainerName(t *testing.T) {
+	d, book := newDriver(t)
+	pool, err := d.RequestPool(&ipam.RequestPoolRequest{AddressSpace: "local", Pool: "198.51.100.0/24"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := book.SetSticky(pool.PoolID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(mac, name string) string {
+		t.Helper()
+		r, err := d.RequestAddress(&ipam.RequestAddressRequest{PoolID: pool.PoolID, Options: map[string]string{optMACAddress: mac, optEndpointName: name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Address
+	}
+	web := ask("02:42:c6:33:64:01", "web")
+	if err := d.ReleaseAddress(&ipam.ReleaseAddressRequest{PoolID: pool.PoolID, Address: web}); err != nil {
+		t.Fatal(err)
+	}
+	if other := ask("02:42:c6:33:64:02", "other"); other == web {
+		t.Fatalf("another name got web's address %s", web)
+	}
+	if again := ask("02:42:c6:33:64:03", "web"); again != web {
+		t.Fatalf("web came back with %s, want %s", again, web)
+	}
+}

@@ -48,6 +48,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "sticky" {
+		if err := stickyCommand(os.Args[2:], os.Stdout, time.Now()); err != nil {
+			fmt.Fprintln(os.Stderr, "dualstack sticky:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "prefixes" {
 		if err := prefixesCommand(os.Args[2:], os.Stdout, time.Now()); err != nil {
 			fmt.Fprintln(os.Stderr, "dualstack prefixes:", err)
@@ -168,6 +175,7 @@ func newBook(cfg *settings.Settings, db state.Store, store *cluster.Store, log *
 		HostPrefixes:   kernel.HostPrefixes,
 		Log:            log.WithField("driver", "ipam"),
 		Leases:         leases,
+		StatusDir:      cfg.StateDir,
 	})
 }
 
