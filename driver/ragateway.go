@@ -87,7 +87,7 @@ func (d *Driver) learnedGateway(n *network) string {
 	if link == "" {
 		return ""
 	}
-	if a, ok := d.ra.routers.Router(link, raGatewayWait); ok {
+	if a, ok := d.ra.routers.Router(link, n.ID, raGatewayWait); ok {
 		return a.String()
 	}
 	d.ra.mu.Lock()

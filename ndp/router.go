@@ -35,10 +35,10 @@ type Routers struct {
 
 // routerWatch is what Routers keeps of one link.
 type routerWatch struct {
-	users   map[string]bool
+	// users are the link's users, each with when it started following.
+	users   map[string]time.Time
 	conn    *ndp.Conn
 	ifindex int
-	started time.Time
 	// asked is when the last solicitation went out.
 	asked time.Time
 	// routers are the link's routers by link-local address, each with
@@ -58,19 +58,25 @@ func NewRouters(log logrus.FieldLogger) *Routers {
 
 // Follow has user follow link's routers: the first user of a link opens
 // an NDP socket on it, in the calling thread's namespace, solicits the
-// routers and listens for their advertisements in the background.
+// routers and listens for their advertisements in the background; a
+// later one solicits them again if none is known.
 func (r *Routers) Follow(link, user string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if w, ok := r.links[link]; ok {
-		w.users[user] = true
+		if _, ok := w.users[user]; !ok {
+			w.users[user] = time.Now()
+		}
+		if _, known := w.best(time.Now()); !known {
+			r.solicit(link, w)
+		}
 		return nil
 	}
 	c, ifi, err := listenRA(link)
 	if err != nil {
 		return err
 	}
-	w := &routerWatch{users: map[string]bool{user: true}, conn: c, ifindex: ifi.Index, started: time.Now(),
+	w := &routerWatch{users: map[string]time.Time{user: time.Now()}, conn: c, ifindex: ifi.Index,
 		routers: map[netip.Addr]time.Time{}, heard: make(chan struct{})}
 	r.links[link] = w
 	r.solicit(link, w)
@@ -104,20 +110,25 @@ func (r *Routers) Close() {
 	}
 }
 
-// Router returns the link-local address of the router of link whose
-// router lifetime ends last. When none is known, it waits for a first
-// advertisement until wait has passed since the link was first followed
-// (the first container of a new network waits at most that long, later
-// ones not at all), and solicits the routers again in the background
-// if the last solicitation is older than Resolicit.
-func (r *Routers) Router(link string, wait time.Duration) (netip.Addr, bool) {
+// Router returns, for user, the link-local address of the router of
+// link whose router lifetime ends last. When none is known, it waits
+// for a first advertisement until wait has passed since user started
+// following link (the first container of a new network waits at most
+// that long, later ones not at all), and then, with none known still,
+// solicits the routers again if the last solicitation is older than
+// Resolicit, for the next question.
+func (r *Routers) Router(link, user string, wait time.Duration) (netip.Addr, bool) {
 	r.mu.Lock()
 	w, ok := r.links[link]
 	if !ok {
 		r.mu.Unlock()
 		return netip.Addr{}, false
 	}
-	heard, until := w.heard, time.Until(w.started.Add(wait))
+	since, ok := w.users[user]
+	if !ok {
+		since = time.Now().Add(-wait)
+	}
+	heard, until := w.heard, time.Until(since.Add(wait))
 	r.mu.Unlock()
 	if until > 0 {
 		t := time.NewTimer(until)

@@ -70,7 +70,7 @@ func wantRouter(t *testing.T, rs *Routers, want netip.Addr) {
 	t.Helper()
 	var got netip.Addr
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if got, _ = rs.Router("dsthost0", 0); got == want {
+		if got, _ = rs.Router("dsthost0", "net1", 0); got == want {
 			return
 		}
 	}
@@ -104,7 +104,7 @@ func TestRouters(t *testing.T) {
 	t.Cleanup(routers.Close)
 	l.do(t, func() error { return routers.Follow("dsthost0", "net1") })
 	l.do(t, func() error { return routers.Follow("dsthost0", "net2") })
-	got, ok := routers.Router("dsthost0", 2*time.Second)
+	got, ok := routers.Router("dsthost0", "net1", 2*time.Second)
 	if err := <-answered; err != nil {
 		t.Fatalf("the router saw no solicitation: %v", err)
 	}
@@ -121,17 +121,18 @@ func TestRouters(t *testing.T) {
 	wantRouter(t, routers, ll)
 
 	routers.Unfollow("dsthost0", "net1")
-	if got, ok := routers.Router("dsthost0", 0); !ok || got != ll {
+	if got, ok := routers.Router("dsthost0", "net2", 0); !ok || got != ll {
 		t.Fatalf("router of dsthost0 with one user left: %v %v, want %v", got, ok, ll)
 	}
 	routers.Unfollow("dsthost0", "net2")
-	if got, ok := routers.Router("dsthost0", 0); ok {
+	if got, ok := routers.Router("dsthost0", "net2", 0); ok {
 		t.Fatalf("router of dsthost0 without users: %v, want none", got)
 	}
 }
 
-// TestRoutersNone: on a link without routers only the first question
-// waits, and a link without a link-local address is followed from ::.
+// TestRoutersNone: on a link without routers only each user's first
+// question waits, and a link without a link-local address is followed
+// from ::.
 func TestRoutersNone(t *testing.T) {
 	l := newLink(t)
 	l.host.IP(t, "-6", "addr", "flush", "dev", "dsthost0", "scope", "link")
@@ -139,15 +140,21 @@ func TestRoutersNone(t *testing.T) {
 	t.Cleanup(routers.Close)
 	l.do(t, func() error { return routers.Follow("dsthost0", "net1") })
 	start := time.Now()
-	if got, ok := routers.Router("dsthost0", 300*time.Millisecond); ok {
+	if got, ok := routers.Router("dsthost0", "net1", 300*time.Millisecond); ok {
 		t.Fatalf("router %v on a link without one", got)
 	}
 	if took := time.Since(start); took < 250*time.Millisecond || took > time.Second {
 		t.Fatalf("the first question took %s, want the wait of 300ms", took)
 	}
 	start = time.Now()
-	if _, ok := routers.Router("dsthost0", 300*time.Millisecond); ok || time.Since(start) > 100*time.Millisecond {
+	if _, ok := routers.Router("dsthost0", "net1", 300*time.Millisecond); ok || time.Since(start) > 100*time.Millisecond {
 		t.Fatalf("the second question took %s, want no wait", time.Since(start))
+	}
+	// A network that starts following the link later waits once too.
+	l.do(t, func() error { return routers.Follow("dsthost0", "net2") })
+	start = time.Now()
+	if _, ok := routers.Router("dsthost0", "net2", 300*time.Millisecond); ok || time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("a new user's first question took %s, want the wait of 300ms", time.Since(start))
 	}
 	ll := l.routerLL(t)
 	l.advertise(t, ndp.LinkLocal, 600*time.Second)
