@@ -132,6 +132,10 @@ type Driver struct {
 	// onLinkStop stops the watch of each link's addresses.
 	onLink     map[string][]ndp.Timed
 	onLinkStop map[string]chan struct{}
+	// ra follows the routers of the parents of networks that learn their
+	// IPv6 gateway from advertisements (ragateway.go); its locks are its
+	// own.
+	ra *raGateways
 }
 
 var _ api.Driver = (*Driver)(nil)
@@ -172,6 +176,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 	if d.log == nil {
 		d.log = logrus.StandardLogger()
 	}
+	d.ra = newRAGateways(d.log)
 	if d.cfg.Screens == nil {
 		d.cfg.Screens = ndp.NewScreens(d.log)
 	}

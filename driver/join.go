@@ -89,6 +89,9 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 				resp.GatewayIPv6 = p.Gateway.Addr().String()
 			}
 		}
+		if resp.GatewayIPv6 == "" && ep.IPv6.IsValid() {
+			resp.GatewayIPv6 = d.learnedGateway(n)
+		}
 	}
 	return resp, nil
 }

@@ -164,6 +164,8 @@ func (d *Driver) createNetwork(n *network) (err error) {
 		return err
 	}
 	undo.add(undoLinks)
+	d.routersUp(n)
+	undo.add(func() { d.routersDown(n) })
 	// The firewall guards the network before anything lets traffic in:
 	// forwarding, route_localnet.
 	forward4, forward6 := plane.forwards(n)
@@ -313,6 +315,7 @@ func (d *Driver) deleteNetwork(n *network) error {
 		d.networks[n.ID] = n
 		return err
 	}
+	d.routersDown(n)
 	d.releaseHeld(n)
 	d.cfg.Book.Detach(n.ID)
 	d.routesFollow(n)

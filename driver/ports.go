@@ -181,6 +181,7 @@ func (d *Driver) reservePublished(ep *endpoint) error {
 // the state stay for the next start (which resumes unfinished joins).
 func (d *Driver) Close() {
 	d.joins.cancelAll()
+	d.ra.routers.Close()
 	d.leaseMu.Lock()
 	if d.leaseChanged != nil {
 		close(d.leaseChanged)

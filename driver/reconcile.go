@@ -49,6 +49,7 @@ func (d *Driver) reconcile() {
 		if err := d.plane(n).restoreNetwork(n, adopt); err != nil {
 			d.log.WithField("network", short(n.ID)).WithError(err).Warn("restore")
 		}
+		d.routersUp(n)
 	}
 	links, err := listLinks()
 	if err != nil {

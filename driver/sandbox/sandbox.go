@@ -116,18 +116,44 @@ func (ra RA) check() error {
 	return nil
 }
 
-// sysctls are ra's values of accept_ra and autoconf.
+// RADefaultMetric is the metric of the default routes an interface that
+// accepts router advertisements takes from them (ra_defrtr_metric; the
+// kernel's default is 1024, the metric of the default route Docker adds
+// for the gateway Join names): the kernel refuses an IPv6 default route
+// when one of the same metric exists, so Docker's route and the
+// advertised one would each fail if the other came first. Above 1024,
+// both stay and Docker's is used.
+const RADefaultMetric = 2048
+
+// sysctls are ra's values of accept_ra and autoconf, and of
+// ra_defrtr_metric if it accepts advertisements.
 func (ra RA) sysctls() [][2]string {
 	autoconf := "0"
 	if ra.SLAAC && ra.Accept > 0 {
 		autoconf = "1"
 	}
-	return [][2]string{{"accept_ra", strconv.Itoa(ra.Accept)}, {"autoconf", autoconf}}
+	kv := [][2]string{{"accept_ra", strconv.Itoa(ra.Accept)}, {"autoconf", autoconf}}
+	if ra.Accept > 0 {
+		kv = append(kv, [2]string{"ra_defrtr_metric", strconv.Itoa(RADefaultMetric)})
+	}
+	return kv
+}
+
+// setSysctls sets each of kv under dir (net/ipv6/conf/IF/); a kernel
+// older than 5.12, without ra_defrtr_metric, keeps its metric.
+func setSysctls(dir string, kv [][2]string) error {
+	for _, x := range kv {
+		err := sysctl.Set(dir+x[0], x[1])
+		if err != nil && !(x[0] == "ra_defrtr_metric" && errors.Is(err, fs.ErrNotExist)) {
+			return err
+		}
+	}
+	return nil
 }
 
 // PrepareNamespace sets, in the namespace at nsPath,
-// net.ipv6.conf.{default,all}.accept_dad=0 and accept_ra and autoconf as
-// ra says.
+// net.ipv6.conf.{default,all}.accept_dad=0 and accept_ra, autoconf and
+// ra_defrtr_metric as ra says.
 //
 // An interface moved into the namespace afterwards gets a fresh IPv6
 // configuration copied from "default", so it starts with DAD off (its
@@ -140,10 +166,8 @@ func PrepareNamespace(nsPath string, ra RA) error {
 	}
 	err := netns.Do(nsPath, func() error {
 		for _, dir := range []string{"net/ipv6/conf/default/", "net/ipv6/conf/all/"} {
-			for _, kv := range append([][2]string{{"accept_dad", "0"}}, ra.sysctls()...) {
-				if err := sysctl.Set(dir+kv[0], kv[1]); err != nil {
-					return err
-				}
+			if err := setSysctls(dir, append([][2]string{{"accept_dad", "0"}}, ra.sysctls()...)); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -180,10 +204,8 @@ func ConfigureInterface(nsPath string, match InterfaceMatch, addrs []netip.Prefi
 		}
 		name := link.Attrs().Name
 		dir := "net/ipv6/conf/" + name + "/"
-		for _, kv := range append([][2]string{{"accept_dad", "0"}}, ra.sysctls()...) {
-			if err := sysctl.Set(dir+kv[0], kv[1]); err != nil {
-				return fmt.Errorf("interface %s: %w", name, err)
-			}
+		if err := setSysctls(dir, append([][2]string{{"accept_dad", "0"}}, ra.sysctls()...)); err != nil {
+			return fmt.Errorf("interface %s: %w", name, err)
 		}
 		have, err := kernel.Addrs(link, netlink.FAMILY_ALL)
 		if err != nil {

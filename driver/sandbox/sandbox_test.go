@@ -152,7 +152,12 @@ func TestEndToEnd(t *testing.T) {
 			if e.Address != mac.String() || e.MTU != wantMTU {
 				t.Errorf("container eth0: MAC %s MTU %d; want %s, %d", e.Address, e.MTU, mac, wantMTU)
 			}
-			for k, want := range map[string]string{"accept_dad": "0", "accept_ra": strconv.Itoa(tc.acceptRA), "autoconf": "0"} {
+			// Advertised default routes go below Docker's (metric 1024).
+			metric := "1024"
+			if tc.acceptRA > 0 {
+				metric = strconv.Itoa(sandbox.RADefaultMetric)
+			}
+			for k, want := range map[string]string{"accept_dad": "0", "accept_ra": strconv.Itoa(tc.acceptRA), "autoconf": "0", "ra_defrtr_metric": metric} {
 				if got := ctr.Sysctl(t, "net/ipv6/conf/eth0/"+k); got != want {
 					t.Errorf("container eth0 %s = %s, want %s", k, got, want)
 				}

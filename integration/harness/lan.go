@@ -4,8 +4,10 @@ package harness
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"net"
 	"net/netip"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -105,6 +107,43 @@ func (l LAN) Advertise(t *testing.T, prefix string) {
 			}
 		}
 	}()
+}
+
+// RouterBehind6 is an address of the router's own beyond the LAN (on its
+// loopback, see Behind): reached only through a route to the router.
+const RouterBehind6 = "2001:db8:ff::1"
+
+// Behind gives the router RouterBehind6.
+func (l LAN) Behind(t *testing.T) {
+	t.Helper()
+	IPRun(t, "-n", l.Name, "addr", "add", RouterBehind6+"/128", "dev", "lo")
+}
+
+// LinkLocal is the router's link-local address on the LAN: what its
+// advertisements come from.
+func (l LAN) LinkLocal(t *testing.T) string {
+	t.Helper()
+	var out []struct {
+		AddrInfo []struct {
+			Local string `json:"local"`
+		} `json:"addr_info"`
+	}
+	raw, err := exec.Command("ip", "-n", l.Name, "-j", "-6", "addr", "show", "dev", routerLink, "scope", "link").Output()
+	if err == nil {
+		err = json.Unmarshal(raw, &out)
+	}
+	if err != nil {
+		t.Fatalf("the router's link-local address: %v: %s", err, raw)
+	}
+	for _, o := range out {
+		for _, a := range o.AddrInfo {
+			if a.Local != "" { // ip lists the addresses it filtered out as {}
+				return a.Local
+			}
+		}
+	}
+	t.Fatalf("the router has no link-local address: %s", raw)
+	return ""
 }
 
 // MacvlanNet creates a dualstack macvlan network on the LAN.

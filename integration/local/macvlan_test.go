@@ -237,3 +237,45 @@ func hostLinks(t *testing.T) string {
 	}
 	return strings.Join(harness.Sorted(names), " ")
 }
+
+// Issue 25, D: a macvlan network without an IPv6 --gateway whose
+// containers accept router advertisements names the LAN's advertising
+// router to Docker as the containers' IPv6 gateway: docker inspect shows
+// it, Docker's default route goes through it, and what lies behind the
+// router answers. On engines with --ipv4=false the network is IPv6-only;
+// Engine 20.10 makes an endpoint the container's gateway only if it has an
+// IPv4 gateway, so there the IPv4 subnet has the router as --gateway.
+func TestMacvlanRAGateway(t *testing.T) {
+	l := harness.NewLAN(t)
+	l.Advertise(t, "2001:db8:1::/64")
+	l.Behind(t)
+	ll := l.LinkLocal(t)
+	args := []string{"-o", "accept_ra=1", "--ipv6", "--subnet", "2001:db8:1::/64"}
+	if harness.APIAtLeast(t, 47) {
+		args = append(args, "--ipv4=false")
+	} else {
+		args = append(args, "--subnet", "192.0.2.0/24", "--gateway", harness.Router4)
+	}
+	harness.MacvlanNet(t, "ds-mvrag", args...)
+	harness.RunContainer(t, "ds-mvrag-a", "ds-mvrag")
+	if gw := harness.Docker(t, "inspect", "-f", `{{(index .NetworkSettings.Networks "ds-mvrag").IPv6Gateway}}`, "ds-mvrag-a"); gw != ll {
+		t.Errorf("docker inspect: IPv6Gateway %q, want the router's link-local %s", gw, ll)
+	}
+	var routes []struct {
+		Dst      string `json:"dst"`
+		Gateway  string `json:"gateway"`
+		Protocol string `json:"protocol"`
+		Metric   int    `json:"metric"`
+	}
+	harness.IPJSON(t, "ds-mvrag-a", &routes, "-6", "route", "show", "default")
+	docker := false
+	for _, r := range routes {
+		if r.Gateway == ll && r.Protocol != "ra" && r.Metric == 1024 {
+			docker = true
+		}
+	}
+	if !docker {
+		t.Errorf("no default route of Docker's via %s in the container: %+v", ll, routes)
+	}
+	harness.Ping(t, "ds-mvrag-a", harness.RouterBehind6)
+}
