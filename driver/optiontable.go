@@ -102,7 +102,7 @@ var optionTable = []option{{
 	key: optAcceptRA, modes: bothModes,
 	parse:  func(o *netOptions, v string) (err error) { o.AcceptRA, o.SLAAC, err = parseAcceptRA(v); return err },
 	values: "`0` (also `false`, `off`, `no`), `1` (also `true`, `on`, `yes`), `2`, `slaac`", def: "`0`",
-	help: "router advertisements in containers: `0` static addresses only, `1` routes (the default route) from advertisements, no address, `slaac` routes and SLAAC addresses; `2` (accept even when forwarding) acts as `1` in a container that does not forward. Set in the container's namespace before the interface can see an advertisement",
+	help: "router advertisements in containers: `0` static addresses only, `1` routes (the default route) from advertisements, no address, `slaac` routes and SLAAC addresses; `2` (accept even when forwarding) acts as `1` in a container that does not forward. Set in the container's namespace before the interface can see an advertisement. On a macvlan network whose IPv6 subnet has no `--gateway`, the router advertising on the parent is the IPv6 gateway Docker is told of ([bridge-macvlan.md](bridge-macvlan.md#a-gateway-from-router-advertisements))",
 }, {
 	key: optIPv6Mode, modes: []string{ModeBridge},
 	parse: func(o *netOptions, v string) error { o.IPv6Mode = strings.ToLower(v); return nil },
