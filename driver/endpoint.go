@@ -224,6 +224,7 @@ func (d *Driver) deleteEndpoint(ep *endpoint) error {
 	if err := d.unpublish(ep); err != nil {
 		return err
 	}
+	ep.Sandbox = ""
 	if published {
 		// Recorded at once: should a step below fail, the next start must
 		// not publish again for an address Docker may give to another

@@ -51,7 +51,7 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 	err = d.syncBlockGateways(n)
 	blockGateways := n.blockGateways
 	if err == nil {
-		err = d.recordJoin(n, ep, req.SandboxKey)
+		err = d.recordJoin(ep, req.SandboxKey)
 	}
 	if err == nil {
 		if err = d.answer(n, ep); err != nil {
@@ -94,28 +94,21 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 }
 
 // recordJoin records that ep joined the container of sandbox, so that a
-// restarted plugin can finish the container side of the join, and
-// publishes ep's ports for that container. A retried Join of the same
-// container keeps what is published.
-func (d *Driver) recordJoin(n *network, ep *endpoint, sandbox string) error {
-	if ep.Sandbox == sandbox && (len(ep.Published) > 0 || len(ep.Ports) == 0) {
+// restarted plugin can finish the container side of the join. The ports
+// wait for ProgramExternalConnectivity: Docker sends it only to the
+// container's gateway endpoint (see ports.go). A retried Join of the same
+// container changes nothing.
+func (d *Driver) recordJoin(ep *endpoint, sandbox string) error {
+	if ep.Sandbox == sandbox {
 		return nil
 	}
+	// Joined to another container without a Leave: what it published
+	// there is not this container's.
 	if err := d.unpublish(ep); err != nil {
 		return err
 	}
-	if err := d.publish(n, ep, sandbox); err != nil {
-		return err
-	}
 	ep.Sandbox = sandbox
-	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
-		_ = d.unpublish(ep)
-		return err
-	}
-	if len(ep.Published) > 0 {
-		d.log.WithField("endpoint", short(ep.ID)).WithField("ports", publishedString(ep.Published)).Info("ports published")
-	}
-	return nil
+	return save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) })
 }
 
 // recordLeave revokes ep's ports and records that it left its container.
@@ -130,6 +123,7 @@ func (d *Driver) recordLeave(ep *endpoint) error {
 	if err := d.unpublish(ep); err != nil {
 		return err
 	}
+	ep.Sandbox = ""
 	return save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) })
 }
 
@@ -159,13 +153,53 @@ func (d *Driver) Leave(req *api.LeaveRequest) error {
 // ProgramExternalConnectivity is the first call Docker makes after it moved
 // the gateway endpoint's interface into the container, and it makes it
 // before the container's process starts: it returns once the container
-// side of every pending join of that container is complete.
+// side of every pending join of that container is complete. Docker sends
+// it to the endpoint that becomes the container's gateway (in either
+// family; gw_priority picks it), so the endpoint's ports are published
+// then. A retried call changes nothing.
 func (d *Driver) ProgramExternalConnectivity(req *api.ProgramExternalConnectivityRequest) error {
-	return d.joins.wait(req.EndpointID)
+	if err := d.joins.wait(req.EndpointID); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ep, ok := d.endpoints[req.EndpointID]
+	if !ok || len(ep.Published) > 0 || ep.Sandbox == "" {
+		return nil
+	}
+	n := d.networks[ep.NetworkID]
+	if err := d.publish(n, ep, ep.Sandbox); err != nil {
+		return fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	}
+	if len(ep.Published) == 0 {
+		return nil
+	}
+	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
+		_ = d.unpublish(ep)
+		return err
+	}
+	d.log.WithField("endpoint", short(ep.ID)).WithField("ports", publishedString(ep.Published)).Info("ports published")
+	return nil
 }
 
-// RevokeExternalConnectivity has nothing to revoke yet.
-func (d *Driver) RevokeExternalConnectivity(*api.RevokeExternalConnectivityRequest) error {
+// RevokeExternalConnectivity unpublishes the ports of an endpoint that
+// stopped being its container's gateway (another network took over, by
+// gw_priority or because it joined first). The container stays joined.
+func (d *Driver) RevokeExternalConnectivity(req *api.RevokeExternalConnectivityRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ep, ok := d.endpoints[req.EndpointID]
+	if !ok || len(ep.Published) == 0 {
+		return nil
+	}
+	ports := publishedString(ep.Published)
+	if err := d.unpublish(ep); err != nil {
+		return fmt.Errorf("endpoint %s: revoke its published ports: %w", short(ep.ID), err)
+	}
+	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
+		return err
+	}
+	d.log.WithField("endpoint", short(ep.ID)).WithField("ports", ports).Info("ports revoked: the container's gateway is another endpoint")
 	return nil
 }
 

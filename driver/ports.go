@@ -12,11 +12,15 @@ import (
 //
 // Docker passes a container's port bindings in the options of each
 // endpoint it creates for it, and calls ProgramExternalConnectivity only
-// for the container's gateway endpoint, so dualstack publishes at Join,
-// when it learns the container (the sandbox), and revokes at Leave or
-// DeleteEndpoint. A container on several dualstack networks gets the
-// bindings on each of its endpoints: the first of them to join publishes
-// them, the others leave them alone.
+// for the endpoint that is the container's gateway (the highest
+// gw_priority, Docker 28; the first with a gateway before), and
+// RevokeExternalConnectivity when it stops being it. So dualstack, as
+// Docker's bridge does, publishes at ProgramExternalConnectivity and
+// revokes at RevokeExternalConnectivity, Leave or DeleteEndpoint: the
+// published ports follow the container's gateway, whatever network it is
+// on. Join only records the container (the sandbox). A container whose
+// gateway is on two dualstack networks (one per family) publishes through
+// the first of them, and the other leaves the bindings alone.
 //
 // A binding without a host address is published on every family the
 // endpoint has an address of; 0.0.0.0 or an IPv4 address only for IPv4,
@@ -153,7 +157,7 @@ func (d *Driver) unpublish(ep *endpoint) error {
 		_ = r.Close()
 	}
 	delete(d.reserved, ep.ID)
-	ep.Sandbox, ep.Published = "", nil
+	ep.Published = nil
 	if had {
 		return d.applyFirewall(nil)
 	}

@@ -44,6 +44,33 @@ func (h *harness) bindable(network, addr string) bool {
 	return ok
 }
 
+// joinGateway does what Docker does for a container whose gateway is
+// endpoint eid: Join, the move of the interface into the container sb,
+// then ProgramExternalConnectivity, whose error it returns.
+func (h *harness) joinGateway(nid, eid string, sb netnstest.NS) error {
+	h.t.Helper()
+	var err error
+	h.in(func() error {
+		_, err = h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	h.moveIn(sb, peerVethPrefix+short(eid), "eth0")
+	return h.program(nid, eid)
+}
+
+// program is Docker's ProgramExternalConnectivity for eid.
+func (h *harness) program(nid, eid string) error {
+	var err error
+	h.in(func() error {
+		err = h.d.ProgramExternalConnectivity(&api.ProgramExternalConnectivityRequest{NetworkID: nid, EndpointID: eid})
+		return nil
+	})
+	return err
+}
+
 func portmapOption(bindings ...map[string]interface{}) map[string]interface{} {
 	list := make([]interface{}, len(bindings))
 	for i, b := range bindings {
@@ -73,14 +100,7 @@ func TestPublishedPorts(t *testing.T) {
 		map[string]interface{}{"Proto": 17, "Port": 53, "HostIP": "", "HostPort": 0},
 	), nid, e1, "02:42:c0:00:02:02", v4, v6)
 	sb1 := netnstest.New(t)
-	join := func(eid string, sb netnstest.NS) error {
-		var err error
-		h.in(func() error {
-			_, err = h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
-			return nil
-		})
-		return err
-	}
+	join := func(eid string, sb netnstest.NS) error { return h.joinGateway(nid, eid, sb) }
 	if err := join(e1, sb1); err != nil {
 		t.Fatal(err)
 	}
@@ -161,4 +181,72 @@ func TestPublishedPorts(t *testing.T) {
 	if got := h.rules(); got != "" {
 		t.Errorf("rules left after the last network went:\n%s", got)
 	}
+}
+
+// TestPortsFollowGateway: the ports are published by the container's
+// gateway endpoint only. Join alone publishes nothing; Docker's
+// ProgramExternalConnectivity (the endpoint became the gateway) publishes,
+// a retry of it changes nothing; RevokeExternalConnectivity (another
+// network's endpoint took over, gw_priority) unpublishes and frees the host
+// ports while the container stays joined; each state survives a restart.
+func TestPortsFollowGateway(t *testing.T) {
+	h := newHarness(t)
+	const nid, eid = "cccccccccccc5555", "eeeeeeeeee050000"
+	v4, v6 := "198.51.100.0/24", "2001:db8:5::/64"
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nid, map[string]interface{}{optEnableIPv6: true}, v4, v6))
+	})
+	h.endpointWith(portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 8085}), nid, eid, "02:42:c6:33:64:02", v4, v6)
+	sb := netnstest.New(t)
+	h.in(func() error {
+		_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
+		return err
+	})
+	h.moveIn(sb, peerVethPrefix+short(eid), "eth0")
+	published := func(want bool, when string) {
+		t.Helper()
+		rules := h.rules()
+		n := strings.Count(rules, "--dport 8085 -j DNAT")
+		switch {
+		case want && n != 2:
+			t.Fatalf("%s: want the port published once per family, got %d DNAT rules:\n%s", when, n, rules)
+		case !want && n != 0:
+			t.Fatalf("%s: the port is published:\n%s", when, rules)
+		case want == h.bindable("tcp4", "0.0.0.0:8085"):
+			t.Fatalf("%s: host port 8085 held: %v, want %v", when, !want, want)
+		}
+	}
+	published(false, "after Join, before the endpoint is the gateway")
+
+	for i := 0; i < 2; i++ { // the second call is Docker's retry
+		if err := h.program(nid, eid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	published(true, "the endpoint is the gateway")
+
+	revoke := func() {
+		t.Helper()
+		h.in(func() error {
+			return h.d.RevokeExternalConnectivity(&api.RevokeExternalConnectivityRequest{NetworkID: nid, EndpointID: eid})
+		})
+	}
+	revoke()
+	revoke()
+	published(false, "another endpoint is the gateway")
+	if h.d.endpoints[eid].Sandbox != sb.Path {
+		t.Fatal("revoking the ports forgot the endpoint's container")
+	}
+	h.restart()
+	published(false, "restart after the revoke")
+
+	if err := h.program(nid, eid); err != nil {
+		t.Fatal(err)
+	}
+	published(true, "the gateway is back")
+	h.restart()
+	published(true, "restart as the gateway")
+
+	h.in(func() error { return h.d.Leave(&api.LeaveRequest{NetworkID: nid, EndpointID: eid}) })
+	published(false, "after Leave")
 }
