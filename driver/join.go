@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
+	"github.com/dualstack-net/dualstack/driver/netapi"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/firewall"
@@ -26,12 +27,16 @@ import (
 // Join answers with the interface to move into the container and the
 // gateways, and arranges the container-side work (see joins).
 func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
-	return d.JoinFrom(0, req)
+	resp, err := d.JoinFrom(0, req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Helpers(), nil
 }
 
 // JoinFrom is Join from the process pid (dockerd, as the plugin's socket
 // tells it; 0 when not known), in whose mount namespace the SandboxKey is.
-func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, error) {
+func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*netapi.JoinResponse, error) {
 	ns, err := d.sandboxes.Resolve(req.SandboxKey, pid)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", short(req.EndpointID), err)
@@ -45,6 +50,10 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 	if !ok || n == nil {
 		d.mu.Unlock()
 		return nil, fmt.Errorf("endpoint %s is unknown to the plugin: remove and recreate the container's connection", short(req.EndpointID))
+	}
+	if err = checkIfnameFree(ns.Path, ep); err != nil {
+		d.mu.Unlock()
+		return nil, err
 	}
 	// A routed cluster network's bridge gets the gateways of blocks leased
 	// since: the container's default routes go through them.
@@ -69,7 +78,7 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 		d.mu.Unlock()
 		return nil, err
 	}
-	resp := &api.JoinResponse{InterfaceName: api.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth"}}
+	resp := &netapi.JoinResponse{InterfaceName: netapi.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth", DstName: ep.Ifname}}
 	if d.routed(n) {
 		// The container's default routes go through its blocks' gateways.
 		if gw, ok := blockGateway(blockGateways, ep.IPv4.Addr()); ok && ep.IPv4.IsValid() {
