@@ -176,8 +176,15 @@ func (d *Driver) ProgramExternalConnectivity(req *api.ProgramExternalConnectivit
 	if !ok || len(ep.Published) > 0 || ep.Sandbox == "" {
 		return nil
 	}
+	g, err := gatewayPorts(req.Options)
+	if err != nil {
+		return fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	}
+	if g.given {
+		ep.Ports = g.ports
+	}
 	n := d.networks[ep.NetworkID]
-	if err := d.publish(n, ep, ep.Sandbox); err != nil {
+	if err := d.publish(n, ep, ep.Sandbox, g.only4); err != nil {
 		return fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
 	}
 	if len(ep.Published) == 0 {

@@ -3,6 +3,7 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/firewall"
@@ -21,6 +22,13 @@ import (
 // on. Join only records the container (the sandbox). A container whose
 // gateway is on two dualstack networks (one per family) publishes through
 // the first of them, and the other leaves the bindings alone.
+//
+// Docker passes the bindings in CreateEndpoint's options only while no
+// endpoint of the container reports port mappings (current engines leave
+// them out of a dualstack endpoint created after a Docker bridge one);
+// current engines also pass them in the container's options, which come
+// with Join and ProgramExternalConnectivity: the latter's, when present,
+// are the ones published.
 //
 // A binding without a host address is published on every family the
 // endpoint has an address of; 0.0.0.0 or an IPv4 address only for IPv4,
@@ -48,10 +56,38 @@ func families(b portmap.Binding, ep *endpoint) ([]firewall.Family, error) {
 	return []firewall.Family{f}, nil
 }
 
+// optNoProxy6To4 is set in ProgramExternalConnectivity's options of an
+// endpoint that is the container's IPv4 gateway while another endpoint is
+// its IPv6 gateway (moby's remote driver; netlabel.NoProxy6To4).
+const optNoProxy6To4 = "com.docker.network.driver.private.no_proxy_6to4"
+
+// gateway is what ProgramExternalConnectivity's options say about the
+// ports to publish.
+type gateway struct {
+	// ports are the container's bindings, if given (current engines).
+	ports []portmap.Binding
+	given bool
+	// only4: the endpoint is the IPv4 gateway only; the IPv6 one is
+	// another endpoint's, which publishes the IPv6 bindings.
+	only4 bool
+}
+
+// gatewayPorts reads ProgramExternalConnectivity's options.
+func gatewayPorts(opts map[string]interface{}) (gateway, error) {
+	var g gateway
+	var err error
+	if g.ports, err = portmap.Parse(opts); err != nil {
+		return g, err
+	}
+	_, g.given = opts[portmap.Option]
+	g.only4, _ = opts[optNoProxy6To4].(bool)
+	return g, nil
+}
+
 // publish publishes ep's ports for the container whose sandbox is
-// sandbox: it picks and reserves the host ports, then adds the rules. On
-// failure nothing stays reserved or programmed.
-func (d *Driver) publish(n *network, ep *endpoint, sandbox string) (err error) {
+// sandbox (in IPv4 only with only4): it picks and reserves the host ports,
+// then adds the rules. On failure nothing stays reserved or programmed.
+func (d *Driver) publish(n *network, ep *endpoint, sandbox string, only4 bool) (err error) {
 	if !d.plane(n).publishes(n) || len(ep.Ports) == 0 {
 		return nil
 	}
@@ -75,6 +111,9 @@ func (d *Driver) publish(n *network, ep *endpoint, sandbox string) (err error) {
 		fams, err := families(b, ep)
 		if err != nil {
 			return err
+		}
+		if only4 {
+			fams = slices.DeleteFunc(fams, func(f firewall.Family) bool { return f == firewall.IPv6 })
 		}
 		if len(fams) == 0 {
 			continue

@@ -62,10 +62,14 @@ func (h *harness) joinGateway(nid, eid string, sb netnstest.NS) error {
 }
 
 // program is Docker's ProgramExternalConnectivity for eid.
-func (h *harness) program(nid, eid string) error {
+func (h *harness) program(nid, eid string) error { return h.programWith(nid, eid, nil) }
+
+// programWith is program with the container's options (current engines
+// pass the port bindings there).
+func (h *harness) programWith(nid, eid string, opts map[string]interface{}) error {
 	var err error
 	h.in(func() error {
-		err = h.d.ProgramExternalConnectivity(&api.ProgramExternalConnectivityRequest{NetworkID: nid, EndpointID: eid})
+		err = h.d.ProgramExternalConnectivity(&api.ProgramExternalConnectivityRequest{NetworkID: nid, EndpointID: eid, Options: opts})
 		return nil
 	})
 	return err
@@ -249,4 +253,46 @@ func TestPortsFollowGateway(t *testing.T) {
 
 	h.in(func() error { return h.d.Leave(&api.LeaveRequest{NetworkID: nid, EndpointID: eid}) })
 	published(false, "after Leave")
+}
+
+// TestPortsFromGatewayOptions: current engines pass the port bindings in
+// the container's options (Join's and ProgramExternalConnectivity's), not
+// CreateEndpoint's; those are published. An endpoint that is the IPv4
+// gateway only (Docker's no_proxy_6to4: another endpoint is the IPv6
+// gateway) publishes in IPv4 only, leaving the IPv6 host port to the other.
+func TestPortsFromGatewayOptions(t *testing.T) {
+	h := newHarness(t)
+	const nid, eid = "cccccccccccc6666", "eeeeeeeeee060000"
+	v4, v6 := "198.51.100.0/24", "2001:db8:6::/64"
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nid, map[string]interface{}{optEnableIPv6: true}, v4, v6))
+	})
+	h.endpoint(nid, eid, "02:42:c6:33:64:06", v4, v6)
+	sb := netnstest.New(t)
+	h.in(func() error {
+		_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
+		return err
+	})
+	h.moveIn(sb, peerVethPrefix+short(eid), "eth0")
+	opts := portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 8086})
+	opts[optNoProxy6To4] = true
+	if err := h.programWith(nid, eid, opts); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.rules(); strings.Count(r, "--dport 8086 -j DNAT --to-destination 198.51.100.") != 1 || strings.Contains(r, "--to-destination [2001:db8:6::") {
+		t.Fatalf("the IPv4 gateway only: want port 8086 published in IPv4 only:\n%s", r)
+	}
+	if h.bindable("tcp4", "0.0.0.0:8086") || !h.bindable("tcp6", "[::]:8086") {
+		t.Fatal("the IPv4 gateway only: want host port 8086 held in IPv4 only")
+	}
+	h.in(func() error {
+		return h.d.RevokeExternalConnectivity(&api.RevokeExternalConnectivityRequest{NetworkID: nid, EndpointID: eid})
+	})
+	delete(opts, optNoProxy6To4)
+	if err := h.programWith(nid, eid, opts); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.rules(); strings.Count(r, "--dport 8086 -j DNAT") != 2 {
+		t.Fatalf("the gateway of both families: want port 8086 published in both:\n%s", r)
+	}
 }
