@@ -46,7 +46,8 @@ func endpointIfname(opts map[string]interface{}) (string, error) {
 		err = errors.New(`interface name "lo" is the container's loopback interface: choose another name`)
 	}
 	if err != nil {
-		return "", fmt.Errorf("option %s (compose interface_name), the container's interface on this network: %w", optIfname, err)
+		return "", fmt.Errorf("option %s (compose interface_name), the container's interface on this network: %w "+
+			"(a name is 1 to 15 letters, digits, '_', '.' or '-', not starting with '-')", optIfname, err)
 	}
 	return name, nil
 }
