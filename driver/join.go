@@ -173,29 +173,10 @@ func (d *Driver) ProgramExternalConnectivity(req *api.ProgramExternalConnectivit
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ep, ok := d.endpoints[req.EndpointID]
-	if !ok || len(ep.Published) > 0 || ep.Sandbox == "" {
+	if !ok || ep.Sandbox == "" {
 		return nil
 	}
-	g, err := gatewayPorts(req.Options)
-	if err != nil {
-		return fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
-	}
-	if g.given {
-		ep.Ports = g.ports
-	}
-	n := d.networks[ep.NetworkID]
-	if err := d.publish(n, ep, ep.Sandbox, g.only4); err != nil {
-		return fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
-	}
-	if len(ep.Published) == 0 {
-		return nil
-	}
-	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
-		_ = d.unpublish(ep)
-		return err
-	}
-	d.log.WithField("endpoint", short(ep.ID)).WithField("ports", publishedString(ep.Published)).Info("ports published")
-	return nil
+	return d.publishGateway(ep, req.Options)
 }
 
 // RevokeExternalConnectivity unpublishes the ports of an endpoint that

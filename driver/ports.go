@@ -56,38 +56,11 @@ func families(b portmap.Binding, ep *endpoint) ([]firewall.Family, error) {
 	return []firewall.Family{f}, nil
 }
 
-// optNoProxy6To4 is set in ProgramExternalConnectivity's options of an
-// endpoint that is the container's IPv4 gateway while another endpoint is
-// its IPv6 gateway (moby's remote driver; netlabel.NoProxy6To4).
-const optNoProxy6To4 = "com.docker.network.driver.private.no_proxy_6to4"
-
-// gateway is what ProgramExternalConnectivity's options say about the
-// ports to publish.
-type gateway struct {
-	// ports are the container's bindings, if given (current engines).
-	ports []portmap.Binding
-	given bool
-	// only4: the endpoint is the IPv4 gateway only; the IPv6 one is
-	// another endpoint's, which publishes the IPv6 bindings.
-	only4 bool
-}
-
-// gatewayPorts reads ProgramExternalConnectivity's options.
-func gatewayPorts(opts map[string]interface{}) (gateway, error) {
-	var g gateway
-	var err error
-	if g.ports, err = portmap.Parse(opts); err != nil {
-		return g, err
-	}
-	_, g.given = opts[portmap.Option]
-	g.only4, _ = opts[optNoProxy6To4].(bool)
-	return g, nil
-}
-
 // publish publishes ep's ports for the container whose sandbox is
-// sandbox (in IPv4 only with only4): it picks and reserves the host ports,
-// then adds the rules. On failure nothing stays reserved or programmed.
-func (d *Driver) publish(n *network, ep *endpoint, sandbox string, only4 bool) (err error) {
+// sandbox, in family only (both if 0): it picks and reserves the host
+// ports, then adds the rules. On failure nothing stays reserved or
+// programmed.
+func (d *Driver) publish(n *network, ep *endpoint, sandbox string, only firewall.Family) (err error) {
 	if !d.plane(n).publishes(n) || len(ep.Ports) == 0 {
 		return nil
 	}
@@ -112,8 +85,8 @@ func (d *Driver) publish(n *network, ep *endpoint, sandbox string, only4 bool) (
 		if err != nil {
 			return err
 		}
-		if only4 {
-			fams = slices.DeleteFunc(fams, func(f firewall.Family) bool { return f == firewall.IPv6 })
+		if only != 0 {
+			fams = slices.DeleteFunc(fams, func(f firewall.Family) bool { return f != only })
 		}
 		if len(fams) == 0 {
 			continue
@@ -196,7 +169,7 @@ func (d *Driver) unpublish(ep *endpoint) error {
 		_ = r.Close()
 	}
 	delete(d.reserved, ep.ID)
-	ep.Published = nil
+	ep.Published, ep.PublishedOnly = nil, 0
 	if had {
 		return d.applyFirewall(nil)
 	}

@@ -257,9 +257,12 @@ func TestPortsFollowGateway(t *testing.T) {
 
 // TestPortsFromGatewayOptions: current engines pass the port bindings in
 // the container's options (Join's and ProgramExternalConnectivity's), not
-// CreateEndpoint's; those are published. An endpoint that is the IPv4
-// gateway only (Docker's no_proxy_6to4: another endpoint is the IPv6
-// gateway) publishes in IPv4 only, leaving the IPv6 host port to the other.
+// always in CreateEndpoint's; those are published. An endpoint that is
+// the gateway of one family only publishes in that family, leaving the
+// other's host ports to the other gateway network: the IPv4 gateway only
+// as Docker says (no_proxy_6to4), the IPv6 gateway only as the container's
+// IPv4 default route, through another interface, shows. A change of
+// families publishes again; a retry changes nothing.
 func TestPortsFromGatewayOptions(t *testing.T) {
 	h := newHarness(t)
 	const nid, eid = "cccccccccccc6666", "eeeeeeeeee060000"
@@ -275,24 +278,41 @@ func TestPortsFromGatewayOptions(t *testing.T) {
 	})
 	h.moveIn(sb, peerVethPrefix+short(eid), "eth0")
 	opts := portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 8086})
+	published := func(v4, v6 bool, when string) {
+		t.Helper()
+		r := h.rules()
+		has4 := strings.Contains(r, "--dport 8086 -j DNAT --to-destination 198.51.100.")
+		has6 := strings.Contains(r, "--dport 8086 -j DNAT --to-destination [2001:db8:6::")
+		if has4 != v4 || has6 != v6 || h.bindable("tcp4", "0.0.0.0:8086") == v4 || h.bindable("tcp6", "[::]:8086") == v6 {
+			t.Fatalf("%s: want port 8086 published in IPv4 %v, IPv6 %v:\n%s", when, v4, v6, r)
+		}
+	}
+	program := func() {
+		t.Helper()
+		if err := h.programWith(nid, eid, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
 	opts[optNoProxy6To4] = true
-	if err := h.programWith(nid, eid, opts); err != nil {
-		t.Fatal(err)
-	}
-	if r := h.rules(); strings.Count(r, "--dport 8086 -j DNAT --to-destination 198.51.100.") != 1 || strings.Contains(r, "--to-destination [2001:db8:6::") {
-		t.Fatalf("the IPv4 gateway only: want port 8086 published in IPv4 only:\n%s", r)
-	}
-	if h.bindable("tcp4", "0.0.0.0:8086") || !h.bindable("tcp6", "[::]:8086") {
-		t.Fatal("the IPv4 gateway only: want host port 8086 held in IPv4 only")
-	}
-	h.in(func() error {
-		return h.d.RevokeExternalConnectivity(&api.RevokeExternalConnectivityRequest{NetworkID: nid, EndpointID: eid})
-	})
+	program()
+	published(true, false, "the IPv4 gateway only (no_proxy_6to4)")
 	delete(opts, optNoProxy6To4)
-	if err := h.programWith(nid, eid, opts); err != nil {
-		t.Fatal(err)
+	program()
+	published(true, true, "the gateway of both families (no IPv4 default route elsewhere)")
+	before := h.rules()
+	program()
+	if after := h.rules(); after != before {
+		t.Fatalf("a retried call changed the rules:\n%s\nwant:\n%s", after, before)
 	}
-	if r := h.rules(); strings.Count(r, "--dport 8086 -j DNAT") != 2 {
-		t.Fatalf("the gateway of both families: want port 8086 published in both:\n%s", r)
-	}
+	// Another network's interface takes the IPv4 default route.
+	sb.IP(t, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+	sb.IP(t, "addr", "add", "203.0.113.2/24", "dev", "eth1")
+	sb.IP(t, "link", "set", "eth1", "up")
+	sb.IP(t, "link", "set", "eth1p", "up")
+	sb.IP(t, "route", "add", "default", "via", "203.0.113.1")
+	program()
+	published(false, true, "the IPv6 gateway only (IPv4 default route through another interface)")
+	sb.IP(t, "route", "replace", "default", "dev", "eth0")
+	program()
+	published(true, true, "the IPv4 default route back on the endpoint's interface")
 }

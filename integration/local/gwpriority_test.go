@@ -164,3 +164,27 @@ func TestGatewayPriorityCompose(t *testing.T) {
 	}
 	composeFile(t, tool, file, project, "down")
 }
+
+// TestGatewayPrioritySplit: Docker's bridge without IPv6 above a
+// dual-stack dualstack network: Docker's bridge is the IPv4 gateway,
+// dualstack's the IPv6 one. The container starts (each network publishes
+// the port in its family, neither takes the other's host port), its
+// default routes split so, and dualstack publishes in IPv6 only.
+func TestGatewayPrioritySplit(t *testing.T) {
+	needGwPriority(t)
+	outside := gwOutside(t)
+	harness.AcceptForwarding(t)
+	harness.DSNet(t, "ds-gs", "--ipv6", "--subnet", "198.18.81.0/24", "--subnet", "2001:db8:81::/64")
+	harness.CreateNetwork(t, "dk-gs", "-d", "bridge", "--subnet", "198.18.82.0/24")
+	const c, ds4, ds6, dk4 = "gs-srv", "198.18.81.10", "2001:db8:81::10", "198.18.82.10"
+	t.Cleanup(func() { _, _ = harness.DockerCmd("rm", "-f", c) })
+	harness.Docker(t, "run", "-d", "--label", harness.TestLabel, "--name", c, "-p", "8099:80",
+		"--network", "name=ds-gs,gw-priority=10,ip="+ds4+",ip6="+ds6,
+		"--network", "name=dk-gs,gw-priority=20,ip="+dk4, harness.Image, "sleep", "3600")
+	serveByAddress(t, c, map[string]string{ds4: "ds", dk4: "dk"})
+	wantDefaults(t, c, "198.18.82.1", "2001:db8:81::1")
+	if dsPublishes(t, ds4) || !dsPublishes(t, ds6) {
+		t.Errorf("dualstack's network is the IPv6 gateway only: want the port published in IPv6 only:\n%s", harness.RulesIn(t))
+	}
+	harness.WantReach(t, "published port over IPv4, Docker's bridge the IPv4 gateway", outside, harness.HostPort(gwHost4, "8099"), "dk")
+}
