@@ -19,9 +19,11 @@ import (
 // Docker's bridge does, publishes at ProgramExternalConnectivity and
 // revokes at RevokeExternalConnectivity, Leave or DeleteEndpoint: the
 // published ports follow the container's gateway, whatever network it is
-// on. Join only records the container (the sandbox). A container whose
-// gateway is on two dualstack networks (one per family) publishes through
-// the first of them, and the other leaves the bindings alone.
+// on, in the families the endpoint is the gateway of (gwpriority.go).
+// Join only records the container (the sandbox). A container with
+// gateway endpoints on two dualstack networks publishes each family
+// through one of them: an endpoint leaves the bindings alone when another
+// of the container publishes them in its family already.
 //
 // Docker passes the bindings in CreateEndpoint's options only while no
 // endpoint of the container reports port mappings (current engines leave
@@ -65,7 +67,8 @@ func (d *Driver) publish(n *network, ep *endpoint, sandbox string, only firewall
 		return nil
 	}
 	for _, other := range d.endpoints {
-		if other.ID != ep.ID && other.Sandbox == sandbox && len(other.Published) > 0 {
+		if other.ID != ep.ID && other.Sandbox == sandbox && len(other.Published) > 0 &&
+			(only == 0 || other.PublishedOnly == 0 || other.PublishedOnly == only) {
 			return nil // published through the container's other network
 		}
 	}

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"fmt"
 	"net"
 	"os/exec"
 	"regexp"
@@ -315,4 +316,44 @@ func TestPortsFromGatewayOptions(t *testing.T) {
 	sb.IP(t, "route", "replace", "default", "dev", "eth0")
 	program()
 	published(true, true, "the IPv4 default route back on the endpoint's interface")
+}
+
+// TestPortsSplitGateways: a container with its IPv4 gateway on one
+// dualstack network and its IPv6 gateway on another publishes each family
+// through its gateway's endpoint.
+func TestPortsSplitGateways(t *testing.T) {
+	h := newHarness(t)
+	const nidA, nidB = "aaaaaaaaaaaa7777", "bbbbbbbbbbbb8888"
+	const eidA, eidB = "eeeeeeeeee070000", "eeeeeeeeee080000"
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nidA, map[string]interface{}{optEnableIPv6: true}, "198.51.100.0/24", "2001:db8:7::/64"))
+	})
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nidB, map[string]interface{}{optEnableIPv6: true}, "203.0.113.0/24", "2001:db8:8::/64"))
+	})
+	h.endpoint(nidA, eidA, "02:42:c6:33:64:07", "198.51.100.0/24", "2001:db8:7::/64")
+	h.endpoint(nidB, eidB, "02:42:cb:00:71:08", "203.0.113.0/24", "2001:db8:8::/64")
+	sb := netnstest.New(t)
+	for i, e := range []struct{ nid, eid string }{{nidA, eidA}, {nidB, eidB}} {
+		h.in(func() error {
+			_, err := h.d.Join(&api.JoinRequest{NetworkID: e.nid, EndpointID: e.eid, SandboxKey: sb.Path})
+			return err
+		})
+		h.moveIn(sb, peerVethPrefix+short(e.eid), fmt.Sprintf("eth%d", i))
+	}
+	sb.IP(t, "route", "add", "default", "dev", "eth0") // A is the IPv4 gateway
+	opts := portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 8087})
+	opts[optNoProxy6To4] = true
+	if err := h.programWith(nidA, eidA, opts); err != nil {
+		t.Fatal(err)
+	}
+	delete(opts, optNoProxy6To4)
+	if err := h.programWith(nidB, eidB, opts); err != nil {
+		t.Fatal(err)
+	}
+	r := h.rules()
+	if !strings.Contains(r, "--dport 8087 -j DNAT --to-destination 198.51.100.") || !strings.Contains(r, "--dport 8087 -j DNAT --to-destination [2001:db8:8::") ||
+		strings.Count(r, "--dport 8087 -j DNAT") != 2 {
+		t.Fatalf("want 8087 published in IPv4 through A and in IPv6 through B:\n%s", r)
+	}
 }
