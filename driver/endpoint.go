@@ -91,7 +91,7 @@ func (d *Driver) CreateEndpoint(req *api.CreateEndpointRequest) (_ *api.CreateEn
 
 // newEndpoint reads the endpoint req asks for: its MAC address (a random
 // one when Docker gave none, returned in resp), its addresses and the
-// ports it publishes.
+// ports it publishes, and the name of its interface in the container.
 func newEndpoint(req *api.CreateEndpointRequest) (*endpoint, *api.CreateEndpointResponse, error) {
 	in := req.Interface
 	if in == nil {
@@ -118,6 +118,9 @@ func newEndpoint(req *api.CreateEndpointRequest) (*endpoint, *api.CreateEndpoint
 		return nil, nil, fmt.Errorf("bad IPv6 address %q from Docker", in.AddressIPv6)
 	}
 	if ep.Ports, err = portmap.Parse(req.Options); err != nil {
+		return nil, nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
+	}
+	if ep.Ifname, err = endpointIfname(req.Options); err != nil {
 		return nil, nil, fmt.Errorf("endpoint %s: %w", short(ep.ID), err)
 	}
 	return ep, resp, nil
@@ -224,6 +227,7 @@ func (d *Driver) deleteEndpoint(ep *endpoint) error {
 	if err := d.unpublish(ep); err != nil {
 		return err
 	}
+	ep.Sandbox = ""
 	if published {
 		// Recorded at once: should a step below fail, the next start must
 		// not publish again for an address Docker may give to another

@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
+	"github.com/dualstack-net/dualstack/driver/netapi"
 	"github.com/dualstack-net/dualstack/driver/sandbox"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/firewall"
@@ -26,12 +27,16 @@ import (
 // Join answers with the interface to move into the container and the
 // gateways, and arranges the container-side work (see joins).
 func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
-	return d.JoinFrom(0, req)
+	resp, err := d.JoinFrom(0, req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Helpers(), nil
 }
 
 // JoinFrom is Join from the process pid (dockerd, as the plugin's socket
 // tells it; 0 when not known), in whose mount namespace the SandboxKey is.
-func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, error) {
+func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*netapi.JoinResponse, error) {
 	ns, err := d.sandboxes.Resolve(req.SandboxKey, pid)
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %s: %w", short(req.EndpointID), err)
@@ -46,12 +51,16 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 		d.mu.Unlock()
 		return nil, fmt.Errorf("endpoint %s is unknown to the plugin: remove and recreate the container's connection", short(req.EndpointID))
 	}
+	if err = checkIfnameFree(ns.Path, ep); err != nil {
+		d.mu.Unlock()
+		return nil, err
+	}
 	// A routed cluster network's bridge gets the gateways of blocks leased
 	// since: the container's default routes go through them.
 	err = d.syncBlockGateways(n)
 	blockGateways := n.blockGateways
 	if err == nil {
-		err = d.recordJoin(n, ep, req.SandboxKey)
+		err = d.recordJoin(ep, req.SandboxKey)
 	}
 	if err == nil {
 		if err = d.answer(n, ep); err != nil {
@@ -69,7 +78,7 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 		d.mu.Unlock()
 		return nil, err
 	}
-	resp := &api.JoinResponse{InterfaceName: api.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth"}}
+	resp := &netapi.JoinResponse{InterfaceName: netapi.InterfaceName{SrcName: ep.PeerVeth, DstPrefix: "eth", DstName: ep.Ifname}}
 	if d.routed(n) {
 		// The container's default routes go through its blocks' gateways.
 		if gw, ok := blockGateway(blockGateways, ep.IPv4.Addr()); ok && ep.IPv4.IsValid() {
@@ -97,28 +106,21 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*api.JoinResponse, err
 }
 
 // recordJoin records that ep joined the container of sandbox, so that a
-// restarted plugin can finish the container side of the join, and
-// publishes ep's ports for that container. A retried Join of the same
-// container keeps what is published.
-func (d *Driver) recordJoin(n *network, ep *endpoint, sandbox string) error {
-	if ep.Sandbox == sandbox && (len(ep.Published) > 0 || len(ep.Ports) == 0) {
+// restarted plugin can finish the container side of the join. The ports
+// wait for ProgramExternalConnectivity: Docker sends it only to the
+// container's gateway endpoint (see ports.go). A retried Join of the same
+// container changes nothing.
+func (d *Driver) recordJoin(ep *endpoint, sandbox string) error {
+	if ep.Sandbox == sandbox {
 		return nil
 	}
+	// Joined to another container without a Leave: what it published
+	// there is not this container's.
 	if err := d.unpublish(ep); err != nil {
 		return err
 	}
-	if err := d.publish(n, ep, sandbox); err != nil {
-		return err
-	}
 	ep.Sandbox = sandbox
-	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
-		_ = d.unpublish(ep)
-		return err
-	}
-	if len(ep.Published) > 0 {
-		d.log.WithField("endpoint", short(ep.ID)).WithField("ports", publishedString(ep.Published)).Info("ports published")
-	}
-	return nil
+	return save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) })
 }
 
 // recordLeave revokes ep's ports and records that it left its container.
@@ -133,6 +135,7 @@ func (d *Driver) recordLeave(ep *endpoint) error {
 	if err := d.unpublish(ep); err != nil {
 		return err
 	}
+	ep.Sandbox = ""
 	return save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) })
 }
 
@@ -162,13 +165,41 @@ func (d *Driver) Leave(req *api.LeaveRequest) error {
 // ProgramExternalConnectivity is the first call Docker makes after it moved
 // the gateway endpoint's interface into the container, and it makes it
 // before the container's process starts: it returns once the container
-// side of every pending join of that container is complete.
+// side of every pending join of that container is complete. Docker sends
+// it to the endpoint that becomes the container's gateway (in either
+// family; gw_priority picks it), so the endpoint's ports are published
+// then. A retried call changes nothing.
 func (d *Driver) ProgramExternalConnectivity(req *api.ProgramExternalConnectivityRequest) error {
-	return d.joins.wait(req.EndpointID)
+	if err := d.joins.wait(req.EndpointID); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ep, ok := d.endpoints[req.EndpointID]
+	if !ok || ep.Sandbox == "" {
+		return nil
+	}
+	return d.publishGateway(ep, req.Options)
 }
 
-// RevokeExternalConnectivity has nothing to revoke yet.
-func (d *Driver) RevokeExternalConnectivity(*api.RevokeExternalConnectivityRequest) error {
+// RevokeExternalConnectivity unpublishes the ports of an endpoint that
+// stopped being its container's gateway (another network took over, by
+// gw_priority or because it joined first). The container stays joined.
+func (d *Driver) RevokeExternalConnectivity(req *api.RevokeExternalConnectivityRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ep, ok := d.endpoints[req.EndpointID]
+	if !ok || len(ep.Published) == 0 {
+		return nil
+	}
+	ports := publishedString(ep.Published)
+	if err := d.unpublish(ep); err != nil {
+		return fmt.Errorf("endpoint %s: revoke its published ports: %w", short(ep.ID), err)
+	}
+	if err := save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) }); err != nil {
+		return err
+	}
+	d.log.WithField("endpoint", short(ep.ID)).WithField("ports", ports).Info("ports revoked: the container's gateway is another endpoint")
 	return nil
 }
 

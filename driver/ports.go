@@ -3,6 +3,7 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dualstack-net/dualstack/driver/portmap"
 	"github.com/dualstack-net/dualstack/firewall"
@@ -12,11 +13,24 @@ import (
 //
 // Docker passes a container's port bindings in the options of each
 // endpoint it creates for it, and calls ProgramExternalConnectivity only
-// for the container's gateway endpoint, so dualstack publishes at Join,
-// when it learns the container (the sandbox), and revokes at Leave or
-// DeleteEndpoint. A container on several dualstack networks gets the
-// bindings on each of its endpoints: the first of them to join publishes
-// them, the others leave them alone.
+// for the endpoint that is the container's gateway (the highest
+// gw_priority, Docker 28; the first with a gateway before), and
+// RevokeExternalConnectivity when it stops being it. So dualstack, as
+// Docker's bridge does, publishes at ProgramExternalConnectivity and
+// revokes at RevokeExternalConnectivity, Leave or DeleteEndpoint: the
+// published ports follow the container's gateway, whatever network it is
+// on, in the families the endpoint is the gateway of (gwpriority.go).
+// Join only records the container (the sandbox). A container with
+// gateway endpoints on two dualstack networks publishes each family
+// through one of them: an endpoint leaves the bindings alone when another
+// of the container publishes them in its family already.
+//
+// Docker passes the bindings in CreateEndpoint's options only while no
+// endpoint of the container reports port mappings (current engines leave
+// them out of a dualstack endpoint created after a Docker bridge one);
+// current engines also pass them in the container's options, which come
+// with Join and ProgramExternalConnectivity: the latter's, when present,
+// are the ones published.
 //
 // A binding without a host address is published on every family the
 // endpoint has an address of; 0.0.0.0 or an IPv4 address only for IPv4,
@@ -45,14 +59,16 @@ func families(b portmap.Binding, ep *endpoint) ([]firewall.Family, error) {
 }
 
 // publish publishes ep's ports for the container whose sandbox is
-// sandbox: it picks and reserves the host ports, then adds the rules. On
-// failure nothing stays reserved or programmed.
-func (d *Driver) publish(n *network, ep *endpoint, sandbox string) (err error) {
+// sandbox, in family only (both if 0): it picks and reserves the host
+// ports, then adds the rules. On failure nothing stays reserved or
+// programmed.
+func (d *Driver) publish(n *network, ep *endpoint, sandbox string, only firewall.Family) (err error) {
 	if !d.plane(n).publishes(n) || len(ep.Ports) == 0 {
 		return nil
 	}
 	for _, other := range d.endpoints {
-		if other.ID != ep.ID && other.Sandbox == sandbox && len(other.Published) > 0 {
+		if other.ID != ep.ID && other.Sandbox == sandbox && len(other.Published) > 0 &&
+			(only == 0 || other.PublishedOnly == 0 || other.PublishedOnly == only) {
 			return nil // published through the container's other network
 		}
 	}
@@ -71,6 +87,9 @@ func (d *Driver) publish(n *network, ep *endpoint, sandbox string) (err error) {
 		fams, err := families(b, ep)
 		if err != nil {
 			return err
+		}
+		if only != 0 {
+			fams = slices.DeleteFunc(fams, func(f firewall.Family) bool { return f != only })
 		}
 		if len(fams) == 0 {
 			continue
@@ -153,7 +172,7 @@ func (d *Driver) unpublish(ep *endpoint) error {
 		_ = r.Close()
 	}
 	delete(d.reserved, ep.ID)
-	ep.Sandbox, ep.Published = "", nil
+	ep.Published, ep.PublishedOnly = nil, 0
 	if had {
 		return d.applyFirewall(nil)
 	}

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"fmt"
 	"net"
 	"os/exec"
 	"regexp"
@@ -44,6 +45,37 @@ func (h *harness) bindable(network, addr string) bool {
 	return ok
 }
 
+// joinGateway does what Docker does for a container whose gateway is
+// endpoint eid: Join, the move of the interface into the container sb,
+// then ProgramExternalConnectivity, whose error it returns.
+func (h *harness) joinGateway(nid, eid string, sb netnstest.NS) error {
+	h.t.Helper()
+	var err error
+	h.in(func() error {
+		_, err = h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	h.moveIn(sb, peerVethPrefix+short(eid), "eth0")
+	return h.program(nid, eid)
+}
+
+// program is Docker's ProgramExternalConnectivity for eid.
+func (h *harness) program(nid, eid string) error { return h.programWith(nid, eid, nil) }
+
+// programWith is program with the container's options (current engines
+// pass the port bindings there).
+func (h *harness) programWith(nid, eid string, opts map[string]interface{}) error {
+	var err error
+	h.in(func() error {
+		err = h.d.ProgramExternalConnectivity(&api.ProgramExternalConnectivityRequest{NetworkID: nid, EndpointID: eid, Options: opts})
+		return nil
+	})
+	return err
+}
+
 func portmapOption(bindings ...map[string]interface{}) map[string]interface{} {
 	list := make([]interface{}, len(bindings))
 	for i, b := range bindings {
@@ -73,14 +105,7 @@ func TestPublishedPorts(t *testing.T) {
 		map[string]interface{}{"Proto": 17, "Port": 53, "HostIP": "", "HostPort": 0},
 	), nid, e1, "02:42:c0:00:02:02", v4, v6)
 	sb1 := netnstest.New(t)
-	join := func(eid string, sb netnstest.NS) error {
-		var err error
-		h.in(func() error {
-			_, err = h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
-			return nil
-		})
-		return err
-	}
+	join := func(eid string, sb netnstest.NS) error { return h.joinGateway(nid, eid, sb) }
 	if err := join(e1, sb1); err != nil {
 		t.Fatal(err)
 	}
@@ -160,5 +185,175 @@ func TestPublishedPorts(t *testing.T) {
 	h.in(func() error { return h.d.DeleteNetwork(&api.DeleteNetworkRequest{NetworkID: nid}) })
 	if got := h.rules(); got != "" {
 		t.Errorf("rules left after the last network went:\n%s", got)
+	}
+}
+
+// TestPortsFollowGateway: the ports are published by the container's
+// gateway endpoint only. Join alone publishes nothing; Docker's
+// ProgramExternalConnectivity (the endpoint became the gateway) publishes,
+// a retry of it changes nothing; RevokeExternalConnectivity (another
+// network's endpoint took over, gw_priority) unpublishes and frees the host
+// ports while the container stays joined; each state survives a restart.
+func TestPortsFollowGateway(t *testing.T) {
+	h := newHarness(t)
+	const nid, eid = "cccccccccccc5555", "eeeeeeeeee050000"
+	v4, v6 := "198.51.100.0/24", "2001:db8:5::/64"
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nid, map[string]interface{}{optEnableIPv6: true}, v4, v6))
+	})
+	h.endpointWith(portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 8085}), nid, eid, "02:42:c6:33:64:02", v4, v6)
+	sb := netnstest.New(t)
+	h.in(func() error {
+		_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
+		return err
+	})
+	h.moveIn(sb, peerVethPrefix+short(eid), "eth0")
+	published := func(want bool, when string) {
+		t.Helper()
+		rules := h.rules()
+		n := strings.Count(rules, "--dport 8085 -j DNAT")
+		switch {
+		case want && n != 2:
+			t.Fatalf("%s: want the port published once per family, got %d DNAT rules:\n%s", when, n, rules)
+		case !want && n != 0:
+			t.Fatalf("%s: the port is published:\n%s", when, rules)
+		case want == h.bindable("tcp4", "0.0.0.0:8085"):
+			t.Fatalf("%s: host port 8085 held: %v, want %v", when, !want, want)
+		}
+	}
+	published(false, "after Join, before the endpoint is the gateway")
+
+	for i := 0; i < 2; i++ { // the second call is Docker's retry
+		if err := h.program(nid, eid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	published(true, "the endpoint is the gateway")
+
+	revoke := func() {
+		t.Helper()
+		h.in(func() error {
+			return h.d.RevokeExternalConnectivity(&api.RevokeExternalConnectivityRequest{NetworkID: nid, EndpointID: eid})
+		})
+	}
+	revoke()
+	revoke()
+	published(false, "another endpoint is the gateway")
+	if h.d.endpoints[eid].Sandbox != sb.Path {
+		t.Fatal("revoking the ports forgot the endpoint's container")
+	}
+	h.restart()
+	published(false, "restart after the revoke")
+
+	if err := h.program(nid, eid); err != nil {
+		t.Fatal(err)
+	}
+	published(true, "the gateway is back")
+	h.restart()
+	published(true, "restart as the gateway")
+
+	h.in(func() error { return h.d.Leave(&api.LeaveRequest{NetworkID: nid, EndpointID: eid}) })
+	published(false, "after Leave")
+}
+
+// TestPortsFromGatewayOptions: current engines pass the port bindings in
+// the container's options (Join's and ProgramExternalConnectivity's), not
+// always in CreateEndpoint's; those are published. An endpoint that is
+// the gateway of one family only publishes in that family, leaving the
+// other's host ports to the other gateway network: the IPv4 gateway only
+// as Docker says (no_proxy_6to4), the IPv6 gateway only as the container's
+// IPv4 default route, through another interface, shows. A change of
+// families publishes again; a retry changes nothing.
+func TestPortsFromGatewayOptions(t *testing.T) {
+	h := newHarness(t)
+	const nid, eid = "cccccccccccc6666", "eeeeeeeeee060000"
+	v4, v6 := "198.51.100.0/24", "2001:db8:6::/64"
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nid, map[string]interface{}{optEnableIPv6: true}, v4, v6))
+	})
+	h.endpoint(nid, eid, "02:42:c6:33:64:06", v4, v6)
+	sb := netnstest.New(t)
+	h.in(func() error {
+		_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
+		return err
+	})
+	h.moveIn(sb, peerVethPrefix+short(eid), "eth0")
+	opts := portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 8086})
+	published := func(v4, v6 bool, when string) {
+		t.Helper()
+		r := h.rules()
+		has4 := strings.Contains(r, "--dport 8086 -j DNAT --to-destination 198.51.100.")
+		has6 := strings.Contains(r, "--dport 8086 -j DNAT --to-destination [2001:db8:6::")
+		if has4 != v4 || has6 != v6 || h.bindable("tcp4", "0.0.0.0:8086") == v4 || h.bindable("tcp6", "[::]:8086") == v6 {
+			t.Fatalf("%s: want port 8086 published in IPv4 %v, IPv6 %v:\n%s", when, v4, v6, r)
+		}
+	}
+	program := func() {
+		t.Helper()
+		if err := h.programWith(nid, eid, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts[optNoProxy6To4] = true
+	program()
+	published(true, false, "the IPv4 gateway only (no_proxy_6to4)")
+	delete(opts, optNoProxy6To4)
+	program()
+	published(true, true, "the gateway of both families (no IPv4 default route elsewhere)")
+	before := h.rules()
+	program()
+	if after := h.rules(); after != before {
+		t.Fatalf("a retried call changed the rules:\n%s\nwant:\n%s", after, before)
+	}
+	// Another network's interface takes the IPv4 default route.
+	sb.IP(t, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+	sb.IP(t, "addr", "add", "203.0.113.2/24", "dev", "eth1")
+	sb.IP(t, "link", "set", "eth1", "up")
+	sb.IP(t, "link", "set", "eth1p", "up")
+	sb.IP(t, "route", "add", "default", "via", "203.0.113.1")
+	program()
+	published(false, true, "the IPv6 gateway only (IPv4 default route through another interface)")
+	sb.IP(t, "route", "replace", "default", "dev", "eth0")
+	program()
+	published(true, true, "the IPv4 default route back on the endpoint's interface")
+}
+
+// TestPortsSplitGateways: a container with its IPv4 gateway on one
+// dualstack network and its IPv6 gateway on another publishes each family
+// through its gateway's endpoint.
+func TestPortsSplitGateways(t *testing.T) {
+	h := newHarness(t)
+	const nidA, nidB = "aaaaaaaaaaaa7777", "bbbbbbbbbbbb8888"
+	const eidA, eidB = "eeeeeeeeee070000", "eeeeeeeeee080000"
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nidA, map[string]interface{}{optEnableIPv6: true}, "198.51.100.0/24", "2001:db8:7::/64"))
+	})
+	h.in(func() error {
+		return h.d.CreateNetwork(h.network(nidB, map[string]interface{}{optEnableIPv6: true}, "203.0.113.0/24", "2001:db8:8::/64"))
+	})
+	h.endpoint(nidA, eidA, "02:42:c6:33:64:07", "198.51.100.0/24", "2001:db8:7::/64")
+	h.endpoint(nidB, eidB, "02:42:cb:00:71:08", "203.0.113.0/24", "2001:db8:8::/64")
+	sb := netnstest.New(t)
+	for i, e := range []struct{ nid, eid string }{{nidA, eidA}, {nidB, eidB}} {
+		h.in(func() error {
+			_, err := h.d.Join(&api.JoinRequest{NetworkID: e.nid, EndpointID: e.eid, SandboxKey: sb.Path})
+			return err
+		})
+		h.moveIn(sb, peerVethPrefix+short(e.eid), fmt.Sprintf("eth%d", i))
+	}
+	sb.IP(t, "route", "add", "default", "dev", "eth0") // A is the IPv4 gateway
+	opts := portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 8087})
+	opts[optNoProxy6To4] = true
+	if err := h.programWith(nidA, eidA, opts); err != nil {
+		t.Fatal(err)
+	}
+	delete(opts, optNoProxy6To4)
+	if err := h.programWith(nidB, eidB, opts); err != nil {
+		t.Fatal(err)
+	}
+	r := h.rules()
+	if !strings.Contains(r, "--dport 8087 -j DNAT --to-destination 198.51.100.") || !strings.Contains(r, "--dport 8087 -j DNAT --to-destination [2001:db8:8::") ||
+		strings.Count(r, "--dport 8087 -j DNAT") != 2 {
+		t.Fatalf("want 8087 published in IPv4 through A and in IPv6 through B:\n%s", r)
 	}
 }

@@ -64,11 +64,9 @@ func TestDeleteEndpointFailsHalfway(t *testing.T) {
 	const nid, eid = "abcdef0123453333", "eeeeeeeeeeee4444"
 	h.in(func() error { return h.d.CreateNetwork(h.network(nid, nil, "192.0.2.0/24")) })
 	h.endpointWith(portmapOption(map[string]interface{}{"Proto": 6, "Port": 80, "HostPort": 8088}), nid, eid, "02:42:c0:00:02:02", "192.0.2.0/24", "")
-	sb := netnstest.New(t)
-	h.in(func() error {
-		_, err := h.d.Join(&api.JoinRequest{NetworkID: nid, EndpointID: eid, SandboxKey: sb.Path})
-		return err
-	})
+	if err := h.joinGateway(nid, eid, netnstest.New(t)); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(h.rules(), "--dport 8088") {
 		t.Fatalf("no rule for the published port:\n%s", h.rules())
 	}

@@ -109,6 +109,13 @@ type endpoint struct {
 	// endpoint has joined, and Published the ports it publishes for it.
 	Sandbox   string          `json:"sandbox,omitempty"`
 	Published []firewall.Port `json:"published,omitempty"`
+	// PublishedOnly is the family Published was limited to, the one the
+	// endpoint is the container's gateway of (0: both; see gwpriority.go).
+	PublishedOnly firewall.Family `json:"publishedOnly,omitempty"`
+	// Ifname is the container's interface name the endpoint asks for
+	// (com.docker.network.endpoint.ifname; see ifname.go), "" for Docker's
+	// choice.
+	Ifname string `json:"ifname,omitempty"`
 }
 
 // addresses lists every address of the endpoint's interface.

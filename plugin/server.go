@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dualstack-net/dualstack/addrbook"
+	"github.com/dualstack-net/dualstack/driver/netapi"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 )
 
@@ -116,7 +117,8 @@ type GiveBacks interface {
 type JoinerFrom interface {
 	// JoinFrom is Join from the process pid, 0 where the socket does not
 	// tell it (or the process is outside the plugin's pid namespace).
-	JoinFrom(pid int, req *network.JoinRequest) (*network.JoinResponse, error)
+	// Its answer may name the interface in the container (DstName).
+	JoinFrom(pid int, req *network.JoinRequest) (*netapi.JoinResponse, error)
 }
 
 // GwAllocChecker is a network driver that tells Docker, before it creates

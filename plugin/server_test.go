@@ -19,6 +19,7 @@ import (
 	"github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/dualstack-net/dualstack/driver/netapi"
 	"github.com/dualstack-net/dualstack/ipamdriver"
 )
 
@@ -331,9 +332,9 @@ type joinerFrom struct {
 	pids chan int
 }
 
-func (j joinerFrom) JoinFrom(pid int, req *network.JoinRequest) (*network.JoinResponse, error) {
+func (j joinerFrom) JoinFrom(pid int, req *network.JoinRequest) (*netapi.JoinResponse, error) {
 	j.pids <- pid
-	return &network.JoinResponse{}, nil
+	return &netapi.JoinResponse{InterfaceName: netapi.InterfaceName{SrcName: "dsc0", DstPrefix: "eth", DstName: "wan0"}}, nil
 }
 
 // TestJoinFromTheSocketPeer: a Join served on the unix socket tells the
@@ -377,9 +378,15 @@ func TestJoinFromTheSocketPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(r.Body)
 	r.Body.Close()
 	if pid := <-nd.pids; pid != 0 {
 		t.Fatalf("Join over TCP from %d, want 0", pid)
+	}
+	// The interface's name in the container reaches Docker, which reads
+	// InterfaceName.DstName (moby's remote driver API).
+	if want := `"InterfaceName":{"SrcName":"dsc0","DstPrefix":"eth","DstName":"wan0"}`; !strings.Contains(string(body), want) {
+		t.Fatalf("Join answered %s, want %s in it", body, want)
 	}
 }
 
