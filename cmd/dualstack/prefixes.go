@@ -1,60 +1,19 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/dualstack-net/dualstack/delegation"
 	"github.com/dualstack-net/dualstack/driver"
-	"github.com/dualstack-net/dualstack/settings"
 )
 
 // prefixesCommand prints the delegated prefixes' status file the plugin
 // writes in its state directory: per uplink the lease, per network its
 // /64s.
 func prefixesCommand(args []string, stdout io.Writer, now time.Time) error {
-	flags := flag.NewFlagSet("dualstack prefixes", flag.ContinueOnError)
-	dir := flags.String("state-dir", envOr("STATE_DIR", settings.DefaultStateDir), "the plugin's state directory (the state mount's source)")
-	asJSON := flags.Bool("json", false, "print the status file as it is")
-	flags.Usage = func() {
-		fmt.Fprintln(flags.Output(), "usage: dualstack prefixes [--state-dir DIR] [--json]")
-		flags.PrintDefaults()
-	}
-	if err := flags.Parse(args); err != nil {
-		return err
-	}
-	path := filepath.Join(*dir, driver.PrefixStatusFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s is not there: the plugin writes it once it has a delegated_prefix network (or give --state-dir the state mount's source)", path)
-	}
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		_, err := stdout.Write(data)
-		return err
-	}
-	var st driver.PrefixStatus
-	if err := json.Unmarshal(data, &st); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	printPrefixes(stdout, &st, now)
-	return nil
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
+	return statusFile[driver.PrefixStatus]{name: "prefixes", file: driver.PrefixStatusFile, missing: "a delegated_prefix network", print: printPrefixes}.run(args, stdout, now)
 }
 
 // printPrefixes writes each uplink's lease, then each network's /64s,

@@ -1,53 +1,19 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/dualstack-net/dualstack/addrbook"
-	"github.com/dualstack-net/dualstack/settings"
 )
 
 // stickyCommand prints the sticky networks' status file the plugin
 // writes in its state directory: per network, each container name's
 // addresses, in use or kept until when.
 func stickyCommand(args []string, stdout io.Writer, now time.Time) error {
-	flags := flag.NewFlagSet("dualstack sticky", flag.ContinueOnError)
-	dir := flags.String("state-dir", envOr("STATE_DIR", settings.DefaultStateDir), "the plugin's state directory (the state mount's source)")
-	asJSON := flags.Bool("json", false, "print the status file as it is")
-	flags.Usage = func() {
-		fmt.Fprintln(flags.Output(), "usage: dualstack sticky [--state-dir DIR] [--json]")
-		flags.PrintDefaults()
-	}
-	if err := flags.Parse(args); err != nil {
-		return err
-	}
-	path := filepath.Join(*dir, addrbook.StickyStatusFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s is not there: the plugin writes it once it has a network with -o sticky_addresses=true (or give --state-dir the state mount's source)", path)
-	}
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		_, err := stdout.Write(data)
-		return err
-	}
-	var st addrbook.StickyStatus
-	if err := json.Unmarshal(data, &st); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	printSticky(stdout, &st, now)
-	return nil
+	return statusFile[addrbook.StickyStatus]{name: "sticky", file: addrbook.StickyStatusFile, missing: "a network with -o sticky_addresses=true", print: printSticky}.run(args, stdout, now)
 }
 
 // printSticky writes each sticky network's reservations, with the time
