@@ -93,7 +93,7 @@ func gatewayModeCompose(t *testing.T, o harness.Outside) {
 // Issue 25, build 1 and 3: an isolated family has no gateway: none on the
 // bridge, no default route in the containers, which still reach each
 // other; on current engines (GwAllocCheck) Docker reserves none either,
-// nor for a macvlan network without --gateway.
+// nor for a macvlan network without --gateway, which refuses the modes.
 func TestGatewayModeIsolated(t *testing.T) {
 	harness.DSNet(t, "ds-gw-iso", "--internal", "-o", "gateway_mode_ipv4=isolated", "-o", "com.docker.network.bridge.gateway_mode_ipv6=isolated",
 		"--ipv6", "--subnet", "198.18.4.0/24", "--subnet", "2001:db8:64::/64", "--subnet", "2001:db8:67::/64")
@@ -109,6 +109,14 @@ func TestGatewayModeIsolated(t *testing.T) {
 	harness.WantMessage(t, out, "gateway_mode_ipv4=isolated", "can only be used for an internal network")
 	harness.NetworkGone(t, "ds-gw-iso-bad")
 
+	// Docker's gateway modes are the bridge's: a macvlan network's router
+	// is on the LAN.
+	harness.NewLAN(t)
+	out = harness.DockerFails(t, "network", "create", "-d", harness.PluginName, "--ipam-driver", harness.PluginName, "--label", harness.TestLabel,
+		"-o", "mode=macvlan", "-o", "parent="+harness.LANParent, "-o", "com.docker.network.bridge.gateway_mode_ipv4=routed", "--subnet", "198.18.8.0/24", "ds-gw-mv-bad")
+	harness.WantMessage(t, out, "gateway_mode_ipv4", "not for mode=macvlan networks")
+	harness.NetworkGone(t, "ds-gw-mv-bad")
+
 	if !harness.APIAtLeast(t, 48) {
 		t.Log("Engine 20.10 never asks GwAllocCheck: it reserves the gateways, which dualstack gives back")
 		return
@@ -116,7 +124,6 @@ func TestGatewayModeIsolated(t *testing.T) {
 	if gws := gatewaysOf(t, "ds-gw-iso"); gws != "" {
 		t.Errorf("Docker reserved gateways %q for an isolated network", gws)
 	}
-	harness.NewLAN(t)
 	harness.MacvlanNet(t, "ds-gw-mv", "--ipv6", "--subnet", "192.0.2.0/24", "--subnet", "2001:db8:1::/64")
 	if gws := gatewaysOf(t, "ds-gw-mv"); gws != "" {
 		t.Errorf("Docker reserved gateways %q for a macvlan network without --gateway", gws)
