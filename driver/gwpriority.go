@@ -53,10 +53,21 @@ func (d *Driver) gatewayOf(ep *endpoint, opts map[string]interface{}) (gateway, 
 	_, g.given = opts[portmap.Option]
 	if only4, _ := opts[optNoProxy6To4].(bool); only4 {
 		g.only = firewall.IPv4
-	} else if ep.IPv6.IsValid() && d.otherIPv4Gateway(ep) {
+	} else if ep.IPv6.IsValid() && g.hasPorts(ep) && d.otherIPv4Gateway(ep) {
+		// Read only when there is something to publish: most
+		// containers publish nothing, and their start pays no visit to
+		// their namespace.
 		g.only = firewall.IPv6
 	}
 	return g, nil
+}
+
+// hasPorts reports whether ep has ports to publish or published.
+func (g gateway) hasPorts(ep *endpoint) bool {
+	if g.given {
+		return len(g.ports) > 0 || len(ep.Published) > 0
+	}
+	return len(ep.Ports) > 0 || len(ep.Published) > 0
 }
 
 // otherIPv4Gateway reports whether ep's container has an IPv4 default route
