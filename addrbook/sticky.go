@@ -4,12 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/dualstack-net/dualstack/internal/statusfile"
 	"github.com/dualstack-net/dualstack/state"
 )
 
@@ -487,15 +486,7 @@ func (bk *Book) writeStickyStatus() {
 	if bk.statusDir == "" {
 		return
 	}
-	data, err := json.MarshalIndent(bk.stickyStatus(), "", "  ")
-	if err == nil {
-		path := filepath.Join(bk.statusDir, StickyStatusFile)
-		tmp := path + ".tmp"
-		if err = os.WriteFile(tmp, append(data, '\n'), 0o644); err == nil {
-			err = os.Rename(tmp, path)
-		}
-	}
-	if err != nil {
+	if err := statusfile.Write(bk.statusDir, StickyStatusFile, bk.stickyStatus()); err != nil {
 		bk.log.WithError(err).Warn("write the sticky pools' status file")
 	}
 }

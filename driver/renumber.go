@@ -1,14 +1,12 @@
 package driver
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/dualstack-net/dualstack/delegation"
+	"github.com/dualstack-net/dualstack/internal/statusfile"
 )
 
 // Renumbering (see delegated.go): the clients report each change of a
@@ -228,15 +226,7 @@ func (d *Driver) writePrefixStatus() {
 	if d.cfg.StateDir == "" {
 		return
 	}
-	data, err := json.MarshalIndent(d.prefixStatus(), "", "  ")
-	if err == nil {
-		path := filepath.Join(d.cfg.StateDir, PrefixStatusFile)
-		tmp := path + ".tmp"
-		if err = os.WriteFile(tmp, append(data, '\n'), 0o644); err == nil {
-			err = os.Rename(tmp, path)
-		}
-	}
-	if err != nil {
+	if err := statusfile.Write(d.cfg.StateDir, PrefixStatusFile, d.prefixStatus()); err != nil {
 		d.log.WithError(err).Warn("write the delegated prefixes' status file")
 	}
 }
