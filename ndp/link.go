@@ -17,6 +17,13 @@ import (
 // listen opens an NDP socket on link from its link-local address,
 // receiving only what filter lets through.
 func listen(link string, accept ...ipv6.ICMPType) (*ndp.Conn, *net.Interface, error) {
+	return open(link, []ndp.Addr{ndp.LinkLocal}, accept, " (it needs a link-local IPv6 address that is not tentative)")
+}
+
+// open opens an NDP socket on link from the first of from that works,
+// receiving only the ICMPv6 types in accept; why ends the error of a
+// socket that cannot be opened.
+func open(link string, from []ndp.Addr, accept []ipv6.ICMPType, why string) (*ndp.Conn, *net.Interface, error) {
 	ifi, err := net.InterfaceByName(link)
 	if err != nil {
 		return nil, nil, fmt.Errorf("interface %s: %w", link, err)
@@ -26,9 +33,14 @@ func listen(link string, accept ...ipv6.ICMPType) (*ndp.Conn, *net.Interface, er
 	// may be stale, or another namespace's.
 	byIndex := *ifi
 	byIndex.Name = strconv.Itoa(ifi.Index)
-	c, _, err := ndp.Listen(&byIndex, ndp.LinkLocal)
+	var c *ndp.Conn
+	for _, a := range from {
+		if c, _, err = ndp.Listen(&byIndex, a); err == nil {
+			break
+		}
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("open an NDP socket on %s (it needs a link-local IPv6 address that is not tentative): %w", link, err)
+		return nil, nil, fmt.Errorf("open an NDP socket on %s%s: %w", link, why, err)
 	}
 	var f ipv6.ICMPFilter
 	f.SetAll(true)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -236,24 +235,9 @@ func own(link string, a netip.Addr) bool {
 // parent without IPv6 addresses of its own, or whose link-local address
 // is still tentative), with the interface and hop limit of each message.
 func listenRA(link string) (*ndp.Conn, *net.Interface, error) {
-	ifi, err := net.InterfaceByName(link)
+	c, ifi, err := open(link, []ndp.Addr{ndp.LinkLocal, ndp.Unspecified}, []ipv6.ICMPType{ipv6.ICMPTypeRouterAdvertisement}, " to learn its routers")
 	if err != nil {
-		return nil, nil, fmt.Errorf("interface %s: %w", link, err)
-	}
-	byIndex := *ifi // see listen
-	byIndex.Name = strconv.Itoa(ifi.Index)
-	c, _, err := ndp.Listen(&byIndex, ndp.LinkLocal)
-	if err != nil {
-		if c, _, err = ndp.Listen(&byIndex, ndp.Unspecified); err != nil {
-			return nil, nil, fmt.Errorf("open an NDP socket on %s to learn its routers: %w", link, err)
-		}
-	}
-	var f ipv6.ICMPFilter
-	f.SetAll(true)
-	f.Accept(ipv6.ICMPTypeRouterAdvertisement)
-	if err := c.SetICMPFilter(&f); err != nil {
-		c.Close()
-		return nil, nil, fmt.Errorf("filter the NDP socket on %s: %w", link, err)
+		return nil, nil, err
 	}
 	if err := c.SetControlMessage(ipv6.FlagInterface|ipv6.FlagHopLimit, true); err != nil {
 		c.Close()
