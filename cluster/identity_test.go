@@ -274,6 +274,13 @@ func TestSameNodeName(t *testing.T) {
 		if n, ok := findNode(nodes, "host-a"); err != nil || !ok || !n.Alive || !slices.Equal(n.Addresses, addr2) {
 			return "the second host is not registered as host-a"
 		}
+		// The store's record is written just before the host itself
+		// takes note of it.
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := second.registered(rctx, "lease"); err != nil {
+			return "the second host does not know it is registered yet: " + err.Error()
+		}
 		return ""
 	})
 	if held, err := second.HeldBlocks(ctx, "web", []netip.Prefix{block}); err != nil || len(held) != 0 {
