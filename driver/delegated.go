@@ -311,11 +311,10 @@ func (d *Driver) bridgeGlobals(n *network) {
 	}
 }
 
-// delegatedRoutes makes the unreachable routes of protocol 216 those of
-// the valid prefixes of the uplinks that have networks.
-func (d *Driver) delegatedRoutes() {
+// delegatedWanted are the prefixes whose unreachable routes of protocol
+// 216 the driver keeps: the valid ones of the uplinks' leases.
+func (d *Driver) delegatedWanted(now time.Time) map[netip.Prefix]bool {
 	want := map[netip.Prefix]bool{}
-	now := time.Now()
 	for _, l := range d.leases {
 		if l.Current != nil && l.Current.Valid.After(now) {
 			want[l.Current.Prefix.Masked()] = true
@@ -326,6 +325,13 @@ func (d *Driver) delegatedRoutes() {
 			}
 		}
 	}
+	return want
+}
+
+// delegatedRoutes makes the unreachable routes of protocol 216 those of
+// the valid prefixes of the uplinks that have networks.
+func (d *Driver) delegatedRoutes() {
+	want := d.delegatedWanted(time.Now())
 	have, err := kernel.Routes(netlink.FAMILY_V6, &netlink.Route{Protocol: DelegatedProtocol, Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		d.log.WithError(err).Warn("list the unreachable routes of delegated prefixes")
