@@ -62,6 +62,9 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "ipam" {
+		os.Exit(ipamCommand(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	if err := run(log); err != nil {
 		log.Fatal(err)
 	}
@@ -136,6 +139,7 @@ func run(log *logrus.Logger) error {
 	t.report(log)
 	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(t.started).Round(time.Millisecond)).Info("dualstack serving")
 	server := plugin.New(netDriver, ipamdriver.New(book, netDriver.Screens()), log)
+	handleIPAM(server, netDriver, store)
 	if crash := crashSeam(os.Getenv, cfg.StateDir, log); crash != nil {
 		server.CrashAfter(crash)
 	}
