@@ -379,6 +379,10 @@ func (e *Engine) RestartWith(liveRestore bool) error {
 	return e.Restart()
 }
 
+// DataRoot is a private engine's --data-root, where installed plugins
+// are (an external engine's is the user's to know).
+func (e *Engine) DataRoot() string { return filepath.Join(e.Dir, "data") }
+
 // PID is dockerd's process ID, from its pidfile.
 func (e *Engine) PID() int {
 	b, err := os.ReadFile(filepath.Join(e.Dir, "docker.pid"))
