@@ -208,7 +208,7 @@ func readDocker(ctx context.Context, dc *dockerapi.Client, pluginName string, pv
 }
 
 // releaseWait parts the two checks --release compares.
-const releaseWait = time.Second
+var releaseWait = time.Second
 
 // release checks again a moment later and releases what both checks
 // found releasable: an address whose container was starting during the
