@@ -37,7 +37,7 @@ func TestIPAMViewAndRelease(t *testing.T) {
 	if want := []string{"ds-c0c0c0c0c0c0", "dsce2e2e2e2e2e2", "dsv0123456789ab", "dsve2e2e2e2e2e2"}; !slices.Equal(names, want) {
 		t.Fatalf("links %q, want %q", names, want)
 	}
-	if len(v.Networks) != 1 || len(v.Endpoints) != 1 || v.Endpoints[0].HostLink != "dsve2e2e2e2e2e2" || len(v.Pools) != 1 || len(v.Pools[0].Allocations) != 3 {
+	if len(v.Errors) != 0 || len(v.Networks) != 1 || len(v.Endpoints) != 1 || v.Endpoints[0].HostLink != "dsve2e2e2e2e2e2" || len(v.Pools) != 1 || len(v.Pools[0].Allocations) != 3 {
 		t.Fatalf("view: %+v", v)
 	}
 
