@@ -34,19 +34,10 @@ var namedLink = regexp.MustCompile(`^(` + bridgePrefix + `|` + hostVethPrefix + 
 // IPAMView is the plugin's view for `dualstack ipam check` (without the
 // cluster store's part, which the caller adds).
 func (d *Driver) IPAMView() *ipamcheck.PluginView {
+	installed := d.installedRoutes()
 	d.mu.Lock()
 	v := d.ownView()
-	wanted := map[netip.Prefix]bool{}
-	for p := range d.delegatedWanted(time.Now()) {
-		wanted[p] = true
-	}
-	// The NDP proxy's routes back to a link are its networks' to keep.
-	onLinks := map[string]bool{}
-	for _, n := range d.networks {
-		if n.Options.NDPProxy != "" {
-			onLinks[n.Options.NDPProxy] = true
-		}
-	}
+	keep := d.routeKeeper(installed)
 	d.mu.Unlock()
 	for _, info := range d.cfg.Book.PoolsInfo() {
 		v.Pools = append(v.Pools, poolView(info))
@@ -54,22 +45,42 @@ func (d *Driver) IPAMView() *ipamcheck.PluginView {
 	if err := kernelLinks(v); err != nil {
 		v.Errors = append(v.Errors, err.Error())
 	}
-	installed := map[int]map[netip.Prefix]routes.Hop{
+	if err := kernelRoutes(v, keep); err != nil {
+		v.Errors = append(v.Errors, err.Error())
+	}
+	return v
+}
+
+// installedRoutes are the host-gw and learned routes the route keeper
+// installed (read without d.mu: the keeper's locks are its own).
+func (d *Driver) installedRoutes() map[int]map[netip.Prefix]routes.Hop {
+	return map[int]map[netip.Prefix]routes.Hop{
 		int(routes.HostGW): d.routes.Installed(routes.HostGW), int(routes.Learned): d.routes.Installed(routes.Learned),
 	}
-	if err := kernelRoutes(v, func(r ipamcheck.Route) bool {
+}
+
+// routeKeeper says which routes of dualstack's protocols the plugin
+// keeps: those the route keeper installed, the delegated prefixes'
+// unreachable routes, the NDP proxy's routes back to its networks'
+// links. d.mu is held.
+func (d *Driver) routeKeeper(installed map[int]map[netip.Prefix]routes.Hop) func(ipamcheck.Route) bool {
+	delegated := d.delegatedWanted(time.Now())
+	onLinks := map[string]bool{}
+	for _, n := range d.networks {
+		if n.Options.NDPProxy != "" {
+			onLinks[n.Options.NDPProxy] = true
+		}
+	}
+	return func(r ipamcheck.Route) bool {
 		switch r.Protocol {
 		case int(DelegatedProtocol):
-			return wanted[r.Dst]
+			return delegated[r.Dst]
 		case int(ndp.RouteProtocol):
 			return onLinks[r.Dev]
 		}
 		_, ok := installed[r.Protocol][r.Dst]
 		return ok
-	}); err != nil {
-		v.Errors = append(v.Errors, err.Error())
 	}
-	return v
 }
 
 // ownView lists the driver's networks and endpoints, with d.mu held.
@@ -149,28 +160,47 @@ func kernelLinks(v *ipamcheck.PluginView) error {
 // routeProtocols are the protocols of dualstack's routes.
 var routeProtocols = map[int]bool{int(routes.HostGW): true, int(routes.Learned): true, int(DelegatedProtocol): true, int(ndp.RouteProtocol): true}
 
-// kernelRoutes adds the main table's routes and the policy rules of
-// dualstack's protocols; wanted says which routes the plugin keeps.
-func kernelRoutes(v *ipamcheck.PluginView, wanted func(ipamcheck.Route) bool) error {
+// ownRoutes lists the main table's routes of dualstack's protocols, and
+// the host's link names by index.
+func ownRoutes() ([]netlink.Route, map[int]string, error) {
 	all, err := kernel.Routes(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return fmt.Errorf("list the host's routes: %w", err)
+		return nil, nil, fmt.Errorf("list the host's routes: %w", err)
 	}
 	names, err := kernel.LinkNames()
 	if err != nil {
-		return fmt.Errorf("list the host's links: %w", err)
+		return nil, nil, fmt.Errorf("list the host's links: %w", err)
 	}
+	var own []netlink.Route
 	for _, r := range all {
-		dst, ok := kernel.Prefix(r.Dst)
-		if !ok || !routeProtocols[int(r.Protocol)] {
-			continue
+		if _, ok := kernel.Prefix(r.Dst); ok && routeProtocols[int(r.Protocol)] {
+			own = append(own, r)
 		}
-		via, _ := netip.AddrFromSlice(r.Gw)
-		rv := ipamcheck.Route{Dst: dst, Dev: names[r.LinkIndex], Via: via.Unmap(), Protocol: int(r.Protocol)}
-		if r.Type == unix.RTN_UNREACHABLE {
-			rv.Type = "unreachable"
-		}
-		rv.Wanted = wanted(rv)
+	}
+	return own, names, nil
+}
+
+// routeView is r as the check sees it.
+func routeView(r netlink.Route, names map[int]string) ipamcheck.Route {
+	dst, _ := kernel.Prefix(r.Dst)
+	via, _ := netip.AddrFromSlice(r.Gw)
+	rv := ipamcheck.Route{Dst: dst, Dev: names[r.LinkIndex], Via: via.Unmap(), Protocol: int(r.Protocol)}
+	if r.Type == unix.RTN_UNREACHABLE {
+		rv.Type = "unreachable"
+	}
+	return rv
+}
+
+// kernelRoutes adds the main table's routes and the policy rules of
+// dualstack's protocols; keep says which routes the plugin keeps.
+func kernelRoutes(v *ipamcheck.PluginView, keep func(ipamcheck.Route) bool) error {
+	own, names, err := ownRoutes()
+	if err != nil {
+		return err
+	}
+	for _, r := range own {
+		rv := routeView(r, names)
+		rv.Wanted = keep(rv)
 		v.Routes = append(v.Routes, rv)
 	}
 	rules, err := netlink.RuleList(netlink.FAMILY_ALL)
@@ -197,32 +227,68 @@ func kernelRoutes(v *ipamcheck.PluginView, wanted func(ipamcheck.Route) bool) er
 }
 
 // IPAMRelease releases exactly what req names, all or nothing: the
-// leaked addresses (addrbook.ReleaseLeaked says which it refuses) and the
+// leaked addresses (addrbook.ReleaseLeaked says which it refuses), the
 // left links, refusing a link that a network or endpoint of the plugin
-// uses (by name or mark) and one that does not look like dualstack's.
-// What is gone already is listed as gone: asked again, it changes
-// nothing.
+// uses (by name or mark) and one that does not look like dualstack's,
+// and the left routes, refusing one of another protocol or one the
+// plugin keeps. What is gone already is listed as gone: asked again, it
+// changes nothing.
 func (d *Driver) IPAMRelease(req ipamcheck.Release) (*ipamcheck.Released, error) {
+	installed := d.installedRoutes()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := &ipamcheck.Released{Addresses: []ipamcheck.PoolAddress{}, Links: []string{}}
-	del, refused, err := d.releasableLinks(req.Links, out)
+	delLinks, refused, err := d.releasableLinks(req.Links, out)
 	if err != nil {
 		return nil, err
 	}
-	if len(refused) > 0 {
+	delRoutes, refusedRoutes, err := d.releasableRoutes(req.Routes, d.routeKeeper(installed), out)
+	if err != nil {
+		return nil, err
+	}
+	if refused = append(refused, refusedRoutes...); len(refused) > 0 {
 		return nil, &ipamcheck.RefusedError{Reasons: refused}
 	}
-	addrs := map[string][]netip.Addr{}
-	for _, a := range req.Addresses {
-		addrs[a.Pool] = append(addrs[a.Pool], a.Address)
+	if err := d.releaseLeaked(req.Addresses, out); err != nil {
+		return nil, err
 	}
-	released, gone, err := d.cfg.Book.ReleaseLeaked(addrs)
+	for _, l := range delLinks {
+		name := l.Attrs().Name
+		if err := netlink.LinkDel(l); links.NotFound(err) {
+			out.Gone = append(out.Gone, "link "+name) // a veth's peer, deleted with it
+			continue
+		} else if err != nil {
+			return out, fmt.Errorf("delete link %s: %w", name, err)
+		}
+		out.Links = append(out.Links, name)
+		d.log.WithField("link", name).WithField("owner", links.Owner(l)).Info("removed a left link (dualstack ipam check --release)")
+	}
+	for _, r := range delRoutes {
+		spec := routeSpec(r)
+		if err := netlink.RouteDel(&r); errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) {
+			out.Gone = append(out.Gone, "route "+spec.String())
+			continue
+		} else if err != nil {
+			return out, fmt.Errorf("delete route %s: %w", spec, err)
+		}
+		out.Routes = append(out.Routes, spec)
+		d.log.WithField("route", spec.Dst).WithField("protocol", spec.Protocol).Info("removed a left route (dualstack ipam check --release)")
+	}
+	return out, nil
+}
+
+// releaseLeaked releases the leaked addresses addrs, all or none.
+func (d *Driver) releaseLeaked(addrs []ipamcheck.PoolAddress, out *ipamcheck.Released) error {
+	byPool := map[string][]netip.Addr{}
+	for _, a := range addrs {
+		byPool[a.Pool] = append(byPool[a.Pool], a.Address)
+	}
+	released, gone, err := d.cfg.Book.ReleaseLeaked(byPool)
 	if errors.Is(err, addrbook.ErrNotLeaked) {
-		return nil, &ipamcheck.RefusedError{Reasons: []string{err.Error()}}
+		return &ipamcheck.RefusedError{Reasons: []string{err.Error()}}
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for id, as := range released {
 		for _, a := range as {
@@ -235,18 +301,46 @@ func (d *Driver) IPAMRelease(req ipamcheck.Release) (*ipamcheck.Released, error)
 			out.Gone = append(out.Gone, fmt.Sprintf("address %s of pool %s", a, id))
 		}
 	}
-	for _, l := range del {
-		name := l.Attrs().Name
-		if err := netlink.LinkDel(l); links.NotFound(err) {
-			out.Gone = append(out.Gone, "link "+name) // a veth's peer, deleted with it
-			continue
-		} else if err != nil {
-			return out, fmt.Errorf("delete link %s: %w", name, err)
-		}
-		out.Links = append(out.Links, name)
-		d.log.WithField("link", name).WithField("owner", links.Owner(l)).Info("removed a left link (dualstack ipam check --release)")
+	return nil
+}
+
+func routeSpec(r netlink.Route) ipamcheck.RouteSpec {
+	dst, _ := kernel.Prefix(r.Dst)
+	return ipamcheck.RouteSpec{Dst: dst, Protocol: int(r.Protocol)}
+}
+
+// releasableRoutes finds the routes specs name, with d.mu held: those to
+// delete, and why any is refused; gone ones go to out.
+func (d *Driver) releasableRoutes(specs []ipamcheck.RouteSpec, keep func(ipamcheck.Route) bool, out *ipamcheck.Released) (del []netlink.Route, refused []string, err error) {
+	if len(specs) == 0 {
+		return nil, nil, nil
 	}
-	return out, nil
+	own, names, err := ownRoutes()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range specs {
+		if !routeProtocols[s.Protocol] {
+			refused = append(refused, fmt.Sprintf("route %s is not of dualstack's protocols", s))
+			continue
+		}
+		found := false
+		for _, r := range own {
+			if routeSpec(r) != s {
+				continue
+			}
+			found = true
+			if keep(routeView(r, names)) {
+				refused = append(refused, fmt.Sprintf("route %s: the plugin keeps it", s))
+			} else {
+				del = append(del, r)
+			}
+		}
+		if !found {
+			out.Gone = append(out.Gone, "route "+s.String())
+		}
+	}
+	return del, refused, nil
 }
 
 // releasableLinks looks up the links names, with d.mu held: those to

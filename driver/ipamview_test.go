@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dualstack-net/dualstack/addrbook"
@@ -27,6 +28,9 @@ func TestIPAMViewAndRelease(t *testing.T) {
 	}
 	h.host.IP(t, "link", "add", "dsv0123456789ab", "type", "veth", "peer", "name", "left0")
 	h.host.IP(t, "link", "add", "ds-lan", "type", "bridge")
+	h.host.IP(t, "route", "add", "198.18.9.0/24", "dev", "ds-c0c0c0c0c0c0", "proto", "213")
+	h.host.IP(t, "route", "add", "198.18.10.0/24", "dev", "ds-c0c0c0c0c0c0", "proto", "static")
+	leftRoute := ipamcheck.RouteSpec{Dst: netip.MustParsePrefix("198.18.9.0/24"), Protocol: 213}
 
 	var v *ipamcheck.PluginView
 	h.in(func() error { v = h.d.IPAMView(); return nil })
@@ -37,6 +41,9 @@ func TestIPAMViewAndRelease(t *testing.T) {
 	if want := []string{"ds-c0c0c0c0c0c0", "dsce2e2e2e2e2e2", "dsv0123456789ab", "dsve2e2e2e2e2e2"}; !slices.Equal(names, want) {
 		t.Fatalf("links %q, want %q", names, want)
 	}
+	if len(v.Routes) != 1 || v.Routes[0].Dst != leftRoute.Dst || v.Routes[0].Wanted {
+		t.Fatalf("routes %+v, want only 198.18.9.0/24 of protocol 213, not kept", v.Routes)
+	}
 	if len(v.Errors) != 0 || len(v.Networks) != 1 || len(v.Endpoints) != 1 || v.Endpoints[0].HostLink != "dsve2e2e2e2e2e2" || len(v.Pools) != 1 || len(v.Pools[0].Allocations) != 3 {
 		t.Fatalf("view: %+v", v)
 	}
@@ -46,6 +53,7 @@ func TestIPAMViewAndRelease(t *testing.T) {
 		{Links: []string{"dsv0123456789ab", "dsve2e2e2e2e2e2"}},
 		{Links: []string{"dsv0123456789ab", "ds-lan"}},
 		{Links: []string{"dsv0123456789ab"}, Addresses: []ipamcheck.PoolAddress{{Pool: pool, Address: leak.Addr()}, {Pool: pool, Address: held}}},
+		{Links: []string{"dsv0123456789ab"}, Routes: []ipamcheck.RouteSpec{leftRoute, {Dst: netip.MustParsePrefix("198.18.10.0/24"), Protocol: 4}}},
 	} {
 		var refused *ipamcheck.RefusedError
 		h.in(func() error { _, err = h.d.IPAMRelease(bad); return nil })
@@ -56,10 +64,10 @@ func TestIPAMViewAndRelease(t *testing.T) {
 			t.Fatalf("a refused release %+v changed something", bad)
 		}
 	}
-	good := ipamcheck.Release{Links: []string{"dsv0123456789ab"}, Addresses: []ipamcheck.PoolAddress{{Pool: pool, Address: leak.Addr()}}}
+	good := ipamcheck.Release{Links: []string{"dsv0123456789ab"}, Addresses: []ipamcheck.PoolAddress{{Pool: pool, Address: leak.Addr()}}, Routes: []ipamcheck.RouteSpec{leftRoute}}
 	var out *ipamcheck.Released
 	h.in(func() error { out, err = h.d.IPAMRelease(good); return err })
-	if len(out.Links) != 1 || len(out.Addresses) != 1 || len(out.Gone) != 0 {
+	if len(out.Links) != 1 || len(out.Addresses) != 1 || len(out.Routes) != 1 || len(out.Gone) != 0 {
 		t.Fatalf("release: %+v", out)
 	}
 	if _, ok := h.host.Link(t, "dsv0123456789ab"); ok {
@@ -69,7 +77,10 @@ func TestIPAMViewAndRelease(t *testing.T) {
 		t.Fatalf("allocations after the release: %v", h.book.Allocations(pool))
 	}
 	h.in(func() error { out, err = h.d.IPAMRelease(good); return err })
-	if len(out.Links)+len(out.Addresses) != 0 || len(out.Gone) != 2 {
-		t.Fatalf("the same release again: %+v, want both gone", out)
+	if len(out.Links)+len(out.Addresses)+len(out.Routes) != 0 || len(out.Gone) != 3 {
+		t.Fatalf("the same release again: %+v, want all three gone", out)
+	}
+	if routes := string(h.host.IP(t, "route", "show", "proto", "static")); !strings.Contains(routes, "198.18.10.0/24") {
+		t.Fatalf("the static route went too:\n%s", routes)
 	}
 }

@@ -19,8 +19,8 @@ const (
 	OrphanEndpoint = "orphan-endpoint"
 	// EndpointWithoutLink: a bridge endpoint whose host side is gone.
 	EndpointWithoutLink = "endpoint-without-link"
-	// LeftRoute, LeftRule: a route or policy rule of dualstack's
-	// protocols that the plugin does not keep.
+	// LeftRoute, LeftRule: a route (released by --release) or policy
+	// rule of dualstack's protocols that the plugin does not keep.
 	LeftRoute = "left-route"
 	LeftRule  = "left-rule"
 	// UnbookedAddress: an address Docker gave an endpoint that the
@@ -41,7 +41,7 @@ type Finding struct {
 	Detail string `json:"detail"`
 	Fix    string `json:"fix"`
 	// Release is what --release releases for it: set for leaked
-	// addresses and left links only.
+	// addresses, left links and left routes only.
 	Release *Release `json:"release,omitempty"`
 }
 
@@ -242,7 +242,7 @@ func (c *checker) routes() {
 		}
 		spec += fmt.Sprintf(" proto %d", r.Protocol)
 		c.add(Finding{Kind: LeftRoute, Object: "route " + spec, Detail: "a route of dualstack's protocols that the plugin does not keep",
-			Fix: "ip route del " + spec})
+			Fix: "dualstack ipam check --release (or: ip route del " + spec + ")", Release: &Release{Routes: []RouteSpec{{Dst: r.Dst, Protocol: r.Protocol}}}})
 	}
 	for _, r := range c.p.Rules {
 		c.add(Finding{Kind: LeftRule, Object: fmt.Sprintf("%s rule priority %d table %d proto %d", r.Family, r.Priority, r.Table, r.Protocol),
@@ -339,18 +339,21 @@ func allocated(p Pool, a netip.Addr) bool {
 	return false
 }
 
-// Releasable is what --release releases of r: its leaked addresses and
-// left links, nothing else.
+// Releasable is what --release releases of r: its leaked addresses,
+// left links and left routes, nothing else.
 func (r Report) Releasable() Release {
 	var out Release
 	for _, f := range r.Findings {
 		if f.Release != nil {
 			out.Addresses = append(out.Addresses, f.Release.Addresses...)
 			out.Links = append(out.Links, f.Release.Links...)
+			out.Routes = append(out.Routes, f.Release.Routes...)
 		}
 	}
 	return out
 }
 
 // Empty reports whether rel releases nothing.
-func (rel Release) Empty() bool { return len(rel.Addresses) == 0 && len(rel.Links) == 0 }
+func (rel Release) Empty() bool {
+	return len(rel.Addresses) == 0 && len(rel.Links) == 0 && len(rel.Routes) == 0
+}

@@ -68,12 +68,12 @@ func TestCheck(t *testing.T) {
 		if f.Fix == "" || f.Detail == "" {
 			t.Errorf("%s %s: no detail or fix", f.Kind, f.Object)
 		}
-		if (f.Release != nil) != (f.Kind == LeakedAddress || f.Kind == LeftLink) {
-			t.Errorf("%s %s: release %v; only leaked addresses and left links are released", f.Kind, f.Object, f.Release)
+		if (f.Release != nil) != (f.Kind == LeakedAddress || f.Kind == LeftLink || f.Kind == LeftRoute) {
+			t.Errorf("%s %s: release %v; only leaked addresses, left links and left routes are released", f.Kind, f.Object, f.Release)
 		}
 	}
 	rel := r.Releasable()
-	if len(rel.Addresses) != 4 || !slices.Equal(rel.Links, []string{"dsh999999999999", "dsv999999999999"}) {
+	if len(rel.Addresses) != 4 || !slices.Equal(rel.Links, []string{"dsh999999999999", "dsv999999999999"}) || len(rel.Routes) != 1 || rel.Routes[0].String() != "198.18.7.128/26 proto 213" {
 		t.Fatalf("releasable: %+v", rel)
 	}
 	if fix := r.Findings[1].Fix; !strings.Contains(fix, "docker network disconnect -f web web-3") {

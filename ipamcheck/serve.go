@@ -50,7 +50,7 @@ func ReleaseHandler(src Source) http.Handler {
 			err = req.valid()
 		}
 		if err != nil {
-			http.Error(w, "bad release request: "+err.Error()+`: want {"addresses":[{"pool":ID,"address":ADDR}],"links":[NAME]}`, http.StatusBadRequest)
+			http.Error(w, "bad release request: "+err.Error()+`: want {"addresses":[{"pool":ID,"address":ADDR}],"links":[NAME],"routes":[{"dst":PREFIX,"protocol":N}]}`, http.StatusBadRequest)
 			return
 		}
 		out, err := src.Release(r.Context(), req)
@@ -77,6 +77,11 @@ func (rel Release) valid() error {
 			return errors.New("an empty link name")
 		}
 	}
+	for _, r := range rel.Routes {
+		if !r.Dst.IsValid() || r.Protocol <= 0 || r.Protocol > 255 {
+			return fmt.Errorf("route %q proto %d: both are needed", r.Dst, r.Protocol)
+		}
+	}
 	return nil
 }
 
@@ -98,7 +103,16 @@ func Both(a, b Release) Release {
 	for _, l := range b.Links {
 		links[l] = true
 	}
+	routes := map[RouteSpec]bool{}
+	for _, r := range b.Routes {
+		routes[r] = true
+	}
 	var out Release
+	for _, r := range a.Routes {
+		if routes[r] {
+			out.Routes = append(out.Routes, r)
+		}
+	}
 	for _, x := range a.Addresses {
 		if inB[x] {
 			out.Addresses = append(out.Addresses, x)

@@ -41,6 +41,7 @@ func TestHandlers(t *testing.T) {
 		{"POST", ReleasePath, `{"addresses":[{"pool":"p"}]}`, 400, "both are needed"},
 		{"POST", ReleasePath, `{"addresses":[{"pool":"p","address":"not-an-address"}]}`, 400, "bad release request"},
 		{"POST", ReleasePath, `{"links":[""]}`, 400, "an empty link name"},
+		{"POST", ReleasePath, `{"routes":[{"dst":"198.18.9.0/24"}]}`, 400, "both are needed"},
 	} {
 		mux := http.NewServeMux()
 		mux.Handle(ViewPath, ViewHandler(src))

@@ -9,6 +9,7 @@
 package ipamcheck
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 )
@@ -143,7 +144,16 @@ type ClusterHold struct {
 type Release struct {
 	Addresses []PoolAddress `json:"addresses,omitempty"`
 	Links     []string      `json:"links,omitempty"`
+	Routes    []RouteSpec   `json:"routes,omitempty"`
 }
+
+// RouteSpec names a route of dualstack's in the main table.
+type RouteSpec struct {
+	Dst      netip.Prefix `json:"dst"`
+	Protocol int          `json:"protocol"`
+}
+
+func (r RouteSpec) String() string { return fmt.Sprintf("%s proto %d", r.Dst, r.Protocol) }
 
 // PoolAddress is an address of a pool.
 type PoolAddress struct {
@@ -156,7 +166,10 @@ type PoolAddress struct {
 type Released struct {
 	Addresses []PoolAddress `json:"addresses"`
 	Links     []string      `json:"links"`
-	Gone      []string      `json:"gone,omitempty"`
+	Routes    []RouteSpec   `json:"routes,omitempty"`
+	// Gone names what was gone already: "address A of pool P", "link
+	// NAME", "route DST proto N".
+	Gone []string `json:"gone,omitempty"`
 }
 
 // LinkUser names the network or endpoint of v that uses the link called

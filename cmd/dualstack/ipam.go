@@ -105,7 +105,7 @@ func parseIPAM(args []string, stderr io.Writer) (ipamOptions, error) {
 	}
 	flags := flag.NewFlagSet("dualstack ipam check", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	flags.BoolVar(&o.release, "release", false, "release the leaked addresses and left links found (never an address a container holds)")
+	flags.BoolVar(&o.release, "release", false, "release the leaked addresses, left links and left routes found (never an address a container holds)")
 	flags.BoolVar(&o.json, "json", false, "print the findings as JSON")
 	flags.StringVar(&o.socket, "socket", "", "the plugin's socket (default: found as the docs say)")
 	flags.StringVar(&o.dockerHost, "docker-host", envOr("DOCKER_HOST", dockerapi.DefaultHost), "Docker's address: unix:///path or tcp://HOST:PORT")
@@ -253,6 +253,9 @@ func releasedAll(f ipamcheck.Finding, released *ipamcheck.Released) bool {
 	for _, l := range released.Links {
 		done["link "+l] = true
 	}
+	for _, r := range released.Routes {
+		done["route "+r.String()] = true
+	}
 	for _, g := range released.Gone {
 		done[g] = true
 	}
@@ -263,6 +266,11 @@ func releasedAll(f ipamcheck.Finding, released *ipamcheck.Released) bool {
 	}
 	for _, l := range f.Release.Links {
 		if !done["link "+l] {
+			return false
+		}
+	}
+	for _, r := range f.Release.Routes {
+		if !done["route "+r.String()] {
 			return false
 		}
 	}
