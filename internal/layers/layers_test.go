@@ -29,7 +29,9 @@ var layers = [][]string{
 	// Components, and the pieces the driver and the IPAM are made of.
 	{"firewall", "routes", "cluster", "cluster/clustertest", "bgp",
 		"driver/bridge", "driver/macvlan", "driver/sandbox", "driver/sandboxkey", "driver/portmap",
-		"addrbook/allocator", "ndp", "delegation"},
+		"addrbook/allocator", "ndp", "delegation",
+		// The IPAM check's views and comparison, which the driver fills.
+		"ipamcheck"},
 	// The one address book.
 	{"addrbook"},
 	// Docker's two APIs as adapters, and the settings that configure them.
