@@ -66,7 +66,7 @@ func (c *Client) Get(ctx context.Context, path string, out any) error {
 		return fmt.Errorf("GET %s from Docker: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("Docker answered GET %s with %d: %s", path, resp.StatusCode, strings.TrimSpace(string(data)))
+		return fmt.Errorf("GET %s: Docker answered %d: %s", path, resp.StatusCode, strings.TrimSpace(string(data)))
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("GET %s from Docker: %w", path, err)
