@@ -298,15 +298,15 @@ func printReport(w, stderr io.Writer, r ipamcheck.Report, released *ipamcheck.Re
 	case released != nil:
 		fmt.Fprintf(w, "%d found, %d released; the others need the fix shown\n", len(r.Findings), len(r.Findings)-left)
 	default:
-		var kinds []string
+		var releasable []string
 		for _, f := range r.Findings {
 			if f.Release != nil {
-				kinds = append(kinds, f.Object)
+				releasable = append(releasable, f.Object)
 			}
 		}
 		fmt.Fprintf(w, "%d found", len(r.Findings))
-		if len(kinds) > 0 {
-			fmt.Fprintf(w, "; --release releases %s", strings.Join(kinds, ", "))
+		if len(releasable) > 0 {
+			fmt.Fprintf(w, "; --release releases %s", strings.Join(releasable, ", "))
 		}
 		fmt.Fprintln(w)
 	}
