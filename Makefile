@@ -87,10 +87,12 @@ test: ## Run the unit tests with the race detector (kernel tests need root)
 # it is not root (it still reads the go tool's root-only work directory):
 # the tests that need root (network namespaces) skip as for any non-root
 # user. Left out: cluster (its tests run etcd in-process, whose deadlines
-# the emulator misses), bgp (the emulator has no TCP MD5 signatures) and the
-# end-to-end packages. -trimpath shares the dependencies' builds with make
-# release's arm64 binary.
-ARM64_PKGS = $$($(GO) list ./... | grep -v -e '/integration/' -e '/bench/' -e '/cluster$$' -e '/cluster/' -e '/bgp$$')
+# the emulator misses), bgp (the emulator has no TCP MD5 signatures),
+# cmd/dualstack (its tests run the test binary again, which needs
+# binfmt_misc; make release runs the arm64 binary's `dualstack version`
+# under the emulator) and the end-to-end packages. -trimpath shares the
+# dependencies' builds with make release's arm64 binary.
+ARM64_PKGS = $$($(GO) list ./... | grep -v -e '/integration/' -e '/bench/' -e '/cluster$$' -e '/cluster/' -e '/bgp$$' -e '/cmd/dualstack$$')
 
 test-arm64: ## Run the root-free unit tests built for linux/arm64 under qemu-aarch64-static (apt-get install qemu-user-static)
 	@command -v qemu-aarch64-static >/dev/null || { 		echo 'make test-arm64: qemu-aarch64-static not found (apt-get install qemu-user-static)' >&2; exit 1; }
