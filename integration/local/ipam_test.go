@@ -266,8 +266,8 @@ func noNetwork(t *testing.T, name string) {
 // had and its connectivity in both families, the next container gets the
 // next address, and an address in use is still refused: state lives in
 // the host's state directory, not in the plugin's rootfs. It runs on both
-// engines; the second run keeps the rootfs the first one made (make
-// release reuses it while the binary is the same).
+// engines, about 30 seconds each: the second run keeps the rootfs the
+// first one made (make release reuses it while the binary is the same).
 func TestAllocationsSurvivePluginUpgrade(t *testing.T) {
 	if harness.Eng.External {
 		t.Skip("needs a private engine to run a registry beside")
