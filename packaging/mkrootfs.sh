@@ -96,13 +96,13 @@ case $arch in
 amd64)
 	triplet=x86_64-linux-gnu
 	loader=/lib64/ld-linux-x86-64.so.2
-	qemu=qemu-x86_64-static
+	qemu="qemu-x86_64-static"
 	machine=62 # ELF e_machine EM_X86_64
 	;;
 arm64)
 	triplet=aarch64-linux-gnu
 	loader=/lib/ld-linux-aarch64.so.1
-	qemu=qemu-aarch64-static
+	qemu="qemu-aarch64-static"
 	machine=183 # EM_AARCH64
 	;;
 *) die "ARCH=$arch is not supported (only amd64 and arm64)" ;;
@@ -349,8 +349,10 @@ for c in "${checks[@]}"; do
 		[[ $out == *"$ext"* ]] || die "/usr/sbin/$t did not load the $ext extension:"$'\n'"$out"
 	done
 done
-# (iptables-save: iptables-nft needs netfilter netlink, see above.)
-version=$(in_root "$rootfs" "/usr/sbin/iptables$(((!${#emu[@]})) || echo -save)" --version)
+# (Under the emulator iptables-save: iptables-nft needs netfilter netlink.)
+vtool=/usr/sbin/iptables
+((!${#emu[@]})) || vtool=/usr/sbin/iptables-save
+version=$(in_root "$rootfs" "$vtool" --version)
 ((!${#emu[@]})) || rm -f "$rootfs${emu[0]}"
 
 log "rootfs ($arch) ready in $rootfs ($(du -sh "$rootfs" | cut -f1); $version)"
