@@ -29,11 +29,11 @@ DEBS_DIR        ?= $(BUILD)/debs
 
 .DEFAULT_GOAL := help
 
-.PHONY: engines help build plugin plugin-test install install-test demo test test-host-forwarding fuzz integration integration-moby integration-shared integration-nftables integration-cluster integration-bgp test-all bench clean
+.PHONY: engines help build plugin plugin-test install install-test demo release test test-arm64 test-host-forwarding fuzz integration integration-moby integration-shared integration-nftables integration-cluster integration-bgp test-all bench clean
 
 help: ## List the targets
 	@echo 'Targets:'
-	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  %-20s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F':.*## ' '/^[a-z0-9-]+:.*## / { printf "  %-20s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 	@echo 'Variables: PLUGIN=$(PLUGIN) PLUGIN_SETTINGS="$(PLUGIN_SETTINGS)" DOCKER_HOST=$(DOCKER_HOST)'
 
 build: ## Build the static binary build/dualstack
@@ -59,6 +59,16 @@ install: plugin ## Create and enable the plugin PLUGIN in the local Docker (DOCK
 demo: plugin ## Show the plugin at work: install it and run containers on a throwaway network (starts a private engine when no Docker daemon answers; root)
 	packaging/demo.sh '$(PLUGIN)' $(PLUGIN_DIR) $(PLUGIN_SETTINGS)
 
+# make release VERSION=1.2.3 REGISTRY=registry.example.com/net: one plugin
+# per architecture, REGISTRY/dualstack:VERSION-amd64 and ...-arm64, since
+# `docker plugin install` cannot pull through a manifest list (moby#34043);
+# see packaging/release.sh and "Releases and upgrades" in
+# docs/operations.md.
+release: ## Build the plugin for linux/amd64 and linux/arm64 into build/release/VERSION and push REGISTRY/dualstack:VERSION-ARCH through DOCKER_HOST's engine (VERSION=, REGISTRY=HOST[:PORT][/NS]; root, qemu-user-static)
+	@[ -n "$(VERSION)" ] || { echo 'make release: VERSION is not set: make release VERSION=1.2.3 REGISTRY=HOST[:PORT][/NAMESPACE]' >&2; exit 2; }
+	@[ -n "$(REGISTRY)" ] || { echo 'make release: REGISTRY is not set: make release VERSION=$(VERSION) REGISTRY=HOST[:PORT][/NAMESPACE]' >&2; exit 2; }
+	GO=$(GO) DEBS_DIR=$(DEBS_DIR) packaging/release.sh '$(VERSION)' '$(REGISTRY)'
+
 test: ## Run the unit tests with the race detector (kernel tests need root)
 	@[ "$$($(GO) env CGO_ENABLED)" = 1 ] || { \
 		echo 'make test: go test -race needs cgo and a C compiler (apt-get install gcc)' >&2; exit 1; }
@@ -70,6 +80,23 @@ test: ## Run the unit tests with the race detector (kernel tests need root)
 	@if command -v etcd >/dev/null; then \
 		echo "cluster store tests against $$(etcd --version | head -n 1)"; \
 		DUALSTACK_ETCD_BINARY=$$(command -v etcd) $(GO) test -count=1 ./cluster/...; fi
+
+# The root-free unit tests built for linux/arm64, run under Debian's
+# qemu-user-static (no binfmt_misc needed: go test -exec runs the emulator).
+# unshare --user puts each test binary in a user namespace of its own, where
+# it is not root (it still reads the go tool's root-only work directory):
+# the tests that need root (network namespaces) skip as for any non-root
+# user. Left out: cluster (its tests run etcd in-process, whose deadlines
+# the emulator misses), bgp (the emulator has no TCP MD5 signatures),
+# cmd/dualstack (its tests run the test binary again, which needs
+# binfmt_misc; make release runs the arm64 binary's `dualstack version`
+# under the emulator) and the end-to-end packages. -trimpath shares the
+# dependencies' builds with make release's arm64 binary.
+ARM64_PKGS = $$($(GO) list ./... | grep -v -e '/integration/' -e '/bench/' -e '/cluster$$' -e '/cluster/' -e '/bgp$$' -e '/cmd/dualstack$$')
+
+test-arm64: ## Run the root-free unit tests built for linux/arm64 under qemu-aarch64-static (apt-get install qemu-user-static)
+	@command -v qemu-aarch64-static >/dev/null || { 		echo 'make test-arm64: qemu-aarch64-static not found (apt-get install qemu-user-static)' >&2; exit 1; }
+	GOARCH=arm64 CGO_ENABLED=0 $(GO) test -trimpath -count=1 -exec 'unshare --user qemu-aarch64-static' $(ARM64_PKGS)
 
 # The unit tests once more on a host as Docker leaves it, forwarding on in
 # both families: a new network namespace copies the host's IPv4 settings,
@@ -128,8 +155,9 @@ fuzz: ## Run each fuzz target for a fixed number of inputs (FUZZSCALE=10 for ten
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${n}x $$pkg; \
 	done
 
-test-all: ## Run every test: unit tests (again with the host's forwarding on), a short fuzz run, end to end on Engine 20.10 and on current Moby (private root mount), and the mount-dependent part again with a shared one
+test-all: ## Run every test: unit tests (again for linux/arm64 under qemu, and with the host's forwarding on), a short fuzz run, end to end on Engine 20.10 and on current Moby (private root mount), and the mount-dependent part again with a shared one
 	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory test-arm64
 	@$(MAKE) --no-print-directory test-host-forwarding
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory integration

@@ -32,6 +32,23 @@
 # the unpacked packages), so nothing leaks in from the build machine.
 # Finally each tool is run in a chroot of ROOTFS to check it works.
 #
+# ARCH (amd64 or arm64; default: this machine's, dpkg --print-architecture)
+# is the architecture of the rootfs; BINARY must be built for it. For
+# another architecture than this machine's, the packages are downloaded
+# with apt-get pointed at a private copy of the package lists of ARCH (in a
+# scratch directory below DEBS_DIR, removed afterwards: the machine's apt
+# configuration and lists are left as they are), and the loader and the
+# tools run in the chroots through Debian's static user-mode emulator
+# (qemu-user-static: qemu-aarch64-static or qemu-x86_64-static), copied into
+# the chroot for the checks and removed afterwards; binfmt_misc need not be
+# set up. The emulator does not translate everything the kernel offers:
+# netfilter netlink sockets (the nft flavour) and the legacy flavour's
+# IPv6 revision queries fail under it, so for another architecture the
+# extension modules are checked with iptables-legacy (comment, conntrack,
+# REJECT) and ip6tables-legacy (comment, REJECT) only, and iptables-nft and
+# ip6tables-nft (which open netlink before they read --version) only need
+# to start; the other tools' --version is checked as on this machine's.
+#
 # Needs root (chroot), dpkg-deb and apt-get: a Debian (12) machine.
 set -euo pipefail
 
@@ -73,18 +90,45 @@ fi
 [ -n "$rootfs" ] && [ "$(realpath -m "$rootfs")" != / ] || die "refusing to use '$rootfs' as ROOTFS"
 [ ! -e "$rootfs" ] || [ -d "$rootfs" ] || die "ROOTFS $rootfs exists and is not a directory"
 
-arch=$(dpkg --print-architecture)
+native=$(dpkg --print-architecture)
+arch=${ARCH:-$native}
 case $arch in
 amd64)
 	triplet=x86_64-linux-gnu
 	loader=/lib64/ld-linux-x86-64.so.2
+	qemu="qemu-x86_64-static"
+	machine=62 # ELF e_machine EM_X86_64
 	;;
 arm64)
 	triplet=aarch64-linux-gnu
 	loader=/lib/ld-linux-aarch64.so.1
+	qemu="qemu-aarch64-static"
+	machine=183 # EM_AARCH64
 	;;
-*) die "architecture $arch is not supported (only amd64 and arm64)" ;;
+*) die "ARCH=$arch is not supported (only amd64 and arm64)" ;;
 esac
+# ELF header: e_machine, two bytes at offset 18 (little endian on both).
+[ "$(od -An -t u2 -j 18 -N 2 "$binary" | tr -d ' ')" = "$machine" ] ||
+	die "$binary is not a linux/$arch binary (build it with GOARCH=$arch)"
+# emu is what runs ARCH's programs in a chroot: nothing when ARCH is this
+# machine's, else the static emulator, copied into the chroot (as
+# /.dualstack-qemu, removed by the end) because binfmt_misc may not be set up.
+emu=()
+if [ "$arch" != "$native" ]; then
+	command -v "$qemu" >/dev/null ||
+		die "$qemu not found: building a $arch rootfs on $native needs qemu-user-static (apt-get install qemu-user-static)"
+	emu=(/.dualstack-qemu)
+fi
+
+# in_root DIR CMD... runs CMD (a path inside DIR) in a chroot of DIR.
+in_root() {
+	local dir=$1
+	shift
+	if ((${#emu[@]})) && [ ! -e "$dir${emu[0]}" ]; then
+		install -m 0755 "$(command -v "$qemu")" "$dir${emu[0]}"
+	fi
+	chroot "$dir" "${emu[@]}" "$@"
+}
 
 # deb_for PACKAGE prints the newest cached .deb of PACKAGE, if any.
 deb_for() {
@@ -105,8 +149,10 @@ fetch_debs() {
 	# apt downloads as the _apt user when it can write the directory (and
 	# warns about an "unsandboxed" download when it cannot).
 	if id _apt >/dev/null 2>&1; then chown _apt "$dl"; fi
-	log "downloading ${missing[*]} into $debs"
-	if ! (cd "$dl" && apt-get download -q "${missing[@]}"); then
+	log "downloading ${missing[*]} ($arch) into $debs"
+	if [ "$arch" != "$native" ]; then
+		fetch_foreign "$dl" "${missing[@]}"
+	elif ! (cd "$dl" && apt-get download -q "${missing[@]}"); then
 		log "apt-get download failed; updating the package lists and trying again"
 		apt-get update -q || { rm -rf "$dl"; die "apt-get update failed"; }
 		(cd "$dl" && apt-get download -q "${missing[@]}") || {
@@ -115,14 +161,37 @@ fetch_debs() {
 		}
 	fi
 	mv "$dl"/*.deb "$debs"/
-	rmdir "$dl"
+	rm -rf "$dl"
 	for p in "${missing[@]}"; do
 		deb_for "$p" >/dev/null || die "apt-get download did not leave a .deb for $p in $debs"
 	done
 }
 
+# fetch_foreign DIR PACKAGE... downloads ARCH's PACKAGEs into DIR through a
+# private apt state in DIR/.apt: the machine's sources, ARCH's package lists
+# fetched anew (apt-get update), an empty dpkg status; the machine's lists,
+# cache and architectures are not touched.
+fetch_foreign() {
+	local dir=$1 st
+	shift
+	st=$dir/.apt
+	mkdir -p "$st/lists/partial" "$st/cache/archives/partial"
+	: >"$st/status"
+	local opts=(-q -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch"
+		-o "Dir::State::Lists=$st/lists" -o "Dir::Cache=$st/cache" -o "Dir::State::status=$st/status"
+		-o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false")
+	apt-get "${opts[@]}" update >&2 || {
+		rm -rf "$dir"
+		die "apt-get update of the $arch package lists (into $st) failed"
+	}
+	(cd "$dir" && apt-get "${opts[@]}" download "$@") || {
+		rm -rf "$dir"
+		die "cannot download the $arch packages $* with apt-get download"
+	}
+}
+
 stage=$(mktemp -d "${TMPDIR:-/tmp}/dualstack-debs.XXXXXX")
-trap 'rm -rf "$stage"' EXIT
+trap 'rm -rf "$stage"; [ -z "${rootfs:-}" ] || [ ! -d "$rootfs" ] || ((!${#emu[@]})) || rm -f "$rootfs${emu[0]}"' EXIT
 
 fetch_debs
 for p in "${PACKAGES[@]}"; do
@@ -187,7 +256,7 @@ done
 declare -A libs=()
 missing=()
 for f in "${elves[@]}"; do
-	out=$(chroot "$stage" "$loader" --list "${f#"$stage"}" 2>&1) || true
+	out=$(in_root "$stage" "$loader" --list "${f#"$stage"}" 2>&1) || true
 	while read -r name arrow path _; do
 		if [ "$arrow" = "=>" ]; then
 			case $path in
@@ -250,17 +319,40 @@ for t in "${tools[@]}" iptables ip6tables iptables-save iptables-restore ip6tabl
 	*-nft*) want=nf_tables ;;
 	*) want=${default_flavour/nft/nf_tables} ;;
 	esac
-	out=$(chroot "$rootfs" "/usr/sbin/$t" --version 2>&1) ||
-		die "'chroot $rootfs /usr/sbin/$t --version' failed:"$'\n'"$out"
+	out=$(in_root "$rootfs" "/usr/sbin/$t" --version 2>&1) || {
+		# The emulator has no netfilter netlink: iptables-nft and
+		# ip6tables-nft open it before they read --version (the same
+		# xtables-nft-multi answers it as -save and -restore).
+		if ((${#emu[@]})) && [ "$want" = nf_tables ] && [[ $out == *"Failed to initialize nft: Protocol not supported"* ]]; then
+			continue
+		fi
+		die "'chroot $rootfs ${emu[*]} /usr/sbin/$t --version' failed:"$'\n'"$out"
+	}
 	[[ $out == *"($want)"* ]] || die "/usr/sbin/$t --version says '$out', want a ($want) version"
 done
 # ...and that extension modules load (this parses rules, without the kernel).
-for t in iptables-legacy iptables-nft ip6tables-legacy ip6tables-nft; do
-	out=$(chroot "$rootfs" "/usr/sbin/$t" -p tcp -m comment -m conntrack -j REJECT --help 2>&1) ||
-		die "'chroot $rootfs /usr/sbin/$t -m comment -m conntrack -j REJECT --help' failed:"$'\n'"$out"
-	for ext in comment conntrack REJECT; do
+# Under the emulator, only what it can run (see the top of this file).
+checks=("iptables-legacy comment conntrack REJECT" "iptables-nft comment conntrack REJECT"
+	"ip6tables-legacy comment conntrack REJECT" "ip6tables-nft comment conntrack REJECT")
+if ((${#emu[@]})); then
+	checks=("iptables-legacy comment conntrack REJECT" "ip6tables-legacy comment REJECT")
+fi
+for c in "${checks[@]}"; do
+	read -r t exts <<<"$c"
+	args=(-p tcp)
+	for ext in $exts; do
+		if [ "$ext" = REJECT ]; then args+=(-j "$ext"); else args+=(-m "$ext"); fi
+	done
+	out=$(in_root "$rootfs" "/usr/sbin/$t" "${args[@]}" --help 2>&1) ||
+		die "'chroot $rootfs ${emu[*]} /usr/sbin/$t ${args[*]} --help' failed:"$'\n'"$out"
+	for ext in $exts; do
 		[[ $out == *"$ext"* ]] || die "/usr/sbin/$t did not load the $ext extension:"$'\n'"$out"
 	done
 done
+# (Under the emulator iptables-save: iptables-nft needs netfilter netlink.)
+vtool=/usr/sbin/iptables
+((!${#emu[@]})) || vtool=/usr/sbin/iptables-save
+version=$(in_root "$rootfs" "$vtool" --version)
+((!${#emu[@]})) || rm -f "$rootfs${emu[0]}"
 
-log "rootfs ready in $rootfs ($(du -sh "$rootfs" | cut -f1); $(chroot "$rootfs" /usr/sbin/iptables --version))"
+log "rootfs ($arch) ready in $rootfs ($(du -sh "$rootfs" | cut -f1); $version)"

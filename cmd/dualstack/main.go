@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
@@ -41,29 +40,10 @@ func main() {
 	// error, each line with its own timestamp and the plugin's ID.
 	log.SetOutput(os.Stdout)
 	log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true, DisableColors: true})
-	if len(os.Args) > 1 && os.Args[1] == "cluster" {
-		if err := clusterCommand(os.Args[2:], os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "dualstack cluster:", err)
-			os.Exit(1)
+	if len(os.Args) > 1 {
+		if cmd, ok := commands[os.Args[1]]; ok {
+			os.Exit(cmd(os.Args[2:]))
 		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "sticky" {
-		if err := stickyCommand(os.Args[2:], os.Stdout, time.Now()); err != nil {
-			fmt.Fprintln(os.Stderr, "dualstack sticky:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "prefixes" {
-		if err := prefixesCommand(os.Args[2:], os.Stdout, time.Now()); err != nil {
-			fmt.Fprintln(os.Stderr, "dualstack prefixes:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "ipam" {
-		os.Exit(ipamCommand(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	if err := run(log); err != nil {
 		log.Fatal(err)

@@ -3,11 +3,13 @@
 package local
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -255,82 +257,144 @@ func noNetwork(t *testing.T, name string) {
 	}
 }
 
-// Acceptance 2, `docker plugin upgrade`: state lives in the host's state
-// directory, not in the plugin's rootfs, so it survives an upgrade. The new
-// version comes from a registry the test runs inside the engine's network
-// namespace (Debian's docker-registry).
+// Acceptance (issue 26, releases): make release builds the plugin for
+// amd64 and arm64 and pushes both tags to a registry (Debian's
+// docker-registry, in the engine's network namespace); the amd64 one
+// installs beside the running plugin under an alias; the running
+// installation upgrades to it (disable -f, upgrade, enable) with ten
+// containers running on a dualstack network: each keeps every address it
+// had and its connectivity in both families, the next container gets the
+// next address, and an address in use is still refused: state lives in
+// the host's state directory, not in the plugin's rootfs. It runs on both
+// engines, about 30 seconds each: the second run keeps the rootfs the
+// first one made (make release reuses it while the binary is the same).
 func TestAllocationsSurvivePluginUpgrade(t *testing.T) {
 	if harness.Eng.External {
 		t.Skip("needs a private engine to run a registry beside")
 	}
-	registry, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry not installed (apt-get install docker-registry)")
+	if _, err := exec.LookPath("qemu-aarch64-static"); err != nil {
+		t.Skip("make release checks the arm64 plugin with qemu-aarch64-static: apt-get install qemu-user-static")
 	}
 	const addr = "127.0.0.1:5999"
-	dir := t.TempDir()
-	config := filepath.Join(dir, "registry.yml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf(
-		"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reg := exec.Command(filepath.Join(harness.Repo, "engines/in-netns.sh"), harness.Eng.Netns, registry, "serve", config)
-	if err := reg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Process.Kill(); _ = reg.Wait() })
+	registryGet := startRegistry(t, addr)
 
-	// The next version: the same plugin with its own config and rootfs
-	// digests (Docker refuses to create a plugin whose content it has).
-	next := filepath.Join(dir, "plugin")
-	if out, err := exec.Command("cp", "-a", filepath.Join(harness.Repo, "build/plugin"), next).CombinedOutput(); err != nil {
-		t.Fatalf("copy the plugin: %v: %s", err, out)
+	start := time.Now()
+	cmd := exec.Command("make", "-C", harness.Repo, "release", "VERSION=e2e", "REGISTRY="+addr)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make release: %v\n%s", err, out)
 	}
-	if err := os.WriteFile(filepath.Join(next, "rootfs/etc/dualstack-release"), []byte("upgrade test\n"), 0o644); err != nil {
-		t.Fatal(err)
+	t.Logf("make release took %s", time.Since(start).Round(100*time.Millisecond))
+	var tags struct{ Tags []string }
+	if err := json.Unmarshal([]byte(registryGet("/v2/dualstack/tags/list")), &tags); err != nil {
+		t.Fatalf("registry tags of dualstack: %v", err)
 	}
-	cfg, err := os.ReadFile(filepath.Join(next, "config.json"))
-	if err != nil {
-		t.Fatal(err)
+	if slices.Sort(tags.Tags); !slices.Equal(tags.Tags, []string{"e2e-amd64", "e2e-arm64"}) {
+		t.Fatalf("registry has dualstack tags %v, want e2e-amd64 and e2e-arm64", tags.Tags)
 	}
-	cfg = []byte(strings.Replace(string(cfg), `"description": "`, `"description": "(next) `, 1))
-	if err := os.WriteFile(filepath.Join(next, "config.json"), cfg, 0o644); err != nil {
-		t.Fatal(err)
+	remote := addr + "/dualstack:e2e-amd64"
+	harness.Docker(t, "plugin", "install", "--alias", "ds-release", "--grant-all-permissions", "--disable", remote)
+	got := harness.Docker(t, "plugin", "inspect", "-f", "{{.PluginReference}} {{.Enabled}}", "ds-release")
+	harness.Docker(t, "plugin", "rm", "ds-release")
+	if got != remote+" false" {
+		t.Fatalf("plugin installed with --alias ds-release --disable: reference and enabled %q, want %q", got, remote+" false")
 	}
-	remote := addr + "/dualstack:next"
-	harness.Docker(t, "plugin", "create", remote, next)
-	t.Cleanup(func() { _, _ = harness.DockerCmd("plugin", "rm", "-f", remote) })
-	var pushErr error
-	for i := 0; i < 50; i++ { // the registry may still be starting
-		var out string
-		if out, pushErr = harness.DockerCmd("plugin", "push", remote); pushErr == nil {
-			break
-		} else {
-			pushErr = fmt.Errorf("%v: %s", pushErr, out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if pushErr != nil {
-		t.Fatalf("docker plugin push: %v", pushErr)
-	}
-	harness.Docker(t, "plugin", "rm", "-f", remote)
 
-	ipamNet(t, "ds-up", "--ipv6", "--subnet", "198.51.100.0/24", "--subnet", "2001:db8:4::/64")
-	harness.RunContainer(t, "ds-up-0", "ds-up")
+	const n = 10
+	harness.DSNet(t, "ds-up", "--ipv6", "--subnet", "198.51.100.0/24", "--subnet", "2001:db8:4::/64")
+	before := map[string]string{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("ds-up-%d", i)
+		harness.RunContainer(t, name, "ds-up")
+		before[name] = upgradeAddrs(t, name)
+	}
 	wantAddrs(t, "ds-up-0", "ds-up", "198.51.100.2", "2001:db8:4::2")
 
+	start = time.Now()
 	harness.Docker(t, "plugin", "disable", "-f", harness.PluginName)
 	harness.Docker(t, "plugin", "upgrade", "--grant-all-permissions", "--skip-remote-check", harness.PluginName, remote)
 	// An upgrade takes the new version's settings: set ours again.
 	harness.Docker(t, append([]string{"plugin", "set", harness.PluginName}, harness.PluginSettings()...)...)
 	harness.Docker(t, "plugin", "enable", harness.PluginName)
 	harness.WaitPlugin(t)
-	if ref := harness.Docker(t, "plugin", "inspect", "-f", "{{.PluginReference}}", harness.PluginName); !strings.Contains(ref, remote) {
+	t.Logf("disable, upgrade, enable took %s", time.Since(start).Round(100*time.Millisecond))
+	if ref := harness.Docker(t, "plugin", "inspect", "-f", "{{.PluginReference}}", harness.PluginName); ref != remote {
 		t.Fatalf("plugin reference after upgrade is %q, want %s", ref, remote)
 	}
+	wantReleaseRunning(t, "dualstack e2e linux/amd64")
 
-	harness.RunContainer(t, "ds-up-1", "ds-up")
-	wantAddrs(t, "ds-up-1", "ds-up", "198.51.100.3", "2001:db8:4::3")
+	for name, was := range before {
+		if now := upgradeAddrs(t, name); now != was {
+			t.Errorf("%s: addresses before the upgrade %s, after %s", name, was, now)
+		}
+	}
+	v4, v6 := harness.InspectAddrs(t, fmt.Sprintf("ds-up-%d", n-1), "ds-up")
+	harness.Ping(t, "ds-up-0", v4.String(), v6.String())
+	harness.RunContainer(t, "ds-up-new", "ds-up")
+	wantAddrs(t, "ds-up-new", "ds-up", "198.51.100.12", "2001:db8:4::c")
 	out := harness.DockerFails(t, "run", "--rm", "--label", harness.TestLabel, "--network", "ds-up", "--ip", "198.51.100.2", harness.Image, "true")
 	harness.WantMessage(t, out, "198.51.100.2", "already in use")
+}
+
+// startRegistry runs Debian's docker-registry in the engine's network
+// namespace on addr until the test ends, and returns what GETs a path of
+// its HTTP API there (failing the test if it cannot).
+func startRegistry(t *testing.T, addr string) func(path string) string {
+	t.Helper()
+	registry, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Skip("docker-registry not installed (apt-get install docker-registry)")
+	}
+	dir := t.TempDir()
+	config := filepath.Join(dir, "registry.yml")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(
+		"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inNetns := filepath.Join(harness.Repo, "engines/in-netns.sh")
+	reg := exec.Command(inNetns, harness.Eng.Netns, registry, "serve", config)
+	if err := reg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Process.Kill(); _ = reg.Wait() })
+	get := func(path string) (string, error) {
+		out, err := exec.Command(inNetns, harness.Eng.Netns, "busybox", "wget", "-q", "-O", "-", "http://"+addr+path).CombinedOutput()
+		return string(out), err
+	}
+	harness.Within(t, 10*time.Second, func() error { _, err := get("/v2/"); return err })
+	return func(path string) string {
+		t.Helper()
+		out, err := get(path)
+		if err != nil {
+			t.Fatalf("GET http://%s%s in the engine's network namespace: %v\n%s", addr, path, err, out)
+		}
+		return out
+	}
+}
+
+// upgradeAddrs is what a container has: its global addresses on eth0, as
+// it sees them and as docker inspect shows them.
+func upgradeAddrs(t *testing.T, container string) string {
+	t.Helper()
+	var have []string
+	for _, p := range harness.ContainerAddrs(t, container, "eth0") {
+		have = append(have, p.String())
+	}
+	slices.Sort(have)
+	v4, v6 := harness.InspectAddrs(t, container, "ds-up")
+	if len(have) != 2 || !v4.Is4() || !v6.Is6() {
+		t.Fatalf("%s: eth0 has %v, docker inspect shows %s and %s: want an IPv4 and an IPv6 address", container, have, v4, v6)
+	}
+	return fmt.Sprintf("eth0 %v, inspect %s %s", have, v4, v6)
+}
+
+// wantReleaseRunning checks what `dualstack version` says of the binary
+// in the running plugin's rootfs.
+func wantReleaseRunning(t *testing.T, want string) {
+	t.Helper()
+	id := harness.Docker(t, "plugin", "inspect", "-f", "{{.Id}}", harness.PluginName)
+	bin := filepath.Join(harness.Eng.Dir, "data/plugins", id, "rootfs/dualstack")
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if got := strings.TrimSpace(string(out)); err != nil || got != want {
+		t.Fatalf("%s version: %q (%v), want %q", bin, got, err, want)
+	}
 }
