@@ -98,11 +98,14 @@ test-arm64: ## Run the root-free unit tests built for linux/arm64 under qemu-aar
 	@command -v qemu-aarch64-static >/dev/null || { 		echo 'make test-arm64: qemu-aarch64-static not found (apt-get install qemu-user-static)' >&2; exit 1; }
 	GOARCH=arm64 CGO_ENABLED=0 $(GO) test -trimpath -count=1 -exec 'unshare --user qemu-aarch64-static' $(ARM64_PKGS)
 
-# The unit tests once more on a host as Docker leaves it, forwarding on in
-# both families: a new network namespace copies the host's IPv4 settings,
-# so a kernel test that needs forwarding off must turn it off itself.
-test-host-forwarding: ## Run the unit tests with the host's ip_forward and IPv6 forwarding set to 1, as where Docker runs, then put them back (root)
-	.ci/with-host-forwarding $(GO) test -count=1 ./...
+# The kernel tests once more on a host as Docker leaves it, forwarding on
+# in both families: a new network namespace copies the host's IPv4
+# settings, so a kernel test that needs forwarding off must turn it off
+# itself. KERNEL_PKGS are the packages with tests in network namespaces
+# of their own (the others cannot see the host's forwarding).
+KERNEL_PKGS := ./driver/... ./kernel/ ./firewall/ ./ndp/ ./routes/ ./delegation/ ./internal/netns/ ./internal/sysctl/
+test-host-forwarding: ## Run the kernel tests with the host's ip_forward and IPv6 forwarding set to 1, as where Docker runs, then put them back (root)
+	.ci/with-host-forwarding $(GO) test -count=1 $(KERNEL_PKGS)
 
 # The end-to-end suites are packages of their own, each a test binary whose
 # TestMain starts the engine, or the test bed, it needs
