@@ -61,6 +61,9 @@ type Config struct {
 	// state file): see "Identity" in identity.go. Empty: a new one for
 	// this Store only, which then holds no block of an earlier process.
 	Token string
+	// Calls, when set, hears of every call to etcd (the metrics); nil:
+	// nobody.
+	Calls Observer
 }
 
 // Store is this host's handle on the cluster store. Its methods are safe for
@@ -164,6 +167,7 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster store %s: cannot create the etcd client: %v", strings.Join(cfg.Endpoints, ","), err)
 	}
+	observe(client, cfg.Calls)
 	s := &Store{
 		cfg:          cfg,
 		client:       client,

@@ -72,6 +72,10 @@ type Config struct {
 	// StateDir, when set, is where the driver writes the delegated
 	// prefixes' status file (PrefixStatusFile).
 	StateDir string
+	// JoinFailed, when set, hears of every join that failed, Join's own
+	// work or the container side after it, with its cause (the metrics'
+	// dualstack_join_failures_total); nil: nobody.
+	JoinFailed func(JoinCause)
 }
 
 // Firewall programs the packet filter (see package firewall).
@@ -165,6 +169,7 @@ func newWith(cfg Config, planes map[string]dataplane) (*Driver, error) {
 		leaseChanged: make(chan struct{}, 1),
 	}
 	d.joins.configured = d.joinGlobals
+	d.joins.failed = cfg.JoinFailed
 	wake := d.leaseChanged
 	netns.Go(func() { d.followLeases(wake) })
 	if err := cfg.DB.View(func(tx state.Tx) error {

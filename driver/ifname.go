@@ -75,11 +75,11 @@ func checkIfnameFree(nsPath string, ep *endpoint) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("endpoint %s: look for interface %s in the container: %w", short(ep.ID), ep.Ifname, err)
+		return joinFailed(CauseSandbox, fmt.Errorf("endpoint %s: look for interface %s in the container: %w", short(ep.ID), ep.Ifname, err))
 	}
 	if taken {
-		return fmt.Errorf("endpoint %s: the container already has an interface named %s (%s=%s): "+
-			"give each of the container's networks its own interface name (compose interface_name)", short(ep.ID), ep.Ifname, optIfname, ep.Ifname)
+		return joinFailed(CauseInterfaceName, fmt.Errorf("endpoint %s: the container already has an interface named %s (%s=%s): "+
+			"give each of the container's networks its own interface name (compose interface_name)", short(ep.ID), ep.Ifname, optIfname, ep.Ifname))
 	}
 	return nil
 }

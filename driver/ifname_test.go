@@ -67,6 +67,9 @@ func TestInterfaceName(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "already has an interface named wan0") || !strings.Contains(err.Error(), optIfname) {
 		t.Fatalf("second network asking for wan0: %v", err)
 	}
+	if c := JoinCauseOf(err); c != CauseInterfaceName {
+		t.Fatalf("the refused Join's cause is %s, want %s", c, CauseInterfaceName)
+	}
 	if h.d.endpoints[eid2].Sandbox != "" {
 		t.Fatal("the refused Join recorded the container")
 	}

@@ -36,10 +36,17 @@ func (d *Driver) Join(req *api.JoinRequest) (*api.JoinResponse, error) {
 
 // JoinFrom is Join from the process pid (dockerd, as the plugin's socket
 // tells it; 0 when not known), in whose mount namespace the SandboxKey is.
+// A join that fails is reported to Config.JoinFailed with its cause.
 func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*netapi.JoinResponse, error) {
+	resp, err := d.joinFrom(pid, req)
+	d.joinFailure(err)
+	return resp, err
+}
+
+func (d *Driver) joinFrom(pid int, req *api.JoinRequest) (*netapi.JoinResponse, error) {
 	ns, err := d.sandboxes.Resolve(req.SandboxKey, pid)
 	if err != nil {
-		return nil, fmt.Errorf("endpoint %s: %w", short(req.EndpointID), err)
+		return nil, joinFailed(CauseSandbox, fmt.Errorf("endpoint %s: %w", short(req.EndpointID), err))
 	}
 	d.mu.Lock()
 	ep, ok := d.endpoints[req.EndpointID]
@@ -49,7 +56,7 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*netapi.JoinResponse, 
 	}
 	if !ok || n == nil {
 		d.mu.Unlock()
-		return nil, fmt.Errorf("endpoint %s is unknown to the plugin: remove and recreate the container's connection", short(req.EndpointID))
+		return nil, joinFailed(CauseState, fmt.Errorf("endpoint %s is unknown to the plugin: remove and recreate the container's connection", short(req.EndpointID)))
 	}
 	if err = checkIfnameFree(ns.Path, ep); err != nil {
 		d.mu.Unlock()
@@ -57,13 +64,13 @@ func (d *Driver) JoinFrom(pid int, req *api.JoinRequest) (*netapi.JoinResponse, 
 	}
 	// A routed cluster network's bridge gets the gateways of blocks leased
 	// since: the container's default routes go through them.
-	err = d.syncBlockGateways(n)
+	err = joinFailed(CauseAddress, d.syncBlockGateways(n))
 	blockGateways := n.blockGateways
 	if err == nil {
-		err = d.recordJoin(ep, req.SandboxKey)
+		err = joinFailed(CauseState, d.recordJoin(ep, req.SandboxKey))
 	}
 	if err == nil {
-		if err = d.answer(n, ep); err != nil {
+		if err = joinFailed(CauseAddress, d.answer(n, ep)); err != nil {
 			_ = d.recordLeave(ep)
 		}
 	}
@@ -117,7 +124,7 @@ func (d *Driver) recordJoin(ep *endpoint, sandbox string) error {
 	// Joined to another container without a Leave: what it published
 	// there is not this container's.
 	if err := d.unpublish(ep); err != nil {
-		return err
+		return joinFailed(CauseFirewall, err)
 	}
 	ep.Sandbox = sandbox
 	return save(d.cfg.DB, "endpoint "+ep.ID, func(tx state.Tx) error { return put(tx, bucketEndpoints, ep.ID, ep) })
@@ -271,6 +278,9 @@ type joins struct {
 	// (by ID) once its interface is configured: the global addresses of
 	// delegated_prefix networks (Driver.joinGlobals).
 	configured func(id string) error
+	// failed, when set, hears of a container side that failed, with
+	// its cause (Config.JoinFailed).
+	failed func(JoinCause)
 }
 
 // configureFunc configures the container's interface (see
@@ -287,8 +297,9 @@ type pendingJoin struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // set before done is closed
-	// stage says what the watcher waits for, for a wait that times out.
-	stage atomic.Value
+	// stage says what the watcher waits for, for a wait that times out;
+	// cause is the JoinCause of a failure there.
+	stage, cause atomic.Value
 }
 
 func newJoins() *joins {
@@ -321,18 +332,19 @@ func (j *joins) resume(log logrus.FieldLogger, ns sandboxkey.Namespace, n *netwo
 func (j *joins) watch(log logrus.FieldLogger, ns sandboxkey.Namespace, n *network, ep *endpoint, atJoin bool) error {
 	mac, err := net.ParseMAC(ep.MAC)
 	if err != nil {
-		return fmt.Errorf("endpoint %s has a bad MAC address %q", short(ep.ID), ep.MAC)
+		return joinFailed(CauseLink, fmt.Errorf("endpoint %s has a bad MAC address %q", short(ep.ID), ep.MAC))
 	}
 	nsPath := ns.Path
 	early := atJoin && netns.Check(nsPath) == nil
 	if early {
 		if err := sandbox.PrepareNamespace(nsPath, n.Options.ra()); err != nil {
-			return fmt.Errorf("prepare the container's network namespace: %w", err)
+			return joinFailed(CauseSandbox, fmt.Errorf("prepare the container's network namespace: %w", err))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
 	p := &pendingJoin{sandbox: ns.Key, early: early, cancel: cancel, done: make(chan struct{})}
 	p.stage.Store("waiting for the container's network namespace")
+	p.cause.Store(CauseSandbox)
 	j.mu.Lock()
 	if old := j.pending[ep.ID]; old != nil {
 		old.cancel()
@@ -363,6 +375,7 @@ func (j *joins) watch(log logrus.FieldLogger, ns sandboxkey.Namespace, n *networ
 		var link netlink.Link
 		if err == nil {
 			p.stage.Store("waiting for the interface to arrive in the container")
+			p.cause.Store(CauseLink)
 			if atJoin {
 				link, err = sandbox.WaitInterface(ctx, nsPath, match)
 			} else {
@@ -374,6 +387,7 @@ func (j *joins) watch(log logrus.FieldLogger, ns sandboxkey.Namespace, n *networ
 		}
 		if err == nil {
 			p.stage.Store("configuring the container's interface")
+			p.cause.Store(CauseAddress)
 			err = j.configureIn(ctx, ep.ID, nsPath, match, extra, n.Options.ra())
 		}
 		p.err = err
@@ -386,6 +400,9 @@ func (j *joins) watch(log logrus.FieldLogger, ns sandboxkey.Namespace, n *networ
 			j.forget(ep.ID, p)
 		default:
 			log.WithError(err).WithField("sandbox", ns.Key).Error("configure the container's interface")
+			if j.failed != nil {
+				j.failed(p.cause.Load().(JoinCause))
+			}
 		}
 	}()
 	return nil

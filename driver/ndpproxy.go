@@ -416,3 +416,18 @@ func (d *Driver) ndpEntries(n *network, want map[netip.Addr]bool) []netip.Addr {
 	}
 	return add
 }
+
+// NDPLinks lists, sorted, the host interfaces that ndp_proxy networks
+// answer on (the metrics count their proxy entries).
+func (d *Driver) NDPLinks() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, n := range d.networks {
+		if l := n.Options.NDPProxy; l != "" && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,11 +32,48 @@ type Firewall struct {
 	ok   bool
 	// own remembers the restores this Firewall ran, for Follow.
 	own ownChanges
+	// observer hears of each restore and failure (nil: nobody).
+	observer Observer
+	// applied is the outcome of the last Apply or Repair: nil until the
+	// first, then an error (nil when it succeeded); read by Applied.
+	applied atomic.Pointer[error]
 }
+
+// Observer hears how the firewall's applies go, for the metrics.
+type Observer interface {
+	// Restored: family's iptables-restore took took, and succeeded.
+	Restored(family Family, took time.Duration)
+	// Failed: an Apply or Repair failed, for cause: one of
+	// FailureCauses.
+	Failed(cause string)
+}
+
+// The causes of a failed apply (Observer.Failed):
+//
+//	save     iptables-save could not read a family's rules
+//	restore  iptables-restore refused the rules
+//	lock     iptables-restore timed out waiting for the xtables lock
+//	command  iptables-save or iptables-restore could not be run (missing)
+var FailureCauses = []string{"save", "restore", "lock", "command"}
 
 // New returns a Firewall that uses backend's iptables-save and
 // iptables-restore (and their ip6tables twins).
 func New(backend Backend) *Firewall { return &Firewall{backend: backend} }
+
+// SetObserver has o hear of every restore and failure from now on; set
+// it before the Firewall is used.
+func (fw *Firewall) SetObserver(o Observer) { fw.observer = o }
+
+// Applied reports whether the rules of the last Apply or Repair are in
+// place: nil when it succeeded, else why not (also when there was none
+// yet). Safe to call at any time.
+func (fw *Firewall) Applied() error {
+	p := fw.applied.Load()
+	if p == nil {
+		return errors.New("firewall: dualstack's rules were not applied yet")
+	}
+	return *p
+}
 
 // Backend reports the backend in use.
 func (fw *Firewall) Backend() Backend { return fw.backend }
@@ -57,6 +95,15 @@ func (fw *Firewall) Apply(s State) error {
 // Repair is Apply, and reports the families whose rules it changed:
 // none when the kernel held s already.
 func (fw *Firewall) Repair(s State) ([]Family, error) {
+	changed, err := fw.repair(s)
+	fw.applied.Store(&err)
+	if err != nil && fw.observer != nil {
+		fw.observer.Failed(failureCause(err))
+	}
+	return changed, err
+}
+
+func (fw *Firewall) repair(s State) ([]Family, error) {
 	changed, err := fw.apply(s)
 	if err == nil {
 		fw.last, fw.ok = s, true
@@ -69,6 +116,37 @@ func (fw *Firewall) Repair(s State) ([]Family, error) {
 		return changed, fmt.Errorf("%w; going back to the last good rules failed too: %v", err, back)
 	}
 	return changed, fmt.Errorf("%w (both families hold the rules they had before this change)", err)
+}
+
+// failureError marks the error of a save or restore with its cause.
+type failureError struct {
+	cause string
+	err   error
+}
+
+func (e *failureError) Error() string { return e.err.Error() }
+func (e *failureError) Unwrap() error { return e.err }
+
+// failureCause is the cause of an apply's error (FailureCauses).
+func failureCause(err error) string {
+	var fe *failureError
+	if errors.As(err, &fe) {
+		return fe.cause
+	}
+	return "restore"
+}
+
+// causeOf is the cause of a save or restore that failed with err and
+// said msg on its standard error: cause if nothing tells more.
+func causeOf(err error, msg, cause string) string {
+	var ee *exec.Error
+	switch {
+	case errors.As(err, &ee):
+		return "command"
+	case strings.Contains(msg, "xtables lock"):
+		return "lock"
+	}
+	return cause
 }
 
 // apply runs the restores that make the kernel hold s, both families at
@@ -93,15 +171,22 @@ func (fw *Firewall) apply(s State) ([]Family, error) {
 	}
 	var failed []error
 	var changed []Family
+	cause := ""
 	for _, r := range restores {
 		if err := r.wait(); err != nil {
 			failed = append(failed, err)
+			if cause == "" {
+				cause = causeOf(err, r.stderr.String(), "restore")
+			}
 			continue
+		}
+		if fw.observer != nil {
+			fw.observer.Restored(r.family, r.took)
 		}
 		changed = append(changed, r.family)
 	}
 	if len(failed) > 0 {
-		return changed, fmt.Errorf("firewall: %w", errors.Join(failed...))
+		return changed, &failureError{cause: cause, err: fmt.Errorf("firewall: %w", errors.Join(failed...))}
 	}
 	return changed, nil
 }
@@ -127,7 +212,7 @@ func (fw *Firewall) plans(s State) ([]string, error) {
 	var bridges []string
 	for i, f := range Families {
 		if errs[i] != nil {
-			return nil, fmt.Errorf("firewall: read the %s rules: %w", f, errs[i])
+			return nil, &failureError{cause: causeOf(errs[i], errs[i].Error(), "save"), err: fmt.Errorf("firewall: read the %s rules: %w", f, errs[i])}
 		}
 		svs[i] = parseSave(outs[i])
 		hosts[i] = svs[i].host()
@@ -181,6 +266,9 @@ type restore struct {
 	cancel context.CancelFunc
 	stderr bytes.Buffer
 	err    error
+	// started is when it started, took how long it ran (set by wait).
+	started time.Time
+	took    time.Duration
 }
 
 func (r *restore) start(b Backend) {
@@ -189,6 +277,7 @@ func (r *restore) start(b Backend) {
 	r.cmd = exec.CommandContext(ctx, b.command(r.family)+"-restore", "--noflush", "--wait", strconv.Itoa(int(lockWait/time.Second)))
 	r.cmd.Stdin = strings.NewReader(r.text)
 	r.cmd.Stderr = &r.stderr
+	r.started = time.Now()
 	r.err = r.cmd.Start()
 }
 
@@ -200,6 +289,7 @@ func (r *restore) wait() error {
 	if err == nil {
 		err = r.cmd.Wait()
 	}
+	r.took = time.Since(r.started)
 	if err == nil {
 		return nil
 	}

@@ -91,7 +91,19 @@ type Server struct {
 	// and before its answer goes out: the test seam that loses an answer
 	// after the commit, as a crash does (see CrashAfter).
 	crash func(path string)
+	// obs, if set, hears of every request of Docker's (Observe).
+	obs Observer
 }
+
+// Observer hears of every request of Docker's the server answers, for the
+// metrics: call is its path without the "/" (NetworkDriver.Join), took
+// how long it took, ok whether it succeeded (else it was refused).
+type Observer interface {
+	Request(call string, took time.Duration, ok bool)
+}
+
+// Observe has o hear of every request from now on; set it before Serve.
+func (s *Server) Observe(o Observer) { s.obs = o }
 
 // CrashAfter has fn called after each request has been served (its
 // changes committed) and before its answer goes out. It is the test seam
@@ -320,10 +332,15 @@ func handleFrom[Req, Resp any](s *Server, path string, fn func(int, *Req) (Resp,
 }
 
 func serve[Req, Resp any](s *Server, path string, fn func(*http.Request, *Req) (Resp, error)) {
+	call := path[1:]
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		log := s.log.WithField("path", path)
+		ok := false
 		defer func() {
+			if s.obs != nil {
+				s.obs.Request(call, time.Since(start), ok)
+			}
 			if v := recover(); v != nil {
 				log.WithField("stack", string(debug.Stack())).Errorf("panic: %v", v)
 				reply(w, http.StatusInternalServerError, errorResponse{Err: fmt.Sprintf("dualstack: internal error serving %s: %v (see the plugin's log)", path, v)})
@@ -357,6 +374,7 @@ func serve[Req, Resp any](s *Server, path string, fn func(*http.Request, *Req) (
 		}
 		log.WithField("response", debugJSON{resp}).Debug("response")
 		log.Info("ok")
+		ok = true
 		if s.crash != nil {
 			s.crash(path)
 		}

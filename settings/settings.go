@@ -6,6 +6,7 @@ package settings
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -67,6 +68,9 @@ type Settings struct {
 	// empty or BGPError is set. The router ID, when BGP_ROUTER_ID is
 	// empty, and the next hops are the caller's to fill in.
 	BGP *bgp.Config
+	// MetricsAddr is METRICS_ADDR: the address (host:port) of the HTTP
+	// server of GET /metrics and GET /health; empty: none.
+	MetricsAddr string
 	// BGPError is what is wrong with the BGP settings. Unlike the other
 	// settings it does not stop the plugin: BGP is off and the plugin
 	// says why, in its log and in `dualstack cluster status`.
@@ -123,6 +127,9 @@ func FromEnv(getenv func(string) string) (*Settings, error) {
 	}
 	if s.NetnsAccess, err = sandboxkey.ParseMechanism(get("NETNS_ACCESS", "auto")); err != nil {
 		errs = append(errs, "NETNS_ACCESS="+err.Error())
+	}
+	if s.MetricsAddr, err = parseMetricsAddr(get("METRICS_ADDR", "")); err != nil {
+		errs = append(errs, err.Error())
 	}
 	errs = append(errs, s.clusterFromEnv(get)...)
 	s.BGP, s.BGPError = bgpFromEnv(get)
@@ -239,4 +246,26 @@ func bgpFromEnv(get func(name, def string) string) (*bgp.Config, error) {
 		return nil, errors.New("BGP is off: " + strings.Join(msgs, "; ") + " (fix with `docker plugin set dualstack NAME=value`)")
 	}
 	return c, nil
+}
+
+// parseMetricsAddr reads METRICS_ADDR: empty (no metrics server), or an
+// IP address (empty: every address of the host) and a port.
+func parseMetricsAddr(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	bad := fmt.Errorf("METRICS_ADDR=%q: want ADDRESS:PORT to serve /metrics and /health on, such as 127.0.0.1:9474 or [::1]:9474 (empty: off)", v)
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", bad
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return "", bad
+	}
+	if host != "" {
+		if a, err := netip.ParseAddr(host); err != nil || a.Zone() != "" {
+			return "", bad
+		}
+	}
+	return v, nil
 }

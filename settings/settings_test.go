@@ -134,3 +134,24 @@ func TestBGP(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsAddr: METRICS_ADDR is off by default, takes an address and
+// a port, and a bad value is refused by name with what to give.
+func TestMetricsAddr(t *testing.T) {
+	s, err := FromEnv(env(nil))
+	if err != nil || s.MetricsAddr != "" {
+		t.Fatalf("default METRICS_ADDR: %q, %v", s.MetricsAddr, err)
+	}
+	for _, good := range []string{"127.0.0.1:9474", "[::1]:9474", ":9474"} {
+		s, err := FromEnv(env(map[string]string{"METRICS_ADDR": good}))
+		if err != nil || s.MetricsAddr != good {
+			t.Errorf("METRICS_ADDR=%s: %+v, %v", good, s, err)
+		}
+	}
+	for _, bad := range []string{"9474", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "localhost:9474", "[fe80::1%eth0]:9474"} {
+		_, err := FromEnv(env(map[string]string{"METRICS_ADDR": bad}))
+		if err == nil || !strings.Contains(err.Error(), `METRICS_ADDR="`+bad+`"`) || !strings.Contains(err.Error(), "127.0.0.1:9474") {
+			t.Errorf("METRICS_ADDR=%s: want it refused by name with an example, got %v", bad, err)
+		}
+	}
+}

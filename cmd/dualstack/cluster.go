@@ -29,8 +29,9 @@ import (
 // openCluster opens the cluster store the settings name; nil without
 // CLUSTER_STORE. The store need not answer yet: the plugin serves its
 // local networks either way. The host's identity in the cluster is a
-// secret kept in the state file db.
-func openCluster(cfg *settings.Settings, db state.Store, log logrus.FieldLogger) (*cluster.Store, error) {
+// secret kept in the state file db; calls hears of every call to the
+// store (the metrics).
+func openCluster(cfg *settings.Settings, db state.Store, calls cluster.Observer, log logrus.FieldLogger) (*cluster.Store, error) {
 	if len(cfg.ClusterStore) == 0 {
 		return nil, nil
 	}
@@ -57,6 +58,7 @@ func openCluster(cfg *settings.Settings, db state.Store, log logrus.FieldLogger)
 		Addresses: addrs,
 		Log:       log,
 		Token:     token,
+		Calls:     calls,
 	})
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -18,6 +19,13 @@ var commands = map[string]func(args []string) int{
 	}),
 	"version": failing("version", func(args []string) error { return versionCommand(args, os.Stdout) }),
 	"ipam":    func(args []string) int { return ipamCommand(args, os.Stdout, os.Stderr) },
+	"health": func(args []string) int {
+		err := healthCommand(args, os.Stdout)
+		if err != nil && !errors.Is(err, errNotReady) {
+			fmt.Fprintln(os.Stderr, "dualstack health:", err)
+		}
+		return exitCode(err)
+	},
 }
 
 // failing adapts a command that only fails or not: its error goes to
@@ -30,4 +38,11 @@ func failing(name string, run func(args []string) error) func([]string) int {
 		}
 		return 0
 	}
+}
+
+func exitCode(err error) int {
+	if err != nil {
+		return 1
+	}
+	return 0
 }

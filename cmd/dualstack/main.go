@@ -57,7 +57,8 @@ func run(log *logrus.Logger) error {
 		return err
 	}
 	log.SetLevel(cfg.LogLevel)
-
+	ops := startOps(cfg, log)
+	defer ops.stop()
 	db, err := state.Open(cfg.StateDir, 10*time.Second)
 	if err != nil {
 		return err
@@ -65,7 +66,7 @@ func run(log *logrus.Logger) error {
 	defer db.Close()
 	t.opened = time.Now()
 
-	store, err := openCluster(cfg, db, log.WithField("driver", "cluster"))
+	store, err := openCluster(cfg, db, ops.metrics, log.WithField("driver", "cluster"))
 	if err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func run(log *logrus.Logger) error {
 	}})
 	// Stops the clients without releasing: a restarted plugin renews.
 	defer prefixes.Close()
-	netDriver, err := newDriver(cfg, db, book, store, speaker, bgpOff, prefixes, log, &t)
+	netDriver, err := newDriver(cfg, db, book, store, speaker, bgpOff, prefixes, log, &t, ops)
 	if err != nil {
 		return err
 	}
@@ -122,6 +123,9 @@ func run(log *logrus.Logger) error {
 	handleIPAM(server, netDriver, store)
 	if crash := crashSeam(os.Getenv, cfg.StateDir, log); crash != nil {
 		server.CrashAfter(crash)
+	}
+	if err := ops.loaded(server, netDriver, book, store, speaker, prefixes, log); err != nil {
+		return err
 	}
 	err = server.Serve(ctx, srv, l, stopGrace)
 	log.WithError(err).Info("stopped: every request under way finished")
@@ -165,7 +169,7 @@ func newBook(cfg *settings.Settings, db state.Store, store *cluster.Store, log *
 
 // newDriver loads the network driver and reconciles the kernel with its
 // state; t.firewall is when the firewall was chosen.
-func newDriver(cfg *settings.Settings, db state.Store, book *addrbook.Book, store *cluster.Store, speaker *bgp.Speaker, bgpOff error, prefixes *delegation.Clients, log *logrus.Logger, t *startup) (*driver.Driver, error) {
+func newDriver(cfg *settings.Settings, db state.Store, book *addrbook.Book, store *cluster.Store, speaker *bgp.Speaker, bgpOff error, prefixes *delegation.Clients, log *logrus.Logger, t *startup, ops *ops) (*driver.Driver, error) {
 	// Docker mounts /proc/sys read-only in a managed plugin; forwarding and
 	// the IPv6 settings of bridges and containers need it writable.
 	if err := sysctl.EnsureWritable(); err != nil {
@@ -177,6 +181,8 @@ func newDriver(cfg *settings.Settings, db state.Store, book *addrbook.Book, stor
 		return nil, err
 	}
 	t.firewall = time.Now()
+	rules.SetObserver(ops.metrics.Firewall())
+	ops.firewall = rules.Applied
 	var clusterStore driver.ClusterStore
 	if store != nil {
 		clusterStore = store
@@ -198,6 +204,7 @@ func newDriver(cfg *settings.Settings, db state.Store, book *addrbook.Book, stor
 		BGPOff:         bgpOff,
 		Delegations:    prefixes,
 		StateDir:       cfg.StateDir,
+		JoinFailed:     ops.metrics.JoinFailed,
 	})
 }
 

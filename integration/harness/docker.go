@@ -153,6 +153,16 @@ func pluginSocket() (string, error) {
 	return fmt.Sprintf("/proc/%d/root/run/docker/plugins/dualstack.sock", pids[0]), nil
 }
 
+// PluginSocket is the running plugin's socket, as the test reaches it.
+func PluginSocket(t testing.TB) string {
+	t.Helper()
+	s, err := pluginSocket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // WaitPlugin waits until the plugin answers on its socket.
 func WaitPlugin(t testing.TB) {
 	t.Helper()

@@ -298,8 +298,13 @@ func pluginStale() string {
 	return ""
 }
 
+// MetricsAddr is the suite's plugin's METRICS_ADDR: its metrics server,
+// in the engine's network namespace (the plugin's host namespace).
+const MetricsAddr = "127.0.0.1:19474"
+
 // PluginSettings are the `docker plugin set` arguments of the suite's
-// plugin: its state is the engine's own. (The engine's exec-root is below
+// plugin: its state is the engine's own; it serves metrics on
+// MetricsAddr. (The engine's exec-root is below
 // /run, which the plugin mounts by default.) Its log level is debug, for
 // the tests' failure reports, unless DUALSTACK_IT_LOG_LEVEL says otherwise
 // (bench/run.sh: info, the plugin's default, as users run it).
@@ -311,6 +316,7 @@ func PluginSettings() []string {
 	settings := []string{
 		"state.source=" + filepath.Join(Eng.Dir, "plugin-state"),
 		"LOG_LEVEL=" + level,
+		"METRICS_ADDR=" + MetricsAddr,
 	}
 	if Bed != nil {
 		settings = append(settings, Bed.pluginSettings(Bed.Hosts[0])...)

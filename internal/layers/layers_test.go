@@ -36,8 +36,9 @@ var layers = [][]string{
 	{"addrbook"},
 	// Docker's two APIs as adapters, and the settings that configure them.
 	{"ipamdriver", "driver", "settings"},
-	// The socket's mux, and the loops that start and stop with the plugin.
-	{"plugin", "lifecycle"},
+	// The socket's mux, the loops that start and stop with the plugin,
+	// and the metrics, which read every component.
+	{"plugin", "lifecycle", "metrics"},
 	// Commands, end-to-end tests and benchmarks.
 	{"cmd", "integration", "bench"},
 }
