@@ -85,15 +85,7 @@ func run(log *logrus.Logger) error {
 		return err
 	}
 	t.ipam = time.Now()
-	// The DHCPv6 prefix-delegation clients of delegated_prefix networks
-	// report their leases' changes to the driver (a change before the
-	// driver exists is in the lease its start holds).
-	var following atomic.Pointer[driver.Driver]
-	prefixes := delegation.New(delegation.Config{DB: db, Log: log.WithField("driver", "delegation"), OnChange: func(l delegation.Lease) {
-		if d := following.Load(); d != nil {
-			d.PrefixChanged(l)
-		}
-	}})
+	prefixes, following := newPrefixClients(db, log)
 	// Stops the clients without releasing: a restarted plugin renews.
 	defer prefixes.Close()
 	netDriver, err := newDriver(cfg, db, book, store, speaker, bgpOff, prefixes, log, &t, ops)
@@ -130,6 +122,20 @@ func run(log *logrus.Logger) error {
 	err = server.Serve(ctx, srv, l, stopGrace)
 	log.WithError(err).Info("stopped: every request under way finished")
 	return err
+}
+
+// newPrefixClients makes the DHCPv6 prefix-delegation clients of
+// delegated_prefix networks, which report their leases' changes to the
+// driver stored in following once it exists (a change before that is in
+// the lease its start holds).
+func newPrefixClients(db state.Store, log *logrus.Logger) (*delegation.Clients, *atomic.Pointer[driver.Driver]) {
+	following := new(atomic.Pointer[driver.Driver])
+	prefixes := delegation.New(delegation.Config{DB: db, Log: log.WithField("driver", "delegation"), OnChange: func(l delegation.Lease) {
+		if d := following.Load(); d != nil {
+			d.PrefixChanged(l)
+		}
+	}})
+	return prefixes, following
 }
 
 // startup is when each step of the start ended, for the log.
