@@ -20,6 +20,7 @@ import (
 	"github.com/dualstack-net/dualstack/bgp"
 	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/delegation"
+	"github.com/dualstack-net/dualstack/doctor"
 	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/internal/sysctl"
@@ -58,6 +59,17 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "prefixes" {
 		if err := prefixesCommand(os.Args[2:], os.Stdout, time.Now()); err != nil {
 			fmt.Fprintln(os.Stderr, "dualstack prefixes:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "doctor" {
+		found, err := doctorCommand(os.Args[2:], os.Stdout)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dualstack doctor:", err)
+			os.Exit(2)
+		}
+		if found {
 			os.Exit(1)
 		}
 		return
@@ -136,6 +148,7 @@ func run(log *logrus.Logger) error {
 	t.report(log)
 	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(t.started).Round(time.Millisecond)).Info("dualstack serving")
 	server := plugin.New(netDriver, ipamdriver.New(book, netDriver.Screens()), log)
+	server.HandleOps(doctor.Path, doctor.Handler(doctorGather(cfg, netDriver, store, speaker, bgpOff), log.WithField("driver", "doctor")))
 	if crash := crashSeam(os.Getenv, cfg.StateDir, log); crash != nil {
 		server.CrashAfter(crash)
 	}
