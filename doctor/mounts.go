@@ -8,9 +8,8 @@ import (
 )
 
 // rshared is the fix of a root mount that does not propagate.
-const rshared = "mount --make-rshared / (as systemd does at boot: run it before dockerd starts, in the boot scripts), " +
-	"or keep NETNS_ACCESS=auto (the default), with which dualstack reaches container network namespaces " +
-	"through dockerd's own mount namespace (/proc/<pid>/root) whatever the propagation"
+const rshared = "mount --make-rshared / at boot, before dockerd starts (systemd does); " +
+	"or keep NETNS_ACCESS=auto (the default), which works whatever the propagation"
 
 // checkMountPropagation: the root mount in dockerd's mount namespace
 // should be shared, as on systemd hosts. On a private or slave one the
@@ -38,7 +37,7 @@ func checkMountPropagation(h Host) []Finding {
 		kind = "a slave (" + prop + "), which receives the host's mounts but passes on none of its own"
 	}
 	f.Problem = fmt.Sprintf("the root mount in dockerd's mount namespace is %s: the network namespaces dockerd mounts for containers "+
-		"never show up in a managed plugin's mount namespace. %s", kind, coping(h.NetnsMechanism))
+		"never show up in a managed plugin's mount namespace; %s", kind, coping(h.NetnsMechanism))
 	f.Fix = rshared
 	return []Finding{f}
 }
@@ -47,8 +46,8 @@ func checkMountPropagation(h Host) []Finding {
 func coping(mechanism string) string {
 	switch sandboxkey.Mechanism(mechanism) {
 	case sandboxkey.Proc:
-		return "dualstack reaches them anyway, through dockerd's mount namespace (NETNS_ACCESS=auto took proc); " +
-			"NETNS_ACCESS=mount would fail, as would plugins that rely on propagation"
+		return "dualstack reaches them through dockerd's own (NETNS_ACCESS=auto took proc), " +
+			"but NETNS_ACCESS=mount would fail, as would other plugins that rely on propagation"
 	case sandboxkey.Mount:
 		return "dualstack looks for them below its bind mount of the host's /run (NETNS_ACCESS=mount), where they never appear: containers cannot join its networks"
 	}
