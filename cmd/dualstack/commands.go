@@ -19,6 +19,17 @@ var commands = map[string]func(args []string) int{
 	}),
 	"version": failing("version", func(args []string) error { return versionCommand(args, os.Stdout) }),
 	"ipam":    func(args []string) int { return ipamCommand(args, os.Stdout, os.Stderr) },
+	"doctor": func(args []string) int {
+		found, err := doctorCommand(args, os.Stdout)
+		switch {
+		case err != nil:
+			fmt.Fprintln(os.Stderr, "dualstack doctor:", err)
+			return 2
+		case found:
+			return 1
+		}
+		return 0
+	},
 	"health": func(args []string) int {
 		err := healthCommand(args, os.Stdout)
 		if err != nil && !errors.Is(err, errNotReady) {

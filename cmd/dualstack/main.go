@@ -19,6 +19,7 @@ import (
 	"github.com/dualstack-net/dualstack/bgp"
 	"github.com/dualstack-net/dualstack/cluster"
 	"github.com/dualstack-net/dualstack/delegation"
+	"github.com/dualstack-net/dualstack/doctor"
 	"github.com/dualstack-net/dualstack/driver"
 	"github.com/dualstack-net/dualstack/driver/sandboxkey"
 	"github.com/dualstack-net/dualstack/internal/sysctl"
@@ -113,6 +114,7 @@ func run(log *logrus.Logger) error {
 	log.WithField("socket", cfg.Socket).WithField("state", cfg.StateDir).WithField("startup", time.Since(t.started).Round(time.Millisecond)).Info("dualstack serving")
 	server := plugin.New(netDriver, ipamdriver.New(book, netDriver.Screens()), log)
 	handleIPAM(server, netDriver, store)
+	server.HandleOps(doctor.Path, doctor.Handler(doctorGather(cfg, netDriver, store, speaker, bgpOff), log.WithField("driver", "doctor")))
 	if crash := crashSeam(os.Getenv, cfg.StateDir, log); crash != nil {
 		server.CrashAfter(crash)
 	}

@@ -37,8 +37,8 @@ var layers = [][]string{
 	// Docker's two APIs as adapters, and the settings that configure them.
 	{"ipamdriver", "driver", "settings"},
 	// The socket's mux, the loops that start and stop with the plugin,
-	// and the metrics, which read every component.
-	{"plugin", "lifecycle", "metrics"},
+	// and the metrics and the doctor, which read every component.
+	{"plugin", "lifecycle", "metrics", "doctor"},
 	// Commands, end-to-end tests and benchmarks.
 	{"cmd", "integration", "bench"},
 }
