@@ -5,9 +5,9 @@
 // The socket is found, in this order: the --socket flag; DUALSTACK_SOCKET;
 // when the CLI is the binary inside an installed plugin's rootfs
 // (<docker root>/plugins/<ID>/rootfs/dualstack), that plugin's socket,
-// <exec root>/plugins/<ID>/dualstack.sock with Docker's default exec root
-// /run/docker; otherwise the only /run/docker/plugins/*/dualstack.sock
-// there is.
+// /run/docker/plugins/<ID>/dualstack.sock (Docker keeps managed plugins'
+// sockets there whatever its --exec-root); otherwise the only
+// /run/docker/plugins/*/dualstack.sock there is.
 package pluginclient
 
 import (
@@ -27,8 +27,8 @@ import (
 // SocketName is the socket's name in config.json ("interface.socket").
 const SocketName = "dualstack.sock"
 
-// PluginsDir is where Docker (its default exec root) puts managed
-// plugins' sockets, one directory per plugin ID.
+// PluginsDir is where Docker puts managed plugins' sockets, one directory
+// per plugin ID.
 const PluginsDir = "/run/docker/plugins"
 
 // Client calls the plugin over its socket.
