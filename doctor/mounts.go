@@ -56,26 +56,9 @@ func coping(mechanism string) string {
 
 // rootPropagation returns the propagation fields ("shared:N", "master:N",
 // both, or "" for private) of the mount at / in a mountinfo text; false
-// when there is none. The last mount at / is the one on top.
+// when there is none.
 func rootPropagation(mountinfo string) (string, bool) {
-	found, fields := false, ""
-	for _, line := range strings.Split(mountinfo, "\n") {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE ...
-		parts := strings.Fields(line)
-		if len(parts) < 7 || parts[4] != "/" {
-			continue
-		}
-		var opt []string
-		for _, p := range parts[6:] {
-			if p == "-" {
-				break
-			}
-			if strings.HasPrefix(p, "shared:") || strings.HasPrefix(p, "master:") {
-				opt = append(opt, p)
-			}
-		}
-		found, fields = true, strings.Join(opt, " ")
-	}
+	fields, found, _ := sandboxkey.Propagation(strings.NewReader(mountinfo), "/")
 	return fields, found
 }
 

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dualstack-net/dualstack/kernel"
 )
 
 // ownProtocols are the route protocols of dualstack's own routes: the
@@ -69,27 +71,8 @@ func collision(r Route, n Network, subnet string) Finding {
 		Check: CheckRouteCollision, Severity: SeverityError, Object: route,
 		Problem: fmt.Sprintf("the host's route %s (proto %s) overlaps subnet %s of dualstack's %s: "+
 			"the host sends that part of the network's traffic elsewhere, cutting its containers off the host or the host off %s",
-			route, protoName(r.Proto), subnet, networkName(n), r.Dst),
+			route, kernel.ProtoName(r.Proto), subnet, networkName(n), r.Dst),
 		Fix: remove + ", or recreate the network with another subnet (docker network rm, then docker network create --subnet ...); " +
 			"or with -o host_overlap=true if you route it there on purpose",
 	}
-}
-
-// protoName names a route protocol as ip-route(8) does.
-func protoName(p int) string {
-	switch p {
-	case unix.RTPROT_REDIRECT:
-		return "redirect"
-	case unix.RTPROT_KERNEL:
-		return "kernel"
-	case unix.RTPROT_BOOT:
-		return "boot"
-	case unix.RTPROT_STATIC:
-		return "static"
-	case unix.RTPROT_RA:
-		return "ra"
-	case unix.RTPROT_DHCP:
-		return "dhcp"
-	}
-	return fmt.Sprint(p)
 }

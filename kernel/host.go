@@ -301,3 +301,25 @@ func ContainerBridgeNets() ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// ProtoName names a route protocol as ip-route(8) does, its number when
+// it has no name.
+func ProtoName(p int) string {
+	switch p {
+	case unix.RTPROT_REDIRECT:
+		return "redirect"
+	case unix.RTPROT_KERNEL:
+		return "kernel"
+	case unix.RTPROT_BOOT:
+		return "boot"
+	case unix.RTPROT_STATIC:
+		return "static"
+	case unix.RTPROT_DHCP:
+		return "dhcp"
+	case unix.RTPROT_RA:
+		return "ra"
+	case 186:
+		return "bgp"
+	}
+	return fmt.Sprint(p)
+}

@@ -68,27 +68,16 @@ func (r kroute) String() string {
 	return s + " proto " + protoName(r.proto)
 }
 
-// protoName names a route's protocol as ip-route(8) does.
+// protoName names a route's protocol as ip-route(8) does, and
+// dualstack's own by what they are.
 func protoName(p int) string {
 	switch p {
-	case unix.RTPROT_KERNEL:
-		return "kernel"
-	case unix.RTPROT_BOOT:
-		return "boot"
-	case unix.RTPROT_STATIC:
-		return "static"
-	case unix.RTPROT_DHCP:
-		return "dhcp"
-	case unix.RTPROT_RA:
-		return "ra"
-	case 186:
-		return "bgp"
 	case int(HostGW):
 		return "213 (dualstack host-gw)"
 	case int(Learned):
 		return "214 (dualstack bgp-learned)"
 	}
-	return fmt.Sprint(p)
+	return kern.ProtoName(p)
 }
 
 // netlinkKernel is the kernel of the calling thread's network namespace.

@@ -32,6 +32,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -189,8 +190,22 @@ func propagation(mountinfo, dir string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	found, fields := false, ""
-	s := bufio.NewScanner(f)
+	fields, found, err := Propagation(f, dir)
+	if err != nil {
+		return "", err
+	}
+	if !found {
+		return "", fmt.Errorf("%s is not a mount point", dir)
+	}
+	return fields, nil
+}
+
+// Propagation reads a mountinfo text and returns the propagation fields
+// of the mount at dir ("shared:N", "master:N", both, or "" for a private
+// mount) and whether dir is a mount point at all. The last mount at dir
+// is the one on top.
+func Propagation(mountinfo io.Reader, dir string) (fields string, found bool, err error) {
+	s := bufio.NewScanner(mountinfo)
 	s.Buffer(make([]byte, 64<<10), 1<<20)
 	for s.Scan() {
 		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE ...
@@ -207,16 +222,9 @@ func propagation(mountinfo, dir string) (string, error) {
 				opt = append(opt, p)
 			}
 		}
-		// The last mount at dir is the one on top.
 		found, fields = true, strings.Join(opt, " ")
 	}
-	if err := s.Err(); err != nil {
-		return "", err
-	}
-	if !found {
-		return "", fmt.Errorf("%s is not a mount point", dir)
-	}
-	return fields, nil
+	return fields, found, s.Err()
 }
 
 // unescape undoes mountinfo's octal escapes (\040 for a space).
