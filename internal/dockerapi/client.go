@@ -5,14 +5,14 @@ package dockerapi
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/dualstack-net/dualstack/internal/jsonhttp"
 )
 
 // DefaultHost is Docker's default DOCKER_HOST.
@@ -37,10 +37,7 @@ func New(host string) (*Client, error) {
 	case "unix":
 		path := u.Path
 		c.base = "http://docker"
-		c.http = &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		}}}
+		c.http = jsonhttp.UnixClient(path, time.Minute)
 	case "tcp", "http":
 		c.base = "http://" + u.Host
 		c.http = &http.Client{Timeout: time.Minute}
@@ -52,24 +49,16 @@ func New(host string) (*Client, error) {
 
 // Get calls GET path and decodes the JSON answer into out.
 func (c *Client) Get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach Docker at %s: %w (is it running? give its address with --docker-host or DOCKER_HOST)", c.Host, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return fmt.Errorf("GET %s from Docker: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: Docker answered %d: %s", path, resp.StatusCode, strings.TrimSpace(string(data)))
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("GET %s from Docker: %w", path, err)
+	err := jsonhttp.Call(ctx, c.http, http.MethodGet, c.base+path, nil, 256<<20, out)
+	var unreachable *jsonhttp.Unreachable
+	var answer *jsonhttp.Answer
+	switch {
+	case errors.As(err, &unreachable):
+		return fmt.Errorf("cannot reach Docker at %s: %w (is it running? give its address with --docker-host or DOCKER_HOST)", c.Host, unreachable.Err)
+	case errors.As(err, &answer):
+		return fmt.Errorf("GET %s: Docker answered %d: %s", path, answer.Status, strings.TrimSpace(answer.Body))
+	case err != nil:
+		return fmt.Errorf("from Docker: %w", err)
 	}
 	return nil
 }

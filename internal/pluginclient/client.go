@@ -14,14 +14,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/dualstack-net/dualstack/internal/jsonhttp"
 )
 
 // SocketName is the socket's name in config.json ("interface.socket").
@@ -39,13 +40,7 @@ type Client struct {
 
 // New returns a client for the socket at path.
 func New(path string) *Client {
-	return &Client{Socket: path, http: &http.Client{
-		Timeout: 2 * time.Minute,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		}},
-	}}
+	return &Client{Socket: path, http: jsonhttp.UnixClient(path, 2*time.Minute)}
 }
 
 // Find returns the socket's path: flagValue if set, else as the package
@@ -115,27 +110,16 @@ func (e *StatusError) Error() string {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://plugin"+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the plugin at %s: %w (is it enabled? give its socket with --socket)", c.Socket, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return &StatusError{Path: path, Status: resp.StatusCode, Body: string(data)}
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: the plugin's answer is not what this CLI reads (%v): are the CLI and the plugin the same version?", method, path, err)
+	err := jsonhttp.Call(ctx, c.http, method, "http://plugin"+path, bytes.NewReader(body), 64<<20, out)
+	var unreachable *jsonhttp.Unreachable
+	var answer *jsonhttp.Answer
+	switch {
+	case errors.As(err, &unreachable):
+		return fmt.Errorf("cannot reach the plugin at %s: %w (is it enabled? give its socket with --socket)", c.Socket, unreachable.Err)
+	case errors.As(err, &answer):
+		return &StatusError{Path: path, Status: answer.Status, Body: answer.Body}
+	case err != nil:
+		return fmt.Errorf("%w: are the CLI and the plugin the same version?", err)
 	}
 	return nil
 }
